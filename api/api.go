@@ -1,0 +1,241 @@
+// Package api is the HTTP face of the server: routing, header parsing and
+// validation, response headers, and the long-poll and SSE writers. The
+// handler can be mounted under any prefix (for example with
+// http.StripPrefix); streams live under /v1/stream/ below that prefix.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/streamtier/durable-streams/cache"
+	"github.com/streamtier/durable-streams/internal/protocol"
+	"github.com/streamtier/durable-streams/sequencer"
+)
+
+// StreamsRoute is the path prefix of stream URLs.
+const StreamsRoute = "/v1/stream/"
+
+// Options configure the HTTP layer.
+type Options struct {
+	Registry        *sequencer.Registry
+	Logger          *slog.Logger
+	LongPollTimeout time.Duration // default 30s
+	SSEMaxDuration  time.Duration // SSE connections are closed after this (default 60s) so CDNs can collapse them
+	MaxAppendBytes  int64         // default 8 MiB; larger bodies get 413
+	MaxReadChunk    int           // default 1 MiB
+	CacheMode       cache.Mode
+	// Ready reports readiness for /readyz (nil: always ready).
+	Ready func(ctx context.Context) error
+}
+
+// API serves the protocol.
+type API struct {
+	opt  Options
+	reg  *sequencer.Registry
+	lg   *slog.Logger
+	echo *echo.Echo
+
+	rndMu sync.Mutex
+	rnd   *rand.Rand
+}
+
+// New builds the HTTP layer.
+func New(opt Options) *API {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.LongPollTimeout <= 0 {
+		opt.LongPollTimeout = 30 * time.Second
+	}
+	if opt.SSEMaxDuration <= 0 {
+		opt.SSEMaxDuration = 60 * time.Second
+	}
+	if opt.MaxAppendBytes <= 0 {
+		opt.MaxAppendBytes = 8 << 20
+	}
+	if opt.MaxReadChunk <= 0 {
+		opt.MaxReadChunk = 1 << 20
+	}
+	a := &API{opt: opt, reg: opt.Registry, lg: opt.Logger, rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = a.echoError
+	e.Use(securityHeaders, cors)
+	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.GET("/readyz", a.readyz)
+	e.Any(StreamsRoute+"*", a.stream)
+	a.echo = e
+	return a
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.echo.ServeHTTP(w, r) }
+
+func (a *API) readyz(c echo.Context) error {
+	if a.opt.Ready != nil {
+		if err := a.opt.Ready(c.Request().Context()); err != nil {
+			return c.String(http.StatusServiceUnavailable, "not ready: "+err.Error()+"\n")
+		}
+	}
+	return c.String(http.StatusOK, "ready\n")
+}
+
+func (a *API) stream(c echo.Context) error {
+	r := c.Request()
+	name := strings.TrimPrefix(r.URL.Path, StreamsRoute)
+	if err := protocol.ValidateStreamPath(name); err != nil {
+		return badRequest(err.Error())
+	}
+	switch r.Method {
+	case http.MethodPut:
+		return a.put(c, name)
+	case http.MethodPost:
+		return a.post(c, name)
+	case http.MethodGet:
+		return a.get(c, name)
+	case http.MethodHead:
+		return a.head(c, name)
+	case http.MethodDelete:
+		return a.delete(c, name)
+	}
+	c.Response().Header().Set("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
+	return &httpError{status: http.StatusMethodNotAllowed, code: "METHOD_NOT_ALLOWED", msg: "method not allowed on a stream"}
+}
+
+func (a *API) cursor(client string) string {
+	a.rndMu.Lock()
+	defer a.rndMu.Unlock()
+	return protocol.Cursor(time.Now(), client, a.rnd)
+}
+
+// securityHeaders adds the browser hardening headers of protocol section
+// 10.7 to every response, errors included.
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cross-Origin-Resource-Policy", "cross-origin")
+		return next(c)
+	}
+}
+
+var (
+	corsAllowHeaders = strings.Join([]string{"Content-Type", "Authorization", "If-None-Match", "Last-Event-ID",
+		protocol.HeaderStreamTTL, protocol.HeaderStreamExpiresAt, protocol.HeaderStreamSeq, protocol.HeaderStreamClosed,
+		protocol.HeaderProducerID, protocol.HeaderProducerEpoch, protocol.HeaderProducerSeq,
+		protocol.HeaderForkedFrom, protocol.HeaderForkOffset, protocol.HeaderForkSubOffset}, ", ")
+	corsExposeHeaders = strings.Join([]string{"ETag", "Location", "Content-Type",
+		protocol.HeaderStreamNextOffset, protocol.HeaderStreamCursor, protocol.HeaderStreamUpToDate, protocol.HeaderStreamClosed,
+		protocol.HeaderStreamTTL, protocol.HeaderStreamExpiresAt, protocol.HeaderSSEDataEncoding,
+		protocol.HeaderProducerEpoch, protocol.HeaderProducerSeq, protocol.HeaderProducerExpectedSeq, protocol.HeaderProducerReceivedSeq}, ", ")
+)
+
+// cors lets browsers on any origin use the protocol and read its headers.
+func cors(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+		if c.Request().Method == http.MethodOptions {
+			h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+			h.Set("Access-Control-Max-Age", "86400")
+			return c.NoContent(http.StatusNoContent)
+		}
+		return next(c)
+	}
+}
+
+// httpError is an error answered with a status and a JSON body.
+type httpError struct {
+	status int
+	code   string
+	msg    string
+	header map[string]string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func badRequest(msg string) *httpError {
+	return &httpError{status: http.StatusBadRequest, code: "BAD_REQUEST", msg: msg}
+}
+
+// fromStreamErr maps a sequencer error to an HTTP error.
+func fromStreamErr(err error) *httpError {
+	var se *sequencer.Error
+	if !errors.As(err, &se) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return &httpError{status: 499, code: "CANCELED", msg: "request canceled"}
+		}
+		return &httpError{status: http.StatusInternalServerError, code: "INTERNAL", msg: "internal error"}
+	}
+	switch se.Kind {
+	case sequencer.KindNotFound:
+		return &httpError{status: http.StatusNotFound, code: "NOT_FOUND", msg: se.Msg}
+	case sequencer.KindGone:
+		return &httpError{status: http.StatusGone, code: "GONE", msg: se.Msg}
+	case sequencer.KindBadRequest:
+		return &httpError{status: http.StatusBadRequest, code: "BAD_REQUEST", msg: se.Msg}
+	case sequencer.KindConflict:
+		return &httpError{status: http.StatusConflict, code: "CONFLICT", msg: se.Msg}
+	case sequencer.KindClosed:
+		return &httpError{status: http.StatusConflict, code: "STREAM_CLOSED", msg: se.Msg,
+			header: map[string]string{protocol.HeaderStreamClosed: "true", protocol.HeaderStreamNextOffset: se.Tail}}
+	case sequencer.KindStaleEpoch:
+		return &httpError{status: http.StatusForbidden, code: "STALE_EPOCH", msg: se.Msg,
+			header: map[string]string{protocol.HeaderProducerEpoch: itoa(se.Epoch)}}
+	case sequencer.KindSeqGap:
+		return &httpError{status: http.StatusConflict, code: "SEQUENCE_GAP", msg: se.Msg,
+			header: map[string]string{protocol.HeaderProducerExpectedSeq: itoa(se.ExpectedSeq), protocol.HeaderProducerReceivedSeq: itoa(se.ReceivedSeq)}}
+	case sequencer.KindUnavailable:
+		return &httpError{status: http.StatusServiceUnavailable, code: "UNAVAILABLE", msg: se.Msg,
+			header: map[string]string{"Retry-After": "1"}}
+	}
+	return &httpError{status: http.StatusInternalServerError, code: "INTERNAL", msg: "internal error"}
+}
+
+// echoError writes every error as a JSON body with a short reason.
+func (a *API) echoError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var he *httpError
+	var ee *echo.HTTPError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &he):
+	case errors.As(err, &mbe):
+		he = &httpError{status: http.StatusRequestEntityTooLarge, code: "PAYLOAD_TOO_LARGE", msg: "request body exceeds the server's append limit"}
+	case errors.As(err, &ee):
+		he = &httpError{status: ee.Code, code: strings.ToUpper(strings.ReplaceAll(http.StatusText(ee.Code), " ", "_")), msg: http.StatusText(ee.Code)}
+	default:
+		he = fromStreamErr(err)
+	}
+	if he.status >= 500 {
+		a.lg.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	}
+	h := c.Response().Header()
+	for k, v := range he.header {
+		h.Set(k, v)
+	}
+	h.Set("Cache-Control", "no-store")
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(he.status)
+		return
+	}
+	body, _ := json.Marshal(struct {
+		Code    string `json:"error"`
+		Message string `json:"message"`
+	}{he.code, he.msg})
+	_ = c.Blob(he.status, "application/json", append(body, '\n'))
+}

@@ -1,0 +1,350 @@
+package api
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/streamtier/durable-streams/cache"
+	"github.com/streamtier/durable-streams/hotlog"
+	"github.com/streamtier/durable-streams/internal/protocol"
+	"github.com/streamtier/durable-streams/sequencer"
+)
+
+func (a *API) get(c echo.Context, name string) error {
+	r := c.Request()
+	q := r.URL.Query()
+	off, err := protocol.ParseReadOffset(q)
+	if err != nil {
+		return badRequest(err.Error())
+	}
+	live, err := protocol.ParseLive(q)
+	if err != nil {
+		return badRequest(err.Error())
+	}
+	if live != protocol.LiveNone && !off.Given {
+		return badRequest("live reads require an offset parameter")
+	}
+	h, err := a.reg.Acquire(r.Context(), name, true)
+	if err != nil {
+		return err
+	}
+	defer h.Release()
+	snap := h.Snapshot()
+	pos := int64(0)
+	switch off.Kind {
+	case protocol.OffsetNow:
+		pos = snap.Tail
+	case protocol.OffsetToken:
+		pos = off.Token.Position
+		if pos > snap.Tail {
+			return badRequest("offset is beyond the end of the stream")
+		}
+	}
+	switch live {
+	case protocol.LiveLongPoll:
+		return a.longPoll(c, h, pos, q.Get("cursor"))
+	case protocol.LiveSSE:
+		return a.sse(c, h, pos, q.Get("cursor"))
+	}
+	if off.Kind == protocol.OffsetNow {
+		return a.writeNow(c, h, snap)
+	}
+	chunk, err := a.reg.ReadChunk(r.Context(), snap, pos, a.opt.MaxReadChunk)
+	if err != nil {
+		return err
+	}
+	return a.writeChunk(c, h, snap, &chunk, cache.CatchUp, "")
+}
+
+// writeNow answers offset=now: no data, the tail offset, never cached.
+func (a *API) writeNow(c echo.Context, h *sequencer.Handle, snap *sequencer.Snapshot) error {
+	hd := c.Response().Header()
+	hd.Set(protocol.HeaderStreamNextOffset, a.reg.TailToken(c.Request().Context(), snap).String())
+	hd.Set(protocol.HeaderStreamUpToDate, "true")
+	hd.Set("Cache-Control", cache.CacheControl(cache.Request{Kind: cache.NoStore}))
+	if snap.Closed {
+		hd.Set(protocol.HeaderStreamClosed, "true")
+	}
+	body := []byte{}
+	if isJSON(snap) {
+		body = []byte("[]")
+	}
+	return c.Blob(http.StatusOK, snap.ContentType, body)
+}
+
+// writeChunk answers a read that found its bytes (or an empty read at the
+// tail) with the protocol headers, ETag revalidation and caching policy.
+func (a *API) writeChunk(c echo.Context, h *sequencer.Handle, snap *sequencer.Snapshot, chunk *sequencer.Chunk, kind cache.Kind, cursor string) error {
+	hd := c.Response().Header()
+	upToDate := chunk.End == snap.Tail
+	closed := upToDate && snap.Closed
+	startTok := a.reg.TokenFor(c.Request().Context(), snap, chunk.From)
+	etag := cache.ETag(snap.ID, startTok.String(), chunk.EndToken.String(), closed)
+	hd.Set(protocol.HeaderStreamNextOffset, chunk.EndToken.String())
+	if upToDate {
+		hd.Set(protocol.HeaderStreamUpToDate, "true")
+	}
+	if closed {
+		hd.Set(protocol.HeaderStreamClosed, "true")
+	}
+	if cursor != "" {
+		hd.Set(protocol.HeaderStreamCursor, cursor)
+	}
+	if chunk.Sealed && !upToDate {
+		kind = cache.SealedChunk
+	}
+	hd.Set("Cache-Control", cache.CacheControl(cache.Request{Kind: kind, Mode: a.opt.CacheMode, Remaining: remaining(h)}))
+	hd.Set("ETag", etag)
+	if cache.Matches(c.Request().Header.Get("If-None-Match"), etag) {
+		return c.NoContent(http.StatusNotModified)
+	}
+	return c.Blob(http.StatusOK, snap.ContentType, encodeBody(snap, chunk.Messages))
+}
+
+// remaining is the time left before the stream expires (0: never).
+func remaining(h *sequencer.Handle) time.Duration {
+	if d, ok := h.Info.Deadline(); ok {
+		if left := time.Until(d); left > 0 {
+			return left
+		}
+		return time.Nanosecond
+	}
+	return 0
+}
+
+func isJSON(snap *sequencer.Snapshot) bool {
+	ct, err := protocol.ParseContentType(snap.ContentType)
+	return err == nil && ct.IsJSON()
+}
+
+// encodeBody renders messages as the response body: raw bytes, or a JSON
+// array for JSON streams.
+func encodeBody(snap *sequencer.Snapshot, msgs []hotlog.Message) []byte {
+	if !isJSON(snap) {
+		if len(msgs) == 1 {
+			return msgs[0].Data
+		}
+		n := 0
+		for _, m := range msgs {
+			n += len(m.Data)
+		}
+		buf := make([]byte, 0, n)
+		for _, m := range msgs {
+			buf = append(buf, m.Data...)
+		}
+		return buf
+	}
+	return jsonArray(msgs)
+}
+
+func jsonArray(msgs []hotlog.Message) []byte {
+	n := 2 + len(msgs)
+	for _, m := range msgs {
+		n += len(m.Data)
+	}
+	buf := make([]byte, 0, n)
+	buf = append(buf, '[')
+	for i, m := range msgs {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, m.Data...)
+	}
+	return append(buf, ']')
+}
+
+// longPoll answers at once when data exists at pos, otherwise waits for an
+// append, close or deletion, up to the long-poll timeout (then 204).
+func (a *API) longPoll(c echo.Context, h *sequencer.Handle, pos int64, clientCursor string) error {
+	ctx := c.Request().Context()
+	timer := time.NewTimer(a.opt.LongPollTimeout)
+	defer timer.Stop()
+	for {
+		snap := h.Snapshot()
+		if snap.Deleted {
+			return goneOrMissing(snap)
+		}
+		if pos < snap.Tail {
+			chunk, err := a.reg.ReadChunk(ctx, snap, pos, a.opt.MaxReadChunk)
+			if err != nil {
+				return err
+			}
+			return a.writeChunk(c, h, snap, &chunk, cache.LongPollData, a.cursor(clientCursor))
+		}
+		if snap.Closed {
+			return a.noContent(c, snap, "")
+		}
+		select {
+		case <-snap.Changed():
+		case <-timer.C:
+			return a.noContent(c, h.Snapshot(), a.cursor(clientCursor))
+		case <-a.reg.Closing():
+			return a.noContent(c, h.Snapshot(), a.cursor(clientCursor))
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func goneOrMissing(snap *sequencer.Snapshot) error {
+	if snap.Soft {
+		return &httpError{status: http.StatusGone, code: "GONE", msg: "stream was deleted"}
+	}
+	return &httpError{status: http.StatusNotFound, code: "NOT_FOUND", msg: "stream was deleted"}
+}
+
+// noContent is the long-poll answer when there is nothing new.
+func (a *API) noContent(c echo.Context, snap *sequencer.Snapshot, cursor string) error {
+	hd := c.Response().Header()
+	hd.Set(protocol.HeaderStreamNextOffset, a.reg.TailToken(c.Request().Context(), snap).String())
+	hd.Set(protocol.HeaderStreamUpToDate, "true")
+	hd.Set("Cache-Control", cache.CacheControl(cache.Request{Kind: cache.NoStore}))
+	if snap.Closed {
+		hd.Set(protocol.HeaderStreamClosed, "true")
+	} else {
+		if cursor == "" {
+			cursor = a.cursor("")
+		}
+		hd.Set(protocol.HeaderStreamCursor, cursor)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+type controlEvent struct {
+	StreamNextOffset string `json:"streamNextOffset"`
+	StreamCursor     string `json:"streamCursor,omitempty"`
+	UpToDate         bool   `json:"upToDate,omitempty"`
+	StreamClosed     bool   `json:"streamClosed,omitempty"`
+}
+
+// sse streams data and control events from pos, then follows the stream
+// live until it closes, is deleted, the client leaves, or SSEMaxDuration
+// passes (so CDNs can collapse reconnecting clients).
+func (a *API) sse(c echo.Context, h *sequencer.Handle, pos int64, clientCursor string) error {
+	ctx := c.Request().Context()
+	snap := h.Snapshot()
+	text := isText(snap)
+	w := c.Response()
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream")
+	hd.Set("Cache-Control", cache.CacheControl(cache.Request{Kind: cache.EventStream}))
+	hd.Set("X-Accel-Buffering", "no")
+	if !text {
+		hd.Set(protocol.HeaderSSEDataEncoding, "base64")
+	}
+	w.WriteHeader(http.StatusOK)
+	deadline := time.NewTimer(a.opt.SSEMaxDuration)
+	defer deadline.Stop()
+	cursor := a.cursor(clientCursor)
+	var buf bytes.Buffer
+	announced := false
+	for {
+		snap = h.Snapshot()
+		if snap.Deleted {
+			return nil
+		}
+		if pos < snap.Tail {
+			chunk, err := a.reg.ReadChunk(ctx, snap, pos, a.opt.MaxReadChunk)
+			if err != nil {
+				a.lg.Warn("sse read", "err", err)
+				return nil
+			}
+			buf.Reset()
+			writeDataEvent(&buf, snap, chunk.Messages, text)
+			pos = chunk.End
+			up := pos == snap.Tail
+			writeControl(&buf, chunk.EndToken.String(), cursor, up, up && snap.Closed)
+			if _, err := w.Write(buf.Bytes()); err != nil {
+				return nil
+			}
+			w.Flush()
+			announced = up
+			if up && snap.Closed {
+				return nil
+			}
+			continue
+		}
+		if !announced || snap.Closed {
+			buf.Reset()
+			writeControl(&buf, a.reg.TailToken(ctx, snap).String(), cursor, true, snap.Closed)
+			if _, err := w.Write(buf.Bytes()); err != nil {
+				return nil
+			}
+			w.Flush()
+			announced = true
+			if snap.Closed {
+				return nil
+			}
+		}
+		select {
+		case <-snap.Changed():
+		case <-deadline.C:
+			return nil
+		case <-a.reg.Closing():
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+func isText(snap *sequencer.Snapshot) bool {
+	ct, err := protocol.ParseContentType(snap.ContentType)
+	return err == nil && ct.IsText()
+}
+
+// writeDataEvent renders one SSE data event. Text is split on every line
+// terminator so payload bytes can never end the event early; binary data
+// is base64 on one line; JSON messages (compact, so newline-free) form an
+// array.
+func writeDataEvent(buf *bytes.Buffer, snap *sequencer.Snapshot, msgs []hotlog.Message, text bool) {
+	buf.WriteString("event: data\n")
+	switch {
+	case isJSON(snap):
+		buf.WriteString("data:")
+		buf.Write(jsonArray(msgs))
+		buf.WriteByte('\n')
+	case text:
+		data := encodeBody(snap, msgs)
+		start := 0
+		for i := 0; i < len(data); i++ {
+			if data[i] == '\n' || data[i] == '\r' {
+				buf.WriteString("data:")
+				buf.Write(data[start:i])
+				buf.WriteByte('\n')
+				if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
+					i++
+				}
+				start = i + 1
+			}
+		}
+		buf.WriteString("data:")
+		buf.Write(data[start:])
+		buf.WriteByte('\n')
+	default:
+		data := encodeBody(snap, msgs)
+		buf.WriteString("data:")
+		enc := base64.StdEncoding
+		out := make([]byte, enc.EncodedLen(len(data)))
+		enc.Encode(out, data)
+		buf.Write(out)
+		buf.WriteByte('\n')
+	}
+	buf.WriteByte('\n')
+}
+
+func writeControl(buf *bytes.Buffer, next, cursor string, upToDate, closed bool) {
+	ev := controlEvent{StreamNextOffset: next, UpToDate: upToDate, StreamClosed: closed}
+	if !closed {
+		ev.StreamCursor = cursor
+	}
+	b, _ := json.Marshal(ev)
+	buf.WriteString("event: control\ndata:")
+	buf.Write(b)
+	buf.WriteString("\n\n")
+}

@@ -1,0 +1,718 @@
+// Package catalog keeps the directory of durable streams: which path names
+// which stream, the stream's expiry and closure, the fork relationships
+// between streams, and the queue of deleted streams whose files and objects
+// still have to be removed.
+//
+// The catalog is one small SQLite database. A stream's data is not in it:
+// each stream keeps its data in files named after its id, which is why ids
+// are never reused.
+//
+// Forks and deletion: a fork reads its parent's data up to the fork point,
+// so a parent cannot disappear while forks of it exist. Every stream counts
+// the rows that name it as their parent (its RefCount). Deleting a stream
+// whose RefCount is positive only marks it deleted (a soft delete): the row
+// and the data stay, and the path stays occupied. Deleting a stream whose
+// RefCount is zero removes it for real (a hard delete) and decrements its
+// parent's RefCount; a soft-deleted parent that reaches zero is hard-deleted
+// in turn, and so on up the chain. Every hard-deleted id is queued for
+// garbage collection ([Catalog.PendingGC]).
+//
+// All times are stored with millisecond precision.
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/streamtier/durable-streams/migrations"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Errors returned (wrapped) by [Catalog] methods; test for them with
+// [errors.Is].
+var (
+	// ErrNotFound means no row, live or soft-deleted, has the path or id.
+	ErrNotFound = errors.New("catalog: stream not found")
+	// ErrExists means a row, live or soft-deleted, already has the path.
+	ErrExists = errors.New("catalog: path in use")
+	// ErrParentGone means a fork's parent does not exist or is
+	// soft-deleted, so the fork cannot be created.
+	ErrParentGone = errors.New("catalog: fork parent missing or deleted")
+	// ErrSoftDeleted means the stream was deleted but its row remains
+	// because forks of it still exist.
+	ErrSoftDeleted = errors.New("catalog: stream soft-deleted")
+)
+
+// Stream is one row of the catalog.
+type Stream struct {
+	ID            int64
+	Path          string
+	ContentType   string
+	TTL           time.Duration // sliding time to live after LastAccess; 0 = none
+	ExpiresAt     time.Time     // absolute expiry; zero = none
+	LastAccess    time.Time
+	Closed        bool
+	ParentID      int64  // 0 = not a fork
+	ForkOffset    string // the fork offset as requested/resolved (opaque to the catalog); "" for non-forks
+	ForkSubOffset int64
+	RefCount      int64     // rows, live or soft-deleted, whose ParentID is ID
+	DeletedAt     time.Time // zero = live; non-zero = soft-deleted
+	CreatedAt     time.Time
+}
+
+// Deadline returns when the stream expires and whether it expires at all.
+// With both a TTL and an absolute expiry, the earlier one wins.
+func (s Stream) Deadline() (time.Time, bool) {
+	var d time.Time
+	ok := false
+	if s.TTL > 0 {
+		d, ok = s.LastAccess.Add(s.TTL), true
+	}
+	if !s.ExpiresAt.IsZero() && (!ok || s.ExpiresAt.Before(d)) {
+		d, ok = s.ExpiresAt, true
+	}
+	return d, ok
+}
+
+// DeleteResult reports what [Catalog.Delete] did.
+type DeleteResult struct {
+	Soft    bool    // the stream was soft-deleted (forks of it exist)
+	HardIDs []int64 // ids removed for real, to clean up: the stream itself unless Soft, then its cascaded ancestors, child first
+}
+
+// idBlock is how many ids AllocateID reserves per write to id_alloc. Ids
+// of a block not handed out before a restart are skipped, never reused.
+const idBlock = 1000
+
+// maxConns bounds the connection pool. Writers are serialized anyway, and
+// every SQLite connection carries its own page cache.
+const maxConns = 8
+
+// pragmas apply to every connection, since database/sql may open a new one
+// at any time and only the DSN reaches all of them. synchronous=FULL makes
+// an acknowledged commit survive power loss; foreign_keys backs up the
+// refcount logic.
+var pragmas = []string{
+	"busy_timeout(10000)",
+	"foreign_keys(ON)",
+	"journal_mode(WAL)",
+	"synchronous(FULL)",
+}
+
+// Catalog is the stream directory. It is safe for concurrent use.
+type Catalog struct {
+	db  *sql.DB
+	now func() time.Time
+
+	// wlock serializes this process's write transactions, so that they
+	// queue in Go (and honor their contexts) instead of spinning in
+	// SQLite's busy handler.
+	wlock chan struct{}
+
+	// idLock guards next and limit, the unused part of the reserved id
+	// block. It is a channel so that waiting for it honors the context
+	// while the holder refills the block from the database.
+	idLock      chan struct{}
+	next, limit int64
+}
+
+// Open opens the catalog database at path, creating it and its parent
+// directories if needed, and brings its schema up to date. The database
+// uses WAL journaling with synchronous=FULL.
+func Open(ctx context.Context, path string) (*Catalog, error) {
+	c, err := open(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: open %s: %w", path, err)
+	}
+	return c, nil
+}
+
+func open(ctx context.Context, path string) (*Catalog, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(abs)
+	if err := mkdirAllSync(dir); err != nil {
+		return nil, err
+	}
+	_, err = os.Stat(abs)
+	created := errors.Is(err, fs.ErrNotExist)
+
+	db, err := sql.Open("sqlite", dsn(abs))
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+
+	if err := initialize(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if created {
+		// The new file's directory entry must be durable before any
+		// commit in it is acknowledged.
+		if err := syncDir(dir); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return &Catalog{
+		db:     db,
+		now:    time.Now,
+		wlock:  make(chan struct{}, 1),
+		idLock: make(chan struct{}, 1),
+	}, nil
+}
+
+func initialize(ctx context.Context, db *sql.DB) error {
+	// SQLite silently keeps the old journal mode where WAL is impossible
+	// (some network file systems); the durability and concurrency
+	// reasoning here assumes WAL, so refuse instead.
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return err
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("journal mode is %q, not WAL", mode)
+	}
+	return migrations.Apply(ctx, db)
+}
+
+// dsn returns the modernc.org/sqlite data source name for the absolute
+// path abs. The path travels as an escaped file: URI so that '?', '#' and
+// '%' in directory names survive. _txlock=immediate makes every
+// transaction take the write lock at BEGIN: a deferred transaction that
+// reads and then writes can fail with SQLITE_BUSY at the upgrade, which
+// busy_timeout does not retry.
+func dsn(abs string) string {
+	q := url.Values{}
+	q.Set("mode", "rwc")
+	q.Set("_txlock", "immediate")
+	for _, p := range pragmas {
+		q.Add("_pragma", p)
+	}
+	u := url.URL{Scheme: "file", OmitHost: true, Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
+	return u.String()
+}
+
+// Close closes the database.
+func (c *Catalog) Close() error {
+	if err := c.db.Close(); err != nil {
+		return fmt.Errorf("catalog: close: %w", err)
+	}
+	return nil
+}
+
+// DB returns the underlying database handle, for code that keeps its own
+// tables in the catalog database (such as the admin index of segments).
+// Its transactions begin IMMEDIATE.
+func (c *Catalog) DB() *sql.DB { return c.db }
+
+// write runs fn in a write transaction and commits it if fn succeeds.
+func (c *Catalog) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	select {
+	case c.wlock <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-c.wlock }()
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// AllocateID returns a stream id that has never been returned before, also
+// not by an earlier process using the same database. Ids are positive.
+//
+// Ids are reserved in blocks, so allocating is usually free of I/O, and
+// ids reserved but not handed out before Close are skipped.
+func (c *Catalog) AllocateID(ctx context.Context) (int64, error) {
+	select {
+	case c.idLock <- struct{}{}:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("catalog: allocate id: %w", ctx.Err())
+	}
+	defer func() { <-c.idLock }()
+	if c.next == c.limit {
+		var first int64
+		err := c.write(ctx, func(tx *sql.Tx) error {
+			return tx.QueryRowContext(ctx,
+				"UPDATE id_alloc SET next = next + ?1 WHERE id = 1 RETURNING next - ?1", idBlock).Scan(&first)
+		})
+		if err != nil {
+			return 0, fmt.Errorf("catalog: allocate id: %w", err)
+		}
+		c.next, c.limit = first, first+idBlock
+	}
+	id := c.next
+	c.next++
+	return id, nil
+}
+
+// Insert adds s as a live stream. s.ID must come from [Catalog.AllocateID];
+// s.RefCount and s.DeletedAt are ignored (a new stream has no forks and is
+// live). A zero s.CreatedAt means now, and a zero s.LastAccess means
+// s.CreatedAt.
+//
+// Insert fails with [ErrExists] if a row, live or soft-deleted, has
+// s.Path. If s.ParentID is not 0, the parent must exist and not be
+// soft-deleted, else Insert fails with [ErrParentGone]; the parent's
+// RefCount is incremented in the same transaction.
+func (c *Catalog) Insert(ctx context.Context, s Stream) error {
+	if err := c.insert(ctx, s); err != nil {
+		return fmt.Errorf("catalog: insert %q: %w", s.Path, err)
+	}
+	return nil
+}
+
+func (c *Catalog) insert(ctx context.Context, s Stream) error {
+	switch {
+	case s.ID <= 0:
+		return fmt.Errorf("invalid id %d", s.ID)
+	case s.Path == "":
+		return errors.New("empty path")
+	case s.TTL < 0:
+		return fmt.Errorf("negative TTL %v", s.TTL)
+	case s.ParentID < 0:
+		return fmt.Errorf("invalid parent id %d", s.ParentID)
+	case s.ParentID == 0 && (s.ForkOffset != "" || s.ForkSubOffset != 0):
+		return errors.New("fork offset without a parent")
+	}
+	if s.CreatedAt.IsZero() {
+		s.CreatedAt = c.now()
+	}
+	if s.LastAccess.IsZero() {
+		s.LastAccess = s.CreatedAt
+	}
+	var ttl sql.NullInt64
+	if s.TTL > 0 {
+		// Stored in whole milliseconds like every time here; a TTL under
+		// one millisecond becomes one rather than none.
+		ttl = sql.NullInt64{Int64: max(s.TTL.Milliseconds(), 1), Valid: true}
+	}
+	var parent sql.NullInt64
+	if s.ParentID != 0 {
+		parent = sql.NullInt64{Int64: s.ParentID, Valid: true}
+	}
+	return c.write(ctx, func(tx *sql.Tx) error {
+		// An id at or beyond the reserved range would be handed out again
+		// by a later AllocateID.
+		var next int64
+		if err := tx.QueryRowContext(ctx, "SELECT next FROM id_alloc WHERE id = 1").Scan(&next); err != nil {
+			return err
+		}
+		if s.ID >= next {
+			return fmt.Errorf("id %d was not allocated", s.ID)
+		}
+		var id int64
+		switch err := tx.QueryRowContext(ctx, "SELECT id FROM streams WHERE path = ?", s.Path).Scan(&id); {
+		case err == nil:
+			return ErrExists
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		if parent.Valid {
+			res, err := tx.ExecContext(ctx,
+				"UPDATE streams SET refcount = refcount + 1 WHERE id = ? AND deleted_at IS NULL", s.ParentID)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				return ErrParentGone
+			}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO streams (id, path, content_type, ttl_ms, expires_at,
+			last_access, closed, parent_id, fork_offset, fork_sub_offset, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			s.ID, s.Path, s.ContentType, ttl, millis(s.ExpiresAt),
+			s.LastAccess.UnixMilli(), s.Closed, parent, s.ForkOffset, s.ForkSubOffset, s.CreatedAt.UnixMilli())
+		return err
+	})
+}
+
+// streamColumns is the column list that scanStream reads, in order.
+const streamColumns = `id, path, content_type, ttl_ms, expires_at, last_access, closed,
+	parent_id, fork_offset, fork_sub_offset, refcount, deleted_at, created_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanStream(r scanner) (Stream, error) {
+	var (
+		s                             Stream
+		ttl, expires, parent, deleted sql.NullInt64
+		lastAccess, createdAt         int64
+	)
+	err := r.Scan(&s.ID, &s.Path, &s.ContentType, &ttl, &expires, &lastAccess, &s.Closed,
+		&parent, &s.ForkOffset, &s.ForkSubOffset, &s.RefCount, &deleted, &createdAt)
+	if err != nil {
+		return Stream{}, err
+	}
+	s.TTL = time.Duration(ttl.Int64) * time.Millisecond
+	s.ExpiresAt = fromMillis(expires)
+	s.LastAccess = time.UnixMilli(lastAccess)
+	s.ParentID = parent.Int64
+	s.DeletedAt = fromMillis(deleted)
+	s.CreatedAt = time.UnixMilli(createdAt)
+	return s, nil
+}
+
+func scanStreams(rows *sql.Rows) ([]Stream, error) {
+	defer rows.Close()
+	var out []Stream
+	for rows.Next() {
+		s, err := scanStream(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Get returns the stream at path, live or soft-deleted, or [ErrNotFound].
+func (c *Catalog) Get(ctx context.Context, path string) (Stream, error) {
+	s, err := scanStream(c.db.QueryRowContext(ctx, "SELECT "+streamColumns+" FROM streams WHERE path = ?", path))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return Stream{}, fmt.Errorf("catalog: get %q: %w", path, err)
+	}
+	return s, nil
+}
+
+// GetByID returns the stream with id, live or soft-deleted, or
+// [ErrNotFound].
+func (c *Catalog) GetByID(ctx context.Context, id int64) (Stream, error) {
+	s, err := scanStream(c.db.QueryRowContext(ctx, "SELECT "+streamColumns+" FROM streams WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return Stream{}, fmt.Errorf("catalog: get id %d: %w", id, err)
+	}
+	return s, nil
+}
+
+// Delete deletes stream id. If forks of it exist (RefCount > 0) the stream
+// is soft-deleted; otherwise it is hard-deleted, and so is every
+// soft-deleted ancestor whose RefCount drops to zero as a result. Hard
+// deleted ids are queued for garbage collection in the same transaction.
+//
+// Delete fails with [ErrNotFound] if id does not exist and with
+// [ErrSoftDeleted] if it is already soft-deleted.
+func (c *Catalog) Delete(ctx context.Context, id int64) (DeleteResult, error) {
+	var res DeleteResult
+	err := c.write(ctx, func(tx *sql.Tx) error {
+		res = DeleteResult{}
+		now := c.now().UnixMilli()
+		var refcount int64
+		var deleted sql.NullInt64
+		err := tx.QueryRowContext(ctx, "SELECT refcount, deleted_at FROM streams WHERE id = ?", id).Scan(&refcount, &deleted)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return ErrNotFound
+		case err != nil:
+			return err
+		case deleted.Valid:
+			return ErrSoftDeleted
+		case refcount > 0:
+			res.Soft = true
+			_, err := tx.ExecContext(ctx, "UPDATE streams SET deleted_at = ? WHERE id = ?", now, id)
+			return err
+		}
+		// The chain ends at a root, at a live ancestor or at one that still
+		// has other forks. Parents are older than their forks and never
+		// change, so the chain has no cycles.
+		for cur := id; ; {
+			var parent sql.NullInt64
+			if err := tx.QueryRowContext(ctx, "DELETE FROM streams WHERE id = ? RETURNING parent_id", cur).Scan(&parent); err != nil {
+				return fmt.Errorf("remove %d: %w", cur, err)
+			}
+			if _, err := tx.ExecContext(ctx,
+				"INSERT INTO gc_queue (stream_id, queued_at) VALUES (?, ?) ON CONFLICT (stream_id) DO NOTHING", cur, now); err != nil {
+				return fmt.Errorf("queue %d for gc: %w", cur, err)
+			}
+			res.HardIDs = append(res.HardIDs, cur)
+			if !parent.Valid {
+				return nil
+			}
+			var refcount int64
+			var softDeleted bool
+			err := tx.QueryRowContext(ctx,
+				"UPDATE streams SET refcount = refcount - 1 WHERE id = ? RETURNING refcount, deleted_at IS NOT NULL",
+				parent.Int64).Scan(&refcount, &softDeleted)
+			if err != nil {
+				return fmt.Errorf("release parent %d of %d: %w", parent.Int64, cur, err)
+			}
+			if refcount > 0 || !softDeleted {
+				return nil
+			}
+			cur = parent.Int64
+		}
+	})
+	if err != nil {
+		return DeleteResult{}, fmt.Errorf("catalog: delete %d: %w", id, err)
+	}
+	return res, nil
+}
+
+// SetClosed marks stream id closed (no more appends). Closing a closed
+// stream succeeds. It fails with [ErrNotFound] if id does not exist and
+// with [ErrSoftDeleted] if it is soft-deleted.
+func (c *Catalog) SetClosed(ctx context.Context, id int64) error {
+	err := c.write(ctx, func(tx *sql.Tx) error {
+		var softDeleted bool
+		err := tx.QueryRowContext(ctx, "SELECT deleted_at IS NOT NULL FROM streams WHERE id = ?", id).Scan(&softDeleted)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return ErrNotFound
+		case err != nil:
+			return err
+		case softDeleted:
+			return ErrSoftDeleted
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE streams SET closed = 1 WHERE id = ?", id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("catalog: close stream %d: %w", id, err)
+	}
+	return nil
+}
+
+// TouchMany records the last access times in access (stream id to time)
+// in one transaction, moving the deadlines of streams with a TTL. A time
+// older than the one stored is ignored, so batches flushed out of order
+// cannot shorten a stream's life. Missing ids are ignored.
+func (c *Catalog) TouchMany(ctx context.Context, access map[int64]time.Time) error {
+	if len(access) == 0 {
+		return nil
+	}
+	err := c.write(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, "UPDATE streams SET last_access = ?1 WHERE id = ?2 AND last_access < ?1")
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for id, t := range access {
+			if _, err := stmt.ExecContext(ctx, t.UnixMilli(), id); err != nil {
+				return fmt.Errorf("stream %d: %w", id, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("catalog: touch: %w", err)
+	}
+	return nil
+}
+
+// limitArg converts a limit for SQL, where -1 means none.
+func limitArg(limit int) int {
+	if limit <= 0 {
+		return -1
+	}
+	return limit
+}
+
+// Expired returns the live (not soft-deleted) streams whose deadline is at
+// or before now, earliest deadline first, at most limit of them (no limit
+// if limit <= 0).
+func (c *Catalog) Expired(ctx context.Context, now time.Time, limit int) ([]Stream, error) {
+	// The conditions match the partial index streams_deadline.
+	rows, err := c.db.QueryContext(ctx, "SELECT "+streamColumns+` FROM streams
+		WHERE deadline <= ? AND deadline IS NOT NULL AND deleted_at IS NULL
+		ORDER BY deadline, id LIMIT ?`, now.UnixMilli(), limitArg(limit))
+	if err != nil {
+		return nil, fmt.Errorf("catalog: expired: %w", err)
+	}
+	out, err := scanStreams(rows)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: expired: %w", err)
+	}
+	return out, nil
+}
+
+// List returns the streams, live and soft-deleted, whose path starts with
+// prefix and sorts after after, in path order (byte-wise), at most limit of
+// them (no limit if limit <= 0). To page, pass the last path of one page
+// as after for the next. Every byte of prefix is literal.
+func (c *Catalog) List(ctx context.Context, prefix, after string, limit int) ([]Stream, error) {
+	// A range on path rather than LIKE: LIKE would need its wildcards
+	// escaped, is case-insensitive for ASCII, and cannot use the index.
+	var conds []string
+	var args []any
+	if after >= prefix {
+		conds, args = append(conds, "path > ?"), append(args, after)
+	} else {
+		conds, args = append(conds, "path >= ?"), append(args, prefix)
+	}
+	if end, ok := prefixEnd(prefix); ok {
+		conds, args = append(conds, "path < ?"), append(args, end)
+	}
+	args = append(args, limitArg(limit))
+	rows, err := c.db.QueryContext(ctx, "SELECT "+streamColumns+" FROM streams WHERE "+
+		strings.Join(conds, " AND ")+" ORDER BY path LIMIT ?", args...)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: list %q: %w", prefix, err)
+	}
+	out, err := scanStreams(rows)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: list %q: %w", prefix, err)
+	}
+	return out, nil
+}
+
+// prefixEnd returns the smallest string greater than every string that
+// starts with prefix, and false if there is none (prefix is empty or all
+// 0xff bytes). SQLite compares TEXT byte-wise, and the driver passes the
+// bytes through unchanged even when the result is not valid UTF-8.
+func prefixEnd(prefix string) (string, bool) {
+	b := []byte(prefix)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1]), true
+		}
+	}
+	return "", false
+}
+
+// Children returns the ids of the live (not soft-deleted) forks whose
+// parent is id, in ascending order. It returns no ids, not an error, for an
+// id that does not exist. Soft-deleted forks still count in the parent's
+// RefCount but are not returned.
+func (c *Catalog) Children(ctx context.Context, id int64) ([]int64, error) {
+	ids, err := c.queryIDs(ctx, "SELECT id FROM streams WHERE parent_id = ? AND deleted_at IS NULL ORDER BY id", id)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: children of %d: %w", id, err)
+	}
+	return ids, nil
+}
+
+// PendingGC returns ids of hard-deleted streams whose files and objects
+// have not yet been removed, oldest deletion first, at most limit of them
+// (no limit if limit <= 0).
+func (c *Catalog) PendingGC(ctx context.Context, limit int) ([]int64, error) {
+	ids, err := c.queryIDs(ctx, "SELECT stream_id FROM gc_queue ORDER BY queued_at, stream_id LIMIT ?", limitArg(limit))
+	if err != nil {
+		return nil, fmt.Errorf("catalog: pending gc: %w", err)
+	}
+	return ids, nil
+}
+
+// DoneGC removes id from the garbage collection queue once its files and
+// objects are gone. Removing an id that is not queued succeeds, so a
+// collector that crashed after cleaning up can simply repeat.
+func (c *Catalog) DoneGC(ctx context.Context, id int64) error {
+	err := c.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "DELETE FROM gc_queue WHERE stream_id = ?", id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("catalog: gc done %d: %w", id, err)
+	}
+	return nil
+}
+
+func (c *Catalog) queryIDs(ctx context.Context, query string, args ...any) ([]int64, error) {
+	rows, err := c.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// millis converts t for storage; the zero time is stored as NULL so that
+// it round-trips exactly.
+func millis(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
+}
+
+func fromMillis(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMilli(v.Int64)
+}
+
+// mkdirAllSync is os.MkdirAll that also fsyncs the parent of every
+// directory it creates, so that the new path survives power loss.
+func mkdirAllSync(dir string) error {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := syncDir(filepath.Dir(missing[i])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		d.Close()
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return d.Close()
+}

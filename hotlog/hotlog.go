@@ -1,0 +1,404 @@
+// Package hotlog stores the recent part of one durable stream in its own
+// SQLite database file, the stream's hot log.
+//
+// A hot log holds the stream's metadata, the state of its idempotent
+// producers, the index of its sealed segments and the messages that have
+// not yet been moved to object storage. One goroutine per stream writes it
+// through [Log.Commit], one transaction per group commit; any number of
+// readers read it concurrently through a separate pool of read-only
+// connections, so reads never wait for the writer and the writer never
+// waits for reads (the file is in WAL mode).
+//
+// Positions are byte positions in the stream's logical byte space: a
+// message stored at Pos covers the bytes [Pos, Pos+len(Data)).
+package hotlog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Message is one stored message. Positions are byte positions in the
+// stream's logical byte space.
+type Message struct {
+	Pos      int64  // start position of Data
+	Seg      int64  // segment number the message belongs to
+	Data     []byte // never empty
+	BatchEnd bool   // true on the last message of the append request that wrote it
+}
+
+// End returns the position just past the message's data.
+func (m Message) End() int64 { return m.Pos + int64(len(m.Data)) }
+
+// ForkBase describes the inherited prefix of a forked stream: positions
+// [0, Pos) come from ParentID.
+type ForkBase struct {
+	ParentID int64
+	Pos      int64 // first position owned by this stream
+	Seg      int64 // segment number that contains position Pos-1 in the parent's view (or the parent's first segment if Pos==0)
+	SegStart int64 // start position of that segment in the parent's view
+	Shared   bool  // the fork's own data continues in segment Seg (true) or starts in Seg+1 (false)
+}
+
+// ProducerKey identifies one request of an idempotent producer.
+type ProducerKey struct {
+	ID    string
+	Epoch int64
+	Seq   int64
+}
+
+// Meta is the stream's persisted metadata (exactly one row). Times are
+// stored with millisecond precision; the zero time round-trips as the zero
+// time.
+type Meta struct {
+	StreamID     int64
+	ContentType  string
+	CreatedAt    time.Time
+	Tail         int64        // next position to be written
+	OpenSeg      int64        // number of the open (unsealed) segment
+	OpenSegStart int64        // position where the open segment starts
+	OpenSegMsgs  int64        // messages written into the open segment by this stream
+	OpenSegBytes int64        // bytes written into the open segment by this stream
+	OpenSegSince time.Time    // time the first message entered the open segment (zero if none)
+	Closed       bool         // no more appends are accepted
+	ClosedBy     *ProducerKey // producer request that closed the stream, if any (for idempotent close retries)
+	StreamSeq    string       // last accepted Stream-Seq header value ("" if none)
+	Fork         *ForkBase    // nil for a root stream
+}
+
+// Producer is the persisted state of one idempotent producer.
+type Producer struct {
+	ID      string
+	Epoch   int64
+	LastSeq int64
+	Updated time.Time // stored with millisecond precision
+}
+
+// SegmentState is the lifecycle state of a sealed segment.
+type SegmentState string
+
+// The states of a sealed segment, in lifecycle order.
+const (
+	SegmentSealed   SegmentState = "sealed"   // range closed; rows still in the hot log; not yet uploaded
+	SegmentUploaded SegmentState = "uploaded" // object uploaded and verified, rows trimmed from the hot log
+)
+
+// Segment is one sealed range [Start, End) of this stream's own segment
+// numbering.
+type Segment struct {
+	Seg       int64
+	Start     int64
+	End       int64
+	Messages  int64
+	Bytes     int64
+	State     SegmentState
+	ObjectKey string // set when uploaded
+	Checksum  uint32 // CRC32C of the object, set when uploaded
+	SealedAt  time.Time
+}
+
+// Batch is the unit of group commit: everything in it is written in one
+// transaction.
+type Batch struct {
+	Messages  []Message  // new messages, in position order (may be empty, e.g. close-only)
+	Producers []Producer // producer rows to upsert
+	Meta      Meta       // the complete new meta row
+	Seal      *Segment   // optional newly sealed segment to insert (State == SegmentSealed)
+}
+
+// Options tune a Log. Zero values mean defaults.
+type Options struct {
+	ReadConns int // max connections in the read pool (default 4)
+}
+
+// Stats describes the size of a hot log.
+type Stats struct {
+	FileBytes int64 // size of the database file plus its WAL
+	Rows      int64 // number of stored messages
+	DataBytes int64 // total size of the stored messages' data
+}
+
+const defaultReadConns = 4
+
+// Log is an open hot log. It is safe for concurrent use; writes are
+// serialized.
+type Log struct {
+	path string
+	rdb  *sql.DB // read-only pool
+
+	mu      sync.Mutex // serializes the write path and guards the fields below
+	closed  bool
+	wdb     *sql.DB // single writer connection
+	insMsg  *sql.Stmt
+	upProd  *sql.Stmt
+	updMeta *sql.Stmt
+	insSeg  *sql.Stmt
+}
+
+// Create makes a new hot log file at path holding meta and the initial
+// messages, durably: the transaction is committed with synchronous=FULL and
+// the parent directory is fsynced so that the new file survives power loss.
+// Any existing file at path (and its -wal and -shm files) is removed first:
+// callers only create at paths no live stream uses. Missing parent
+// directories are created with mode 0o755.
+func Create(ctx context.Context, path string, meta Meta, initial []Message) (err error) {
+	if err := checkMessages(initial); err != nil {
+		return fmt.Errorf("hotlog: create %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("hotlog: create %s: %w", path, err)
+		}
+	}()
+	dir := filepath.Dir(path)
+	if err := mkdirAllSync(dir); err != nil {
+		return err
+	}
+	// A stale WAL left next to a fresh database would be replayed into it.
+	for _, p := range []string{path + "-wal", path + "-shm", path + "-journal", path} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	name, err := dsn(path, dsnCreate)
+	if err != nil {
+		return err
+	}
+	db, err := sql.Open("sqlite", name)
+	if err != nil {
+		return err
+	}
+	db.SetMaxOpenConns(1)
+	if err := initialize(ctx, db, &meta, initial); err != nil {
+		db.Close()
+		return err
+	}
+	// Closing the last connection checkpoints the WAL into the database
+	// file (fsynced, synchronous=FULL) and removes the WAL.
+	if err := db.Close(); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func initialize(ctx context.Context, db *sql.DB, meta *Meta, initial []Message) error {
+	c, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for _, p := range createPragmas {
+		if _, err := c.ExecContext(ctx, p); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	tx, err := c.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, schema); err != nil {
+		return fmt.Errorf("create schema: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
+		return fmt.Errorf("set schema version: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, metaInsertSQL(), metaArgs(meta)...); err != nil {
+		return fmt.Errorf("insert meta: %w", err)
+	}
+	if len(initial) > 0 {
+		ins, err := tx.PrepareContext(ctx, insertMessageSQL)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		for i := range initial {
+			m := &initial[i]
+			if _, err := ins.ExecContext(ctx, m.Pos, m.Seg, messageFlags(m), m.Data); err != nil {
+				return fmt.Errorf("insert message at %d: %w", m.Pos, err)
+			}
+		}
+	}
+	return tx.Commit()
+}
+
+// mkdirAllSync is os.MkdirAll that also fsyncs the parent of every
+// directory it creates, so that the new path survives power loss.
+func mkdirAllSync(dir string) error {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := syncDir(filepath.Dir(missing[i])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		d.Close()
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return d.Close()
+}
+
+// Open opens an existing hot log. It fails with an error wrapping
+// [fs.ErrNotExist] if the file does not exist, and refuses files written by
+// a newer schema version.
+func Open(ctx context.Context, path string, opts Options) (*Log, error) {
+	l, err := open(ctx, path, opts)
+	if err != nil {
+		return nil, fmt.Errorf("hotlog: open %s: %w", path, err)
+	}
+	return l, nil
+}
+
+func open(ctx context.Context, path string, opts Options) (_ *Log, err error) {
+	// SQLite reports a missing file only as "unable to open database file";
+	// checking first gives callers an error that matches fs.ErrNotExist.
+	if _, err := os.Stat(path); err != nil {
+		return nil, err
+	}
+	n := opts.ReadConns
+	if n <= 0 {
+		n = defaultReadConns
+	}
+	l := &Log{path: path}
+	defer func() {
+		if err != nil {
+			l.Close()
+		}
+	}()
+
+	wname, err := dsn(path, dsnWrite)
+	if err != nil {
+		return nil, err
+	}
+	if l.wdb, err = sql.Open("sqlite", wname); err != nil {
+		return nil, err
+	}
+	l.wdb.SetMaxOpenConns(1)
+	l.wdb.SetMaxIdleConns(1)
+	l.wdb.SetConnMaxLifetime(0)
+	l.wdb.SetConnMaxIdleTime(0)
+
+	var version int
+	if err := l.wdb.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return nil, fmt.Errorf("read schema version: %w", err)
+	}
+	switch {
+	case version == 0:
+		return nil, errors.New("not a hot log (schema version 0)")
+	case version > schemaVersion:
+		return nil, fmt.Errorf("schema version %d is newer than the supported version %d", version, schemaVersion)
+	}
+
+	// The writer connection exists and holds the WAL open by now, so the
+	// read-only connections never have to create it.
+	rname, err := dsn(path, dsnRead)
+	if err != nil {
+		return nil, err
+	}
+	if l.rdb, err = sql.Open("sqlite", rname); err != nil {
+		return nil, err
+	}
+	l.rdb.SetMaxOpenConns(n)
+	l.rdb.SetMaxIdleConns(n)
+	l.rdb.SetConnMaxLifetime(0)
+	l.rdb.SetConnMaxIdleTime(0)
+
+	for _, s := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{
+		{&l.insMsg, insertMessageSQL},
+		{&l.upProd, upsertProducerSQL},
+		{&l.updMeta, metaUpdateSQL()},
+		{&l.insSeg, insertSegmentSQL},
+	} {
+		if *s.dst, err = l.wdb.PrepareContext(ctx, s.query); err != nil {
+			return nil, fmt.Errorf("prepare %q: %w", s.query, err)
+		}
+	}
+	return l, nil
+}
+
+// Close closes both connection pools. Calls after the first return nil.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	var errs []error
+	for _, s := range []*sql.Stmt{l.insMsg, l.upProd, l.updMeta, l.insSeg} {
+		if s != nil {
+			errs = append(errs, s.Close())
+		}
+	}
+	if l.rdb != nil {
+		errs = append(errs, l.rdb.Close())
+	}
+	// The writer closes last so that, as the last connection, it
+	// checkpoints the WAL.
+	if l.wdb != nil {
+		errs = append(errs, l.wdb.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("hotlog: close %s: %w", l.path, err)
+	}
+	return nil
+}
+
+// errClosed is returned by the write path of a closed Log.
+var errClosed = errors.New("log is closed")
+
+// checkMessages rejects message lists that would corrupt the position
+// space: empty messages (a position would belong to no message) and
+// overlapping or unordered ones.
+func checkMessages(msgs []Message) error {
+	for i := range msgs {
+		m := &msgs[i]
+		if len(m.Data) == 0 {
+			return fmt.Errorf("message at %d is empty", m.Pos)
+		}
+		if m.Pos < 0 {
+			return fmt.Errorf("message at negative position %d", m.Pos)
+		}
+		if i > 0 && m.Pos < msgs[i-1].End() {
+			return fmt.Errorf("message at %d overlaps or precedes the message at %d", m.Pos, msgs[i-1].Pos)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,158 @@
+package hotlog
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+)
+
+// Commit writes the batch atomically and durably: it returns nil only after
+// the transaction is committed and synced to stable storage.
+func (l *Log) Commit(ctx context.Context, b *Batch) error {
+	if err := l.commit(ctx, b); err != nil {
+		return fmt.Errorf("hotlog: commit %s: %w", l.path, err)
+	}
+	return nil
+}
+
+func (l *Log) commit(ctx context.Context, b *Batch) error {
+	if b == nil {
+		return errors.New("nil batch")
+	}
+	if err := checkMessages(b.Messages); err != nil {
+		return err
+	}
+	if b.Seal != nil && b.Seal.State != SegmentSealed {
+		return fmt.Errorf("new segment %d has state %q, want %q", b.Seal.Seg, b.Seal.State, SegmentSealed)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return errClosed
+	}
+	return l.writeTx(ctx, func(tx *sql.Tx) error {
+		if len(b.Messages) > 0 {
+			ins := tx.StmtContext(ctx, l.insMsg)
+			for i := range b.Messages {
+				m := &b.Messages[i]
+				if _, err := ins.ExecContext(ctx, m.Pos, m.Seg, messageFlags(m), m.Data); err != nil {
+					return fmt.Errorf("insert message at %d: %w", m.Pos, err)
+				}
+			}
+		}
+		if len(b.Producers) > 0 {
+			up := tx.StmtContext(ctx, l.upProd)
+			for i := range b.Producers {
+				p := &b.Producers[i]
+				if _, err := up.ExecContext(ctx, p.ID, p.Epoch, p.LastSeq, p.Updated.UnixMilli()); err != nil {
+					return fmt.Errorf("upsert producer %q: %w", p.ID, err)
+				}
+			}
+		}
+		res, err := tx.StmtContext(ctx, l.updMeta).ExecContext(ctx, metaArgs(&b.Meta)...)
+		if err != nil {
+			return fmt.Errorf("update meta: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("update meta: %w", err)
+		} else if n != 1 {
+			return fmt.Errorf("update meta: %d rows, want 1", n)
+		}
+		if s := b.Seal; s != nil {
+			if _, err := tx.StmtContext(ctx, l.insSeg).ExecContext(ctx, segmentArgs(s)...); err != nil {
+				return fmt.Errorf("insert segment %d: %w", s.Seg, err)
+			}
+		}
+		return nil
+	})
+}
+
+// writeTx runs fn in a write transaction on the writer connection and
+// commits it. The caller holds l.mu.
+func (l *Log) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := l.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		// Statements of tx close with it.
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// MarkUploaded records that segment seg is uploaded (object key and
+// checksum, state [SegmentUploaded]) and deletes its message rows, in one
+// transaction. It then returns the freed pages to the file system, so that
+// the file does not grow without bound; a failure to do so is not reported
+// because the upload is recorded and the next call retries.
+func (l *Log) MarkUploaded(ctx context.Context, seg int64, objectKey string, checksum uint32) error {
+	if err := l.markUploaded(ctx, seg, objectKey, checksum); err != nil {
+		return fmt.Errorf("hotlog: mark segment %d uploaded in %s: %w", seg, l.path, err)
+	}
+	return nil
+}
+
+func (l *Log) markUploaded(ctx context.Context, seg int64, objectKey string, checksum uint32) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return errClosed
+	}
+	err := l.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			"UPDATE segments SET state = ?, object_key = ?, checksum = ? WHERE seg = ?",
+			string(SegmentUploaded), objectKey, int64(checksum), seg)
+		if err != nil {
+			return fmt.Errorf("update segment: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("update segment: %w", err)
+		} else if n == 0 {
+			return errors.New("no such segment")
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM messages WHERE seg = ?", seg); err != nil {
+			return fmt.Errorf("delete messages: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Errors past this point are not reported: the upload is recorded, and
+	// the next call reclaims the space at the latest.
+	l.reclaim(ctx)
+	return nil
+}
+
+// reclaim returns free pages to the file system. The caller holds l.mu.
+//
+// In WAL mode the vacuumed database file only shrinks when the WAL is
+// checkpointed, and the WAL file itself only shrinks when a TRUNCATE
+// checkpoint resets it; otherwise it keeps up to journal_size_limit bytes
+// for reuse. A TRUNCATE checkpoint waits, under busy_timeout, for readers
+// of older snapshots, and a ReadSegment can hold one for long while appends
+// queue up behind this call; so it runs with busy_timeout 0 and simply
+// leaves whatever it cannot do to the automatic checkpoints.
+func (l *Log) reclaim(ctx context.Context) {
+	c, err := l.wdb.Conn(ctx)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	_, _ = c.ExecContext(ctx, "PRAGMA incremental_vacuum")
+	if _, err := c.ExecContext(ctx, "PRAGMA busy_timeout = 0"); err != nil {
+		return
+	}
+	_, _ = c.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	if _, err := c.ExecContext(context.Background(), fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeoutMillis)); err != nil {
+		// Do not leave a connection without its busy timeout in the pool.
+		_ = c.Raw(func(any) error { return driver.ErrBadConn })
+	}
+}

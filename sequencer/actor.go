@@ -1,0 +1,233 @@
+package sequencer
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/streamtier/durable-streams/hotlog"
+	"github.com/streamtier/durable-streams/internal/offset"
+	"github.com/streamtier/durable-streams/internal/protocol"
+)
+
+// AppendRequest is one POST to a stream, already validated syntactically.
+type AppendRequest struct {
+	// ContentType of the request body; ignored for close-only requests.
+	ContentType protocol.ContentType
+	// Messages to append; empty for a close-only request.
+	Messages [][]byte
+	// Close closes the stream after the messages (atomically).
+	Close     bool
+	Producer  *protocol.Producer
+	StreamSeq string // "" when absent
+}
+
+// Outcome says what an accepted append did.
+type Outcome int
+
+// Outcomes of an accepted append.
+const (
+	Appended  Outcome = iota // new data (or a close) was committed
+	Duplicate                // idempotent retry of an already committed producer request
+)
+
+// AppendResult reports an accepted append.
+type AppendResult struct {
+	Outcome Outcome
+	Tail    offset.Token
+	Closed  bool
+	// Producer state to echo (valid when the request had producer headers).
+	Epoch, Seq int64
+}
+
+type appendOp struct {
+	req   *AppendRequest
+	reply chan appendReply
+}
+
+type appendReply struct {
+	res AppendResult
+	err error
+}
+
+// forkPointOp asks a source stream where a fork at (tok, sub) starts.
+type forkPointOp struct {
+	tok   *offset.Token
+	sub   int64
+	reply chan forkPointReply
+}
+
+type forkPointReply struct {
+	base   hotlog.ForkBase
+	prefix []hotlog.Message // materialized partial message, positions from base.Pos
+	err    error
+}
+
+// Stream is an open stream: its actor goroutine (the only writer of its hot
+// log) and the latest published Snapshot that readers use.
+type Stream struct {
+	id   int64
+	path string
+	reg  *Registry
+	log  *hotlog.Log
+	lg   *slog.Logger
+
+	snap    atomic.Pointer[Snapshot]
+	mailbox chan any
+	done    chan struct{} // closed when the actor goroutine has exited
+
+	// Registry bookkeeping, guarded by reg.mu.
+	refs     int
+	lastUsed time.Time
+	closing  bool
+
+	// Actor-owned state; only the actor goroutine touches these.
+	meta      hotlog.Meta
+	producers map[string]hotlog.Producer
+	segments  []hotlog.Segment
+	recent    []hotlog.Message
+	recentSz  int
+	sealTimer *time.Timer
+	stopOnce  sync.Once
+
+	deleted, softDeleted bool
+}
+
+// Snapshot returns the latest published view of the stream.
+func (s *Stream) Snapshot() *Snapshot { return s.snap.Load() }
+
+// ID returns the stream's internal id.
+func (s *Stream) ID() int64 { return s.id }
+
+func (s *Stream) run() {
+	defer close(s.done)
+	defer s.log.Close()
+	batchMax := s.reg.cfg.MaxBatch
+	for {
+		var first any
+		select {
+		case first = <-s.mailbox:
+		case <-s.sealTimerC():
+			s.sealByAge()
+			continue
+		}
+		if _, ok := first.(stopOp); ok {
+			s.drainStopped()
+			return
+		}
+		ops := []any{first}
+		stop := false
+	drain:
+		for len(ops) < batchMax {
+			select {
+			case op := <-s.mailbox:
+				if _, ok := op.(stopOp); ok {
+					stop = true
+					break drain
+				}
+				ops = append(ops, op)
+			default:
+				break drain
+			}
+		}
+		s.process(ops)
+		if stop {
+			s.drainStopped()
+			return
+		}
+	}
+}
+
+type stopOp struct{}
+
+// drainStopped fails whatever is still queued after a stop.
+func (s *Stream) drainStopped() {
+	for {
+		select {
+		case op := <-s.mailbox:
+			failOp(op, errStopped)
+		default:
+			return
+		}
+	}
+}
+
+func failOp(op any, err error) {
+	switch op := op.(type) {
+	case appendOp:
+		op.reply <- appendReply{err: err}
+	case forkPointOp:
+		op.reply <- forkPointReply{err: err}
+	case trimOp:
+		op.reply <- err
+	case deleteOp:
+		close(op.reply)
+	}
+}
+
+func (s *Stream) sealTimerC() <-chan time.Time {
+	if s.sealTimer == nil {
+		return nil
+	}
+	return s.sealTimer.C
+}
+
+// send delivers op to the actor unless it has stopped or ctx ends.
+func (s *Stream) send(ctx context.Context, op any) error {
+	select {
+	case s.mailbox <- op:
+		return nil
+	case <-s.done:
+		return errStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Append validates and commits req; it returns after the commit is durable.
+func (s *Stream) Append(ctx context.Context, req *AppendRequest) (AppendResult, error) {
+	reply := make(chan appendReply, 1)
+	if err := s.send(ctx, appendOp{req: req, reply: reply}); err != nil {
+		return AppendResult{}, err
+	}
+	// Once queued, the outcome must be reported even if the client left:
+	// the append may commit, so wait for it rather than ctx.
+	r := <-reply
+	return r.res, r.err
+}
+
+// publish builds and publishes a snapshot from the actor state and wakes
+// everyone waiting on the previous one.
+func (s *Stream) publish() {
+	n := &Snapshot{
+		ID:           s.id,
+		ContentType:  s.meta.ContentType,
+		Tail:         s.meta.Tail,
+		Closed:       s.meta.Closed,
+		Deleted:      s.deleted,
+		Soft:         s.softDeleted,
+		OpenSeg:      s.meta.OpenSeg,
+		OpenSegStart: s.meta.OpenSegStart,
+		Segments:     s.segments,
+		Fork:         s.meta.Fork,
+		recent:       s.recent,
+		changed:      make(chan struct{}),
+	}
+	old := s.snap.Swap(n)
+	if old != nil {
+		close(old.changed)
+	}
+}
+
+// stop asks the actor to exit after the queued operations and waits.
+func (s *Stream) stop() {
+	s.stopOnce.Do(func() {
+		select {
+		case s.mailbox <- stopOp{}:
+		case <-s.done:
+		}
+	})
+	<-s.done
+}

@@ -1,0 +1,297 @@
+package sequencer
+
+import (
+	"context"
+	"time"
+
+	"github.com/streamtier/durable-streams/hotlog"
+	"github.com/streamtier/durable-streams/internal/offset"
+)
+
+// process applies a drained mailbox batch: every append is validated in
+// arrival order against the state as updated by the appends before it, and
+// all accepted ones are written in one transaction (group commit). Replies
+// are sent only after that transaction is durable.
+func (s *Stream) process(ops []any) {
+	var (
+		batch   hotlog.Batch
+		pending []pendingReply
+		prodUpd = map[string]hotlog.Producer{}
+		undo    = s.checkpoint()
+	)
+	for _, op := range ops {
+		switch op := op.(type) {
+		case appendOp:
+			res, err := s.apply(op.req, &batch, prodUpd)
+			pending = append(pending, pendingReply{op: op, res: res, err: err})
+		case forkPointOp:
+			// Fork points read committed state only; answer after the
+			// commit so a fork never references uncommitted data.
+			pending = append(pending, pendingReply{fork: &op})
+		case trimOp:
+			pending = append(pending, pendingReply{trim: &op})
+		case deleteOp:
+			pending = append(pending, pendingReply{del: &op})
+		}
+	}
+	dirty := len(batch.Messages) > 0 || len(prodUpd) > 0 || s.meta != undo.meta
+	if dirty {
+		s.maybeSeal(&batch)
+		for _, p := range prodUpd {
+			batch.Producers = append(batch.Producers, p)
+		}
+		batch.Meta = s.meta
+		if err := s.log.Commit(context.Background(), &batch); err != nil {
+			s.lg.Error("commit failed", "stream", s.path, "err", err)
+			s.restore(undo)
+			ierr := internal("commit failed", err)
+			for i := range pending {
+				if pending[i].err == nil {
+					pending[i].err = ierr
+				}
+			}
+		} else {
+			s.committed(&batch, undo.meta.Closed)
+		}
+	}
+	for _, p := range pending {
+		switch {
+		case p.fork != nil:
+			base, prefix, err := s.forkPoint(p.fork.tok, p.fork.sub)
+			p.fork.reply <- forkPointReply{base: base, prefix: prefix, err: err}
+		case p.trim != nil:
+			p.trim.reply <- s.trim(p.trim)
+		case p.del != nil:
+			s.deleted, s.softDeleted = true, p.del.soft
+			s.publish()
+			close(p.del.reply)
+		default:
+			p.op.reply <- appendReply{res: p.res, err: p.err}
+		}
+	}
+}
+
+type pendingReply struct {
+	op   appendOp
+	res  AppendResult
+	err  error
+	fork *forkPointOp
+	trim *trimOp
+	del  *deleteOp
+}
+
+type undoState struct {
+	meta      hotlog.Meta
+	producers map[string]hotlog.Producer // previous values of touched producers (nil value = absent)
+	recent    []hotlog.Message
+	recentSz  int
+	segments  []hotlog.Segment
+}
+
+func (s *Stream) checkpoint() *undoState {
+	return &undoState{meta: s.meta, recent: s.recent, recentSz: s.recentSz, segments: s.segments,
+		producers: map[string]hotlog.Producer{}}
+}
+
+func (s *Stream) restore(u *undoState) {
+	s.meta, s.recent, s.recentSz, s.segments = u.meta, u.recent, u.recentSz, u.segments
+	// Producer entries changed in this batch are reloaded from storage,
+	// which still holds the last committed values.
+	_, prods, _, err := s.log.Load(context.Background())
+	if err == nil {
+		s.producers = make(map[string]hotlog.Producer, len(prods))
+		for _, p := range prods {
+			s.producers[p.ID] = p
+		}
+	}
+}
+
+// apply validates one append against the current state and, if accepted,
+// adds its effects to batch and the state.
+func (s *Stream) apply(req *AppendRequest, batch *hotlog.Batch, prodUpd map[string]hotlog.Producer) (AppendResult, error) {
+	m := &s.meta
+	tail := func() offset.Token { return s.tokenForTail() }
+	closeOnly := len(req.Messages) == 0
+	if !closeOnly {
+		ct := contentTypeOf(m.ContentType)
+		if !ct.SameMedia(req.ContentType) {
+			return AppendResult{}, errf(KindConflict, "content type %q does not match the stream's %q", req.ContentType.Full, m.ContentType)
+		}
+	}
+	var prod hotlog.Producer
+	if p := req.Producer; p != nil {
+		st, known := s.producers[p.ID]
+		switch {
+		case known && p.Epoch < st.Epoch:
+			return AppendResult{}, &Error{Kind: KindStaleEpoch, Epoch: st.Epoch,
+				Msg: "producer epoch is stale; a newer epoch has claimed this producer id"}
+		case known && p.Epoch == st.Epoch && p.Seq <= st.LastSeq:
+			return AppendResult{Outcome: Duplicate, Tail: tail(), Closed: m.Closed, Epoch: st.Epoch, Seq: st.LastSeq}, nil
+		}
+		if m.Closed && !closeOnly {
+			return AppendResult{}, s.closedErr()
+		}
+		switch {
+		case !known && p.Seq != 0:
+			return AppendResult{}, &Error{Kind: KindSeqGap, ExpectedSeq: 0, ReceivedSeq: p.Seq,
+				Msg: "unknown producer: the first request must use Producer-Seq 0"}
+		case known && p.Epoch > st.Epoch && p.Seq != 0:
+			return AppendResult{}, errf(KindBadRequest, "a new producer epoch must start at Producer-Seq 0")
+		case known && p.Epoch == st.Epoch && p.Seq != st.LastSeq+1:
+			return AppendResult{}, &Error{Kind: KindSeqGap, ExpectedSeq: st.LastSeq + 1, ReceivedSeq: p.Seq,
+				Msg: "producer sequence gap"}
+		}
+		prod = hotlog.Producer{ID: p.ID, Epoch: p.Epoch, LastSeq: p.Seq, Updated: s.reg.now()}
+	}
+	if m.Closed {
+		if closeOnly {
+			// Closing a closed stream is idempotent.
+			return AppendResult{Outcome: Appended, Tail: tail(), Closed: true, Epoch: prod.Epoch, Seq: prod.LastSeq}, nil
+		}
+		return AppendResult{}, s.closedErr()
+	}
+	if req.StreamSeq != "" {
+		if m.StreamSeq != "" && req.StreamSeq <= m.StreamSeq {
+			return AppendResult{}, errf(KindConflict, "Stream-Seq %q is not greater than the last accepted %q", req.StreamSeq, m.StreamSeq)
+		}
+		m.StreamSeq = req.StreamSeq
+	}
+	now := s.reg.now()
+	for i, data := range req.Messages {
+		msg := hotlog.Message{Pos: m.Tail, Seg: m.OpenSeg, Data: data, BatchEnd: i == len(req.Messages)-1}
+		batch.Messages = append(batch.Messages, msg)
+		if m.OpenSegMsgs == 0 {
+			m.OpenSegSince = now
+		}
+		m.Tail += int64(len(data))
+		m.OpenSegMsgs++
+		m.OpenSegBytes += int64(len(data))
+	}
+	if req.Producer != nil {
+		s.producers[prod.ID] = prod
+		prodUpd[prod.ID] = prod
+	}
+	if req.Close {
+		m.Closed = true
+		if req.Producer != nil {
+			m.ClosedBy = &hotlog.ProducerKey{ID: prod.ID, Epoch: prod.Epoch, Seq: prod.LastSeq}
+		}
+	}
+	return AppendResult{Outcome: Appended, Tail: tail(), Closed: m.Closed, Epoch: prod.Epoch, Seq: prod.LastSeq}, nil
+}
+
+func (s *Stream) closedErr() *Error {
+	return &Error{Kind: KindClosed, Msg: "stream is closed", Tail: s.tokenForTail().String()}
+}
+
+// tokenForTail computes the tail token from actor state.
+func (s *Stream) tokenForTail() offset.Token {
+	return s.stateSnapshot().ownToken(s.meta.Tail)
+}
+
+// stateSnapshot is a throwaway Snapshot over the actor's current state,
+// used for token arithmetic before publication.
+func (s *Stream) stateSnapshot() *Snapshot {
+	return &Snapshot{Tail: s.meta.Tail, OpenSeg: s.meta.OpenSeg, OpenSegStart: s.meta.OpenSegStart,
+		Segments: s.segments, Fork: s.meta.Fork}
+}
+
+// committed updates memory after a durable commit and publishes.
+func (s *Stream) committed(b *hotlog.Batch, wasClosed bool) {
+	if b.Seal != nil {
+		s.segments = append(s.segments[:len(s.segments):len(s.segments)], *b.Seal)
+		s.reg.rotationNotify(s, *b.Seal)
+	}
+	s.addRecent(b.Messages)
+	s.resetSealTimer()
+	s.publish()
+	if s.meta.Closed && !wasClosed {
+		s.reg.closedNotify(s.id)
+	}
+}
+
+// addRecent appends committed messages to the in-memory tail cache,
+// dropping the oldest beyond the configured budget. The slice is
+// copy-on-write: published snapshots keep their own view.
+func (s *Stream) addRecent(msgs []hotlog.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	limit := s.reg.cfg.RecentBytes
+	n := append(s.recent[:len(s.recent):len(s.recent)], msgs...)
+	sz := s.recentSz
+	for _, m := range msgs {
+		sz += len(m.Data)
+	}
+	drop := 0
+	for drop < len(n)-1 && sz > limit {
+		sz -= len(n[drop].Data)
+		drop++
+	}
+	if sz > limit { // a single message above the budget is not cached
+		n, sz, drop = nil, 0, 0
+	}
+	s.recent, s.recentSz = n[drop:], sz
+}
+
+// maybeSeal seals the open segment when the policy says so, recording the
+// sealed range in the same transaction.
+func (s *Stream) maybeSeal(b *hotlog.Batch) {
+	m := &s.meta
+	pol := s.reg.cfg.Rotation
+	if m.OpenSegMsgs == 0 {
+		return
+	}
+	full := (pol.SealBytes > 0 && m.OpenSegBytes >= pol.SealBytes) ||
+		(pol.SealMessages > 0 && m.OpenSegMsgs >= pol.SealMessages) ||
+		(pol.Enabled && m.Closed)
+	if !full {
+		return
+	}
+	s.sealOpen(b)
+}
+
+func (s *Stream) sealOpen(b *hotlog.Batch) {
+	m := &s.meta
+	seg := hotlog.Segment{Seg: m.OpenSeg, Start: m.OpenSegStart, End: m.Tail, Messages: m.OpenSegMsgs,
+		Bytes: m.Tail - m.OpenSegStart, State: hotlog.SegmentSealed, SealedAt: s.reg.now()}
+	b.Seal = &seg
+	m.OpenSeg++
+	m.OpenSegStart = m.Tail
+	m.OpenSegMsgs, m.OpenSegBytes, m.OpenSegSince = 0, 0, time.Time{}
+}
+
+func (s *Stream) resetSealTimer() {
+	age := s.reg.cfg.Rotation.SealAge
+	if age <= 0 || s.meta.OpenSegMsgs == 0 {
+		if s.sealTimer != nil {
+			s.sealTimer.Stop()
+			s.sealTimer = nil
+		}
+		return
+	}
+	d := time.Until(s.meta.OpenSegSince.Add(age))
+	if s.sealTimer == nil {
+		s.sealTimer = time.NewTimer(d)
+	} else {
+		s.sealTimer.Reset(d)
+	}
+}
+
+// sealByAge seals an open segment that has been open for SealAge.
+func (s *Stream) sealByAge() {
+	s.sealTimer = nil
+	if s.meta.OpenSegMsgs == 0 {
+		return
+	}
+	undo := s.checkpoint()
+	var b hotlog.Batch
+	s.sealOpen(&b)
+	b.Meta = s.meta
+	if err := s.log.Commit(context.Background(), &b); err != nil {
+		s.lg.Error("age seal failed", "stream", s.path, "err", err)
+		s.restore(undo)
+		return
+	}
+	s.committed(&b, s.meta.Closed)
+}

@@ -1,0 +1,65 @@
+package sequencer
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies a failed stream operation so the HTTP layer can pick a status.
+type Kind int
+
+// Kinds of failure.
+const (
+	KindInternal    Kind = iota // storage failure: 5xx
+	KindNotFound                // no such stream: 404
+	KindGone                    // soft-deleted stream that forks still reference: 410
+	KindBadRequest              // malformed or impossible request: 400
+	KindConflict                // configuration or Stream-Seq conflict: 409
+	KindClosed                  // append to a closed stream: 409 with Stream-Closed
+	KindStaleEpoch              // producer epoch older than the stored one: 403
+	KindSeqGap                  // producer sequence gap: 409 with expected/received
+	KindUnavailable             // server shutting down: 503
+)
+
+// Error is the error type returned by stream operations.
+type Error struct {
+	Kind Kind
+	Msg  string
+	// Producer state reported with KindStaleEpoch and KindSeqGap.
+	Epoch, ExpectedSeq, ReceivedSeq int64
+	// Tail is set with KindClosed: the final offset of the stream.
+	Tail string
+	Err  error // underlying cause for KindInternal
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %v", e.Msg, e.Err)
+	}
+	return e.Msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func errf(k Kind, format string, args ...any) *Error {
+	return &Error{Kind: k, Msg: fmt.Sprintf(format, args...)}
+}
+
+func internal(msg string, err error) *Error {
+	return &Error{Kind: KindInternal, Msg: msg, Err: err}
+}
+
+// KindOf returns the Kind of err, KindInternal for foreign errors.
+func KindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return KindInternal
+}
+
+var (
+	errNotFound = &Error{Kind: KindNotFound, Msg: "stream not found"}
+	errGone     = &Error{Kind: KindGone, Msg: "stream was deleted; forks still reference its data"}
+	errStopped  = &Error{Kind: KindUnavailable, Msg: "server is shutting down"}
+)

@@ -1,0 +1,474 @@
+package sequencer
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/streamtier/durable-streams/catalog"
+	"github.com/streamtier/durable-streams/hotlog"
+	"github.com/streamtier/durable-streams/internal/offset"
+	"github.com/streamtier/durable-streams/internal/protocol"
+)
+
+// DefaultContentType is used when a PUT names none.
+const DefaultContentType = "application/octet-stream"
+
+// CreateRequest is a validated PUT.
+type CreateRequest struct {
+	Path        string
+	ContentType *protocol.ContentType // nil: default, or the fork source's
+	TTL         *time.Duration
+	ExpiresAt   *time.Time
+	Closed      bool
+	Initial     [][]byte // initial messages (JSON already split)
+	Fork        *ForkRequest
+}
+
+// ForkRequest names the source of a fork and where it branches.
+type ForkRequest struct {
+	Source    string        // stream path of the source
+	Offset    *offset.Token // nil: the source's tail
+	SubOffset int64
+}
+
+// CreateResult reports a successful PUT.
+type CreateResult struct {
+	Created bool // false: the stream already existed with the same configuration
+	Handle  *Handle
+}
+
+// Create creates the stream or confirms an identical existing one.
+func (r *Registry) Create(ctx context.Context, req *CreateRequest) (*CreateResult, error) {
+	unlock := r.lockPath(req.Path)
+	defer unlock()
+	row, err := r.cat.Get(ctx, req.Path)
+	switch {
+	case err == nil && !row.DeletedAt.IsZero():
+		return nil, errf(KindConflict, "a deleted stream at this path is still referenced by forks")
+	case err == nil && r.expired(row):
+		soft, err := r.expire(ctx, row)
+		if err != nil {
+			return nil, err
+		}
+		if soft {
+			return nil, errf(KindConflict, "a deleted stream at this path is still referenced by forks")
+		}
+	case err == nil:
+		return r.confirmExisting(ctx, req, row)
+	case !errors.Is(err, catalog.ErrNotFound):
+		return nil, internal("catalog lookup", err)
+	}
+	return r.createNew(ctx, req)
+}
+
+// effective is the configuration a create request asks for.
+type effective struct {
+	ct        string
+	ttl       time.Duration
+	expiresAt time.Time
+	source    *catalog.Stream
+}
+
+func (r *Registry) effectiveConfig(ctx context.Context, req *CreateRequest) (effective, error) {
+	var e effective
+	if req.Fork != nil {
+		src, err := r.liveRow(ctx, req.Fork.Source)
+		switch {
+		case KindOf(err) == KindNotFound:
+			return e, errf(KindNotFound, "fork source stream not found")
+		case KindOf(err) == KindGone:
+			return e, errf(KindConflict, "fork source stream was deleted")
+		case err != nil:
+			return e, err
+		}
+		e.source = &src
+		e.ct = src.ContentType
+		e.ttl, e.expiresAt = src.TTL, src.ExpiresAt
+	} else {
+		e.ct = DefaultContentType
+	}
+	if req.ContentType != nil {
+		if e.source != nil && !contentTypeOf(e.source.ContentType).SameMedia(*req.ContentType) {
+			return e, errf(KindConflict, "fork content type %q differs from the source's %q", req.ContentType.Full, e.source.ContentType)
+		}
+		e.ct = req.ContentType.Full
+	}
+	if req.TTL != nil || req.ExpiresAt != nil {
+		e.ttl, e.expiresAt = 0, time.Time{}
+		if req.TTL != nil {
+			e.ttl = *req.TTL
+		}
+		if req.ExpiresAt != nil {
+			e.expiresAt = req.ExpiresAt.UTC().Truncate(time.Millisecond)
+		}
+	}
+	return e, nil
+}
+
+func (r *Registry) confirmExisting(ctx context.Context, req *CreateRequest, row catalog.Stream) (*CreateResult, error) {
+	e, err := r.effectiveConfig(ctx, req)
+	if err != nil && KindOf(err) != KindConflict {
+		return nil, err
+	}
+	conflict := err != nil ||
+		!contentTypeOf(row.ContentType).SameMedia(contentTypeOf(e.ct)) ||
+		row.TTL != e.ttl || !row.ExpiresAt.Equal(e.expiresAt)
+	if !conflict {
+		st, release, err := r.acquireID(ctx, row.ID)
+		if err != nil {
+			return nil, err
+		}
+		if st.Snapshot().Closed != req.Closed {
+			release()
+			return nil, errf(KindConflict, "stream already exists with a different closed state")
+		}
+		release()
+	}
+	if f := req.Fork; f != nil && !conflict {
+		conflict = e.source == nil || row.ParentID != e.source.ID ||
+			(f.Offset != nil && row.ForkOffset != f.Offset.String()) || row.ForkSubOffset != f.SubOffset
+	}
+	if conflict {
+		return nil, errf(KindConflict, "stream already exists with a different configuration")
+	}
+	st, release, err := r.acquireID(ctx, row.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &CreateResult{Created: false, Handle: &Handle{Stream: st, Info: row, release: release}}, nil
+}
+
+func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateResult, error) {
+	e, err := r.effectiveConfig(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	id, err := r.cat.AllocateID(ctx)
+	if err != nil {
+		return nil, internal("allocate stream id", err)
+	}
+	now := r.now()
+	meta := hotlog.Meta{StreamID: id, ContentType: e.ct, CreatedAt: now, Closed: req.Closed}
+	var msgs []hotlog.Message
+	row := catalog.Stream{ID: id, Path: req.Path, ContentType: e.ct, TTL: e.ttl, ExpiresAt: e.expiresAt,
+		LastAccess: now, Closed: req.Closed, CreatedAt: now}
+	if f := req.Fork; f != nil {
+		src, release, err := r.acquireID(ctx, e.source.ID)
+		if err != nil {
+			return nil, err
+		}
+		base, prefix, err := src.ForkPoint(ctx, f.Offset, f.SubOffset)
+		release()
+		if err != nil {
+			return nil, err
+		}
+		meta.Fork = &base
+		meta.Tail = base.Pos
+		meta.OpenSeg, meta.OpenSegStart = base.Seg+1, base.Pos
+		if base.Shared {
+			meta.OpenSeg, meta.OpenSegStart = base.Seg, base.SegStart
+		}
+		msgs = append(msgs, prefix...)
+		row.ParentID = e.source.ID
+		if f.Offset != nil {
+			row.ForkOffset = f.Offset.String()
+		}
+		row.ForkSubOffset = f.SubOffset
+	}
+	for i, data := range req.Initial {
+		msgs = append(msgs, hotlog.Message{Data: data, BatchEnd: i == len(req.Initial)-1})
+	}
+	for i := range msgs {
+		msgs[i].Pos, msgs[i].Seg = meta.Tail, meta.OpenSeg
+		meta.Tail += int64(len(msgs[i].Data))
+		meta.OpenSegMsgs++
+		meta.OpenSegBytes += int64(len(msgs[i].Data))
+		meta.OpenSegSince = now
+	}
+	if err := hotlog.Create(ctx, r.StreamPath(id), meta, msgs); err != nil {
+		return nil, internal("create hot log", err)
+	}
+	if err := r.cat.Insert(ctx, row); err != nil {
+		_ = r.removeFiles(id)
+		switch {
+		case errors.Is(err, catalog.ErrParentGone):
+			return nil, errf(KindConflict, "fork source stream was deleted")
+		case errors.Is(err, catalog.ErrExists):
+			return nil, errf(KindConflict, "stream already exists")
+		}
+		return nil, internal("catalog insert", err)
+	}
+	st, release, err := r.acquireID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &CreateResult{Created: true, Handle: &Handle{Stream: st, Info: row, release: release}}, nil
+}
+
+// Delete deletes the stream at path: softly (410 from now on) while forks
+// still reference it, otherwise for real, cascading to deleted ancestors.
+func (r *Registry) Delete(ctx context.Context, path string) error {
+	unlock := r.lockPath(path)
+	defer unlock()
+	row, err := r.liveRow(ctx, path)
+	if err != nil {
+		return err
+	}
+	return r.deleteRow(ctx, row)
+}
+
+func (r *Registry) deleteRow(ctx context.Context, row catalog.Stream) error {
+	res, err := r.cat.Delete(ctx, row.ID)
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		return errNotFound
+	case errors.Is(err, catalog.ErrSoftDeleted):
+		return errGone
+	case err != nil:
+		return internal("catalog delete", err)
+	}
+	r.applyDelete(ctx, row.ID, res)
+	return nil
+}
+
+// applyDelete tells open actors about a committed deletion and removes the
+// hot files of streams deleted for real.
+func (r *Registry) applyDelete(ctx context.Context, id int64, res catalog.DeleteResult) {
+	if res.Soft {
+		if st := r.openStream(id); st != nil {
+			st.markDeleted(ctx, true)
+		}
+	}
+	for _, hid := range res.HardIDs {
+		if st := r.openStream(hid); st != nil {
+			st.markDeleted(ctx, false)
+			r.mu.Lock()
+			st.closing = true
+			r.mu.Unlock()
+			st.stop()
+			r.mu.Lock()
+			if sl := r.slots[hid]; sl != nil && sl.st == st {
+				delete(r.slots, hid)
+			}
+			r.mu.Unlock()
+		}
+	}
+	r.collect(ctx, res.HardIDs)
+}
+
+// collect removes hot files of hard-deleted streams and hands them to the
+// cold-tier collector; without one, the GC entry is done.
+func (r *Registry) collect(ctx context.Context, ids []int64) {
+	if len(ids) == 0 {
+		return
+	}
+	for _, id := range ids {
+		if err := r.removeFiles(id); err != nil {
+			r.lg.Warn("remove stream files", "id", id, "err", err)
+			continue
+		}
+		if r.cfg.OnHardDelete == nil {
+			if err := r.cat.DoneGC(ctx, id); err != nil {
+				r.lg.Warn("gc done", "id", id, "err", err)
+			}
+		}
+	}
+	if r.cfg.OnHardDelete != nil {
+		r.cfg.OnHardDelete(ids)
+	}
+}
+
+// collectPending finishes deletions interrupted by a crash.
+func (r *Registry) collectPending(ctx context.Context) {
+	ids, err := r.cat.PendingGC(ctx, 10000)
+	if err != nil {
+		r.lg.Warn("list pending gc", "err", err)
+		return
+	}
+	r.collect(ctx, ids)
+}
+
+func (r *Registry) openStream(id int64) *Stream {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if sl := r.slots[id]; sl != nil {
+		return sl.st
+	}
+	return nil
+}
+
+type deleteOp struct {
+	soft  bool
+	reply chan struct{}
+}
+
+// markDeleted has the actor publish a final snapshot that wakes live
+// readers with the deletion.
+func (s *Stream) markDeleted(ctx context.Context, soft bool) {
+	reply := make(chan struct{}, 1)
+	if s.send(ctx, deleteOp{soft: soft, reply: reply}) == nil {
+		<-reply
+	}
+}
+
+// trimOp asks the actor to record an uploaded segment and trim its rows.
+type trimOp struct {
+	seg      int64
+	key      string
+	checksum uint32
+	reply    chan error
+}
+
+// Trim records that segment seg is uploaded and verified under key and
+// drops its rows from the hot log.
+func (s *Stream) Trim(ctx context.Context, seg int64, key string, checksum uint32) error {
+	reply := make(chan error, 1)
+	if err := s.send(ctx, trimOp{seg: seg, key: key, checksum: checksum, reply: reply}); err != nil {
+		return err
+	}
+	return <-reply
+}
+
+func (s *Stream) trim(op *trimOp) error {
+	if err := s.log.MarkUploaded(context.Background(), op.seg, op.key, op.checksum); err != nil {
+		return err
+	}
+	segs := make([]hotlog.Segment, len(s.segments))
+	copy(segs, s.segments)
+	for i := range segs {
+		if segs[i].Seg == op.seg {
+			segs[i].State, segs[i].ObjectKey, segs[i].Checksum = hotlog.SegmentUploaded, op.key, op.checksum
+		}
+	}
+	s.segments = segs
+	s.publish()
+	return nil
+}
+
+// ---- expiry ----
+
+func (r *Registry) touch(id int64) {
+	r.accessMu.Lock()
+	r.access[id] = r.now()
+	r.dirty[id] = struct{}{}
+	r.accessMu.Unlock()
+}
+
+// lastAccess is the newer of the catalog's and the in-memory access time.
+// In-memory times stay for a while after being flushed, so a catalog row
+// read just before a flush committed is never judged by a stale time.
+func (r *Registry) lastAccess(row catalog.Stream) time.Time {
+	r.accessMu.Lock()
+	t, ok := r.access[row.ID]
+	r.accessMu.Unlock()
+	if ok && t.After(row.LastAccess) {
+		return t
+	}
+	return row.LastAccess
+}
+
+func (r *Registry) expired(row catalog.Stream) bool {
+	if !row.ExpiresAt.IsZero() && !r.now().Before(row.ExpiresAt) {
+		return true
+	}
+	if row.TTL > 0 {
+		return !r.now().Before(r.lastAccess(row).Add(row.TTL))
+	}
+	return false
+}
+
+// expire deletes an expired stream; it reports whether the delete was soft.
+func (r *Registry) expire(ctx context.Context, row catalog.Stream) (bool, error) {
+	res, err := r.cat.Delete(ctx, row.ID)
+	switch {
+	case errors.Is(err, catalog.ErrNotFound), errors.Is(err, catalog.ErrSoftDeleted):
+		return errors.Is(err, catalog.ErrSoftDeleted), nil
+	case err != nil:
+		return false, internal("expire stream", err)
+	}
+	r.applyDelete(ctx, row.ID, res)
+	return res.Soft, nil
+}
+
+// flusher persists access times every second so sliding TTLs survive a
+// restart (at most about a second early).
+func (r *Registry) flusher() {
+	defer r.bg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.closing:
+			return
+		case <-t.C:
+			r.flushAccess(context.Background())
+		}
+	}
+}
+
+func (r *Registry) flushAccess(ctx context.Context) {
+	const keep = 10 * time.Second
+	r.accessMu.Lock()
+	batch := make(map[int64]time.Time, len(r.dirty))
+	for id := range r.dirty {
+		batch[id] = r.access[id]
+	}
+	clear(r.dirty)
+	r.accessMu.Unlock()
+	if len(batch) > 0 {
+		if err := r.cat.TouchMany(ctx, batch); err != nil {
+			r.lg.Warn("persist access times", "err", err)
+			r.accessMu.Lock()
+			for id := range batch {
+				r.dirty[id] = struct{}{}
+			}
+			r.accessMu.Unlock()
+			return
+		}
+	}
+	cutoff := r.now().Add(-keep)
+	r.accessMu.Lock()
+	for id, t := range r.access {
+		if _, d := r.dirty[id]; !d && t.Before(cutoff) {
+			delete(r.access, id)
+		}
+	}
+	r.accessMu.Unlock()
+}
+
+// sweeper deletes expired streams within about 200ms of their deadline.
+func (r *Registry) sweeper() {
+	defer r.bg.Done()
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.closing:
+			return
+		case <-t.C:
+			r.sweep(context.Background())
+		}
+	}
+}
+
+func (r *Registry) sweep(ctx context.Context) {
+	rows, err := r.cat.Expired(ctx, r.now(), 256)
+	if err != nil {
+		r.lg.Warn("list expired streams", "err", err)
+		return
+	}
+	for _, row := range rows {
+		if !r.expired(row) {
+			continue // renewed since the last flush
+		}
+		unlock := r.lockPath(row.Path)
+		cur, err := r.cat.GetByID(ctx, row.ID)
+		if err == nil && cur.DeletedAt.IsZero() && r.expired(cur) {
+			if _, err := r.expire(ctx, cur); err != nil {
+				r.lg.Warn("expire stream", "path", cur.Path, "err", err)
+			}
+		}
+		unlock()
+	}
+}

@@ -1,0 +1,393 @@
+// Package sequencer runs one actor goroutine per active stream, the single
+// writer that orders its appends, and the registry that starts actors
+// lazily, evicts idle ones and manages stream lifecycles (create, fork,
+// delete, expiry).
+package sequencer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/streamtier/durable-streams/catalog"
+	"github.com/streamtier/durable-streams/hotlog"
+	"github.com/streamtier/durable-streams/internal/protocol"
+)
+
+// RotationPolicy decides when the open segment of a stream is sealed.
+type RotationPolicy struct {
+	Enabled      bool // seal on close; rotation is wired to a cold store
+	SealBytes    int64
+	SealMessages int64
+	SealAge      time.Duration
+}
+
+// Config configures a Registry.
+type Config struct {
+	DataDir     string
+	Catalog     *catalog.Catalog
+	Logger      *slog.Logger
+	MaxOpen     int           // soft bound on open actors (default 4096)
+	IdleTimeout time.Duration // close actors unused this long (default 30s)
+	MaxBatch    int           // appends per group commit (default 1024)
+	RecentBytes int           // per-stream in-memory tail cache (default 256 KiB)
+	Rotation    RotationPolicy
+	Cold        ColdReader
+	// OnSeal is called (from the actor goroutine; must not block) when a
+	// segment is sealed.
+	OnSeal func(streamID int64, seg hotlog.Segment)
+	// OnHardDelete is called after a stream's hot files are removed, with
+	// the ids whose cold objects may now be collected.
+	OnHardDelete func(ids []int64)
+	Now          func() time.Time
+}
+
+// Registry owns the open streams.
+type Registry struct {
+	cfg Config
+	cat *catalog.Catalog
+	lg  *slog.Logger
+
+	mu    sync.Mutex
+	slots map[int64]*slot
+
+	pathLocks [256]sync.Mutex
+
+	accessMu sync.Mutex
+	access   map[int64]time.Time // recent access times (sliding TTL)
+	dirty    map[int64]struct{}  // access times not yet persisted
+
+	closing   chan struct{}
+	closeOnce sync.Once
+	bg        sync.WaitGroup
+}
+
+type slot struct {
+	ready chan struct{}
+	st    *Stream
+	err   error
+}
+
+// NewRegistry starts a registry and its background workers.
+func NewRegistry(cfg Config) (*Registry, error) {
+	if cfg.Catalog == nil {
+		return nil, errors.New("sequencer: Config.Catalog is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxOpen <= 0 {
+		cfg.MaxOpen = 4096
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 30 * time.Second
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 1024
+	}
+	if cfg.RecentBytes <= 0 {
+		cfg.RecentBytes = 256 << 10
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	r := &Registry{cfg: cfg, cat: cfg.Catalog, lg: cfg.Logger, slots: map[int64]*slot{},
+		access: map[int64]time.Time{}, dirty: map[int64]struct{}{}, closing: make(chan struct{})}
+	r.bg.Add(3)
+	go r.janitor()
+	go r.flusher()
+	go r.sweeper()
+	r.collectPending(context.Background())
+	return r, nil
+}
+
+func (r *Registry) now() time.Time { return r.cfg.Now() }
+
+// Closing returns a channel closed when shutdown starts, so live readers
+// can end their responses cleanly.
+func (r *Registry) Closing() <-chan struct{} { return r.closing }
+
+// BeginShutdown wakes every live reader so it can finish its response;
+// it is safe to call more than once.
+func (r *Registry) BeginShutdown() { r.closeOnce.Do(func() { close(r.closing) }) }
+
+// Close stops background work, flushes access times and stops every actor
+// after its queued operations.
+func (r *Registry) Close(ctx context.Context) error {
+	r.BeginShutdown()
+	r.bg.Wait()
+	r.flushAccess(ctx)
+	r.mu.Lock()
+	var all []*Stream
+	for _, sl := range r.slots {
+		if sl.st != nil {
+			sl.st.closing = true
+			all = append(all, sl.st)
+		}
+	}
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, st := range all {
+		wg.Add(1)
+		go func() { defer wg.Done(); st.stop() }()
+	}
+	wg.Wait()
+	return nil
+}
+
+// StreamPath returns where the hot log of stream id lives: a two-level
+// sharded tree so no directory grows past a few hundred entries.
+func (r *Registry) StreamPath(id int64) string {
+	return filepath.Join(r.cfg.DataDir, "streams", fmt.Sprintf("%02x", id&0xff), fmt.Sprintf("%02x", (id>>8)&0xff), fmt.Sprintf("%d.db", id))
+}
+
+// Handle is a stream in use by a request together with its catalog row.
+type Handle struct {
+	*Stream
+	Info    catalog.Stream
+	release func()
+}
+
+// Release lets the stream be evicted again.
+func (h *Handle) Release() {
+	if h.release != nil {
+		h.release()
+		h.release = nil
+	}
+}
+
+// Acquire opens the live stream at path. renew records an access that
+// extends a sliding TTL (reads and writes do, HEAD does not).
+func (r *Registry) Acquire(ctx context.Context, path string, renew bool) (*Handle, error) {
+	row, err := r.liveRow(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	st, release, err := r.acquireID(ctx, row.ID)
+	if err != nil {
+		return nil, err
+	}
+	if renew {
+		r.touch(row.ID)
+	}
+	return &Handle{Stream: st, Info: row, release: release}, nil
+}
+
+// liveRow returns the catalog row of a live, unexpired stream.
+func (r *Registry) liveRow(ctx context.Context, path string) (catalog.Stream, error) {
+	row, err := r.cat.Get(ctx, path)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return row, errNotFound
+	}
+	if err != nil {
+		return row, internal("catalog lookup", err)
+	}
+	if !row.DeletedAt.IsZero() {
+		return row, errGone
+	}
+	if r.expired(row) {
+		soft, err := r.expire(ctx, row)
+		if err != nil {
+			return row, err
+		}
+		if soft {
+			return row, errGone
+		}
+		return row, errNotFound
+	}
+	return row, nil
+}
+
+// acquireID opens stream id (live or soft-deleted) and pins it.
+func (r *Registry) acquireID(ctx context.Context, id int64) (*Stream, func(), error) {
+	for {
+		r.mu.Lock()
+		sl := r.slots[id]
+		if sl == nil {
+			select {
+			case <-r.closing:
+				r.mu.Unlock()
+				return nil, nil, errStopped
+			default:
+			}
+			sl = &slot{ready: make(chan struct{})}
+			r.slots[id] = sl
+			r.mu.Unlock()
+			r.open(ctx, id, sl)
+		} else {
+			r.mu.Unlock()
+		}
+		select {
+		case <-sl.ready:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+		if sl.err != nil {
+			return nil, nil, sl.err
+		}
+		st := sl.st
+		r.mu.Lock()
+		if st.closing {
+			r.mu.Unlock()
+			<-st.done
+			continue
+		}
+		st.refs++
+		r.mu.Unlock()
+		var once sync.Once
+		return st, func() {
+			once.Do(func() {
+				r.mu.Lock()
+				st.refs--
+				st.lastUsed = r.now()
+				r.mu.Unlock()
+			})
+		}, nil
+	}
+}
+
+// open loads stream id's hot log and starts its actor.
+func (r *Registry) open(ctx context.Context, id int64, sl *slot) {
+	st, err := r.startActor(ctx, id)
+	if err != nil {
+		r.mu.Lock()
+		delete(r.slots, id)
+		r.mu.Unlock()
+		if errors.Is(err, fs.ErrNotExist) {
+			sl.err = errNotFound
+		} else {
+			sl.err = internal("open stream", err)
+		}
+		close(sl.ready)
+		return
+	}
+	sl.st = st
+	close(sl.ready)
+}
+
+func (r *Registry) startActor(ctx context.Context, id int64) (*Stream, error) {
+	lg, err := hotlog.Open(ctx, r.StreamPath(id), hotlog.Options{})
+	if err != nil {
+		return nil, err
+	}
+	meta, prods, segs, err := lg.Load(ctx)
+	if err != nil {
+		lg.Close()
+		return nil, err
+	}
+	st := &Stream{id: id, reg: r, log: lg, lg: r.lg, meta: meta, segments: segs,
+		mailbox: make(chan any, 256), done: make(chan struct{}), lastUsed: r.now(),
+		producers: make(map[string]hotlog.Producer, len(prods))}
+	for _, p := range prods {
+		st.producers[p.ID] = p
+	}
+	st.publish()
+	st.resetSealTimer()
+	for _, g := range segs {
+		if g.State == hotlog.SegmentSealed {
+			r.rotationNotify(st, g) // resume uploads interrupted by a restart
+		}
+	}
+	go st.run()
+	return st, nil
+}
+
+// janitor closes idle actors and keeps the number of open ones bounded.
+func (r *Registry) janitor() {
+	defer r.bg.Done()
+	t := time.NewTicker(max(r.cfg.IdleTimeout/4, 50*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-r.closing:
+			return
+		case <-t.C:
+			r.evictIdle()
+		}
+	}
+}
+
+func (r *Registry) evictIdle() {
+	now := r.now()
+	r.mu.Lock()
+	var idle []*Stream
+	for _, sl := range r.slots {
+		if st := sl.st; st != nil && st.refs == 0 && !st.closing {
+			idle = append(idle, st)
+		}
+	}
+	sort.Slice(idle, func(i, j int) bool { return idle[i].lastUsed.Before(idle[j].lastUsed) })
+	over := len(r.slots) - r.cfg.MaxOpen
+	var victims []*Stream
+	for i, st := range idle {
+		if i < over || now.Sub(st.lastUsed) >= r.cfg.IdleTimeout {
+			st.closing = true
+			victims = append(victims, st)
+		}
+	}
+	r.mu.Unlock()
+	for _, st := range victims {
+		st.stop()
+		r.mu.Lock()
+		if sl := r.slots[st.id]; sl != nil && sl.st == st {
+			delete(r.slots, st.id)
+		}
+		r.mu.Unlock()
+	}
+}
+
+// OpenCount reports how many actors are running.
+func (r *Registry) OpenCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.slots)
+}
+
+func (r *Registry) lockPath(path string) func() {
+	h := fnv.New32a()
+	h.Write([]byte(path))
+	m := &r.pathLocks[h.Sum32()%uint32(len(r.pathLocks))]
+	m.Lock()
+	return m.Unlock
+}
+
+func (r *Registry) rotationNotify(st *Stream, seg hotlog.Segment) {
+	if r.cfg.OnSeal != nil {
+		r.cfg.OnSeal(st.id, seg)
+	}
+}
+
+func (r *Registry) closedNotify(id int64) {
+	go func() {
+		if err := r.cat.SetClosed(context.Background(), id); err != nil && !errors.Is(err, catalog.ErrNotFound) {
+			r.lg.Warn("catalog: record close", "id", id, "err", err)
+		}
+	}()
+}
+
+// removeFiles deletes the hot log files of stream id.
+func (r *Registry) removeFiles(id int64) error {
+	p := r.StreamPath(id)
+	for _, f := range []string{p, p + "-wal", p + "-shm", p + "-journal"} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+func contentTypeOf(s string) protocol.ContentType {
+	ct, err := protocol.ParseContentType(s)
+	if err != nil {
+		return protocol.ContentType{Full: s, Media: s}
+	}
+	return ct
+}

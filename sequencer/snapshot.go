@@ -1,0 +1,111 @@
+package sequencer
+
+import (
+	"sort"
+
+	"github.com/streamtier/durable-streams/hotlog"
+	"github.com/streamtier/durable-streams/internal/offset"
+)
+
+// Snapshot is an immutable view of a stream published by its actor after
+// every commit. Readers load it without locks; Changed is closed when a
+// newer snapshot replaces it, which is how live readers wait without a
+// lost wakeup: they pick the snapshot, check it, then wait on its channel.
+type Snapshot struct {
+	ID          int64
+	ContentType string
+	Tail        int64
+	Closed      bool
+	// Deleted is set on the final snapshot of a deleted stream; Soft tells
+	// whether forks still reference it (410) or it is gone (404).
+	Deleted, Soft bool
+
+	OpenSeg      int64
+	OpenSegStart int64
+	Segments     []hotlog.Segment // own sealed segments, ascending
+	Fork         *hotlog.ForkBase
+
+	// recent holds the newest own messages, contiguous and ending at Tail,
+	// so readers at the tail are served from memory.
+	recent []hotlog.Message
+
+	changed chan struct{}
+}
+
+// Changed returns a channel closed when a newer snapshot is published.
+func (s *Snapshot) Changed() <-chan struct{} { return s.changed }
+
+// segView is one segment as seen by a stream: [Start, End) when Sealed,
+// [Start, tail) otherwise.
+type segView struct {
+	Seg    int64
+	Start  int64
+	End    int64
+	Sealed bool
+}
+
+// ownStart is the first position whose segment this stream defines itself.
+func (s *Snapshot) ownStart() int64 {
+	if s.Fork == nil {
+		return 0
+	}
+	if s.Fork.Shared {
+		return s.Fork.SegStart
+	}
+	return s.Fork.Pos
+}
+
+// firstOwnSeg is the number of this stream's first own segment.
+func (s *Snapshot) firstOwnSeg() int64 {
+	switch {
+	case s.Fork == nil:
+		return 0
+	case s.Fork.Shared:
+		return s.Fork.Seg
+	default:
+		return s.Fork.Seg + 1
+	}
+}
+
+// inherited reports whether position p (a byte) lies in a segment that this
+// stream takes whole from its parent.
+func (s *Snapshot) inherited(p int64) bool {
+	return s.Fork != nil && p < s.ownStart()
+}
+
+// ownSegmentAt returns the own segment that holds byte p (p >= ownStart).
+func (s *Snapshot) ownSegmentAt(p int64) segView {
+	if p >= s.OpenSegStart {
+		return segView{Seg: s.OpenSeg, Start: s.OpenSegStart, End: s.Tail}
+	}
+	i := sort.Search(len(s.Segments), func(i int) bool { return s.Segments[i].End > p })
+	if i < len(s.Segments) {
+		g := s.Segments[i]
+		return segView{Seg: g.Seg, Start: g.Start, End: g.End, Sealed: true}
+	}
+	// Unreachable for consistent state; treat as the open segment.
+	return segView{Seg: s.OpenSeg, Start: s.OpenSegStart, End: s.Tail}
+}
+
+// ownToken returns the token for position p in this stream's own region.
+func (s *Snapshot) ownToken(p int64) offset.Token {
+	if p == s.ownStart() {
+		// Byte p-1 belongs to the parent (or p is 0): the boundary token
+		// names the segment the stream starts in.
+		if s.Fork != nil {
+			return offset.Token{Segment: s.Fork.Seg, Position: p}
+		}
+		return offset.Token{Segment: 0, Position: p}
+	}
+	return offset.Token{Segment: s.ownSegmentAt(p - 1).Seg, Position: p}
+}
+
+// recentFrom returns the cached messages that start at or after from, and
+// whether the cache covers from.
+func (s *Snapshot) recentFrom(from int64) ([]hotlog.Message, bool) {
+	if len(s.recent) == 0 || from < s.recent[0].Pos {
+		return nil, false
+	}
+	i := sort.Search(len(s.recent), func(i int) bool { return s.recent[i].End() > from })
+	return s.recent[i:], true
+}

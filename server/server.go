@@ -1,0 +1,102 @@
+// Package server assembles a complete Durable Streams server: catalog,
+// per-stream actors and the HTTP API. Embedders use New and mount Handler
+// under any prefix; the durable-streams binary wraps it with flags.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/streamtier/durable-streams/api"
+	"github.com/streamtier/durable-streams/cache"
+	"github.com/streamtier/durable-streams/catalog"
+	"github.com/streamtier/durable-streams/sequencer"
+)
+
+// Config configures a Server. Zero values mean defaults.
+type Config struct {
+	DataDir         string        // default ./data
+	LongPollTimeout time.Duration // default 30s
+	SSEMaxDuration  time.Duration // default 60s
+	MaxAppendBytes  int64         // default 8 MiB
+	MaxReadChunk    int           // default 1 MiB
+	CacheMode       cache.Mode
+	IdleTimeout     time.Duration // close idle stream actors after this (default 30s)
+	MaxOpenStreams  int           // soft bound on open stream actors (default 4096)
+	Logger          *slog.Logger
+}
+
+// Server is a running Durable Streams server.
+type Server struct {
+	cfg     Config
+	catalog *catalog.Catalog
+	reg     *sequencer.Registry
+	api     *api.API
+}
+
+// New opens the data directory (creating it) and starts the server's
+// background work. Close releases everything.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		cfg.DataDir = "./data"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("server: create data dir: %w", err)
+	}
+	cat, err := catalog.Open(ctx, filepath.Join(cfg.DataDir, "catalog.db"))
+	if err != nil {
+		return nil, fmt.Errorf("server: open catalog: %w", err)
+	}
+	reg, err := sequencer.NewRegistry(sequencer.Config{
+		DataDir:     cfg.DataDir,
+		Catalog:     cat,
+		Logger:      cfg.Logger,
+		IdleTimeout: cfg.IdleTimeout,
+		MaxOpen:     cfg.MaxOpenStreams,
+	})
+	if err != nil {
+		cat.Close()
+		return nil, fmt.Errorf("server: start registry: %w", err)
+	}
+	s := &Server{cfg: cfg, catalog: cat, reg: reg}
+	s.api = api.New(api.Options{
+		Registry:        reg,
+		Logger:          cfg.Logger,
+		LongPollTimeout: cfg.LongPollTimeout,
+		SSEMaxDuration:  cfg.SSEMaxDuration,
+		MaxAppendBytes:  cfg.MaxAppendBytes,
+		MaxReadChunk:    cfg.MaxReadChunk,
+		CacheMode:       cfg.CacheMode,
+		Ready:           s.ready,
+	})
+	return s, nil
+}
+
+// Handler returns the HTTP handler; streams are under /v1/stream/.
+func (s *Server) Handler() http.Handler { return s.api }
+
+// Registry exposes the stream registry (for tests and tools).
+func (s *Server) Registry() *sequencer.Registry { return s.reg }
+
+func (s *Server) ready(ctx context.Context) error {
+	return s.catalog.DB().PingContext(ctx)
+}
+
+// BeginShutdown ends live reads (long-polls answer, SSE streams close) so
+// an http.Server can drain quickly; call it before http.Server.Shutdown.
+func (s *Server) BeginShutdown() { s.reg.BeginShutdown() }
+
+// Close ends live reads, flushes and closes every stream and the catalog.
+func (s *Server) Close(ctx context.Context) error {
+	err := s.reg.Close(ctx)
+	return errors.Join(err, s.catalog.Close())
+}
