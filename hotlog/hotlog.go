@@ -21,6 +21,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -151,14 +152,14 @@ type Log struct {
 // callers only create at paths no live stream uses. Missing parent
 // directories are created with mode 0o755.
 func Create(ctx context.Context, path string, meta Meta, initial []Message) (err error) {
-	if err := checkMessages(initial); err != nil {
-		return fmt.Errorf("hotlog: create %s: %w", path, err)
-	}
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("hotlog: create %s: %w", path, err)
 		}
 	}()
+	if err := checkMessages(initial); err != nil {
+		return err
+	}
 	dir := filepath.Dir(path)
 	if err := mkdirAllSync(dir); err != nil {
 		return err
@@ -200,6 +201,16 @@ func initialize(ctx context.Context, db *sql.DB, meta *Meta, initial []Message) 
 		if _, err := c.ExecContext(ctx, p); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
+	}
+	// SQLite silently keeps the rollback journal where WAL is unsupported
+	// (no shared memory, as on some network file systems); readers would
+	// then block the writer.
+	var mode string
+	if err := c.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fmt.Errorf("read journal mode: %w", err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("file system does not support WAL mode (journal mode is %q)", mode)
 	}
 	tx, err := c.BeginTx(ctx, nil)
 	if err != nil {

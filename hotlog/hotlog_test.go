@@ -389,7 +389,7 @@ func TestMarkUploaded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].Pos != 2*seg1Start {
+	if len(got) != 1 || got[0].Pos != 2*seg1Start || !bytes.Equal(got[0].Data, payload(int(2*seg1Start), msgSize)) {
 		t.Errorf("read in trimmed range = %s, want the first message of segment 2", describe(got))
 	}
 	got, err = l.Read(ctx, seg1Start-1, meta.Tail, 1)
@@ -398,6 +398,17 @@ func TestMarkUploaded(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].Pos != seg1Start-msgSize {
 		t.Errorf("read before trimmed range = %s, want the last message of segment 0", describe(got))
+	}
+
+	// Across the gap positions overstate the bytes read, so the main query
+	// leaves the message after the gap out; Read must fetch it.
+	got, err = l.Read(ctx, seg1Start-1, meta.Tail, 2*msgSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Pos != seg1Start-msgSize || got[1].Pos != 2*seg1Start ||
+		!bytes.Equal(got[1].Data, payload(int(2*seg1Start), msgSize)) {
+		t.Errorf("read across trimmed range = %s, want the last message of segment 0 and the first of segment 2", describe(got))
 	}
 
 	if err := l.MarkUploaded(ctx, 2, "x", 1); err == nil {
@@ -410,6 +421,107 @@ func TestMarkUploaded(t *testing.T) {
 		t.Fatal(err)
 	} else if st.Rows != perSeg || st.FileBytes >= after.FileBytes {
 		t.Errorf("stats after second upload = %+v, want %d rows and fewer than %d file bytes", st, perSeg, after.FileBytes)
+	}
+}
+
+func TestMarkUploadedDoesNotWaitForReaders(t *testing.T) {
+	ctx := context.Background()
+	meta := rootMeta()
+	l, _ := newLog(t, meta, nil)
+	appendBatch(t, l, &meta, msgs(0, 0, 1000, 1000))
+	meta.OpenSeg, meta.OpenSegStart = 1, meta.Tail
+	seal := &Segment{Seg: 0, Start: 0, End: meta.Tail, Messages: 2, Bytes: meta.Tail, State: SegmentSealed}
+	if err := l.Commit(ctx, &Batch{Meta: meta, Seal: seal}); err != nil {
+		t.Fatal(err)
+	}
+
+	// An open read transaction pins a snapshot that lives in the WAL,
+	// which a TRUNCATE checkpoint would wait for.
+	tx, err := l.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRow("SELECT count(*) FROM messages").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("count = %d, %v", n, err)
+	}
+
+	start := time.Now()
+	if err := l.MarkUploaded(ctx, 0, "k", 1); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("MarkUploaded took %v with a reader open", d)
+	}
+	// The old snapshot still sees the trimmed rows.
+	if err := tx.QueryRow("SELECT count(*) FROM messages").Scan(&n); err != nil || n != 2 {
+		t.Errorf("count in old snapshot = %d, %v; want 2", n, err)
+	}
+	var timeout int
+	if err := l.wdb.QueryRow("PRAGMA busy_timeout").Scan(&timeout); err != nil || timeout != busyTimeoutMillis {
+		t.Errorf("writer busy_timeout = %d, %v; want %d", timeout, err, busyTimeoutMillis)
+	}
+}
+
+func TestReadDataNotShared(t *testing.T) {
+	// Read keeps the slices the driver returns instead of copying them
+	// (see ownedBytes); this fails if a driver upgrade starts reusing
+	// buffers between rows or reads.
+	ctx := context.Background()
+	sizes := []int{100, 100, 300 << 10, 300 << 10, 100, 300 << 10}
+	want := msgs(0, 0, sizes...)
+	meta := rootMeta()
+	meta.Tail = tail(want, 0)
+	l, _ := newLog(t, meta, want)
+	var reads [][]Message
+	for i := 0; i < 3; i++ {
+		got, err := l.Read(ctx, 0, meta.Tail, 1<<30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reads = append(reads, got)
+		seg, err := l.ReadSegment(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reads = append(reads, seg)
+	}
+	for i, got := range reads {
+		if !equalMessages(got, want) {
+			t.Errorf("read %d changed after later reads: %s", i, describe(got))
+		}
+	}
+}
+
+func TestLargeMessages(t *testing.T) {
+	ctx := context.Background()
+	const maxSize = 8 << 20
+	meta := rootMeta()
+	l, _ := newLog(t, meta, nil)
+	want := msgs(0, 0, maxSize, 1, maxSize)
+	appendBatch(t, l, &meta, want)
+	tests := []struct {
+		name     string
+		from     int64
+		maxBytes int
+		want     []Message
+	}{
+		{"one", 0, 1 << 20, want[:1]},
+		{"two", 0, maxSize + 1, want[:2]},
+		{"all", 0, 2*maxSize + 1, want},
+		{"inside last", maxSize + 2, 1, want[2:]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := l.Read(ctx, tt.from, meta.Tail, tt.maxBytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !equalMessages(got, tt.want) {
+				t.Errorf("Read = %s, want %s", describe(got), describe(tt.want))
+			}
+		})
 	}
 }
 
@@ -530,6 +642,7 @@ func TestCreateFileSettings(t *testing.T) {
 	defer db.Close()
 	for pragma, want := range map[string]string{
 		"auto_vacuum":  "2", // incremental
+		"page_size":    "16384",
 		"journal_mode": "wal",
 		"user_version": "1",
 	} {

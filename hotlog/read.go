@@ -154,8 +154,8 @@ func (l *Log) read(ctx context.Context, from, limit int64, maxBytes int) ([]Mess
 // for keeping. RawBytes is documented as valid only until the next Next,
 // Scan or Close, but modernc.org/sqlite copies every BLOB into a freshly
 // allocated slice that it never touches again, so b can be kept as is.
-// Read's large-message path depends on this to avoid copying every message
-// a second time (tested by TestReadDataNotShared).
+// Read and ReadSegment depend on this to avoid copying every message a
+// second time (tested by TestReadDataNotShared).
 func ownedBytes(b sql.RawBytes) []byte { return b }
 
 // ReadSegment returns all messages of segment seg in position order. It is
@@ -194,7 +194,8 @@ func (l *Log) readSegment(ctx context.Context, seg int64) ([]Message, error) {
 }
 
 // Stats returns the size in bytes of the database file plus its WAL, and
-// the number of stored messages and their total data size.
+// the number of stored messages and their total data size. It scans the
+// message table (not the data), so it is meant for occasional use.
 func (l *Log) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
 	err := l.rdb.QueryRowContext(ctx, "SELECT count(*), coalesce(sum(length(data)), 0) FROM messages").

@@ -151,7 +151,7 @@ var pragmas = []string{
 // are chains of overflow pages, with a quarter of the page lookups and
 // reads, at the price of writing larger (but as many) pages per commit.
 var createPragmas = []string{
-	"PRAGMA page_size = 4096",
+	"PRAGMA page_size = 16384",
 	"PRAGMA auto_vacuum = INCREMENTAL",
 	"PRAGMA journal_mode = WAL",
 }

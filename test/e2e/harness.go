@@ -309,6 +309,7 @@ func (s *Server) Stop() {
 		return
 	}
 	p.expected.Store(true)
+	s.note("SIGTERM")
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
@@ -316,8 +317,10 @@ func (s *Server) Stop() {
 		s.t.Errorf("e2e: server %s did not exit within %v of SIGTERM; sending SIGKILL", s.Addr, StopTimeout)
 		killProcess(p.cmd)
 		<-p.done
+		s.note("exited after SIGKILL: %v", p.err)
 		return
 	}
+	s.note("exited: %v", exitStatus(p.err))
 	if p.err != nil {
 		s.t.Errorf("e2e: server %s exited after SIGTERM with %v (want a clean exit 0)", s.Addr, p.err)
 	}
@@ -330,8 +333,10 @@ func (s *Server) Kill() {
 		return
 	}
 	p.expected.Store(true)
+	s.note("SIGKILL")
 	killProcess(p.cmd)
 	<-p.done
+	s.note("exited: %v", exitStatus(p.err))
 }
 
 // Running reports whether the current server process has not exited.
@@ -444,6 +449,23 @@ func (s *Server) cleanup() {
 	if t.Failed() && !s.tailShown {
 		t.Logf("e2e: server log %s (tail):\n%s", s.LogFile, s.logTail())
 	}
+}
+
+// note appends a harness line to the server log, between the server's own.
+func (s *Server) note(format string, args ...any) {
+	f, err := os.OpenFile(s.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "=== e2e: "+format+"\n", args...)
+}
+
+func exitStatus(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
 }
 
 // Log returns everything the server has written so far (all restarts).

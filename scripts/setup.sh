@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Installs what the tests need; idempotent and cached, quiet on success.
+# Called by scripts/test.sh; safe to run by hand. Everything a test needs must
+# be installed from here (CI starts from a fresh clone on a bare machine).
+#
+# Project-local tools go to ./.tools/bin (gitignored; test.sh puts it on PATH).
+# A step whose inputs have not changed since it last succeeded is skipped
+# (stamp files in ./.tools/stamps).
+#
+# The Durable Streams conformance suite (npm) is NOT installed here:
+# ../shared/conformance/run-conformance.sh installs it lazily into
+# ~/.cache/ds-conformance on first use.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+TOOLS="$PWD/.tools"
+BIN="$TOOLS/bin"
+STAMPS="$TOOLS/stamps"
+mkdir -p "$BIN" "$STAMPS"
+export PATH="$BIN:$PATH"
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# quiet CMD...: run CMD, showing its output only if it fails.
+quiet() {
+  local out
+  if ! out=$("$@" 2>&1); then
+    printf '%s\n' "$out" >&2
+    die "failed: $*"
+  fi
+}
+
+# Stamps: stamp_ok NAME KEY is true if step NAME last succeeded with KEY.
+stamp_ok() { [ -f "$STAMPS/$1" ] && [ "$(cat "$STAMPS/$1")" = "$2" ]; }
+stamp_set() { printf '%s\n' "$2" >"$STAMPS/$1"; }
+# hash_of ARGS/FILES...: a short key from strings and file contents.
+hash_of() {
+  local a
+  for a in "$@"; do
+    if [ -f "$a" ]; then cat "$a"; else printf '%s\n' "$a"; fi
+  done | sha256sum | cut -c1-16
+}
+
+# go_install_tool NAME PKG@VERSION: `go install` a tool into ./.tools/bin.
+go_install_tool() {
+  local name=$1 pkg=$2
+  if [ -x "$BIN/$name" ] && stamp_ok "tool-$name" "$pkg"; then return; fi
+  log "installing $pkg"
+  GOBIN="$BIN" quiet go install "$pkg"
+  stamp_set "tool-$name" "$pkg"
+}
+
+# apt_install PKG...: install missing Debian packages (CI and dev machines run as root).
+apt_install() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  log "apt-get install ${missing[*]}"
+  quiet "${sudo[@]}" apt-get update
+  DEBIAN_FRONTEND=noninteractive quiet "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+# --- steps ---------------------------------------------------------------
+
+ensure_go() {
+  command -v go >/dev/null || die "go not found on PATH (expected Go 1.26, e.g. /usr/local/go/bin)"
+}
+
+ensure_go_modules() {
+  local key
+  key=$(hash_of go.mod go.sum "$(go env GOMODCACHE)")
+  if stamp_ok go-mod-download "$key" && [ -d "$(go env GOMODCACHE)/cache/download" ]; then return; fi
+  quiet go mod download
+  stamp_set go-mod-download "$key"
+}
+
+ensure_node() {
+  # Node.js (with npm) runs the conformance suite (test/e2e). It is on the
+  # machine image; TestConformance skips locally / fails in CI without it.
+  command -v node >/dev/null || log "warning: node not found; TestConformance will be skipped (or fail in CI)"
+}
+
+ensure_minio() {
+  # Placeholder: MinIO for the S3 cold-tier tests (coldstore/, rotation/), e.g.
+  #   go_install_tool minio github.com/minio/minio@<version>
+  :
+}
+
+ensure_nginx() {
+  # Placeholder: nginx as a caching proxy in front of the server (cache/ tests), e.g.
+  #   apt_install nginx
+  :
+}
+
+ensure_npm_packages() {
+  # Placeholder: project npm packages (none yet). The conformance suite is
+  # installed by run-conformance.sh itself, see the header.
+  :
+}
+
+main() {
+  ensure_go
+  ensure_go_modules
+  ensure_node
+  ensure_minio
+  ensure_nginx
+  ensure_npm_packages
+}
+
+main "$@"

@@ -1,0 +1,202 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const (
+	// conformanceMinPassed is the number of conformance tests the server
+	// must pass (suite 0.3.6 without the reserved subscription APIs).
+	conformanceMinPassed = 332
+	// conformanceTimeout bounds the whole run-conformance.sh invocation.
+	conformanceTimeout = 10 * time.Minute
+	// The server times long polls out after 2 s; the suite waits up to 4 s.
+	conformanceServerLongPoll = 2 * time.Second
+	conformanceLongPollMs     = 4000
+)
+
+var conformanceLine = regexp.MustCompile(`^CONFORMANCE .*\bpassed=(\d+) failed=(\d+) skipped=(\d+) total=(\d+)`)
+
+// TestConformance runs the Durable Streams server conformance suite (npm
+// @durable-streams/server-conformance-tests, driven by
+// ../shared/conformance/run-conformance.sh beside the repository) against
+// the real server binary.
+func TestConformance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("conformance suite runs for minutes against the real server; skipped with -short")
+	}
+	script := conformanceScript(t)
+	if _, err := exec.LookPath("node"); err != nil {
+		skipOrFatal(t, "node is not on PATH; the conformance suite needs Node.js (%v)", err)
+	}
+	if _, err := exec.LookPath("bash"); err != nil {
+		skipOrFatal(t, "bash is not on PATH (%v)", err)
+	}
+
+	srv := StartServer(t, BuildServer(t), WithLongPollTimeout(conformanceServerLongPoll))
+
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "conformance.log")
+	jsonPath := filepath.Join(dir, "conformance.json")
+
+	ctx, cancel := context.WithTimeout(context.Background(), conformanceTimeout)
+	defer cancel()
+	if dl, ok := t.Deadline(); ok { // leave go test -timeout room to clean up
+		var c2 context.CancelFunc
+		ctx, c2 = context.WithDeadline(ctx, dl.Add(-30*time.Second))
+		defer c2()
+	}
+
+	cmd := exec.CommandContext(ctx, "bash", script,
+		"--long-poll-ms", strconv.Itoa(conformanceLongPollMs),
+		"--log", logPath,
+		"--json", jsonPath,
+		srv.URL)
+	// The script runs npm and node (vitest) under bash: on timeout kill the
+	// whole process group, not just bash.
+	cmd.SysProcAttr = sysProcAttr()
+	cmd.Cancel = func() error { killProcess(cmd); return nil }
+	cmd.WaitDelay = 10 * time.Second
+	out := &lineLogger{t: t}
+	cmd.Stdout = out
+	cmd.Stderr = out
+
+	t.Logf("running %s against %s (timeout %v)", script, srv.URL, conformanceTimeout)
+	start := time.Now()
+	runErr := cmd.Run()
+	out.flush()
+	elapsed := time.Since(start).Round(100 * time.Millisecond)
+
+	summary := ""
+	for _, l := range out.all() {
+		if conformanceLine.MatchString(l) {
+			summary = l
+		}
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("conformance run timed out after %v\n%s", elapsed, vitestTail(logPath))
+	}
+	if summary == "" {
+		t.Fatalf("no CONFORMANCE line from %s (%v, after %v)\n%s", script, runErr, elapsed, vitestTail(logPath))
+	}
+
+	t.Logf("%s", summary)
+	fmt.Println(summary) // shown by go test -v (and on failure)
+	Summary(summary)     // printed by scripts/test.sh after go test
+
+	m := conformanceLine.FindStringSubmatch(summary)
+	passed, _ := strconv.Atoi(m[1])
+	failed, _ := strconv.Atoi(m[2])
+	if failed != 0 {
+		t.Errorf("conformance: %d tests failed (FAIL lines above)", failed)
+	}
+	if passed < conformanceMinPassed {
+		t.Errorf("conformance: %d tests passed, want at least %d", passed, conformanceMinPassed)
+	}
+	if runErr != nil && failed == 0 {
+		t.Errorf("conformance script failed (%v) although no test failed", runErr)
+	}
+	if t.Failed() {
+		t.Logf("vitest output %s:\n%s", logPath, vitestTail(logPath))
+	}
+}
+
+// conformanceScript finds run-conformance.sh: $DS_CONFORMANCE_SCRIPT, else
+// <repo>/../shared/conformance/run-conformance.sh (../../../shared/... from
+// this package's directory, where go test runs it).
+func conformanceScript(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("DS_CONFORMANCE_SCRIPT"); p != "" {
+		abs, err := filepath.Abs(p)
+		if err == nil {
+			if _, err = os.Stat(abs); err == nil {
+				return abs
+			}
+		}
+		skipOrFatal(t, "DS_CONFORMANCE_SCRIPT=%s: %v", p, err)
+	}
+	p, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "conformance", "run-conformance.sh"))
+	if err == nil {
+		if _, err = os.Stat(p); err == nil {
+			return p
+		}
+	}
+	skipOrFatal(t, "conformance script not found (%v); it lives in shared/ beside the repository, or set DS_CONFORMANCE_SCRIPT", err)
+	return ""
+}
+
+// skipOrFatal skips locally but fails in CI (env CI set and not false/0),
+// where a missing prerequisite must not turn into a silent pass.
+func skipOrFatal(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
+		t.Fatalf("CI: "+format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+func vitestTail(path string) string {
+	if _, err := os.Stat(path); err != nil {
+		return "(no vitest log)"
+	}
+	return "--- vitest log (tail) ---\n" + tailFile(path, 150, 32<<10) + "--- end of vitest log ---"
+}
+
+// lineLogger is an io.Writer that sends each complete line to t.Log and
+// remembers all lines. The script prints only its summary and FAIL lines
+// (plus npm install progress on first use); vitest's output goes to --log.
+type lineLogger struct {
+	t     *testing.T
+	mu    sync.Mutex
+	buf   []byte
+	lines []string
+}
+
+func (w *lineLogger) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		w.emit(string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
+	}
+	return len(p), nil
+}
+
+func (w *lineLogger) emit(line string) {
+	line = strings.TrimRight(line, "\r")
+	w.lines = append(w.lines, line)
+	if !conformanceLine.MatchString(line) { // logged once, by the test, below
+		w.t.Log(line)
+	}
+}
+
+func (w *lineLogger) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.buf) > 0 {
+		w.emit(string(w.buf))
+		w.buf = nil
+	}
+}
+
+func (w *lineLogger) all() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.lines...)
+}
