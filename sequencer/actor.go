@@ -104,6 +104,9 @@ func (s *Stream) ID() int64 { return s.id }
 func (s *Stream) run() {
 	defer close(s.done)
 	defer s.log.Close()
+	if s.reg.cfg.Rotation.Enabled && s.meta.Closed && s.meta.OpenSegMsgs > 0 {
+		s.sealByAge() // a stream created closed, or closed before a crash
+	}
 	batchMax := s.reg.cfg.MaxBatch
 	for {
 		var first any

@@ -109,7 +109,9 @@ func (r *Registry) readBoundary(ctx context.Context, snap *Snapshot, from, lim i
 	if len(tail) > 0 && used+len(tail[0].Data) > budget {
 		return head, sealed, nil
 	}
-	return append(head, tail...), sealed, nil
+	// head may alias the parent's tail cache: build a new slice.
+	out := make([]hotlog.Message, 0, len(head)+len(tail))
+	return append(append(out, head...), tail...), sealed, nil
 }
 
 // readOwn reads this stream's own messages of segment sv from the tail
@@ -194,7 +196,7 @@ func takeBudget(msgs []hotlog.Message, lim int64, budget int) []hotlog.Message {
 	used := 0
 	for i, m := range msgs {
 		if m.Pos >= lim || (i > 0 && used+len(m.Data) > budget) {
-			return msgs[:i]
+			return msgs[:i:i]
 		}
 		used += len(m.Data)
 	}
@@ -250,4 +252,30 @@ func (r *Registry) TokenFor(ctx context.Context, snap *Snapshot, p int64) offset
 // TailToken returns the offset token of snap's tail.
 func (r *Registry) TailToken(ctx context.Context, snap *Snapshot) offset.Token {
 	return r.tokenFor(ctx, snap, snap.Tail)
+}
+
+// SegmentMessages returns every message of sealed segment seg as the stream
+// viewed by snap sees it, including a fork's inherited part of a segment it
+// shares with its parent. The rotation uploader builds objects from it.
+func (r *Registry) SegmentMessages(ctx context.Context, snap *Snapshot, seg hotlog.Segment) ([]hotlog.Message, error) {
+	var out []hotlog.Message
+	for pos := seg.Start; pos < seg.End; {
+		msgs, _, err := r.readView(ctx, snap, pos, seg.End, unlimited)
+		if err != nil {
+			return nil, err
+		}
+		msgs = clip(msgs, pos, seg.End)
+		if len(msgs) == 0 {
+			return nil, internal("segment has a hole", nil)
+		}
+		out = append(out, msgs...)
+		pos = msgs[len(msgs)-1].End()
+	}
+	return out, nil
+}
+
+// AcquireID pins stream id (live or soft-deleted) for internal work such
+// as uploads; release it when done.
+func (r *Registry) AcquireID(ctx context.Context, id int64) (*Stream, func(), error) {
+	return r.acquireID(ctx, id)
 }

@@ -107,5 +107,6 @@ func (s *Snapshot) recentFrom(from int64) ([]hotlog.Message, bool) {
 		return nil, false
 	}
 	i := sort.Search(len(s.recent), func(i int) bool { return s.recent[i].End() > from })
-	return s.recent[i:], true
+	// Capacity is capped so no caller can append into the shared cache.
+	return s.recent[i:len(s.recent):len(s.recent)], true
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/streamtier/durable-streams/api"
 	"github.com/streamtier/durable-streams/cache"
 	"github.com/streamtier/durable-streams/catalog"
+	"github.com/streamtier/durable-streams/coldstore"
+	"github.com/streamtier/durable-streams/rotation"
 	"github.com/streamtier/durable-streams/sequencer"
 )
 
@@ -30,12 +32,28 @@ type Config struct {
 	IdleTimeout     time.Duration // close idle stream actors after this (default 30s)
 	MaxOpenStreams  int           // soft bound on open stream actors (default 4096)
 	Logger          *slog.Logger
+
+	// ColdStore is where sealed segments go; the zero value is a local
+	// directory <DataDir>/cold (the embedded default).
+	ColdStore coldstore.Config
+	// Rotation decides when segments are sealed; zero fields take
+	// DefaultRotation's values.
+	Rotation sequencer.RotationPolicy
+	// CacheBytes bounds the on-disk cache of cold objects (default 1 GiB).
+	CacheBytes int64
+	// Verify selects how uploads are checked before the hot log is trimmed.
+	Verify rotation.VerifyMode
 }
+
+// DefaultRotation seals a segment at 4 MiB, or after 15 minutes, or on close.
+var DefaultRotation = sequencer.RotationPolicy{Enabled: true, SealBytes: 4 << 20, SealAge: 15 * time.Minute}
 
 // Server is a running Durable Streams server.
 type Server struct {
 	cfg     Config
 	catalog *catalog.Catalog
+	store   coldstore.Store
+	rot     *rotation.Rotator
 	reg     *sequencer.Registry
 	api     *api.API
 }
@@ -56,18 +74,52 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: open catalog: %w", err)
 	}
+	if cfg.ColdStore.Kind == "" {
+		cfg.ColdStore.Kind = "local"
+	}
+	if cfg.ColdStore.Kind == "local" && cfg.ColdStore.Dir == "" {
+		cfg.ColdStore.Dir = filepath.Join(cfg.DataDir, "cold")
+	}
+	store, err := coldstore.Open(ctx, cfg.ColdStore)
+	if err != nil {
+		cat.Close()
+		return nil, fmt.Errorf("server: open cold store: %w", err)
+	}
+	rot, err := rotation.New(rotation.Config{Store: store, Catalog: cat, Logger: cfg.Logger,
+		CacheDir: filepath.Join(cfg.DataDir, "cache"), CacheBytes: cfg.CacheBytes, Verify: cfg.Verify})
+	if err != nil {
+		cat.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	pol := cfg.Rotation
+	pol.Enabled = true
+	if pol.SealBytes == 0 && pol.SealMessages == 0 {
+		pol.SealBytes = DefaultRotation.SealBytes
+	}
+	if pol.SealAge == 0 {
+		pol.SealAge = DefaultRotation.SealAge
+	}
 	reg, err := sequencer.NewRegistry(sequencer.Config{
-		DataDir:     cfg.DataDir,
-		Catalog:     cat,
-		Logger:      cfg.Logger,
-		IdleTimeout: cfg.IdleTimeout,
-		MaxOpen:     cfg.MaxOpenStreams,
+		DataDir:      cfg.DataDir,
+		Catalog:      cat,
+		Logger:       cfg.Logger,
+		IdleTimeout:  cfg.IdleTimeout,
+		MaxOpen:      cfg.MaxOpenStreams,
+		Rotation:     pol,
+		Cold:         rot,
+		OnSeal:       rot.OnSeal,
+		OnHardDelete: rot.OnHardDelete,
 	})
 	if err != nil {
 		cat.Close()
 		return nil, fmt.Errorf("server: start registry: %w", err)
 	}
-	s := &Server{cfg: cfg, catalog: cat, reg: reg}
+	if err := rot.Start(ctx, reg); err != nil {
+		reg.Close(ctx)
+		cat.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s := &Server{cfg: cfg, catalog: cat, store: store, rot: rot, reg: reg}
 	s.api = api.New(api.Options{
 		Registry:        reg,
 		Logger:          cfg.Logger,
@@ -84,6 +136,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 // Handler returns the HTTP handler; streams are under /v1/stream/.
 func (s *Server) Handler() http.Handler { return s.api }
 
+// Rotator exposes the segment uploader (for tests and tools).
+func (s *Server) Rotator() *rotation.Rotator { return s.rot }
+
 // Registry exposes the stream registry (for tests and tools).
 func (s *Server) Registry() *sequencer.Registry { return s.reg }
 
@@ -97,6 +152,7 @@ func (s *Server) BeginShutdown() { s.reg.BeginShutdown() }
 
 // Close ends live reads, flushes and closes every stream and the catalog.
 func (s *Server) Close(ctx context.Context) error {
+	s.rot.Close()
 	err := s.reg.Close(ctx)
 	return errors.Join(err, s.catalog.Close())
 }

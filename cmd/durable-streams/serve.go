@@ -17,6 +17,9 @@ import (
 	"time"
 
 	"github.com/streamtier/durable-streams/cache"
+	"github.com/streamtier/durable-streams/coldstore"
+	"github.com/streamtier/durable-streams/rotation"
+	"github.com/streamtier/durable-streams/sequencer"
 	"github.com/streamtier/durable-streams/server"
 )
 
@@ -31,6 +34,15 @@ type serveFlags struct {
 	maxChunk        int64
 	logLevel        string
 	cacheMode       string
+
+	coldKind     string
+	coldDir      string
+	s3           coldstore.S3Config
+	sealBytes    int64
+	sealMessages int64
+	sealAge      time.Duration
+	cacheBytes   int64
+	verify       string
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -45,6 +57,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Int64Var(&f.maxChunk, "max-read-chunk", envInt("DS_MAX_READ_CHUNK", 1<<20), "largest read response body (DS_MAX_READ_CHUNK)")
 	fs.StringVar(&f.logLevel, "log-level", envOr("DS_LOG_LEVEL", "info"), "debug, info, warn or error (DS_LOG_LEVEL)")
 	fs.StringVar(&f.cacheMode, "cache-mode", envOr("DS_CACHE_MODE", "shared"), "shared (CDN-cacheable) or private (DS_CACHE_MODE)")
+	fs.StringVar(&f.coldKind, "cold-store", envOr("DS_COLD_STORE", "local"), "where sealed segments go: local or s3 (DS_COLD_STORE)")
+	fs.StringVar(&f.coldDir, "cold-dir", envOr("DS_COLD_DIR", ""), "directory of the local cold store (default <data-dir>/cold) (DS_COLD_DIR)")
+	fs.StringVar(&f.s3.Endpoint, "s3-endpoint", envOr("DS_S3_ENDPOINT", ""), "S3 endpoint URL; empty for AWS (DS_S3_ENDPOINT)")
+	fs.StringVar(&f.s3.Region, "s3-region", envOr("DS_S3_REGION", envOr("AWS_REGION", "us-east-1")), "S3 region; R2 uses auto (DS_S3_REGION, AWS_REGION)")
+	fs.StringVar(&f.s3.Bucket, "s3-bucket", envOr("DS_S3_BUCKET", ""), "S3 bucket (DS_S3_BUCKET)")
+	fs.StringVar(&f.s3.Prefix, "s3-prefix", envOr("DS_S3_PREFIX", "segments"), "key prefix inside the bucket (DS_S3_PREFIX)")
+	fs.BoolVar(&f.s3.PathStyle, "s3-path-style", envBool("DS_S3_PATH_STYLE", false), "path-style addressing, needed by MinIO (DS_S3_PATH_STYLE)")
+	fs.Int64Var(&f.sealBytes, "seal-bytes", envInt("DS_SEAL_BYTES", 4<<20), "seal a segment at this many bytes (DS_SEAL_BYTES)")
+	fs.Int64Var(&f.sealMessages, "seal-messages", envInt("DS_SEAL_MESSAGES", 0), "seal a segment at this many messages; 0 = no limit (DS_SEAL_MESSAGES)")
+	fs.DurationVar(&f.sealAge, "seal-age", envDuration("DS_SEAL_AGE", 15*time.Minute), "seal a segment this long after its first message (DS_SEAL_AGE)")
+	fs.Int64Var(&f.cacheBytes, "cache-bytes", envInt("DS_CACHE_BYTES", 1<<30), "bound of the on-disk cache of cold segments (DS_CACHE_BYTES)")
+	fs.StringVar(&f.verify, "verify-uploads", envOr("DS_VERIFY_UPLOADS", "full"), "check uploads before trimming: full (read back, CRC32C) or size (DS_VERIFY_UPLOADS)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -60,6 +84,22 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return usageError{err}
 	}
 	lg := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// Credentials come from DS_S3_ACCESS_KEY_ID/DS_S3_SECRET_ACCESS_KEY or
+	// the usual AWS chain (AWS_ACCESS_KEY_ID, profiles, ...); never flags,
+	// so they don't show in process listings.
+	f.s3.AccessKeyID = os.Getenv("DS_S3_ACCESS_KEY_ID")
+	f.s3.SecretAccessKey = os.Getenv("DS_S3_SECRET_ACCESS_KEY")
+	verify := rotation.VerifyFull
+	switch f.verify {
+	case "full":
+	case "size":
+		verify = rotation.VerifySize
+	default:
+		return usageError{fmt.Errorf("bad -verify-uploads %q (want full or size)", f.verify)}
+	}
+	if f.coldKind == coldstore.KindS3 && f.s3.Bucket == "" {
+		return usageError{errors.New("-cold-store s3 needs -s3-bucket")}
+	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -71,6 +111,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		MaxReadChunk:    int(f.maxChunk),
 		CacheMode:       mode,
 		Logger:          lg,
+		ColdStore:       coldstore.Config{Kind: f.coldKind, Dir: f.coldDir, S3: f.s3},
+		Rotation:        sequencer.RotationPolicy{SealBytes: f.sealBytes, SealMessages: f.sealMessages, SealAge: f.sealAge},
+		CacheBytes:      f.cacheBytes,
+		Verify:          verify,
 	})
 	if err != nil {
 		return err
@@ -118,6 +162,13 @@ func envDuration(key string, def time.Duration) time.Duration {
 func envInt(key string, def int64) int64 {
 	if n, err := strconv.ParseInt(envOr(key, ""), 10, 64); err == nil {
 		return n
+	}
+	return def
+}
+
+func envBool(key string, def bool) bool {
+	if b, err := strconv.ParseBool(envOr(key, "")); err == nil {
+		return b
 	}
 	return def
 }
