@@ -86,9 +86,9 @@ ensure_node() {
 }
 
 ensure_minio() {
-  # Placeholder: MinIO for the S3 cold-tier tests (coldstore/, rotation/), e.g.
-  #   go_install_tool minio github.com/minio/minio@<version>
-  :
+  # A real MinIO server for the S3 cold-tier tests (internal/miniotest);
+  # built from source with go install, several minutes on a cold cache.
+  quiet bash scripts/install-minio.sh
 }
 
 ensure_nginx() {

@@ -225,7 +225,7 @@ func TestDeleteMissing(t *testing.T) {
 // TestAppendAfterConcurrentDelete: a request that acquired the stream just
 // before it was deleted must learn that the stream is gone.
 func TestAppendAfterConcurrentDelete(t *testing.T) {
-	t.Skip("BUG: an Append on a handle acquired before a hard delete fails with KindUnavailable " +
+	t.Log("BUG: an Append on a handle acquired before a hard delete fails with KindUnavailable " +
 		"(\"server is shutting down\", HTTP 503 + Retry-After) instead of KindNotFound: applyDelete stops the actor " +
 		"and Stream.send maps a stopped actor to errStopped")
 	e := newEnv(t, nil)

@@ -45,7 +45,13 @@ func TestConformance(t *testing.T) {
 	}
 
 	srv := StartServer(t, BuildServer(t), WithLongPollTimeout(conformanceServerLongPoll))
+	runConformance(t, script, srv, "")
+}
 
+// runConformance runs the suite against srv and checks the result; label
+// tags the summary line (e.g. "minio").
+func runConformance(t *testing.T, script string, srv *Server, label string) {
+	t.Helper()
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "conformance.log")
 	jsonPath := filepath.Join(dir, "conformance.json")
@@ -91,6 +97,9 @@ func TestConformance(t *testing.T) {
 		t.Fatalf("no CONFORMANCE line from %s (%v, after %v)\n%s", script, runErr, elapsed, vitestTail(logPath))
 	}
 
+	if label != "" {
+		summary = strings.Replace(summary, "CONFORMANCE ", "CONFORMANCE ("+label+") ", 1)
+	}
 	t.Logf("%s", summary)
 	fmt.Println(summary) // shown by go test -v (and on failure)
 	Summary(summary)     // printed by scripts/test.sh after go test
