@@ -146,6 +146,14 @@ func ValidateKey(key string) error {
 	return nil
 }
 
+// prefixCanMatch reports whether any valid key can start with prefix: the
+// part of the prefix before its last "/" must itself be a valid key. List
+// returns nothing early otherwise (MinIO even rejects such prefixes).
+func prefixCanMatch(prefix string) bool {
+	i := strings.LastIndexByte(prefix, '/')
+	return i < 0 || ValidateKey(prefix[:i]) == nil
+}
+
 // checkRange validates Get arguments that can be checked without the object.
 func checkRange(off int64) error {
 	if off < 0 {

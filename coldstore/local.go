@@ -307,13 +307,13 @@ func (l *Local) Delete(ctx context.Context, key string) error {
 // makes the listing lexicographic without collecting it first.
 func (l *Local) List(ctx context.Context, prefix string) iter.Seq2[ObjectInfo, error] {
 	return func(yield func(ObjectInfo, error) bool) {
+		if !prefixCanMatch(prefix) {
+			return
+		}
 		// Start at the deepest directory that the prefix names completely.
 		dirKey := ""
 		if i := strings.LastIndexByte(prefix, '/'); i > 0 {
 			dirKey = prefix[:i]
-			if ValidateKey(dirKey) != nil {
-				return // no valid key lies under an invalid directory
-			}
 		}
 		dir := l.root
 		if dirKey != "" {

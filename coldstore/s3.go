@@ -131,6 +131,12 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
 		o.UsePathStyle = cfg.PathStyle
+		// Ranged GETs carry no whole-object checksum; with the default
+		// ResponseChecksumValidation=WhenSupported the SDK would log
+		// "Response has no supported checksum" to stderr for each of them.
+		// Whole-object GETs of objects stored with a checksum are still
+		// validated.
+		o.DisableLogOutputChecksumValidationSkipped = true
 		if cfg.HTTPClient != nil {
 			o.HTTPClient = cfg.HTTPClient
 		}
@@ -186,8 +192,8 @@ func httpStatus(err error) int {
 }
 
 // maxBufferedPut is the largest non-seekable Put body buffered in memory;
-// larger ones are spooled to a temporary file.
-const maxBufferedPut = 16 << 20
+// larger ones are spooled to a temporary file. A variable for tests.
+var maxBufferedPut int64 = 16 << 20
 
 // Put implements Store with a single PutObject, which S3 applies atomically.
 // The SDK needs a seekable body (to sign the payload over plain HTTP and to
@@ -353,6 +359,13 @@ func (s *S3) Head(ctx context.Context, key string) (ObjectInfo, error) {
 // (byte-wise) key order.
 func (s *S3) List(ctx context.Context, prefix string) iter.Seq2[ObjectInfo, error] {
 	return func(yield func(ObjectInfo, error) bool) {
+		if err := ctx.Err(); err != nil {
+			yield(ObjectInfo{}, err)
+			return
+		}
+		if !prefixCanMatch(prefix) {
+			return
+		}
 		in := &s3.ListObjectsV2Input{Bucket: aws.String(s.cfg.Bucket), Prefix: aws.String(s.prefix + prefix)}
 		if s.cfg.ListPageSize > 0 {
 			in.MaxKeys = aws.Int32(s.cfg.ListPageSize)

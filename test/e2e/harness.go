@@ -128,7 +128,11 @@ func serverRace() bool {
 	case "0", "false":
 		return false
 	}
-	return raceEnabled
+	// The server under test is built without -race by default: the
+	// conformance suite has timing windows (sliding TTLs of 1-2 s) that a
+	// race-instrumented SQLite misses on a loaded 2-core machine. Races are
+	// covered by the -race unit tests; DS_E2E_SERVER_RACE=1 opts in here.
+	return false
 }
 
 // CleanupBuild removes the binary BuildServer built. Call it from TestMain
