@@ -194,14 +194,17 @@ func (ix *Index) walkBlock(k int, b []byte, fn func(pos int64, batchEnd bool, da
 	return records, nil
 }
 
-// Locate returns the object byte range [off, end) to fetch for a read of
-// the messages overlapping [from, limit) within budget bytes, with the
-// semantics of [Index.DecodeRange]. The range starts and ends on block
-// boundaries, so every block in it can be verified. It holds the records
-// that read returns plus less than one stride of records before the first
-// and, at the end, normally less than one stride of records that are not
-// returned (at most two strides when from is inside a message); it never
-// holds a large (single-block) message that is not returned.
+// Locate returns the object byte range [off, end) to fetch, as one ranged
+// read, for a read of the messages overlapping [from, limit) within budget
+// bytes, with the semantics of [Index.DecodeRange]. The range starts and
+// ends on block boundaries, so that every block in it can be verified.
+// Besides the records the read returns, it holds less than one stride of
+// records before the first one (none if that is a large message) and, when
+// from is a message boundary (every offset the server hands out is), less
+// than one stride of records after the last one. When from is inside a
+// message it may also hold up to about budget bytes of messages that the
+// budget then excludes. It never holds a large (single-block) message that
+// ends past from+budget.
 //
 // If the read is empty (from >= limit after clipping both to the segment),
 // Locate returns an empty range.
@@ -262,6 +265,11 @@ func (ix *Index) DecodeRange(buf []byte, off int64, from, limit int64, budget in
 	}
 	if ix.blocks[i].pos > from || ix.blockEndPos(j) <= from {
 		return nil, fmt.Errorf("%w: [%d, %d) holds positions [%d, %d), not %d", ErrRange, off, end, ix.blocks[i].pos, ix.blockEndPos(j), from)
+	}
+	// Size the result for the segment's average record size, which is
+	// exact for segments of equal-sized messages.
+	if avg := (ix.BodyEnd - ix.BodyOff) / max(ix.Header.Count, 1); avg > 0 {
+		out = make([]Message, 0, int64(len(buf))/avg+1)
 	}
 	used, done := 0, false
 	visit := func(pos int64, batchEnd bool, data []byte) bool {

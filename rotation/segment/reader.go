@@ -6,7 +6,7 @@ import (
 )
 
 // TailFetch is how many bytes at the end of an object NewReader fetches
-// first. It holds the footer of objects of up to about 12 MiB of body
+// first. It holds the footer of objects of up to about 13 MiB of body
 // (with the default stride and a short content type), so that for them
 // one fetch yields the whole index.
 const TailFetch = 64 << 10

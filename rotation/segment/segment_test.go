@@ -550,7 +550,7 @@ func TestCorruption(t *testing.T) {
 	msgs := genMsgs(rng, 77, sizes)
 	h := headerFor(5, 6, 77, msgs)
 	small := encodeT(t, h, msgs, 128) // several blocks, some single-record
-	big := genMsgs(rng, 0, append(repeat(3000, 100), 300<<10, 2<<20, 5))
+	big := genMsgs(rng, 0, append(repeat(1000, 100), 200<<10, verifyBuffer+verifyBuffer/2, 5))
 	large := encodeT(t, headerFor(1, 1, 0, big), big, Stride)
 
 	for _, tc := range []struct {
@@ -576,7 +576,7 @@ func TestCorruption(t *testing.T) {
 			for i := len(large) - TrailerSize - 64; i < len(large); i++ {
 				f = append(f, i)
 			}
-			for range 200 {
+			for range 100 {
 				f = append(f, rng.IntN(len(large)), int(ix.BodyEnd)+rng.IntN(len(large)-int(ix.BodyEnd)))
 			}
 			return f
