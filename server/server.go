@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/streamtier/durable-streams/admin"
 	"github.com/streamtier/durable-streams/api"
 	"github.com/streamtier/durable-streams/cache"
 	"github.com/streamtier/durable-streams/catalog"
@@ -36,6 +37,9 @@ type Config struct {
 	// ColdStore is where sealed segments go; the zero value is a local
 	// directory <DataDir>/cold (the embedded default).
 	ColdStore coldstore.Config
+	// Store, when set, is used as the cold store instead of opening
+	// ColdStore (embedders with their own object store; tests).
+	Store coldstore.Store
 	// Rotation decides when segments are sealed; zero fields take
 	// DefaultRotation's values.
 	Rotation sequencer.RotationPolicy
@@ -43,6 +47,9 @@ type Config struct {
 	CacheBytes int64
 	// Verify selects how uploads are checked before the hot log is trimmed.
 	Verify rotation.VerifyMode
+	// AdminToken, if set, is the bearer token the admin API (/v1/admin/)
+	// requires; empty leaves it open.
+	AdminToken string
 }
 
 // DefaultRotation seals a segment at 4 MiB, or after 15 minutes, or on close.
@@ -55,6 +62,7 @@ type Server struct {
 	store   coldstore.Store
 	rot     *rotation.Rotator
 	reg     *sequencer.Registry
+	admin   *admin.Service
 	api     *api.API
 }
 
@@ -80,7 +88,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.ColdStore.Kind == "local" && cfg.ColdStore.Dir == "" {
 		cfg.ColdStore.Dir = filepath.Join(cfg.DataDir, "cold")
 	}
-	store, err := coldstore.Open(ctx, cfg.ColdStore)
+	store, err := cfg.Store, error(nil)
+	if store == nil {
+		store, err = coldstore.Open(ctx, cfg.ColdStore)
+	}
 	if err != nil {
 		cat.Close()
 		return nil, fmt.Errorf("server: open cold store: %w", err)
@@ -119,7 +130,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cat.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	s := &Server{cfg: cfg, catalog: cat, store: store, rot: rot, reg: reg}
+	adm, err := admin.New(admin.Config{Catalog: cat, Store: store, Registry: reg, Logger: cfg.Logger})
+	if err != nil {
+		rot.Close()
+		reg.Close(ctx)
+		cat.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s := &Server{cfg: cfg, catalog: cat, store: store, rot: rot, reg: reg, admin: adm}
 	s.api = api.New(api.Options{
 		Registry:        reg,
 		Logger:          cfg.Logger,
@@ -129,6 +147,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		MaxReadChunk:    cfg.MaxReadChunk,
 		CacheMode:       cfg.CacheMode,
 		Ready:           s.ready,
+		Admin:           adm,
+		AdminToken:      cfg.AdminToken,
 	})
 	return s, nil
 }
@@ -141,6 +161,15 @@ func (s *Server) Rotator() *rotation.Rotator { return s.rot }
 
 // Registry exposes the stream registry (for tests and tools).
 func (s *Server) Registry() *sequencer.Registry { return s.reg }
+
+// Admin exposes the segment administration service (for tests and tools).
+func (s *Server) Admin() *admin.Service { return s.admin }
+
+// Catalog exposes the stream catalog (for tests and tools).
+func (s *Server) Catalog() *catalog.Catalog { return s.catalog }
+
+// ColdStore exposes the cold object store (for tests and tools).
+func (s *Server) ColdStore() coldstore.Store { return s.store }
 
 func (s *Server) ready(ctx context.Context) error {
 	return s.catalog.DB().PingContext(ctx)
