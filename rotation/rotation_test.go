@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -121,8 +123,10 @@ func waitFor(t *testing.T, cond func() bool) {
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
+			pprof.Lookup("goroutine").WriteTo(os.Stderr, 1) // where is it stuck?
 			t.Fatal("condition not met in time")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+

@@ -200,11 +200,15 @@ func (s *Stream) stateSnapshot() *Snapshot {
 func (s *Stream) committed(b *hotlog.Batch, wasClosed bool) {
 	if b.Seal != nil {
 		s.segments = append(s.segments[:len(s.segments):len(s.segments)], *b.Seal)
-		s.reg.rotationNotify(s, *b.Seal)
 	}
 	s.addRecent(b.Messages)
 	s.resetSealTimer()
 	s.publish()
+	if b.Seal != nil {
+		// After publishing: the uploader reads the sealed segment from the
+		// snapshot and must find it there.
+		s.reg.rotationNotify(s, *b.Seal)
+	}
 	if s.meta.Closed && !wasClosed {
 		s.reg.closedNotify(s.id)
 	}
