@@ -2,7 +2,6 @@
 
 package e2e
 
-// raceEnabled: the test binary was built with -race, so BuildServer builds
-// the server with -race too (shared build cache, and the server itself is
-// race-checked under the end-to-end tests).
+// raceEnabled: the test binary was built with -race. BuildServer does not
+// follow it by default (see serverRace); DS_E2E_SERVER_RACE=1 races the server.
 const raceEnabled = true
