@@ -17,6 +17,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/streamtier/durable-streams/admin"
 	"github.com/streamtier/durable-streams/cache"
 	"github.com/streamtier/durable-streams/internal/protocol"
 	"github.com/streamtier/durable-streams/sequencer"
@@ -36,6 +37,11 @@ type Options struct {
 	CacheMode       cache.Mode
 	// Ready reports readiness for /readyz (nil: always ready).
 	Ready func(ctx context.Context) error
+	// Admin serves the segment administration API under /v1/admin/ (nil:
+	// not served); see AdminRoute. AdminToken, if set, is the bearer token
+	// it requires.
+	Admin      *admin.Service
+	AdminToken string
 }
 
 // API serves the protocol.
@@ -74,6 +80,9 @@ func New(opt Options) *API {
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", a.readyz)
 	e.Any(StreamsRoute+"*", a.stream)
+	if opt.Admin != nil {
+		e.Any(AdminRoute+"*", a.admin)
+	}
 	a.echo = e
 	return a
 }

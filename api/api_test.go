@@ -678,15 +678,29 @@ func TestLongPoll(t *testing.T) {
 		t.Fatal("long-poll not woken by an append")
 	}
 
-	// Closed stream at its tail: 204 at once, closed, no cursor.
-	s.must(204, "POST", "/v1/stream/s", hdr{"Stream-Closed", "true"}, "")
+	// Closed stream at its tail: 204 at once (well before the 3s timeout),
+	// closed, no cursor.
+	slow.must(204, "POST", "/v1/stream/s", hdr{"Stream-Closed", "true"}, "")
 	start := time.Now()
-	r = s.must(204, "GET", "/v1/stream/s?live=long-poll&offset="+tok(3), nil, "")
-	if time.Since(start) > 80*time.Millisecond {
+	r = slow.must(204, "GET", "/v1/stream/s?live=long-poll&offset="+tok(5), nil, "")
+	if time.Since(start) > time.Second {
 		t.Fatal("long-poll on a closed stream waited")
 	}
-	if r.header.Get("Stream-Closed") != "true" || r.header.Get("Stream-Cursor") != "" || r.header.Get("Stream-Next-Offset") != tok(3) {
+	if r.header.Get("Stream-Closed") != "true" || r.header.Get("Stream-Cursor") != "" || r.header.Get("Stream-Next-Offset") != tok(5) {
 		t.Fatalf("closed long-poll: %s", r)
+	}
+	// Closed during the wait: 204 reporting the close.
+	slow.create("c", "text/plain", "x")
+	go func() { done <- slow.do("GET", "/v1/stream/c?live=long-poll&offset=now", nil, "") }()
+	time.Sleep(50 * time.Millisecond)
+	slow.must(204, "POST", "/v1/stream/c", hdr{"Stream-Closed", "true"}, "")
+	select {
+	case r := <-done:
+		if r.status != 204 || r.header.Get("Stream-Closed") != "true" || r.header.Get("Stream-Next-Offset") != tok(1) {
+			t.Fatalf("long-poll woken by a close: %s", r)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("long-poll not woken by a close")
 	}
 }
 
@@ -774,15 +788,214 @@ func TestMountedUnderPrefix(t *testing.T) {
 	wantJSONError(t, r)
 }
 
-func TestDbgAbs(t *testing.T) {
+// ---- forks over HTTP ----
+
+func TestForkReadsOverHTTP(t *testing.T) {
+	s := newServer(t, nil, nil)
+	s.create("src", "text/plain", "hello")
+	s.appendTo("src", "text/plain", "world")
+	tests := []struct {
+		name string
+		h    hdr
+		want string
+	}{
+		{"tail", hdr{}, "helloworld"},
+		{"boundary", hdr{"Stream-Fork-Offset", tok(5)}, "hello"},
+		{"mid-message", hdr{"Stream-Fork-Offset", tok(7)}, "hellowo"},
+		{"start sentinel", hdr{"Stream-Fork-Offset", "-1"}, ""},
+		{"now sentinel", hdr{"Stream-Fork-Offset", "now"}, "helloworld"},
+		{"sub-offset", hdr{"Stream-Fork-Offset", tok(5), "Stream-Fork-Sub-Offset", "3"}, "hellowor"},
+	}
+	for i, tc := range tests {
+		path := fmt.Sprintf("/v1/stream/f%d", i)
+		r := s.must(201, "PUT", path, append(hdr{"Stream-Forked-From", "/v1/stream/src"}, tc.h...), "")
+		if got := r.header.Get("Stream-Next-Offset"); got != tok(int64(len(tc.want))) {
+			t.Fatalf("%s: fork tail %s", tc.name, got)
+		}
+		if r.header.Get("Content-Type") != "text/plain" {
+			t.Fatalf("%s: fork content type %q", tc.name, r.header.Get("Content-Type"))
+		}
+		s.must(204, "POST", path, hdr{"Content-Type", "text/plain"}, "!")
+		if r := s.must(200, "GET", path, nil, ""); string(r.body) != tc.want+"!" {
+			t.Fatalf("%s: fork reads %q, want %q", tc.name, r.body, tc.want+"!")
+		}
+		// Reading the fork never changes the source.
+		if r := s.must(200, "GET", "/v1/stream/src", nil, ""); string(r.body) != "helloworld" {
+			t.Fatalf("%s: source reads %q after a fork read", tc.name, r.body)
+		}
+	}
+	// Idempotent re-create of a fork; another fork point conflicts. (A plain
+	// PUT on a fork: sequencer TestPlainCreateOnForkConflicts.)
+	s.must(200, "PUT", "/v1/stream/f1", hdr{"Stream-Forked-From", "/v1/stream/src", "Stream-Fork-Offset", tok(5), "Content-Type", "text/plain"}, "")
+	s.must(409, "PUT", "/v1/stream/f1", hdr{"Stream-Forked-From", "/v1/stream/src", "Stream-Fork-Offset", tok(4)}, "")
+	s.must(409, "PUT", "/v1/stream/f1", hdr{"Stream-Forked-From", "/v1/stream/f0", "Stream-Fork-Offset", tok(5)}, "")
+	// Deleting a forked source: 410 for it, forks still read.
+	s.must(204, "DELETE", "/v1/stream/src", nil, "")
+	for _, m := range []string{"GET", "HEAD", "DELETE"} {
+		s.must(410, m, "/v1/stream/src", nil, "")
+	}
+	s.must(410, "POST", "/v1/stream/src", hdr{"Content-Type", "text/plain"}, "x")
+	s.must(409, "PUT", "/v1/stream/src", hdr{"Content-Type", "text/plain"}, "")
+	s.must(409, "PUT", "/v1/stream/g", hdr{"Stream-Forked-From", "/v1/stream/src"}, "")
+	if r := s.must(200, "GET", "/v1/stream/f1", nil, ""); string(r.body) != "hello!" {
+		t.Fatalf("fork of deleted source reads %q", r.body)
+	}
+}
+
+// TestAbsoluteFormRequestLocation: RFC 9112 section 3.2.2 requires servers
+// to accept the absolute form of the request target; the Location of a
+// created stream must still be its URL.
+func TestAbsoluteFormRequestLocation(t *testing.T) {
+	t.Skip("BUG: with an absolute-form request target (PUT http://host/v1/stream/x HTTP/1.1) the Location header " +
+		"is \"http://host\" + RequestURI = \"http://hosthttp://host/v1/stream/x\": externalURL assumes RequestURI is origin-form")
 	s := newServer(t, nil, nil)
 	r := s.raw("PUT", "http://"+s.addr+"/v1/stream/abs", hdr{"Content-Type", "text/plain"}, "")
-	t.Logf("%s", r)
-	s.create("src", "text/plain", "a")
-	r = s.raw("PUT", "http://"+s.addr+"/v1/stream/f", hdr{"Stream-Forked-From", "/v1/stream/src"}, "")
-	t.Logf("%s", r)
+	if r.status != 201 {
+		t.Fatalf("status %s", r)
+	}
+	if loc := r.header.Get("Location"); loc != "http://"+s.addr+"/v1/stream/abs" {
+		t.Fatalf("Location %q, want %q", loc, "http://"+s.addr+"/v1/stream/abs")
+	}
+}
+
+// TestJSONForkReadInsideInheritedMessageHTTP: a read of a JSON stream from
+// an offset inside a message is a 400 on the source and must be on a fork
+// too, never a body that is not JSON.
+func TestJSONForkReadInsideInheritedMessageHTTP(t *testing.T) {
+	t.Skip("BUG: GET /v1/stream/<json fork>?offset=0000000000000000_0000000000000001 answers 200 with the invalid JSON " +
+		"body [\"a\":4}] (a clipped inherited message) where the source answers 400; see sequencer " +
+		"TestJSONForkReadInsideInheritedMessage")
+	s := newServer(t, nil, nil)
 	s.create("js", "application/json", `{"a":4}`)
 	s.must(201, "PUT", "/v1/stream/jf", hdr{"Stream-Forked-From", "/v1/stream/js"}, "")
-	r = s.do("GET", "/v1/stream/jf?offset="+tok(1), nil, "")
-	t.Logf("%s", r)
+	s.must(400, "GET", "/v1/stream/js?offset="+tok(1), nil, "")
+	r := s.do("GET", "/v1/stream/jf?offset="+tok(1), nil, "")
+	if r.status == 200 && !json.Valid(r.body) {
+		t.Fatalf("fork read from inside a JSON message: 200 with invalid JSON %q", r.body)
+	}
+	if r.status != 400 {
+		t.Fatalf("fork read from inside a JSON message: %s, want 400", r)
+	}
+}
+
+// TestForkTokensOverHTTP: with rotation, the tokens a fork hands out for
+// inherited positions must be the source's (docs/offsets.md, "Forks share
+// the offset space"), and position 0 is all zeros.
+func TestForkTokensOverHTTP(t *testing.T) {
+	t.Skip("BUG: with segments sealed by message count, GET of a fork that shares its boundary segment with the source " +
+		"returns Stream-Next-Offset 0000000000000001_0000000000000003 for the chunk the source names " +
+		"0000000000000000_0000000000000003, and a fork whose own data starts in segment 1 uses " +
+		"0000000000000001_0000000000000000 as the start token in its ETag; see sequencer TestRotationForkTokensMatchSource " +
+		"and TestForkTokenOfZero")
+	s := newServer(t, func(c *server.Config) { c.Rotation.SealMessages = 2 }, nil)
+	s.create("src", "text/plain", "")
+	for _, m := range []string{"a", "bb", "ccc"} { // segment 0 = [0,3) sealed; "ccc" in open segment 1
+		s.appendTo("src", "text/plain", m)
+	}
+	src := s.must(200, "GET", "/v1/stream/src?offset=-1", nil, "")
+	if src.header.Get("Stream-Next-Offset") != tok(3) || string(src.body) != "abb" {
+		t.Fatalf("source first chunk: %s", src)
+	}
+	s.must(201, "PUT", "/v1/stream/shared", hdr{"Stream-Forked-From", "/v1/stream/src"}, "")
+	f := s.must(200, "GET", "/v1/stream/shared?offset=-1", nil, "")
+	if got := f.header.Get("Stream-Next-Offset"); got != tok(3) {
+		t.Fatalf("fork's first chunk ends at %s, the source calls that position %s", got, tok(3))
+	}
+	s.must(201, "PUT", "/v1/stream/own", hdr{"Stream-Forked-From", "/v1/stream/src", "Stream-Fork-Offset", tok(3)}, "")
+	o := s.must(200, "GET", "/v1/stream/own?offset=-1", nil, "")
+	if etag := o.header.Get("ETag"); !strings.Contains(etag, ":"+tok(0)+":") {
+		t.Fatalf("ETag of a read from the start %s does not start at %s", etag, tok(0))
+	}
+}
+
+// ---- producers and metadata over HTTP ----
+
+func TestProducerOverHTTP(t *testing.T) {
+	s := newServer(t, nil, nil)
+	s.create("s", "text/plain", "")
+	p := func(epoch, seq string) hdr {
+		return hdr{"Content-Type", "text/plain", "Producer-Id", "w", "Producer-Epoch", epoch, "Producer-Seq", seq}
+	}
+	tests := []struct {
+		name   string
+		h      hdr
+		body   string
+		status int
+		want   map[string]string // headers that must have these values ("" = absent)
+	}{
+		{"first", p("0", "0"), "a", 200, map[string]string{"Producer-Epoch": "0", "Producer-Seq": "0", "Stream-Next-Offset": tok(1)}},
+		{"next", p("0", "1"), "b", 200, map[string]string{"Producer-Seq": "1", "Stream-Next-Offset": tok(2)}},
+		{"duplicate", p("0", "0"), "a", 204, map[string]string{"Producer-Epoch": "0", "Producer-Seq": "1"}},
+		{"gap", p("0", "5"), "x", 409, map[string]string{"Producer-Expected-Seq": "2", "Producer-Received-Seq": "5"}},
+		{"new epoch", p("1", "0"), "c", 200, map[string]string{"Producer-Epoch": "1", "Producer-Seq": "0"}},
+		{"stale epoch", p("0", "2"), "x", 403, map[string]string{"Producer-Epoch": "1"}},
+		{"new epoch must start at 0", p("2", "1"), "x", 400, nil},
+		{"close with producer", append(p("1", "1"), "Stream-Closed", "true"), "", 204,
+			map[string]string{"Stream-Closed": "true", "Producer-Seq": "1", "Stream-Next-Offset": tok(3)}},
+		{"closing retry", append(p("1", "1"), "Stream-Closed", "true"), "", 204, map[string]string{"Stream-Closed": "true"}},
+		{"append after close", p("1", "2"), "x", 409, map[string]string{"Stream-Closed": "true", "Stream-Next-Offset": tok(3)}},
+		{"plain append after close", hdr{"Content-Type", "text/plain"}, "x", 409, map[string]string{"Stream-Closed": "true"}},
+		{"plain close is idempotent", hdr{"Stream-Closed", "true"}, "", 204, map[string]string{"Stream-Closed": "true", "Stream-Next-Offset": tok(3)}},
+	}
+	for _, tc := range tests {
+		r := s.do("POST", "/v1/stream/s", tc.h, tc.body)
+		if r.status != tc.status {
+			t.Fatalf("%s: %s, want %d", tc.name, r, tc.status)
+		}
+		for k, v := range tc.want {
+			if got := r.header.Get(k); got != v {
+				t.Fatalf("%s: %s = %q, want %q (%s)", tc.name, k, got, v, r)
+			}
+		}
+		if r.status >= 400 {
+			wantJSONError(t, r)
+		}
+	}
+	if r := s.must(200, "GET", "/v1/stream/s", nil, ""); string(r.body) != "abc" || r.header.Get("Stream-Closed") != "true" {
+		t.Fatalf("final read: %s", r)
+	}
+}
+
+func TestHeadAndCreateHeaders(t *testing.T) {
+	s := newServer(t, nil, nil)
+	r := s.must(201, "PUT", "/v1/stream/ttl", hdr{"Content-Type", "Text/Plain; Charset=UTF-8", "Stream-TTL", "3600"}, "abc")
+	if r.header.Get("Location") != s.ts.URL+"/v1/stream/ttl" || r.header.Get("Stream-Next-Offset") != tok(3) {
+		t.Fatalf("create: %s", r)
+	}
+	ct := r.header.Get("Content-Type")
+	if !strings.HasPrefix(strings.ToLower(ct), "text/plain") {
+		t.Fatalf("create content type %q", ct)
+	}
+	// Idempotent create: 200, no Location, same content type.
+	r = s.must(200, "PUT", "/v1/stream/ttl", hdr{"Content-Type", "text/plain", "Stream-TTL", "3600"}, "ignored")
+	if r.header.Get("Location") != "" || r.header.Get("Stream-Next-Offset") != tok(3) {
+		t.Fatalf("idempotent create: %s", r)
+	}
+	s.must(409, "PUT", "/v1/stream/ttl", hdr{"Content-Type", "text/plain"}, "")
+	h := s.must(200, "HEAD", "/v1/stream/ttl", nil, "")
+	if h.header.Get("Stream-TTL") != "3600" || h.header.Get("Stream-Expires-At") != "" ||
+		h.header.Get("Cache-Control") != "no-store" || h.header.Get("Stream-Next-Offset") != tok(3) || h.header.Get("Content-Type") != ct {
+		t.Fatalf("HEAD: %s", h)
+	}
+	s.must(201, "PUT", "/v1/stream/exp", hdr{"Stream-Expires-At", "2099-01-02T03:04:05.5+02:00"}, "")
+	h = s.must(200, "HEAD", "/v1/stream/exp", nil, "")
+	if got := h.header.Get("Stream-Expires-At"); got != "2099-01-02T01:04:05.5Z" {
+		t.Fatalf("Stream-Expires-At %q", got)
+	}
+	if h.header.Get("Content-Type") != "application/octet-stream" {
+		t.Fatalf("default content type %q", h.header.Get("Content-Type"))
+	}
+	// offset=now: empty body ([] for JSON), tail, no-store.
+	s.create("j", "application/json", "[1,2]")
+	r = s.must(200, "GET", "/v1/stream/j?offset=now", nil, "")
+	if string(r.body) != "[]" || r.header.Get("Stream-Next-Offset") != tok(2) || r.header.Get("Cache-Control") != "no-store" ||
+		r.header.Get("Stream-Up-To-Date") != "true" {
+		t.Fatalf("offset=now: %s", r)
+	}
+	r = s.must(200, "GET", "/v1/stream/j", nil, "")
+	if string(r.body) != "[1,2]" || r.header.Get("ETag") == "" || !strings.Contains(r.header.Get("Cache-Control"), "max-age") {
+		t.Fatalf("catch-up: %s", r)
+	}
+	s.must(204, "DELETE", "/v1/stream/j", nil, "")
+	s.must(404, "GET", "/v1/stream/j", nil, "")
 }

@@ -2,8 +2,10 @@ package sequencer_test
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -130,6 +132,24 @@ func TestCreateIdempotencyAndConflicts(t *testing.T) {
 	}
 }
 
+// TestPlainCreateOnForkConflicts: a create without fork headers asks for a
+// root stream, so on the path of an existing fork it is a conflict, just as
+// a fork request on a plain stream is.
+func TestPlainCreateOnForkConflicts(t *testing.T) {
+	t.Skip("BUG: a create without a ForkRequest on the path of an existing fork (same content type, TTL, expiry, " +
+		"closed state) is confirmed as idempotent (Created=false, HTTP 200) instead of KindConflict: confirmExisting " +
+		"compares row.ParentID only when req.Fork != nil")
+	e := newEnv(t, nil)
+	e.createStream("src", textT)
+	e.fork("f", "src", nil, 0)
+	res, err := e.reg.Create(t.Context(), &sequencer.CreateRequest{Path: "f", ContentType: ctPtr(t, textT)})
+	if err == nil {
+		res.Handle.Release()
+		t.Fatalf("plain create on a fork accepted (Created=%v)", res.Created)
+	}
+	wantKind(t, err, sequencer.KindConflict)
+}
+
 func TestCreateWithInitialData(t *testing.T) {
 	e := newEnv(t, nil)
 	res := e.create(&sequencer.CreateRequest{Path: "j", ContentType: ctPtr(t, jsonT), Initial: byteMsgs(`{"a":1}`, `2`)})
@@ -223,19 +243,37 @@ func TestDeleteMissing(t *testing.T) {
 }
 
 // TestAppendAfterConcurrentDelete: a request that acquired the stream just
-// before it was deleted must learn that the stream is gone.
+// before it was deleted must learn promptly that the stream is gone.
 func TestAppendAfterConcurrentDelete(t *testing.T) {
-	t.Log("BUG: an Append on a handle acquired before a hard delete fails with KindUnavailable " +
-		"(\"server is shutting down\", HTTP 503 + Retry-After) instead of KindNotFound: applyDelete stops the actor " +
-		"and Stream.send maps a stopped actor to errStopped")
+	t.Skip("BUG: Append on a handle acquired before a hard delete either hangs forever or fails with " +
+		"KindUnavailable (\"server is shutting down\", HTTP 503 + Retry-After) instead of KindNotFound. " +
+		"applyDelete stops the actor even though the handle pins it; Stream.send then selects between the " +
+		"still-buffered mailbox and the closed done channel at random, and when the op lands in the dead " +
+		"actor's mailbox, Append waits on its reply channel forever (it deliberately ignores ctx once queued)")
 	e := newEnv(t, nil)
-	e.createStream("s", octet)
-	h := e.acquire("s")
-	if err := e.reg.Delete(t.Context(), "s"); err != nil {
-		t.Fatal(err)
+	for i := range 20 {
+		path := fmt.Sprintf("s%d", i)
+		e.createStream(path, octet)
+		h, err := e.reg.Acquire(t.Context(), path, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.reg.Delete(t.Context(), path); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := h.Append(t.Context(), &sequencer.AppendRequest{ContentType: mustCT(t, octet), Messages: byteMsgs("x")})
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			wantKind(t, err, sequencer.KindNotFound)
+		case <-time.After(2 * time.Second):
+			t.Fatalf("attempt %d: Append on a deleted stream's handle still blocked after 2s", i)
+		}
+		h.Release()
 	}
-	_, err := h.Append(t.Context(), &sequencer.AppendRequest{ContentType: mustCT(t, octet), Messages: byteMsgs("x")})
-	wantKind(t, err, sequencer.KindNotFound)
 }
 
 func TestSoftDeleteWithFork(t *testing.T) {
@@ -542,6 +580,9 @@ func TestRestartDurability(t *testing.T) {
 }
 
 func TestIdleEviction(t *testing.T) {
+	if raceEnabled {
+		t.Skip("BUG: with a fast janitor this test trips the race detector; see TestOpenEvictRace")
+	}
 	e := newEnv(t, func(c *sequencer.Config) { c.IdleTimeout = 50 * time.Millisecond })
 	e.createStream("s", octet)
 	if _, err := e.tryAppend("s", &sequencer.AppendRequest{ContentType: mustCT(t, octet), Messages: byteMsgs("a"), Producer: pr("p", 0, 0)}); err != nil {
@@ -564,3 +605,36 @@ func TestIdleEviction(t *testing.T) {
 }
 
 var _ = protocol.Producer{}
+
+// TestOpenEvictRace opens streams while the janitor scans for idle ones.
+// It can only fail under the race detector (go test -race).
+func TestOpenEvictRace(t *testing.T) {
+	t.Skip("BUG: data race (go test -race): Registry.open writes slot.st without holding Registry.mu " +
+		"(registry.go, open: sl.st = st) while evictIdle, openStream and Close read slot.st under the mutex")
+	if !raceEnabled {
+		t.Skip("needs -race")
+	}
+	e := newEnv(t, func(c *sequencer.Config) { c.IdleTimeout = time.Millisecond })
+	const n = 8
+	for i := range n {
+		e.createStream(fmt.Sprintf("s%d", i), octet)
+	}
+	deadline := time.Now().Add(time.Second)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				// Reopens the stream whenever the janitor has closed it.
+				h, err := e.reg.Acquire(t.Context(), fmt.Sprintf("s%d", i), false)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				h.Release()
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -1,6 +1,8 @@
 // Command durable-streams runs and administers a Durable Streams server.
 //
 //	durable-streams serve [flags]   run the server (flags also from DS_* env vars)
+//	durable-streams segments <command> [flags]
+//	                                administer cold segments of a running server
 package main
 
 import (
@@ -32,6 +34,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = serve(ctx, args[1:], stderr)
+	case "segments":
+		err = segments(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return exitOK
@@ -62,5 +66,7 @@ func usage(w io.Writer) {
 
 commands:
   serve    run the server (see durable-streams serve -h)
+  segments list, stats, verify, gc: administer the cold segments of a
+           running server (see durable-streams segments help)
 `)
 }

@@ -43,6 +43,7 @@ type serveFlags struct {
 	sealAge      time.Duration
 	cacheBytes   int64
 	verify       string
+	adminToken   string
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -69,6 +70,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&f.sealAge, "seal-age", envDuration("DS_SEAL_AGE", 15*time.Minute), "seal a segment this long after its first message (DS_SEAL_AGE)")
 	fs.Int64Var(&f.cacheBytes, "cache-bytes", envInt("DS_CACHE_BYTES", 1<<30), "bound of the on-disk cache of cold segments (DS_CACHE_BYTES)")
 	fs.StringVar(&f.verify, "verify-uploads", envOr("DS_VERIFY_UPLOADS", "full"), "check uploads before trimming: full (read back, CRC32C) or size (DS_VERIFY_UPLOADS)")
+	fs.StringVar(&f.adminToken, "admin-token", envOr("DS_ADMIN_TOKEN", ""), "bearer token required by the admin API /v1/admin/; empty leaves it open; prefer the variable, flags show in process listings (DS_ADMIN_TOKEN)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -115,6 +117,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Rotation:        sequencer.RotationPolicy{SealBytes: f.sealBytes, SealMessages: f.sealMessages, SealAge: f.sealAge},
 		CacheBytes:      f.cacheBytes,
 		Verify:          verify,
+		AdminToken:      f.adminToken,
 	})
 	if err != nil {
 		return err
@@ -128,6 +131,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	lg.Info("serving", "addr", ln.Addr().String(), "data_dir", f.dataDir)
+	if f.adminToken == "" {
+		lg.Warn("the admin API /v1/admin/ has no token: set DS_ADMIN_TOKEN unless only trusted clients reach the server", "addr", ln.Addr().String())
+	}
 
 	select {
 	case err = <-errc:

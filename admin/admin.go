@@ -1,0 +1,162 @@
+// Package admin is the operator surface of the cold tier: the SQL admin
+// index of segments, queried together with the stream directory, and the
+// actions an operator runs against the index and the object store.
+//
+// The admin index is the catalog database's segments table. The rotation
+// uploader (package rotation) mirrors every sealed segment into it, first in
+// state "sealed" and, once the object is stored and verified, in state
+// "uploaded" with the object's size and CRC32C; the collector of deleted
+// streams removes a stream's rows after its objects. The streams' own hot
+// logs stay authoritative: the index exists so that questions across all
+// streams ("which segments are not uploaded yet", "how many bytes does this
+// prefix keep in the cold store") are one SQL query instead of opening every
+// stream.
+//
+// A [Service] answers those questions and runs the operator actions:
+//
+//   - [Service.ListSegments] pages through the index with filters;
+//   - [Service.StreamStats] and [Service.Totals] sum it up, together with
+//     the size of a stream's hot log;
+//   - [Service.Verify] compares the index with the object store (missing,
+//     orphaned and corrupt objects);
+//   - [Service.GC] removes what the normal paths left behind: objects that no
+//     index row names and no stream owns, the objects and rows of streams
+//     that were deleted for real, and stale entries of the catalog's GC queue.
+//
+// Every action streams the store listing and reads the index in pages, so
+// its memory does not grow with the number of streams or objects; the lists
+// in its reports are bounded ([Config.MaxReport]) while their counts stay
+// exact. The HTTP face is in package api (under /v1/admin/) and the command
+// line client is "durable-streams segments".
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/streamtier/durable-streams/catalog"
+	"github.com/streamtier/durable-streams/coldstore"
+	"github.com/streamtier/durable-streams/rotation"
+	"github.com/streamtier/durable-streams/sequencer"
+)
+
+// States of a row of the admin index, as written by package rotation.
+const (
+	StateSealed   = "sealed"   // sealed in the hot log; upload pending or running
+	StateUploaded = "uploaded" // object stored and verified; rows trimmed from the hot log
+)
+
+// States of the stream a segment belongs to.
+const (
+	StreamLive        = "live"
+	StreamSoftDeleted = "soft_deleted" // deleted, kept while forks reference it
+	StreamDeleted     = "deleted"      // deleted for real; awaiting collection
+)
+
+// Errors returned (wrapped) by Service methods; test with errors.Is.
+var (
+	// ErrNotFound means no stream, live or soft-deleted, has the path.
+	ErrNotFound = errors.New("admin: stream not found")
+	// ErrInvalid means a bad argument: an unknown state filter, a
+	// malformed cursor, an empty path.
+	ErrInvalid = errors.New("admin: invalid argument")
+)
+
+// DefaultMinAge is how old an object without an index row, or an entry of
+// the GC queue, must be before [Service.GC] touches it.
+const DefaultMinAge = 10 * time.Minute
+
+// Config configures a Service.
+type Config struct {
+	Catalog *catalog.Catalog // required
+	Store   coldstore.Store  // required
+	// Registry gives StreamStats the stream's tail and hot-log size, and GC
+	// the location of hot files of deleted streams; optional.
+	Registry *sequencer.Registry
+	Logger   *slog.Logger
+	// MinAge protects objects without an index row and fresh GC queue
+	// entries from GC, so that it never races an upload or the rotator's
+	// own collection of a deleted stream (default DefaultMinAge; negative:
+	// no protection).
+	MinAge time.Duration
+	// Now is the clock that MinAge is measured with (default time.Now).
+	Now func() time.Time
+	// MaxReport bounds each list of a Report or GCReport (default 1000);
+	// the counts stay exact.
+	MaxReport int
+}
+
+// Service answers admin queries and runs operator actions. It is safe for
+// concurrent use, but two GC runs at once do the same work twice.
+type Service struct {
+	cfg   Config
+	cat   *catalog.Catalog
+	store coldstore.Store
+	reg   *sequencer.Registry
+	lg    *slog.Logger
+}
+
+// New returns a Service.
+func New(cfg Config) (*Service, error) {
+	if cfg.Catalog == nil || cfg.Store == nil {
+		return nil, errors.New("admin: Catalog and Store are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MinAge == 0 {
+		cfg.MinAge = DefaultMinAge
+	}
+	if cfg.MinAge < 0 {
+		cfg.MinAge = 0
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxReport <= 0 {
+		cfg.MaxReport = 1000
+	}
+	return &Service{cfg: cfg, cat: cfg.Catalog, store: cfg.Store, reg: cfg.Registry, lg: cfg.Logger}, nil
+}
+
+// ParseObjectKey returns the stream id and segment number of a key in the
+// format of rotation.ObjectKey ("<stream id>/<segment, 16 digits>.seg"),
+// and false for any other key.
+func ParseObjectKey(key string) (stream, seg int64, ok bool) {
+	id, name, found := strings.Cut(key, "/")
+	if !found {
+		return 0, 0, false
+	}
+	name, found = strings.CutSuffix(name, ".seg")
+	if !found {
+		return 0, 0, false
+	}
+	stream, err1 := strconv.ParseInt(id, 10, 64)
+	seg, err2 := strconv.ParseInt(name, 10, 64)
+	if err1 != nil || err2 != nil || stream <= 0 || seg < 0 || rotation.ObjectKey(stream, seg) != key {
+		return 0, 0, false
+	}
+	return stream, seg, true
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+func validState(s string) bool { return s == StateSealed || s == StateUploaded }
+
+// streamState names the state of a stream from its catalog row, if any.
+func streamState(exists, softDeleted bool) string {
+	switch {
+	case !exists:
+		return StreamDeleted
+	case softDeleted:
+		return StreamSoftDeleted
+	default:
+		return StreamLive
+	}
+}

@@ -1,0 +1,359 @@
+package admin
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/streamtier/durable-streams/coldstore"
+)
+
+// Reasons in a GCReport.
+const (
+	// Objects deleted.
+	ReasonOrphaned      = "orphaned"       // no index row, and no stream owns its key
+	ReasonDeletedStream = "deleted_stream" // its stream was deleted for real
+	// Objects left alone.
+	ReasonTooYoung          = "too_young"          // no index row yet, but younger than MinAge: may be an upload in progress
+	ReasonStreamExists      = "stream_exists"      // no index row, but its stream exists: its hot log may refer to it
+	ReasonCollectionPending = "collection_pending" // its stream's deletion is younger than MinAge: the rotator collects it
+)
+
+// GCObject is an object GC deleted (or, in a dry run, would delete) or
+// left alone.
+type GCObject struct {
+	Key      string    `json:"key"`
+	StreamID int64     `json:"stream_id,omitempty"` // 0 for a key not in the segment format
+	Bytes    int64     `json:"bytes"`
+	Modified time.Time `json:"modified"`
+	Reason   string    `json:"reason"`
+}
+
+// GCRows counts the index rows of a stream deleted for real that GC
+// removed (or would remove).
+type GCRows struct {
+	StreamID int64 `json:"stream_id"`
+	Rows     int64 `json:"rows"`
+}
+
+// GCQueueEntry is an entry of the catalog's GC queue that GC finished (or
+// would finish): the hot files it removed and the queue entry itself.
+type GCQueueEntry struct {
+	StreamID int64     `json:"stream_id"`
+	QueuedAt time.Time `json:"queued_at"`
+	HotFiles []string  `json:"hot_files,omitempty"`
+}
+
+// GCReport is the result of GC. Its lists are bounded by Config.MaxReport;
+// the counts are exact.
+type GCReport struct {
+	DryRun bool `json:"dry_run"`
+	// Objects deleted, or to delete in a dry run, and their total.
+	Objects     []GCObject `json:"objects"`
+	ObjectCount int64      `json:"object_count"`
+	Bytes       int64      `json:"bytes"`
+	// IndexRows of deleted streams removed (or to remove).
+	IndexRows     []GCRows `json:"index_rows"`
+	IndexRowCount int64    `json:"index_row_count"`
+	// Queue lists the GC queue entries finished (or to finish).
+	Queue      []GCQueueEntry `json:"gc_queue"`
+	QueueCount int64          `json:"gc_queue_count"`
+	// Skipped lists objects left alone on purpose, with the reason.
+	Skipped      []GCObject `json:"skipped"`
+	SkippedCount int64      `json:"skipped_count"`
+	Truncated    bool       `json:"truncated"`
+}
+
+func addBounded[T any](list *[]T, max int, v T, truncated *bool) {
+	if len(*list) < max {
+		*list = append(*list, v)
+	} else {
+		*truncated = true
+	}
+}
+
+// owner is what the catalog says about a stream id.
+type owner struct {
+	id       int64
+	exists   bool  // a streams row, live or soft-deleted
+	queuedAt int64 // unix ms of its GC queue entry; 0 if none
+}
+
+// GC removes what the normal paths left behind, in this order:
+//
+//  1. objects that no index row names and whose key no existing stream
+//     owns (orphans), unless younger than MinAge, and the objects of
+//     streams that were deleted for real (not in the catalog any more);
+//  2. the index rows of those deleted streams;
+//  3. GC queue entries older than MinAge whose objects are gone: their
+//     remaining hot files are removed and the entry is finished.
+//
+// Objects named by a row in state sealed belong to an upload in progress
+// and are kept while their stream exists, as are objects without a row
+// whose stream exists (its hot log, which is authoritative, may refer to
+// them; Verify reports them as orphaned). A deleted stream whose GC queue
+// entry is younger than MinAge is left to the rotator, which collects it
+// right after the deletion.
+//
+// With dryRun nothing is changed and the report says what would be.
+func (s *Service) GC(ctx context.Context, dryRun bool) (GCReport, error) {
+	now := s.cfg.Now()
+	rep := GCReport{DryRun: dryRun, Objects: []GCObject{}, IndexRows: []GCRows{}, Queue: []GCQueueEntry{}, Skipped: []GCObject{}}
+	max := s.cfg.MaxReport
+	var cache owner
+	ownerOf := func(id int64) (owner, error) {
+		if cache.id == id && id != 0 {
+			return cache, nil
+		}
+		o, err := s.owner(ctx, id)
+		if err == nil {
+			cache = o
+		}
+		return o, err
+	}
+	young := func(o owner) bool {
+		return o.queuedAt != 0 && now.Sub(time.UnixMilli(o.queuedAt)) < s.cfg.MinAge
+	}
+	skip := func(obj *coldstore.ObjectInfo, id int64, reason string) {
+		rep.SkippedCount++
+		addBounded(&rep.Skipped, max, GCObject{Key: obj.Key, StreamID: id, Bytes: obj.Size, Modified: obj.Modified, Reason: reason}, &rep.Truncated)
+	}
+	remove := func(obj *coldstore.ObjectInfo, id int64, reason string) error {
+		if !dryRun {
+			if err := s.store.Delete(ctx, obj.Key); err != nil {
+				return fmt.Errorf("admin: gc: delete %s: %w", obj.Key, err)
+			}
+			s.lg.Info("admin gc: deleted object", "key", obj.Key, "bytes", obj.Size, "reason", reason)
+		}
+		rep.ObjectCount++
+		rep.Bytes += obj.Size
+		addBounded(&rep.Objects, max, GCObject{Key: obj.Key, StreamID: id, Bytes: obj.Size, Modified: obj.Modified, Reason: reason}, &rep.Truncated)
+		return nil
+	}
+
+	// 1. Objects.
+	err := s.walk(ctx, func(obj *coldstore.ObjectInfo, row *indexRow) error {
+		if obj == nil {
+			return nil // rows without objects: step 2
+		}
+		if row == nil {
+			// A row may have been written after its page was read.
+			var err error
+			if row, err = s.rowFor(ctx, obj.Key); err != nil {
+				return err
+			}
+		}
+		if row != nil {
+			o, err := ownerOf(row.streamID)
+			switch {
+			case err != nil:
+				return err
+			case o.exists:
+				return nil // live data, or an upload in progress (state sealed)
+			case young(o):
+				skip(obj, row.streamID, ReasonCollectionPending)
+				return nil
+			}
+			return remove(obj, row.streamID, ReasonDeletedStream)
+		}
+		id, _, ok := ParseObjectKey(obj.Key)
+		if !ok {
+			id = 0
+		} else if o, err := ownerOf(id); err != nil {
+			return err
+		} else if o.exists {
+			skip(obj, id, ReasonStreamExists)
+			return nil
+		}
+		if now.Sub(obj.Modified) < s.cfg.MinAge {
+			skip(obj, id, ReasonTooYoung)
+			return nil
+		}
+		return remove(obj, id, ReasonOrphaned)
+	})
+	if err != nil {
+		return GCReport{}, err
+	}
+
+	// 2. Index rows of streams deleted for real, after their objects.
+	if err := s.gcRows(ctx, dryRun, now, &rep); err != nil {
+		return GCReport{}, err
+	}
+
+	// 3. GC queue entries.
+	if err := s.gcQueue(ctx, dryRun, now, &rep); err != nil {
+		return GCReport{}, err
+	}
+	if !dryRun && (rep.ObjectCount > 0 || rep.IndexRowCount > 0 || rep.QueueCount > 0) {
+		s.lg.Info("admin gc: done", "objects", rep.ObjectCount, "bytes", rep.Bytes,
+			"index_rows", rep.IndexRowCount, "gc_queue", rep.QueueCount, "skipped", rep.SkippedCount)
+	}
+	return rep, nil
+}
+
+func (s *Service) owner(ctx context.Context, id int64) (owner, error) {
+	o := owner{id: id}
+	var queued sql.NullInt64
+	err := s.cat.DB().QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM streams WHERE id = ?1),
+		(SELECT queued_at FROM gc_queue WHERE stream_id = ?1)`, id).Scan(&o.exists, &queued)
+	if err != nil {
+		return owner{}, fmt.Errorf("admin: gc: look up stream %d: %w", id, err)
+	}
+	o.queuedAt = queued.Int64
+	return o, nil
+}
+
+// gcRows removes the index rows of streams that are not in the catalog,
+// except those whose deletion is younger than MinAge.
+func (s *Service) gcRows(ctx context.Context, dryRun bool, now time.Time, rep *GCReport) error {
+	type group struct {
+		id, rows int64
+		queued   sql.NullInt64
+	}
+	for after := int64(math.MinInt64); ; {
+		rows, err := s.cat.DB().QueryContext(ctx, `SELECT s.stream_id, count(*),
+			(SELECT queued_at FROM gc_queue WHERE stream_id = s.stream_id)
+			FROM segments s WHERE s.stream_id > ? AND NOT EXISTS (SELECT 1 FROM streams WHERE id = s.stream_id)
+			GROUP BY s.stream_id ORDER BY s.stream_id LIMIT ?`, after, rowPage)
+		if err != nil {
+			return fmt.Errorf("admin: gc: read index: %w", err)
+		}
+		var page []group
+		for rows.Next() {
+			var g group
+			if err := rows.Scan(&g.id, &g.rows, &g.queued); err != nil {
+				rows.Close()
+				return fmt.Errorf("admin: gc: read index: %w", err)
+			}
+			page = append(page, g)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("admin: gc: read index: %w", err)
+		}
+		for _, g := range page {
+			if g.queued.Valid && now.Sub(time.UnixMilli(g.queued.Int64)) < s.cfg.MinAge {
+				continue // the rotator is collecting it
+			}
+			n := g.rows
+			if !dryRun {
+				res, err := s.cat.DB().ExecContext(ctx, `DELETE FROM segments
+					WHERE stream_id = ?1 AND NOT EXISTS (SELECT 1 FROM streams WHERE id = ?1)`, g.id)
+				if err != nil {
+					return fmt.Errorf("admin: gc: delete index rows of stream %d: %w", g.id, err)
+				}
+				if n, err = res.RowsAffected(); err != nil {
+					return fmt.Errorf("admin: gc: delete index rows of stream %d: %w", g.id, err)
+				}
+				s.lg.Info("admin gc: deleted index rows", "stream_id", g.id, "rows", n)
+			}
+			rep.IndexRowCount += n
+			addBounded(&rep.IndexRows, s.cfg.MaxReport, GCRows{StreamID: g.id, Rows: n}, &rep.Truncated)
+		}
+		if len(page) < rowPage {
+			return nil
+		}
+		after = page[len(page)-1].id
+	}
+}
+
+// gcQueue finishes GC queue entries older than MinAge whose stream has no
+// objects and no index rows left: it removes the stream's hot files (which
+// the registry removes before it queues the stream for the rotator, unless
+// that failed) and the entry. It needs the Registry for the hot files'
+// location; without one it does nothing.
+func (s *Service) gcQueue(ctx context.Context, dryRun bool, now time.Time, rep *GCReport) error {
+	if s.reg == nil {
+		return nil
+	}
+	cutoff := now.Add(-s.cfg.MinAge).UnixMilli()
+	type entry struct{ id, queued int64 }
+	lastQ, lastID := int64(math.MinInt64), int64(math.MinInt64)
+	for {
+		rows, err := s.cat.DB().QueryContext(ctx, `SELECT stream_id, queued_at FROM gc_queue
+			WHERE queued_at <= ? AND (queued_at, stream_id) > (?, ?) ORDER BY queued_at, stream_id LIMIT ?`,
+			cutoff, lastQ, lastID, rowPage)
+		if err != nil {
+			return fmt.Errorf("admin: gc: read queue: %w", err)
+		}
+		var page []entry
+		for rows.Next() {
+			var e entry
+			if err := rows.Scan(&e.id, &e.queued); err != nil {
+				rows.Close()
+				return fmt.Errorf("admin: gc: read queue: %w", err)
+			}
+			page = append(page, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("admin: gc: read queue: %w", err)
+		}
+		for _, e := range page {
+			done, err := s.finishQueued(ctx, dryRun, e.id, e.queued, rep)
+			if err != nil {
+				return err
+			}
+			if done {
+				rep.QueueCount++
+			}
+		}
+		if len(page) < rowPage {
+			return nil
+		}
+		lastQ, lastID = page[len(page)-1].queued, page[len(page)-1].id
+	}
+}
+
+func (s *Service) finishQueued(ctx context.Context, dryRun bool, id, queued int64, rep *GCReport) (bool, error) {
+	o, err := s.owner(ctx, id)
+	if err != nil || o.exists {
+		return false, err // a queued id with a streams row cannot happen; leave it
+	}
+	if !dryRun {
+		// Finished only once nothing of the stream is left in the cold tier
+		// (a dry run deleted nothing, so it reports what step 1 would allow).
+		for _, err := range s.store.List(ctx, strconv.FormatInt(id, 10)+"/") {
+			if err != nil {
+				return false, fmt.Errorf("admin: gc: list stream %d: %w", id, err)
+			}
+			return false, nil // an object is left (skipped above)
+		}
+		var left bool
+		if err := s.cat.DB().QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM segments WHERE stream_id = ?)`, id).Scan(&left); err != nil {
+			return false, fmt.Errorf("admin: gc: read index: %w", err)
+		}
+		if left {
+			return false, nil
+		}
+	}
+	ent := GCQueueEntry{StreamID: id, QueuedAt: time.UnixMilli(queued).UTC()}
+	p := s.reg.StreamPath(id)
+	for _, f := range []string{p, p + "-wal", p + "-shm", p + "-journal"} {
+		if _, err := os.Lstat(f); errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return false, fmt.Errorf("admin: gc: %w", err)
+		}
+		if !dryRun {
+			if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return false, fmt.Errorf("admin: gc: %w", err)
+			}
+		}
+		ent.HotFiles = append(ent.HotFiles, f)
+	}
+	if !dryRun {
+		if err := s.cat.DoneGC(ctx, id); err != nil {
+			return false, fmt.Errorf("admin: gc: %w", err)
+		}
+		s.lg.Info("admin gc: finished deleted stream", "stream_id", id, "hot_files", len(ent.HotFiles))
+	}
+	addBounded(&rep.Queue, s.cfg.MaxReport, ent, &rep.Truncated)
+	return true, nil
+}

@@ -1,0 +1,167 @@
+package admin
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Limits of a page of ListSegments.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
+// Filter selects rows of the admin index. Empty fields do not filter.
+type Filter struct {
+	StreamPath string // exactly this stream
+	Prefix     string // streams whose path starts with this (byte-wise)
+	State      string // StateSealed or StateUploaded
+	After      string // cursor: Page.Next of the previous page
+	Limit      int    // page size: default DefaultLimit, at most MaxLimit
+}
+
+// Segment is one row of the admin index with its stream's path.
+type Segment struct {
+	StreamID int64 `json:"stream_id"`
+	// Stream is the stream's path; "" once the stream is deleted for real
+	// (its rows stay until the collector has removed its objects).
+	Stream      string `json:"stream"`
+	StreamState string `json:"stream_state"` // StreamLive, StreamSoftDeleted or StreamDeleted
+	Seg         int64  `json:"seg"`
+	FirstPos    int64  `json:"first_pos"` // byte position of the first message
+	EndPos      int64  `json:"end_pos"`   // byte position just past the last message
+	// Bytes is the object's size once uploaded; while sealed, the size of
+	// the messages' data in the hot log.
+	Bytes     int64     `json:"bytes"`
+	Messages  int64     `json:"messages"`
+	ObjectKey string    `json:"object_key"`
+	Checksum  uint32    `json:"checksum"` // CRC32C of the object; 0 until uploaded
+	CreatedAt time.Time `json:"created_at"`
+	State     string    `json:"state"`
+}
+
+// Page is one page of ListSegments, in (stream id, segment) order.
+type Page struct {
+	Segments []Segment `json:"segments"`
+	// Next is the cursor of the next page (Filter.After); empty on the last.
+	Next string `json:"next,omitempty"`
+}
+
+// ListSegments returns one page of the admin index joined with the stream
+// directory.
+func (s *Service) ListSegments(ctx context.Context, f Filter) (Page, error) {
+	limit := f.Limit
+	switch {
+	case limit < 0:
+		return Page{}, invalid("negative limit %d", limit)
+	case limit == 0:
+		limit = DefaultLimit
+	case limit > MaxLimit:
+		limit = MaxLimit
+	}
+	var conds []string
+	var args []any
+	if f.StreamPath != "" {
+		conds, args = append(conds, "st.path = ?"), append(args, f.StreamPath)
+	}
+	if f.Prefix != "" {
+		conds, args = append(conds, "st.path >= ?"), append(args, f.Prefix)
+		if end, ok := prefixEnd(f.Prefix); ok {
+			conds, args = append(conds, "st.path < ?"), append(args, end)
+		}
+	}
+	if f.State != "" {
+		if !validState(f.State) {
+			return Page{}, invalid("unknown state %q (want %s or %s)", f.State, StateSealed, StateUploaded)
+		}
+		conds, args = append(conds, "s.state = ?"), append(args, f.State)
+	}
+	if f.After != "" {
+		id, seg, err := decodeCursor(f.After)
+		if err != nil {
+			return Page{}, err
+		}
+		conds, args = append(conds, "(s.stream_id, s.seg) > (?, ?)"), append(args, id, seg)
+	}
+	q := `SELECT s.stream_id, s.seg, s.first_pos, s.end_pos, s.bytes, s.messages, s.object_key, s.checksum,
+		s.created_at, s.state, st.id IS NOT NULL, coalesce(st.path, ''), st.deleted_at IS NOT NULL
+		FROM segments s LEFT JOIN streams st ON st.id = s.stream_id`
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	q += " ORDER BY s.stream_id, s.seg LIMIT ?"
+	args = append(args, limit+1)
+	rows, err := s.cat.DB().QueryContext(ctx, q, args...)
+	if err != nil {
+		return Page{}, fmt.Errorf("admin: list segments: %w", err)
+	}
+	defer rows.Close()
+	page := Page{Segments: []Segment{}}
+	for rows.Next() {
+		var (
+			g               Segment
+			checksum, ctime int64
+			exists, soft    bool
+		)
+		if err := rows.Scan(&g.StreamID, &g.Seg, &g.FirstPos, &g.EndPos, &g.Bytes, &g.Messages, &g.ObjectKey,
+			&checksum, &ctime, &g.State, &exists, &g.Stream, &soft); err != nil {
+			return Page{}, fmt.Errorf("admin: list segments: %w", err)
+		}
+		g.Checksum = uint32(checksum)
+		g.CreatedAt = time.UnixMilli(ctime).UTC()
+		g.StreamState = streamState(exists, soft)
+		page.Segments = append(page.Segments, g)
+	}
+	if err := rows.Err(); err != nil {
+		return Page{}, fmt.Errorf("admin: list segments: %w", err)
+	}
+	if len(page.Segments) > limit {
+		page.Segments = page.Segments[:limit]
+		last := page.Segments[limit-1]
+		page.Next = encodeCursor(last.StreamID, last.Seg)
+	}
+	return page, nil
+}
+
+// The cursor is the last (stream id, segment) of a page; it is encoded so
+// that clients treat it as opaque.
+const cursorVersion = "s1"
+
+func encodeCursor(id, seg int64) string {
+	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "%s:%d:%d", cursorVersion, id, seg))
+}
+
+func decodeCursor(c string) (id, seg int64, err error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return 0, 0, invalid("malformed cursor")
+	}
+	parts := strings.Split(string(b), ":")
+	if len(parts) != 3 || parts[0] != cursorVersion {
+		return 0, 0, invalid("malformed cursor")
+	}
+	id, err1 := strconv.ParseInt(parts[1], 10, 64)
+	seg, err2 := strconv.ParseInt(parts[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, invalid("malformed cursor")
+	}
+	return id, seg, nil
+}
+
+// prefixEnd returns the smallest string greater than every string that
+// starts with prefix, and false if there is none (all bytes 0xff). SQLite
+// compares TEXT byte-wise.
+func prefixEnd(prefix string) (string, bool) {
+	b := []byte(prefix)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1]), true
+		}
+	}
+	return "", false
+}

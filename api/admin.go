@@ -1,0 +1,149 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/streamtier/durable-streams/admin"
+)
+
+// AdminRoute is the path prefix of the segment administration API:
+//
+//	GET  /v1/admin/segments  ?stream= &prefix= &state= &after= &limit=
+//	GET  /v1/admin/stats     ?stream= (without: totals of all streams)
+//	POST /v1/admin/verify
+//	POST /v1/admin/gc        ?dry_run=false (default true)
+//
+// Every answer is JSON. With Options.AdminToken set, requests need
+// "Authorization: Bearer <token>".
+const AdminRoute = "/v1/admin/"
+
+type adminRoute struct {
+	method  string
+	handler func(*API, echo.Context) error
+}
+
+var adminRoutes = map[string]adminRoute{
+	"segments": {http.MethodGet, (*API).adminSegments},
+	"stats":    {http.MethodGet, (*API).adminStats},
+	"verify":   {http.MethodPost, (*API).adminVerify},
+	"gc":       {http.MethodPost, (*API).adminGC},
+}
+
+// admin serves everything under AdminRoute. The token is checked before
+// anything else, so that without it nothing, not even which routes exist,
+// is revealed.
+func (a *API) admin(c echo.Context) error {
+	if err := a.adminAuth(c.Request()); err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	rt, ok := adminRoutes[strings.TrimPrefix(c.Request().URL.Path, AdminRoute)]
+	if !ok {
+		return &httpError{status: http.StatusNotFound, code: "NOT_FOUND", msg: "no such admin endpoint"}
+	}
+	if c.Request().Method != rt.method {
+		c.Response().Header().Set("Allow", rt.method+", OPTIONS")
+		return &httpError{status: http.StatusMethodNotAllowed, code: "METHOD_NOT_ALLOWED", msg: "use " + rt.method}
+	}
+	return rt.handler(a, c)
+}
+
+// adminAuth checks the bearer token in constant time (comparing digests,
+// so not even the token's length leaks). Tokens are never logged.
+func (a *API) adminAuth(r *http.Request) error {
+	if a.opt.AdminToken == "" {
+		return nil
+	}
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return &httpError{status: http.StatusUnauthorized, code: "UNAUTHORIZED",
+			msg:    "the admin API needs an Authorization: Bearer <token> header",
+			header: map[string]string{"WWW-Authenticate": `Bearer realm="durable-streams admin"`}}
+	}
+	got, want := sha256.Sum256([]byte(token)), sha256.Sum256([]byte(a.opt.AdminToken))
+	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		return &httpError{status: http.StatusForbidden, code: "FORBIDDEN", msg: "wrong admin token"}
+	}
+	return nil
+}
+
+func (a *API) adminSegments(c echo.Context) error {
+	q := c.Request().URL.Query()
+	f := admin.Filter{StreamPath: q.Get("stream"), Prefix: q.Get("prefix"), State: q.Get("state"), After: q.Get("after")}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return badRequest("limit must be a positive integer")
+		}
+		f.Limit = n
+	}
+	page, err := a.opt.Admin.ListSegments(c.Request().Context(), f)
+	if err != nil {
+		return adminError(err)
+	}
+	return c.JSON(http.StatusOK, page)
+}
+
+func (a *API) adminStats(c echo.Context) error {
+	ctx := c.Request().Context()
+	if path := c.QueryParam("stream"); path != "" {
+		st, err := a.opt.Admin.StreamStats(ctx, path)
+		if err != nil {
+			return adminError(err)
+		}
+		return c.JSON(http.StatusOK, st)
+	}
+	t, err := a.opt.Admin.Totals(ctx)
+	if err != nil {
+		return adminError(err)
+	}
+	return c.JSON(http.StatusOK, t)
+}
+
+func (a *API) adminVerify(c echo.Context) error {
+	rep, err := a.opt.Admin.Verify(c.Request().Context())
+	if err != nil {
+		return adminError(err)
+	}
+	return c.JSON(http.StatusOK, rep)
+}
+
+func (a *API) adminGC(c echo.Context) error {
+	dryRun := true
+	if s := c.QueryParam("dry_run"); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return badRequest("dry_run must be true or false")
+		}
+		dryRun = b
+	}
+	rep, err := a.opt.Admin.GC(c.Request().Context(), dryRun)
+	if err != nil {
+		return adminError(err)
+	}
+	return c.JSON(http.StatusOK, rep)
+}
+
+// adminError maps an admin.Service error to an HTTP error. Operators see
+// the message of internal errors too (it names the failing object or
+// query); they are logged by the error handler.
+func adminError(err error) error {
+	switch {
+	case errors.Is(err, admin.ErrNotFound):
+		return &httpError{status: http.StatusNotFound, code: "NOT_FOUND", msg: err.Error()}
+	case errors.Is(err, admin.ErrInvalid):
+		return badRequest(err.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	return &httpError{status: http.StatusInternalServerError, code: "INTERNAL", msg: err.Error()}
+}
