@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,8 +26,6 @@ import (
 
 type env struct {
 	t     *testing.T
-	cfg   server.Config
-	cur   atomic.Pointer[server.Server]
 	srv   *server.Server
 	ts    *httptest.Server
 	svc   *admin.Service // the server's own, on the real clock
@@ -38,40 +36,25 @@ type env struct {
 // with the default local cold store under its data directory.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, cfg: server.Config{
+	srv, err := server.New(context.Background(), server.Config{
 		DataDir:  t.TempDir(),
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Rotation: sequencer.RotationPolicy{SealMessages: 2},
-	}}
-	e.start()
-	e.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e.cur.Load().Handler().ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() {
-		e.ts.Close()
-		e.stop()
 	})
-	return e
-}
-
-func (e *env) start() {
-	e.t.Helper()
-	srv, err := server.New(context.Background(), e.cfg)
 	if err != nil {
-		e.t.Fatalf("server.New: %v", err)
+		t.Fatalf("server.New: %v", err)
 	}
-	e.srv, e.svc, e.store = srv, srv.Admin(), srv.ColdStore()
-	e.cur.Store(srv)
-}
-
-func (e *env) stop() {
-	e.t.Helper()
-	e.srv.BeginShutdown()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := e.srv.Close(ctx); err != nil {
-		e.t.Errorf("server.Close: %v", err)
-	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		srv.BeginShutdown()
+		ts.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Close(ctx); err != nil {
+			t.Errorf("server.Close: %v", err)
+		}
+	})
+	return &env{t: t, srv: srv, ts: ts, svc: srv.Admin(), store: srv.ColdStore()}
 }
 
 // at returns a service over the same server whose clock is shifted by d.
@@ -116,7 +99,7 @@ func (e *env) eventually(what string, cond func() bool) {
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out waiting for %s; totals %+v", what, e.totals())
+			e.t.Fatalf("timed out waiting for %s; rotator %+v; totals %+v", what, e.srv.Rotator().Stats(), e.totals())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -125,38 +108,11 @@ func (e *env) eventually(what string, cond func() bool) {
 // awaitUploaded waits until the index has n uploaded segments and the hot
 // logs of paths are trimmed accordingly (the index says uploaded just
 // before the trim).
-//
-// It works around a server bug: sequencer's (*Stream).committed notifies the
-// rotator of a new sealed segment before it publishes the snapshot holding
-// it, and a worker that picks the job up in between drops it. The segment
-// is queued again when its stream is next opened, so when nothing happens
-// for a second the server is restarted and the streams opened again.
 func (e *env) awaitUploaded(n int64, paths ...string) {
 	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	last, progress := int64(-1), time.Now()
-	for {
-		up := e.totals().Cold.ByState[admin.StateUploaded]
-		if up == n && e.trimmed(paths) {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out waiting for %d uploaded segments; rotator %+v; totals %+v", n, e.srv.Rotator().Stats(), e.totals())
-		}
-		if up != last {
-			last, progress = up, time.Now()
-		}
-		if time.Since(progress) > time.Second {
-			e.t.Logf("BUG (worked around): %d of %d segments uploaded after a second; restarting", up, n)
-			e.stop()
-			e.start()
-			for _, p := range paths {
-				e.svc.StreamStats(e.t.Context(), p)
-			}
-			progress = time.Now()
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.eventually(fmt.Sprintf("%d uploaded segments", n), func() bool {
+		return e.totals().Cold.ByState[admin.StateUploaded] == n && e.trimmed(paths)
+	})
 }
 
 // trimmed reports whether the hot logs of paths hold only the messages of

@@ -143,7 +143,7 @@ var (
 		protocol.HeaderStreamTTL, protocol.HeaderStreamExpiresAt, protocol.HeaderStreamSeq, protocol.HeaderStreamClosed,
 		protocol.HeaderProducerID, protocol.HeaderProducerEpoch, protocol.HeaderProducerSeq,
 		protocol.HeaderForkedFrom, protocol.HeaderForkOffset, protocol.HeaderForkSubOffset}, ", ")
-	corsExposeHeaders = strings.Join([]string{"ETag", "Location", "Content-Type",
+	corsExposeHeaders = strings.Join([]string{"ETag", "Location", "Content-Type", "WWW-Authenticate", "Retry-After",
 		protocol.HeaderStreamNextOffset, protocol.HeaderStreamCursor, protocol.HeaderStreamUpToDate, protocol.HeaderStreamClosed,
 		protocol.HeaderStreamTTL, protocol.HeaderStreamExpiresAt, protocol.HeaderSSEDataEncoding,
 		protocol.HeaderProducerEpoch, protocol.HeaderProducerSeq, protocol.HeaderProducerExpectedSeq, protocol.HeaderProducerReceivedSeq}, ", ")

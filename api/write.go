@@ -222,6 +222,9 @@ func forkSource(r *http.Request, v string) (string, error) {
 // stripped before this handler (e.g. "/ds" under http.StripPrefix).
 func mountPrefix(r *http.Request) string {
 	raw, _, _ := strings.Cut(r.RequestURI, "?")
+	if u, err := url.Parse(raw); err == nil && u.IsAbs() {
+		raw = u.EscapedPath()
+	}
 	ext, err := url.PathUnescape(raw)
 	if err != nil {
 		return ""
@@ -239,6 +242,9 @@ func externalURL(r *http.Request) string {
 		scheme = p
 	}
 	raw, _, _ := strings.Cut(r.RequestURI, "?")
+	if u, err := url.Parse(raw); err == nil && u.IsAbs() {
+		raw = u.EscapedPath() // absolute-form request target
+	}
 	return scheme + "://" + r.Host + raw
 }
 

@@ -180,10 +180,15 @@ func (s *Stream) sealTimerC() <-chan time.Time {
 // send delivers op to the actor unless it has stopped or ctx ends.
 func (s *Stream) send(ctx context.Context, op any) error {
 	select {
+	case <-s.done: // checked first: a stopped actor's mailbox still has room
+		return s.goneErr()
+	default:
+	}
+	select {
 	case s.mailbox <- op:
 		return nil
 	case <-s.done:
-		return errStopped
+		return s.goneErr()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -197,8 +202,29 @@ func (s *Stream) Append(ctx context.Context, req *AppendRequest) (AppendResult, 
 	}
 	// Once queued, the outcome must be reported even if the client left:
 	// the append may commit, so wait for it rather than ctx.
-	r := <-reply
-	return r.res, r.err
+	select {
+	case r := <-reply:
+		return r.res, r.err
+	case <-s.done:
+		// The actor replies before it exits, so a reply may be waiting.
+		select {
+		case r := <-reply:
+			return r.res, r.err
+		default:
+			return AppendResult{}, s.goneErr()
+		}
+	}
+}
+
+// goneErr explains why a stopped actor did not answer.
+func (s *Stream) goneErr() error {
+	if snap := s.Snapshot(); snap.Deleted {
+		if snap.Soft {
+			return errGone
+		}
+		return errNotFound
+	}
+	return errStopped
 }
 
 // publish builds and publishes a snapshot from the actor state and wakes

@@ -144,8 +144,10 @@ func (s *Stream) apply(req *AppendRequest, batch *hotlog.Batch, prodUpd map[stri
 		prod = hotlog.Producer{ID: p.ID, Epoch: p.Epoch, LastSeq: p.Seq, Updated: s.reg.now()}
 	}
 	if m.Closed {
-		if closeOnly {
-			// Closing a closed stream is idempotent.
+		if closeOnly && req.Producer == nil {
+			// Closing a closed stream is idempotent; a producer tuple other
+			// than the one that closed it (its retries are duplicates above)
+			// is not.
 			return AppendResult{Outcome: Appended, Tail: tail(), Closed: true, Epoch: prod.Epoch, Seq: prod.LastSeq}, nil
 		}
 		return AppendResult{}, s.closedErr()

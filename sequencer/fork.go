@@ -95,6 +95,15 @@ func (s *Stream) ForkPoint(ctx context.Context, tok *offset.Token, sub int64) (h
 	if err := s.send(ctx, forkPointOp{tok: tok, sub: sub, reply: reply}); err != nil {
 		return hotlog.ForkBase{}, nil, err
 	}
-	r := <-reply
-	return r.base, r.prefix, r.err
+	select {
+	case r := <-reply:
+		return r.base, r.prefix, r.err
+	case <-s.done:
+		select {
+		case r := <-reply:
+			return r.base, r.prefix, r.err
+		default:
+			return hotlog.ForkBase{}, nil, s.goneErr()
+		}
+	}
 }

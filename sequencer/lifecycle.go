@@ -125,6 +125,9 @@ func (r *Registry) confirmExisting(ctx context.Context, req *CreateRequest, row 
 		}
 		release()
 	}
+	if req.Fork == nil && row.ParentID != 0 {
+		conflict = true // a plain stream was asked for; this is a fork
+	}
 	if f := req.Fork; f != nil && !conflict {
 		conflict = e.source == nil || row.ParentID != e.source.ID ||
 			(f.Offset != nil && row.ForkOffset != f.Offset.String()) || row.ForkSubOffset != f.SubOffset
@@ -263,19 +266,22 @@ func (r *Registry) collect(ctx context.Context, ids []int64) {
 	if len(ids) == 0 {
 		return
 	}
+	var removed []int64
 	for _, id := range ids {
 		if err := r.removeFiles(id); err != nil {
+			// Left in the GC queue: retried at the next start.
 			r.lg.Warn("remove stream files", "id", id, "err", err)
 			continue
 		}
+		removed = append(removed, id)
 		if r.cfg.OnHardDelete == nil {
 			if err := r.cat.DoneGC(ctx, id); err != nil {
 				r.lg.Warn("gc done", "id", id, "err", err)
 			}
 		}
 	}
-	if r.cfg.OnHardDelete != nil {
-		r.cfg.OnHardDelete(ids)
+	if r.cfg.OnHardDelete != nil && len(removed) > 0 {
+		r.cfg.OnHardDelete(removed)
 	}
 }
 
@@ -308,7 +314,10 @@ type deleteOp struct {
 func (s *Stream) markDeleted(ctx context.Context, soft bool) {
 	reply := make(chan struct{}, 1)
 	if s.send(ctx, deleteOp{soft: soft, reply: reply}) == nil {
-		<-reply
+		select {
+		case <-reply:
+		case <-s.done:
+		}
 	}
 }
 
@@ -327,7 +336,17 @@ func (s *Stream) Trim(ctx context.Context, seg int64, key string, checksum uint3
 	if err := s.send(ctx, trimOp{seg: seg, key: key, checksum: checksum, reply: reply}); err != nil {
 		return err
 	}
-	return <-reply
+	select {
+	case err := <-reply:
+		return err
+	case <-s.done:
+		select {
+		case err := <-reply:
+			return err
+		default:
+			return s.goneErr()
+		}
+	}
 }
 
 func (s *Stream) trim(op *trimOp) error {

@@ -355,9 +355,6 @@ func TestProducerStateMachine(t *testing.T) {
 // request that closed the stream is idempotent; any other tuple is told
 // the stream is closed (the stored ClosedBy key exists for this check).
 func TestCloseOnlyByAnotherTupleOnClosedStream(t *testing.T) {
-	t.Skip("BUG: a close-only request with a producer tuple other than the one that closed the stream " +
-		"(another producer, the same producer's next seq, or a new epoch) is accepted as Appended/Closed " +
-		"instead of KindClosed; hotlog.Meta.ClosedBy is recorded but never consulted (sequencer/commit.go apply)")
 	tests := []struct {
 		name string
 		p    *protocol.Producer

@@ -96,7 +96,9 @@ func (r *Registry) readBoundary(ctx context.Context, snap *Snapshot, from, lim i
 	if err != nil {
 		return nil, false, err
 	}
-	head = clip(head, from, f.Pos)
+	// Only the end is clipped here: ReadChunk checks (for JSON) and clips
+	// the start, which must still show where the first message begins.
+	head = clip(head, math.MinInt64, f.Pos)
 	used := sizeOf(head)
 	if len(head) == 0 || head[len(head)-1].End() < f.Pos || lim <= f.Pos || used >= budget {
 		return head, sealed, nil
@@ -181,7 +183,7 @@ func findSegment(segs []hotlog.Segment, seg int64) (hotlog.Segment, bool) {
 
 // tokenFor returns the token of position p in the stream viewed by snap.
 func (r *Registry) tokenFor(ctx context.Context, snap *Snapshot, p int64) offset.Token {
-	if p > 0 && snap.Fork != nil && p < snap.ownStart() {
+	if p > 0 && snap.Fork != nil && p <= snap.ownStart() {
 		if parent, release, err := r.acquireID(ctx, snap.Fork.ParentID); err == nil {
 			defer release()
 			return r.tokenFor(ctx, parent.Snapshot(), p)

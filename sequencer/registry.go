@@ -269,7 +269,9 @@ func (r *Registry) open(ctx context.Context, id int64, sl *slot) {
 		close(sl.ready)
 		return
 	}
+	r.mu.Lock()
 	sl.st = st
+	r.mu.Unlock()
 	close(sl.ready)
 }
 

@@ -89,6 +89,9 @@ func (s *Snapshot) ownSegmentAt(p int64) segView {
 
 // ownToken returns the token for position p in this stream's own region.
 func (s *Snapshot) ownToken(p int64) offset.Token {
+	if p == 0 {
+		return offset.Zero
+	}
 	if p == s.ownStart() {
 		// Byte p-1 belongs to the parent (or p is 0): the boundary token
 		// names the segment the stream starts in.

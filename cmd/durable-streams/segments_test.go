@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,12 +19,11 @@ import (
 	"github.com/streamtier/durable-streams/server"
 )
 
-// cliEnv is a server behind an httptest.Server that can be restarted on
-// the same data directory.
+// cliEnv is a server behind an httptest.Server.
 type cliEnv struct {
 	t   *testing.T
 	cfg server.Config
-	cur atomic.Pointer[server.Server]
+	srv *server.Server
 	url string
 }
 
@@ -37,37 +35,26 @@ func newCLIEnv(t *testing.T, token string) *cliEnv {
 		Rotation:   sequencer.RotationPolicy{SealMessages: 1},
 		AdminToken: token,
 	}}
-	e.start()
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e.cur.Load().Handler().ServeHTTP(w, r)
-	}))
+	srv, err := server.New(context.Background(), e.cfg)
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	e.srv = srv
+	ts := httptest.NewServer(srv.Handler())
 	e.url = ts.URL
 	t.Cleanup(func() {
+		srv.BeginShutdown()
 		ts.Close()
-		e.stop()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Close(ctx); err != nil {
+			t.Errorf("server.Close: %v", err)
+		}
 	})
 	// Keep the environment of the developer's shell out of the tests.
 	t.Setenv("DS_ADMIN_TOKEN", "")
 	t.Setenv("DURABLE_STREAMS_URL", "")
 	return e
-}
-
-func (e *cliEnv) start() {
-	srv, err := server.New(context.Background(), e.cfg)
-	if err != nil {
-		e.t.Fatalf("server.New: %v", err)
-	}
-	e.cur.Store(srv)
-}
-
-func (e *cliEnv) stop() {
-	srv := e.cur.Load()
-	srv.BeginShutdown()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Close(ctx); err != nil {
-		e.t.Errorf("server.Close: %v", err)
-	}
 }
 
 func (e *cliEnv) send(method, path, body string, want int) {
@@ -87,34 +74,20 @@ func (e *cliEnv) send(method, path, body string, want int) {
 	}
 }
 
-// awaitUploaded waits for n uploaded segments of path. Like the admin
-// tests, it restarts the server once uploads stall, working around the
-// server dropping an upload job that races the actor's snapshot
-// publication (the segment is queued again when its stream is opened).
+// awaitUploaded waits for n uploaded segments of path.
 func (e *cliEnv) awaitUploaded(n int64, path string) {
 	e.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	last, progress := int64(-1), time.Now()
 	for {
-		st, err := e.cur.Load().Admin().StreamStats(e.t.Context(), path)
+		st, err := e.srv.Admin().StreamStats(e.t.Context(), path)
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		up := st.Cold.ByState[admin.StateUploaded]
-		if up == n {
+		if st.Cold.ByState[admin.StateUploaded] == n {
 			return
 		}
 		if time.Now().After(deadline) {
 			e.t.Fatalf("timed out waiting for %d uploaded segments of %s: %+v", n, path, st.Cold)
-		}
-		if up != last {
-			last, progress = up, time.Now()
-		}
-		if time.Since(progress) > time.Second {
-			e.t.Logf("BUG (worked around): %d of %d segments uploaded after a second; restarting", up, n)
-			e.stop()
-			e.start()
-			progress = time.Now()
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -198,18 +198,32 @@ func (s *Server) start() error {
 	s.mu.Unlock()
 
 	client := &http.Client{Timeout: 2 * time.Second}
-	url := s.Endpoint + "/minio/health/ready"
+	// Readiness is the health endpoint AND an S3 request that is not
+	// answered 503 (XMinioServerNotInitialized can follow a ready health
+	// check right after a restart). The S3 probe is unsigned: any answer
+	// other than 503 (typically 403) means the object layer is up.
+	probes := []string{s.Endpoint + "/minio/health/ready", s.Endpoint + "/" + s.Bucket + "/"}
 	deadline := time.Now().Add(ReadyTimeout)
+	for _, url := range probes {
+		if err := s.waitFor(client, url, done, deadline, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) waitFor(client *http.Client, url string, done <-chan struct{}, deadline time.Time, out *syncBuffer) error {
 	for {
 		select {
 		case <-done:
-			return fmt.Errorf("minio exited before becoming ready (%s)\nminio output:\n%s", cmd.ProcessState, out.String())
+			return fmt.Errorf("minio exited before becoming ready\nminio output:\n%s", out.String())
 		default:
 		}
 		resp, err := client.Get(url)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			health := strings.HasSuffix(url, "/health/ready")
+			if (health && resp.StatusCode == http.StatusOK) || (!health && resp.StatusCode != http.StatusServiceUnavailable) {
 				return nil
 			}
 		}

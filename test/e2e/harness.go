@@ -48,7 +48,7 @@ const (
 	// ReadyTimeout is how long StartServer waits for GET /healthz == 200.
 	ReadyTimeout = 20 * time.Second
 	// StopTimeout is how long Stop waits after SIGTERM before SIGKILL.
-	StopTimeout = 10 * time.Second
+	StopTimeout = 30 * time.Second
 	// StreamPrefix is where the server serves streams.
 	StreamPrefix = "/v1/stream/"
 
