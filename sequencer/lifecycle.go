@@ -350,11 +350,12 @@ func (s *Stream) Trim(ctx context.Context, seg int64, key string, checksum uint3
 }
 
 func (s *Stream) trim(op *trimOp) error {
-	if err := s.log.MarkUploaded(context.Background(), op.seg, op.key, op.checksum); err != nil {
-		return err
-	}
-	segs := make([]hotlog.Segment, len(s.segments))
-	copy(segs, s.segments)
+	// Publish "uploaded" before deleting the rows: a reader that misses the
+	// rows must then find the segment marked cold. The object is verified
+	// already, so cold reads of it are valid from this moment.
+	prev := s.segments
+	segs := make([]hotlog.Segment, len(prev))
+	copy(segs, prev)
 	for i := range segs {
 		if segs[i].Seg == op.seg {
 			segs[i].State, segs[i].ObjectKey, segs[i].Checksum = hotlog.SegmentUploaded, op.key, op.checksum
@@ -362,6 +363,11 @@ func (s *Stream) trim(op *trimOp) error {
 	}
 	s.segments = segs
 	s.publish()
+	if err := s.log.MarkUploaded(context.Background(), op.seg, op.key, op.checksum); err != nil {
+		s.segments = prev
+		s.publish()
+		return err
+	}
 	return nil
 }
 
