@@ -269,6 +269,12 @@ func TestApplyConcurrent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "catalog.db")
 	// Separate pools stand in for separate processes.
 	dbs := []*sql.DB{openDB(t, path), openDB(t, path), openDB(t, path)}
+	// Create the file and switch it to WAL first: concurrent journal-mode
+	// changes of a brand-new file fail with SQLITE_BUSY without waiting,
+	// which is about opening, not about Apply.
+	if err := dbs[0].PingContext(ctx); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(dbs))
 	for i, db := range dbs {
