@@ -29,6 +29,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/streamtier/durable-streams/internal/miniotest"
 	"io"
 	"net"
 	"net/http"
@@ -154,22 +155,7 @@ func RunTests(m *testing.M) int {
 
 // RepoRoot returns the directory of the nearest go.mod at or above the
 // current directory (go test runs tests in their package directory).
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod found above the current directory")
-		}
-		dir = parent
-	}
-}
+func RepoRoot() (string, error) { return miniotest.RepoRoot() }
 
 // ---------------------------------------------------------------------------
 // Options
