@@ -92,15 +92,30 @@ ensure_minio() {
 }
 
 ensure_nginx() {
-  # Placeholder: nginx as a caching proxy in front of the server (cache/ tests), e.g.
-  #   apt_install nginx
-  :
+  # nginx as the reference CDN edge (deploy/nginx) for test/e2e/nginx_test.go,
+  # which starts its own instance (daemon off, everything under a temp dir);
+  # the package's system service is not used. The binary is /usr/sbin/nginx,
+  # which the test also finds when /usr/sbin is not on PATH.
+  apt_install nginx
+  if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+    die "nginx not found after apt-get install nginx"
+  fi
 }
 
 ensure_npm_packages() {
-  # Placeholder: project npm packages (none yet). The conformance suite is
-  # installed by run-conformance.sh itself, see the header.
-  :
+  # The upstream TypeScript client for test/e2e/interop_ts_test.go, exactly
+  # as locked in test/interop/ts/package-lock.json. (The conformance suite is
+  # installed by run-conformance.sh itself, see the header.)
+  local dir=test/interop/ts key
+  if ! command -v npm >/dev/null; then
+    log "warning: npm not found; TestInteropTS will be skipped (or fail in CI)"
+    return
+  fi
+  key=$(hash_of "$dir/package-lock.json" "$(node --version)")
+  if stamp_ok npm-interop-ts "$key" && [ -d "$dir/node_modules/@durable-streams/client" ]; then return; fi
+  log "npm ci in $dir"
+  quiet npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+  stamp_set npm-interop-ts "$key"
 }
 
 main() {
