@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"net/http"
 	"strconv"
@@ -21,8 +19,8 @@ import (
 //	POST /v1/admin/verify
 //	POST /v1/admin/gc        ?dry_run=false (default true)
 //
-// Every answer is JSON. With Options.AdminToken set, requests need
-// "Authorization: Bearer <token>".
+// Every answer is JSON. With access control on, requests need a token
+// with the admin scope on all streams (see auth.go).
 const AdminRoute = "/v1/admin/"
 
 type adminRoute struct {
@@ -37,13 +35,10 @@ var adminRoutes = map[string]adminRoute{
 	"gc":       {http.MethodPost, (*API).adminGC},
 }
 
-// admin serves everything under AdminRoute. The token is checked before
-// anything else, so that without it nothing, not even which routes exist,
-// is revealed.
+// admin serves everything under AdminRoute. The guard middleware has
+// checked the token already, so that without it nothing, not even which
+// routes exist, is revealed.
 func (a *API) admin(c echo.Context) error {
-	if err := a.adminAuth(c.Request()); err != nil {
-		return err
-	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	rt, ok := adminRoutes[strings.TrimPrefix(c.Request().URL.Path, AdminRoute)]
 	if !ok {
@@ -54,26 +49,6 @@ func (a *API) admin(c echo.Context) error {
 		return &httpError{status: http.StatusMethodNotAllowed, code: "METHOD_NOT_ALLOWED", msg: "use " + rt.method}
 	}
 	return rt.handler(a, c)
-}
-
-// adminAuth checks the bearer token in constant time (comparing digests,
-// so not even the token's length leaks). Tokens are never logged.
-func (a *API) adminAuth(r *http.Request) error {
-	if a.opt.AdminToken == "" {
-		return nil
-	}
-	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	token = strings.TrimSpace(token)
-	if !strings.EqualFold(scheme, "Bearer") || token == "" {
-		return &httpError{status: http.StatusUnauthorized, code: "UNAUTHORIZED",
-			msg:    "the admin API needs an Authorization: Bearer <token> header",
-			header: map[string]string{"WWW-Authenticate": `Bearer realm="durable-streams admin"`}}
-	}
-	got, want := sha256.Sum256([]byte(token)), sha256.Sum256([]byte(a.opt.AdminToken))
-	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-		return &httpError{status: http.StatusForbidden, code: "FORBIDDEN", msg: "wrong admin token"}
-	}
-	return nil
 }
 
 func (a *API) adminSegments(c echo.Context) error {

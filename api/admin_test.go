@@ -47,8 +47,8 @@ func TestAdminAuth(t *testing.T) {
 		{"no header", "GET", "/v1/admin/segments", nil, http.StatusUnauthorized, true},
 		{"other scheme", "GET", "/v1/admin/segments", hdr{"Authorization", "Basic " + adminToken}, http.StatusUnauthorized, true},
 		{"empty bearer", "GET", "/v1/admin/segments", hdr{"Authorization", "Bearer "}, http.StatusUnauthorized, true},
-		{"wrong token", "GET", "/v1/admin/segments", hdr{"Authorization", "Bearer nope"}, http.StatusForbidden, false},
-		{"token prefix", "GET", "/v1/admin/segments", hdr{"Authorization", "Bearer " + adminToken[:5]}, http.StatusForbidden, false},
+		{"wrong token", "GET", "/v1/admin/segments", hdr{"Authorization", "Bearer nope"}, http.StatusUnauthorized, true},
+		{"token prefix", "GET", "/v1/admin/segments", hdr{"Authorization", "Bearer " + adminToken[:5]}, http.StatusUnauthorized, true},
 		{"unknown route without token", "GET", "/v1/admin/nope", nil, http.StatusUnauthorized, true},
 		{"gc without token", "POST", "/v1/admin/gc?dry_run=false", nil, http.StatusUnauthorized, true},
 		{"right token", "GET", "/v1/admin/segments", bearer, http.StatusOK, false},
@@ -93,8 +93,8 @@ func TestAdminNotServedWithoutService(t *testing.T) {
 func TestAdminRoutes(t *testing.T) {
 	s := adminServer(t, adminToken)
 	auth := hdr{"Authorization", "Bearer " + adminToken}
-	s.create("adm/x", "text/plain", "")
-	s.appendTo("adm/x", "text/plain", "hello")
+	s.must(http.StatusCreated, "PUT", "/v1/stream/adm/x", append(hdr{"Content-Type", "text/plain"}, auth...), "")
+	s.must(http.StatusNoContent, "POST", "/v1/stream/adm/x", append(hdr{"Content-Type", "text/plain"}, auth...), "hello")
 
 	// segments
 	r := s.must(http.StatusOK, "GET", "/v1/admin/segments?stream=adm/x&limit=10", auth, "")

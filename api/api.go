@@ -13,13 +13,22 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/streamtier/durable-streams/admin"
+	"github.com/streamtier/durable-streams/auth"
+	"github.com/streamtier/durable-streams/auth/ratelimit"
 	"github.com/streamtier/durable-streams/cache"
+	"github.com/streamtier/durable-streams/catalog"
+	"github.com/streamtier/durable-streams/faults"
+	"github.com/streamtier/durable-streams/health"
+	"github.com/streamtier/durable-streams/hooks"
 	"github.com/streamtier/durable-streams/internal/protocol"
+	"github.com/streamtier/durable-streams/internal/requestid"
+	"github.com/streamtier/durable-streams/metrics"
 	"github.com/streamtier/durable-streams/sequencer"
 )
 
@@ -35,13 +44,32 @@ type Options struct {
 	MaxAppendBytes  int64         // default 8 MiB; larger bodies get 413
 	MaxReadChunk    int           // default 1 MiB
 	CacheMode       cache.Mode
-	// Ready reports readiness for /readyz (nil: always ready).
+	// EdgeSecret, if set, lets a trusted edge that presents it in
+	// X-Edge-Secret pick the cache mode of a request with X-Cache-Mode.
+	EdgeSecret string
+	// Ready reports readiness for /readyz (nil: always ready) when Health
+	// is nil.
 	Ready func(ctx context.Context) error
+	// Health runs the checks behind /readyz.
+	Health *health.Checker
+	// Metrics, if set, records the HTTP metrics and is served at /metrics.
+	Metrics *metrics.Metrics
 	// Admin serves the segment administration API under /v1/admin/ (nil:
-	// not served); see AdminRoute. AdminToken, if set, is the bearer token
-	// it requires.
-	Admin      *admin.Service
-	AdminToken string
+	// not served); see AdminRoute.
+	Admin *admin.Service
+	// Auth checks credentials and scopes (nil or disabled: everything is
+	// allowed); see auth.go for the rules per route.
+	Auth *auth.Authenticator
+	// RateLimit limits requests per client (nil: no limit).
+	RateLimit *ratelimit.Limiter
+	// Hooks are the embedding application's append callbacks (see
+	// package hooks); lifecycle hooks are run by package server.
+	Hooks hooks.Hooks
+	// Catalog serves the stream listing at ListRoute (nil: not served).
+	Catalog *catalog.Catalog
+	// Faults, if set, injects test faults and serves faults.ControlPath;
+	// nil (production) leaves both out, so the control path is a 404.
+	Faults *faults.Injector
 }
 
 // API serves the protocol.
@@ -50,6 +78,13 @@ type API struct {
 	reg  *sequencer.Registry
 	lg   *slog.Logger
 	echo *echo.Echo
+
+	cache   *cache.Policy
+	reads   *cache.Collapser[readKey, sequencer.Chunk]
+	waiters atomic.Int64 // live reads waiting for data
+
+	metrics *metrics.Metrics
+	after   *afterQueue // nil without an AfterAppend hook
 
 	rndMu sync.Mutex
 	rnd   *rand.Rand
@@ -60,6 +95,8 @@ func New(opt Options) *API {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
+	// Lines logged with a request's context carry its id.
+	opt.Logger = slog.New(requestid.NewHandler(opt.Logger.Handler()))
 	if opt.LongPollTimeout <= 0 {
 		opt.LongPollTimeout = 30 * time.Second
 	}
@@ -72,16 +109,34 @@ func New(opt Options) *API {
 	if opt.MaxReadChunk <= 0 {
 		opt.MaxReadChunk = 1 << 20
 	}
-	a := &API{opt: opt, reg: opt.Registry, lg: opt.Logger, rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
+	a := &API{opt: opt, reg: opt.Registry, lg: opt.Logger, rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		cache: cache.NewPolicy(opt.CacheMode, opt.EdgeSecret), reads: newReadCollapser(), metrics: opt.Metrics}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = a.echoError
+	e.Use(a.observe) // outermost: it sees every answer, errors included
 	e.Use(securityHeaders, cors)
-	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
-	e.GET("/readyz", a.readyz)
+	if opt.Auth.Enabled() || opt.RateLimit != nil {
+		e.Use(a.guard)
+	}
+	if opt.Faults != nil {
+		e.Use(faultMiddleware(opt.Faults))
+		e.Any(faults.ControlPath, faultControl(opt.Faults))
+	}
+	if opt.Hooks.AfterAppend != nil {
+		a.after = newAfterQueue(opt.Hooks.AfterAppend, opt.Logger)
+	}
+	e.GET(HealthRoute, func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.GET(ReadyRoute, a.readyz)
+	if opt.Metrics != nil {
+		e.GET(MetricsRoute, echo.WrapHandler(opt.Metrics.Handler()))
+	}
 	e.Any(StreamsRoute+"*", a.stream)
 	if opt.Admin != nil {
 		e.Any(AdminRoute+"*", a.admin)
+	}
+	if opt.Catalog != nil {
+		e.GET(ListRoute, a.listStreams)
 	}
 	a.echo = e
 	return a
@@ -89,15 +144,6 @@ func New(opt Options) *API {
 
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.echo.ServeHTTP(w, r) }
-
-func (a *API) readyz(c echo.Context) error {
-	if a.opt.Ready != nil {
-		if err := a.opt.Ready(c.Request().Context()); err != nil {
-			return c.String(http.StatusServiceUnavailable, "not ready: "+err.Error()+"\n")
-		}
-	}
-	return c.String(http.StatusOK, "ready\n")
-}
 
 func (a *API) stream(c echo.Context) error {
 	r := c.Request()
@@ -231,7 +277,7 @@ func (a *API) echoError(err error, c echo.Context) {
 		he = fromStreamErr(err)
 	}
 	if he.status >= 500 {
-		a.lg.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		a.lg.ErrorContext(c.Request().Context(), "request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	}
 	h := c.Response().Header()
 	for k, v := range he.header {

@@ -447,7 +447,8 @@ func parseSSE(t *testing.T, body string) []sseEvent {
 			case strings.HasPrefix(line, "event: "):
 				ev.name = strings.TrimPrefix(line, "event: ")
 			case strings.HasPrefix(line, "data:"):
-				data = append(data, strings.TrimPrefix(line, "data:"))
+				// One space after the colon is dropped, as SSE parsers do.
+				data = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
 			default:
 				t.Fatalf("unexpected SSE line %q in %q", line, body)
 			}
@@ -491,7 +492,7 @@ func TestSSEFraming(t *testing.T) {
 			ct:       "text/plain",
 			appends:  []string{"line1\nline2\r\nline3\rx\n", " sp"},
 			wantData: "line1\nline2\nline3\nx\n sp",
-			rawData:  "event: data\ndata:line1\ndata:line2\ndata:line3\ndata:x\ndata: sp\n\n",
+			rawData:  "event: data\ndata:line1\ndata:line2\ndata:line3\ndata:x\ndata:  sp\n\n",
 		},
 		{
 			name:     "text trailing newline",

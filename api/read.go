@@ -2,8 +2,10 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
@@ -29,6 +31,10 @@ func (a *API) get(c echo.Context, name string) error {
 	if live != protocol.LiveNone && !off.Given {
 		return badRequest("live reads require an offset parameter")
 	}
+	cr, err := a.cacheRequest(r, name)
+	if err != nil {
+		return err
+	}
 	h, err := a.reg.Acquire(r.Context(), name, true)
 	if err != nil {
 		return err
@@ -47,18 +53,19 @@ func (a *API) get(c echo.Context, name string) error {
 	}
 	switch live {
 	case protocol.LiveLongPoll:
-		return a.longPoll(c, h, pos, q.Get("cursor"))
+		return a.longPoll(c, h, pos, q.Get("cursor"), cr)
 	case protocol.LiveSSE:
-		return a.sse(c, h, pos, q.Get("cursor"))
+		return a.sse(c, h, pos, q.Get("cursor"), cr)
 	}
 	if off.Kind == protocol.OffsetNow {
 		return a.writeNow(c, h, snap)
 	}
-	chunk, err := a.reg.ReadChunk(r.Context(), snap, pos, a.opt.MaxReadChunk)
+	chunk, err := a.readChunk(r.Context(), snap, pos)
 	if err != nil {
 		return err
 	}
-	return a.writeChunk(c, h, snap, &chunk, cache.CatchUp, "")
+	cr.Kind = cache.CatchUp
+	return a.writeChunk(c, h, snap, &chunk, cr, "")
 }
 
 // writeNow answers offset=now: no data, the tail offset, never cached.
@@ -78,8 +85,9 @@ func (a *API) writeNow(c echo.Context, h *sequencer.Handle, snap *sequencer.Snap
 }
 
 // writeChunk answers a read that found its bytes (or an empty read at the
-// tail) with the protocol headers, ETag revalidation and caching policy.
-func (a *API) writeChunk(c echo.Context, h *sequencer.Handle, snap *sequencer.Snapshot, chunk *sequencer.Chunk, kind cache.Kind, cursor string) error {
+// tail) with the protocol headers, ETag revalidation and caching policy;
+// cr carries the kind of read and its request-dependent caching inputs.
+func (a *API) writeChunk(c echo.Context, h *sequencer.Handle, snap *sequencer.Snapshot, chunk *sequencer.Chunk, cr cache.Request, cursor string) error {
 	hd := c.Response().Header()
 	upToDate := chunk.End == snap.Tail
 	closed := upToDate && snap.Closed
@@ -92,13 +100,13 @@ func (a *API) writeChunk(c echo.Context, h *sequencer.Handle, snap *sequencer.Sn
 	if closed {
 		hd.Set(protocol.HeaderStreamClosed, "true")
 	}
-	if cursor != "" {
+	cr.Remaining = remaining(h)
+	cr.Sealed, cr.UpToDate, cr.Closed, cr.Empty = chunk.Sealed, upToDate, closed, chunk.End == chunk.From
+	d := cache.Decide(cr)
+	d.Apply(hd)
+	if d.Cursor && cursor != "" {
 		hd.Set(protocol.HeaderStreamCursor, cursor)
 	}
-	if chunk.Sealed && !upToDate {
-		kind = cache.SealedChunk
-	}
-	hd.Set("Cache-Control", cache.CacheControl(cache.Request{Kind: kind, Mode: a.opt.CacheMode, Remaining: remaining(h)}))
 	hd.Set("ETag", etag)
 	if cache.Matches(c.Request().Header.Get("If-None-Match"), etag) {
 		return c.NoContent(http.StatusNotModified)
@@ -160,7 +168,7 @@ func jsonArray(msgs []hotlog.Message) []byte {
 
 // longPoll answers at once when data exists at pos, otherwise waits for an
 // append, close or deletion, up to the long-poll timeout (then 204).
-func (a *API) longPoll(c echo.Context, h *sequencer.Handle, pos int64, clientCursor string) error {
+func (a *API) longPoll(c echo.Context, h *sequencer.Handle, pos int64, clientCursor string, cr cache.Request) error {
 	ctx := c.Request().Context()
 	timer := time.NewTimer(a.opt.LongPollTimeout)
 	defer timer.Stop()
@@ -170,24 +178,43 @@ func (a *API) longPoll(c echo.Context, h *sequencer.Handle, pos int64, clientCur
 			return goneOrMissing(snap)
 		}
 		if pos < snap.Tail {
-			chunk, err := a.reg.ReadChunk(ctx, snap, pos, a.opt.MaxReadChunk)
+			chunk, err := a.readChunk(ctx, snap, pos)
 			if err != nil {
 				return err
 			}
-			return a.writeChunk(c, h, snap, &chunk, cache.LongPollData, a.cursor(clientCursor))
+			cr.Kind = cache.LongPollData
+			return a.writeChunk(c, h, snap, &chunk, cr, a.cursor(clientCursor))
 		}
 		if snap.Closed {
 			return a.noContent(c, snap, "")
 		}
-		select {
-		case <-snap.Changed():
-		case <-timer.C:
-			return a.noContent(c, h.Snapshot(), a.cursor(clientCursor))
-		case <-a.reg.Closing():
-			return a.noContent(c, h.Snapshot(), a.cursor(clientCursor))
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := a.waitChange(ctx, snap, timer.C); err != nil {
+			if errors.Is(err, errWaitEnded) {
+				return a.noContent(c, h.Snapshot(), a.cursor(clientCursor))
+			}
+			return err
 		}
+	}
+}
+
+// errWaitEnded is waitChange's answer when the wait timed out or the
+// server is shutting down.
+var errWaitEnded = errors.New("wait ended")
+
+// waitChange waits until snap is superseded (nil), end fires or the server
+// shuts down (errWaitEnded), or ctx ends (its error), counting the waiter.
+func (a *API) waitChange(ctx context.Context, snap *sequencer.Snapshot, end <-chan time.Time) error {
+	a.waiters.Add(1)
+	defer a.waiters.Add(-1)
+	select {
+	case <-snap.Changed():
+		return nil
+	case <-end:
+		return errWaitEnded
+	case <-a.reg.Closing():
+		return errWaitEnded
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -203,10 +230,12 @@ func (a *API) noContent(c echo.Context, snap *sequencer.Snapshot, cursor string)
 	hd := c.Response().Header()
 	hd.Set(protocol.HeaderStreamNextOffset, a.reg.TailToken(c.Request().Context(), snap).String())
 	hd.Set(protocol.HeaderStreamUpToDate, "true")
-	hd.Set("Cache-Control", cache.CacheControl(cache.Request{Kind: cache.NoStore}))
+	d := cache.Decide(cache.Request{Kind: cache.LongPollEmpty, Closed: snap.Closed})
+	d.Apply(hd)
 	if snap.Closed {
 		hd.Set(protocol.HeaderStreamClosed, "true")
-	} else {
+	}
+	if d.Cursor {
 		if cursor == "" {
 			cursor = a.cursor("")
 		}
@@ -225,14 +254,15 @@ type controlEvent struct {
 // sse streams data and control events from pos, then follows the stream
 // live until it closes, is deleted, the client leaves, or SSEMaxDuration
 // passes (so CDNs can collapse reconnecting clients).
-func (a *API) sse(c echo.Context, h *sequencer.Handle, pos int64, clientCursor string) error {
+func (a *API) sse(c echo.Context, h *sequencer.Handle, pos int64, clientCursor string, cr cache.Request) error {
 	ctx := c.Request().Context()
 	snap := h.Snapshot()
 	text := isText(snap)
 	w := c.Response()
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")
-	hd.Set("Cache-Control", cache.CacheControl(cache.Request{Kind: cache.EventStream}))
+	cr.Kind = cache.EventStream
+	cache.Decide(cr).Apply(hd)
 	hd.Set("X-Accel-Buffering", "no")
 	if !text {
 		hd.Set(protocol.HeaderSSEDataEncoding, "base64")
@@ -249,7 +279,7 @@ func (a *API) sse(c echo.Context, h *sequencer.Handle, pos int64, clientCursor s
 			return nil
 		}
 		if pos < snap.Tail {
-			chunk, err := a.reg.ReadChunk(ctx, snap, pos, a.opt.MaxReadChunk)
+			chunk, err := a.readChunk(ctx, snap, pos)
 			if err != nil {
 				a.lg.Warn("sse read", "err", err)
 				return nil
@@ -281,13 +311,7 @@ func (a *API) sse(c echo.Context, h *sequencer.Handle, pos int64, clientCursor s
 				return nil
 			}
 		}
-		select {
-		case <-snap.Changed():
-		case <-deadline.C:
-			return nil
-		case <-a.reg.Closing():
-			return nil
-		case <-ctx.Done():
+		if a.waitChange(ctx, snap, deadline.C) != nil {
 			return nil
 		}
 	}
@@ -314,18 +338,14 @@ func writeDataEvent(buf *bytes.Buffer, snap *sequencer.Snapshot, msgs []hotlog.M
 		start := 0
 		for i := 0; i < len(data); i++ {
 			if data[i] == '\n' || data[i] == '\r' {
-				buf.WriteString("data:")
-				buf.Write(data[start:i])
-				buf.WriteByte('\n')
+				writeTextLine(buf, data[start:i])
 				if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
 					i++
 				}
 				start = i + 1
 			}
 		}
-		buf.WriteString("data:")
-		buf.Write(data[start:])
-		buf.WriteByte('\n')
+		writeTextLine(buf, data[start:])
 	default:
 		data := encodeBody(snap, msgs)
 		buf.WriteString("data:")
@@ -335,6 +355,17 @@ func writeDataEvent(buf *bytes.Buffer, snap *sequencer.Snapshot, msgs []hotlog.M
 		buf.Write(out)
 		buf.WriteByte('\n')
 	}
+	buf.WriteByte('\n')
+}
+
+// writeTextLine writes one "data:" line of text. SSE readers drop one
+// space after the colon, so a line that starts with a space gets one more.
+func writeTextLine(buf *bytes.Buffer, line []byte) {
+	buf.WriteString("data:")
+	if len(line) > 0 && line[0] == ' ' {
+		buf.WriteByte(' ')
+	}
+	buf.Write(line)
 	buf.WriteByte('\n')
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/streamtier/durable-streams/cache"
+	"github.com/streamtier/durable-streams/hooks"
 	"github.com/streamtier/durable-streams/internal/offset"
 	"github.com/streamtier/durable-streams/internal/protocol"
 	"github.com/streamtier/durable-streams/sequencer"
@@ -100,6 +101,12 @@ func (a *API) put(c echo.Context, name string) error {
 		if req.Initial, err = splitBody(*effective, body); err != nil {
 			return err
 		}
+		if a.opt.Hooks.BeforeAppend != nil && len(req.Initial) > 0 {
+			if err := a.beforeAppend(c, &hooks.AppendInfo{Path: name, ContentType: effective.Full, Data: body,
+				Messages: len(req.Initial), Close: req.Closed, Create: true, Header: r.Header}); err != nil {
+				return err
+			}
+		}
 	}
 	res, err := a.reg.Create(r.Context(), req)
 	if err != nil {
@@ -107,6 +114,11 @@ func (a *API) put(c echo.Context, name string) error {
 	}
 	defer res.Handle.Release()
 	snap := res.Handle.Snapshot()
+	if a.after != nil && res.Created && len(req.Initial) > 0 {
+		a.after.push(r.Context(), hooks.AppendResult{Path: name, ContentType: snap.ContentType,
+			StartByte: snap.Tail - bodyBytes(req.Initial), EndByte: snap.Tail, NextOffset: tailToken(a, c, snap).String(),
+			Messages: len(req.Initial), Closed: snap.Closed, Create: true})
+	}
 	h := c.Response().Header()
 	h.Set("Content-Type", snap.ContentType)
 	h.Set(protocol.HeaderStreamNextOffset, tailToken(a, c, snap).String())
@@ -292,9 +304,24 @@ func (a *API) post(c echo.Context, name string) error {
 			return badRequest("empty JSON array: nothing to append")
 		}
 	}
+	if a.opt.Hooks.BeforeAppend != nil {
+		info := &hooks.AppendInfo{Path: name, Data: body, Messages: len(req.Messages), Close: closeReq,
+			Producer: producerInfo(prod), Header: r.Header}
+		if ct != nil && len(body) > 0 {
+			info.ContentType = ct.Full
+		}
+		if err := a.beforeAppend(c, info); err != nil {
+			return err
+		}
+	}
 	res, err := h.Append(r.Context(), req)
 	if err != nil {
 		return err
+	}
+	if a.after != nil && res.Outcome == sequencer.Appended && len(req.Messages) > 0 {
+		a.after.push(r.Context(), hooks.AppendResult{Path: name, ContentType: h.Snapshot().ContentType,
+			StartByte: res.Tail.Position - bodyBytes(req.Messages), EndByte: res.Tail.Position, NextOffset: res.Tail.String(),
+			Messages: len(req.Messages), Closed: res.Closed, Producer: producerInfo(prod)})
 	}
 	hd := c.Response().Header()
 	hd.Set(protocol.HeaderStreamNextOffset, res.Tail.String())

@@ -563,10 +563,23 @@ func (c *Catalog) Expired(ctx context.Context, now time.Time, limit int) ([]Stre
 // them (no limit if limit <= 0). To page, pass the last path of one page
 // as after for the next. Every byte of prefix is literal.
 func (c *Catalog) List(ctx context.Context, prefix, after string, limit int) ([]Stream, error) {
+	return c.list(ctx, prefix, after, limit, false)
+}
+
+// ListLive is [Catalog.List] without soft-deleted streams. Streams past
+// their deadline are listed until the expiry sweep deletes them.
+func (c *Catalog) ListLive(ctx context.Context, prefix, after string, limit int) ([]Stream, error) {
+	return c.list(ctx, prefix, after, limit, true)
+}
+
+func (c *Catalog) list(ctx context.Context, prefix, after string, limit int, liveOnly bool) ([]Stream, error) {
 	// A range on path rather than LIKE: LIKE would need its wildcards
 	// escaped, is case-insensitive for ASCII, and cannot use the index.
 	var conds []string
 	var args []any
+	if liveOnly {
+		conds = append(conds, "deleted_at IS NULL")
+	}
 	if after >= prefix {
 		conds, args = append(conds, "path > ?"), append(args, after)
 	} else {

@@ -775,6 +775,41 @@ func TestList(t *testing.T) {
 	}
 }
 
+func TestListLive(t *testing.T) {
+	ctx := context.Background()
+	c, _ := openTemp(t)
+	for _, p := range []string{"a/1", "a/2", "a/3", "a/4", "b/1"} {
+		create(t, c, Stream{Path: p})
+	}
+	soft := create(t, c, Stream{Path: "a/2x"})
+	create(t, c, Stream{Path: "z", ParentID: soft, ForkOffset: "o"})
+	hard := create(t, c, Stream{Path: "a/5"})
+	for _, id := range []int64{soft, hard} {
+		if _, err := c.Delete(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		prefix, after string
+		limit         int
+		want          []string
+	}{
+		{"a/", "", 0, []string{"a/1", "a/2", "a/3", "a/4"}},
+		{"a/", "", 3, []string{"a/1", "a/2", "a/3"}},
+		{"a/", "a/2", 3, []string{"a/3", "a/4"}},
+		{"", "a/4", 0, []string{"b/1", "z"}},
+	}
+	for _, tt := range tests {
+		got, err := c.ListLive(ctx, tt.prefix, tt.after, tt.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(paths(got), tt.want) {
+			t.Errorf("ListLive(%q, %q, %d) = %q, want %q", tt.prefix, tt.after, tt.limit, paths(got), tt.want)
+		}
+	}
+}
+
 func TestPrefixEnd(t *testing.T) {
 	tests := []struct {
 		prefix, want string

@@ -63,6 +63,11 @@ type Stats struct {
 	Queued, Uploaded, Failures, Collected int64
 	CacheHits, CacheMisses                int64
 	LastError                             string
+	// UploadedBytes sums the object bytes of verified uploads.
+	UploadedBytes int64
+	// OldestQueued is when the oldest segment still waiting for its
+	// upload was sealed (zero when none waits): the cold tier's lag.
+	OldestQueued time.Time
 }
 
 // Rotator uploads sealed segments and reads uploaded ones.
@@ -74,19 +79,26 @@ type Rotator struct {
 	reg   *sequencer.Registry
 	cache *diskCache
 
-	mu      sync.Mutex
-	queued  map[job]bool
-	gcIDs   []int64
-	wake    chan struct{}
-	started bool
+	mu       sync.Mutex
+	queued   map[job]bool
+	queuedAt map[job]time.Time // when each queued segment was sealed
+	gcIDs    []int64
+	wake     chan struct{}
+	started  bool
 
 	stats struct {
 		queued, uploaded, failures, collected atomic.Int64
+		uploadedBytes                         atomic.Int64
 	}
 	lastErr atomic.Value
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+	// runCtx ends at Close, cutting short store calls in progress so that
+	// a hanging store cannot hold up shutdown; the interrupted uploads are
+	// still sealed, not uploaded, and resume at the next start.
+	runCtx context.Context
+	halt   context.CancelFunc
 }
 
 type job struct{ stream, seg int64 }
@@ -115,8 +127,10 @@ func New(cfg Config) (*Rotator, error) {
 	if err != nil {
 		return nil, err
 	}
+	runCtx, halt := context.WithCancel(context.Background())
 	return &Rotator{cfg: cfg, store: cfg.Store, cat: cfg.Catalog, lg: cfg.Logger, cache: dc,
-		queued: map[job]bool{}, wake: make(chan struct{}, 1), stop: make(chan struct{})}, nil
+		queued: map[job]bool{}, queuedAt: map[job]time.Time{}, wake: make(chan struct{}, 1), stop: make(chan struct{}),
+		runCtx: runCtx, halt: halt}, nil
 }
 
 // ObjectKey is the key of a segment object: "<stream id>/<segment>.seg"
@@ -125,7 +139,7 @@ func ObjectKey(stream, seg int64) string { return fmt.Sprintf("%d/%016d.seg", st
 
 // OnSeal queues an upload; it never blocks (it runs on actor goroutines).
 func (r *Rotator) OnSeal(stream int64, seg hotlog.Segment) {
-	r.enqueue(job{stream, seg.Seg})
+	r.enqueue(job{stream, seg.Seg}, seg.SealedAt)
 }
 
 // OnHardDelete queues the collection of deleted streams' objects.
@@ -136,11 +150,17 @@ func (r *Rotator) OnHardDelete(ids []int64) {
 	r.signal()
 }
 
-func (r *Rotator) enqueue(j job) {
+func (r *Rotator) enqueue(j job, sealed time.Time) {
+	if sealed.IsZero() {
+		sealed = time.Now()
+	}
 	r.mu.Lock()
 	if !r.queued[j] {
 		r.queued[j] = true
 		r.stats.queued.Add(1)
+	}
+	if at, ok := r.queuedAt[j]; !ok || sealed.Before(at) {
+		r.queuedAt[j] = sealed
 	}
 	r.mu.Unlock()
 	r.signal()
@@ -157,22 +177,28 @@ func (r *Rotator) signal() {
 // or shutdown interrupted.
 func (r *Rotator) Start(ctx context.Context, reg *sequencer.Registry) error {
 	r.reg = reg
-	rows, err := r.cat.DB().QueryContext(ctx, `SELECT stream_id, seg FROM segments WHERE state = 'sealed'`)
+	rows, err := r.cat.DB().QueryContext(ctx, `SELECT stream_id, seg, created_at FROM segments WHERE state = 'sealed'`)
 	if err != nil {
 		return fmt.Errorf("rotation: list pending uploads: %w", err)
 	}
-	var pending []job
+	type pendingJob struct {
+		job
+		sealed time.Time
+	}
+	var pending []pendingJob
 	for rows.Next() {
-		var j job
-		if err := rows.Scan(&j.stream, &j.seg); err != nil {
+		var j pendingJob
+		var ms int64
+		if err := rows.Scan(&j.stream, &j.seg, &ms); err != nil {
 			rows.Close()
 			return fmt.Errorf("rotation: list pending uploads: %w", err)
 		}
+		j.sealed = time.UnixMilli(ms)
 		pending = append(pending, j)
 	}
 	rows.Close()
 	for _, j := range pending {
-		r.enqueue(j)
+		r.enqueue(j.job, j.sealed)
 	}
 	r.mu.Lock()
 	r.started = true
@@ -192,13 +218,23 @@ func (r *Rotator) Close() {
 	default:
 		close(r.stop)
 	}
+	r.halt()
 	r.wg.Wait()
 }
 
 // Stats returns the current counters.
 func (r *Rotator) Stats() Stats {
-	s := Stats{Queued: int64(r.QueueLen()), Uploaded: r.stats.uploaded.Load(), Failures: r.stats.failures.Load(),
-		Collected: r.stats.collected.Load(), CacheHits: r.cache.hits.Load(), CacheMisses: r.cache.misses.Load()}
+	s := Stats{Uploaded: r.stats.uploaded.Load(), Failures: r.stats.failures.Load(),
+		Collected: r.stats.collected.Load(), CacheHits: r.cache.hits.Load(), CacheMisses: r.cache.misses.Load(),
+		UploadedBytes: r.stats.uploadedBytes.Load()}
+	r.mu.Lock()
+	s.Queued = int64(len(r.queued))
+	for _, at := range r.queuedAt {
+		if s.OldestQueued.IsZero() || at.Before(s.OldestQueued) {
+			s.OldestQueued = at
+		}
+	}
+	r.mu.Unlock()
 	if e, ok := r.lastErr.Load().(string); ok {
 		s.LastError = e
 	}
@@ -232,7 +268,7 @@ func (r *Rotator) worker() {
 			}
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		ctx, cancel := context.WithTimeout(r.runCtx, 2*time.Minute)
 		var err error
 		if gc != 0 {
 			err = r.collect(ctx, gc)
@@ -284,6 +320,7 @@ func (r *Rotator) done(j job, gc int64, err error) {
 		r.queued[j] = true // retry
 	default:
 		delete(r.queued, j)
+		delete(r.queuedAt, j)
 	}
 	if err != nil {
 		select {
@@ -346,6 +383,7 @@ func (r *Rotator) upload(ctx context.Context, j job) error {
 		return fmt.Errorf("trim: %w", err)
 	}
 	r.stats.uploaded.Add(1)
+	r.stats.uploadedBytes.Add(size)
 	return nil
 }
 

@@ -35,6 +35,7 @@ func (s *Stream) process(ops []any) {
 		}
 	}
 	dirty := len(batch.Messages) > 0 || len(prodUpd) > 0 || s.meta != undo.meta
+	committed := false
 	if dirty {
 		s.maybeSeal(&batch)
 		for _, p := range prodUpd {
@@ -52,8 +53,10 @@ func (s *Stream) process(ops []any) {
 			}
 		} else {
 			s.committed(&batch, undo.meta.Closed)
+			committed = true
 		}
 	}
+	s.reg.counters.countBatch(pending, committed, len(batch.Messages), s.meta.Tail-undo.meta.Tail)
 	for _, p := range pending {
 		switch {
 		case p.fork != nil:

@@ -202,6 +202,8 @@ func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateRe
 		}
 		return nil, internal("catalog insert", err)
 	}
+	r.counters.created.Add(1)
+	r.lifecycle(LifecycleEvent{Stream: row, Time: now})
 	st, release, err := r.acquireID(ctx, id)
 	if err != nil {
 		return nil, err
@@ -231,6 +233,7 @@ func (r *Registry) deleteRow(ctx context.Context, row catalog.Stream) error {
 	case err != nil:
 		return internal("catalog delete", err)
 	}
+	r.lifecycle(LifecycleEvent{Deleted: true, Stream: row, Time: r.now()})
 	r.applyDelete(ctx, row.ID, res)
 	return nil
 }
@@ -238,6 +241,7 @@ func (r *Registry) deleteRow(ctx context.Context, row catalog.Stream) error {
 // applyDelete tells open actors about a committed deletion and removes the
 // hot files of streams deleted for real.
 func (r *Registry) applyDelete(ctx context.Context, id int64, res catalog.DeleteResult) {
+	r.counters.deleted.Add(1)
 	if res.Soft {
 		if st := r.openStream(id); st != nil {
 			st.markDeleted(ctx, true)
@@ -412,6 +416,8 @@ func (r *Registry) expire(ctx context.Context, row catalog.Stream) (bool, error)
 	case err != nil:
 		return false, internal("expire stream", err)
 	}
+	r.counters.expired.Add(1)
+	r.lifecycle(LifecycleEvent{Deleted: true, Expired: true, Stream: row, Time: r.now()})
 	r.applyDelete(ctx, row.ID, res)
 	return res.Soft, nil
 }

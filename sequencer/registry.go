@@ -47,7 +47,13 @@ type Config struct {
 	// OnHardDelete is called after a stream's hot files are removed, with
 	// the ids whose cold objects may now be collected.
 	OnHardDelete func(ids []int64)
-	Now          func() time.Time
+	// OnLifecycle, if set, is told about every stream created or deleted
+	// (by a request or by expiry) right after the catalog commit. It is
+	// called with the stream's path lock held, so events of one path
+	// arrive in commit order; it must not block or call into the
+	// Registry: hand the event to another goroutine.
+	OnLifecycle func(LifecycleEvent)
+	Now         func() time.Time
 }
 
 // Registry owns the open streams.
@@ -68,6 +74,8 @@ type Registry struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 	bg        sync.WaitGroup
+
+	counters counters // see Stats
 }
 
 type slot struct {

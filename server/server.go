@@ -1,6 +1,19 @@
 // Package server assembles a complete Durable Streams server: catalog,
-// per-stream actors and the HTTP API. Embedders use New and mount Handler
-// under any prefix; the durable-streams binary wraps it with flags.
+// per-stream actors and the HTTP API. The durable-streams binary wraps it
+// with flags; applications embed it the same way:
+//
+//	srv, err := server.New(ctx, server.Config{DataDir: "data", Hooks: hooks.Hooks{...}})
+//	...
+//	defer srv.Close(ctx)
+//	mux.Handle("/streams/", http.StripPrefix("/streams", srv.Handler()))
+//
+// Streams are then at /streams/v1/stream/<path>; Location headers and
+// fork sources honor the prefix. Before shutting the HTTP server down,
+// call BeginShutdown so that long-polls and SSE responses end at once;
+// after it, Close. Config.Hooks lets the application veto appends, observe
+// acknowledged ones, and follow stream creation and deletion (see package
+// hooks); Config.RegistryStream records creations and deletions in a
+// stream that clients can follow. See docs/embedding.md.
 package server
 
 import (
@@ -15,9 +28,16 @@ import (
 
 	"github.com/streamtier/durable-streams/admin"
 	"github.com/streamtier/durable-streams/api"
+	"github.com/streamtier/durable-streams/auth"
+	"github.com/streamtier/durable-streams/auth/ratelimit"
 	"github.com/streamtier/durable-streams/cache"
 	"github.com/streamtier/durable-streams/catalog"
 	"github.com/streamtier/durable-streams/coldstore"
+	"github.com/streamtier/durable-streams/faults"
+	"github.com/streamtier/durable-streams/health"
+	"github.com/streamtier/durable-streams/hooks"
+	"github.com/streamtier/durable-streams/internal/requestid"
+	"github.com/streamtier/durable-streams/metrics"
 	"github.com/streamtier/durable-streams/rotation"
 	"github.com/streamtier/durable-streams/sequencer"
 )
@@ -47,9 +67,31 @@ type Config struct {
 	CacheBytes int64
 	// Verify selects how uploads are checked before the hot log is trimmed.
 	Verify rotation.VerifyMode
-	// AdminToken, if set, is the bearer token the admin API (/v1/admin/)
-	// requires; empty leaves it open.
+	// Auth configures access control; without credentials every request
+	// is allowed. See package auth.
+	Auth auth.Config
+	// AdminToken is shorthand for Auth.AdminToken, which wins when both are
+	// set.
 	AdminToken string
+	// RateLimit limits requests per client; the zero value does not.
+	RateLimit ratelimit.Config
+	// EdgeSecret, if set, lets a trusted edge (CDN, reverse proxy) that
+	// sends it in X-Edge-Secret pick the cache mode of a request with
+	// X-Cache-Mode; see docs/caching.md.
+	EdgeSecret string
+
+	// Hooks are the application's callbacks on appends and on stream
+	// creation and deletion; see package hooks and docs/embedding.md.
+	Hooks hooks.Hooks
+	// RegistryStream, if set, is the path of an application/json stream
+	// (e.g. "__registry__") to which the server appends a RegistryEvent
+	// for every stream created or deleted. It is created on start if
+	// missing; clients can read it like any stream but not write to it.
+	RegistryStream string
+	// Faults, if set, injects test faults into requests and serves POST
+	// and DELETE /_test/inject-error to control them. For tests only:
+	// leave it nil in production, where that path is then a 404.
+	Faults *faults.Injector
 }
 
 // DefaultRotation seals a segment at 4 MiB, or after 15 minutes, or on close.
@@ -64,6 +106,8 @@ type Server struct {
 	reg     *sequencer.Registry
 	admin   *admin.Service
 	api     *api.API
+	lc      *lifecycle
+	metrics *metrics.Metrics
 }
 
 // New opens the data directory (creating it) and starts the server's
@@ -74,6 +118,27 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	// Lines logged with a request's context carry its id, in every package.
+	cfg.Logger = slog.New(requestid.NewHandler(cfg.Logger.Handler()))
+	if cfg.Auth.AdminToken == "" {
+		cfg.Auth.AdminToken = cfg.AdminToken
+	}
+	if err := validRegistryPath(cfg.RegistryStream); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	lc := newLifecycle(cfg.Hooks, cfg.RegistryStream, cfg.Logger)
+	var onLifecycle func(sequencer.LifecycleEvent)
+	if lc.enabled() {
+		onLifecycle = lc.enqueue
+	}
+	authn, err := auth.New(cfg.Auth)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	limiter, err := ratelimit.New(cfg.RateLimit)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("server: create data dir: %w", err)
@@ -120,11 +185,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Cold:         rot,
 		OnSeal:       rot.OnSeal,
 		OnHardDelete: rot.OnHardDelete,
+		OnLifecycle:  onLifecycle,
 	})
 	if err != nil {
 		cat.Close()
 		return nil, fmt.Errorf("server: start registry: %w", err)
 	}
+	lc.reg = reg
 	if err := rot.Start(ctx, reg); err != nil {
 		reg.Close(ctx)
 		cat.Close()
@@ -137,7 +204,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cat.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	s := &Server{cfg: cfg, catalog: cat, store: store, rot: rot, reg: reg, admin: adm}
+	lc.start()
+	if cfg.RegistryStream != "" {
+		if err := ensureRegistryStream(ctx, reg, cfg.RegistryStream); err != nil {
+			lc.close()
+			rot.Close()
+			reg.Close(ctx)
+			cat.Close()
+			return nil, fmt.Errorf("server: %w", err)
+		}
+	}
+	s := &Server{cfg: cfg, catalog: cat, store: store, rot: rot, reg: reg, admin: adm, metrics: metrics.New(), lc: lc}
 	s.api = api.New(api.Options{
 		Registry:        reg,
 		Logger:          cfg.Logger,
@@ -146,10 +223,29 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		MaxAppendBytes:  cfg.MaxAppendBytes,
 		MaxReadChunk:    cfg.MaxReadChunk,
 		CacheMode:       cfg.CacheMode,
-		Ready:           s.ready,
+		EdgeSecret:      cfg.EdgeSecret,
+		Health:          s.healthChecks(),
+		Metrics:         s.metrics,
 		Admin:           adm,
-		AdminToken:      cfg.AdminToken,
+		Auth:            authn,
+		RateLimit:       limiter,
+		Hooks:           apiHooks(cfg.Hooks, cfg.RegistryStream),
+		Catalog:         cat,
+		Faults:          cfg.Faults,
 	})
+	if err := s.metrics.Watch(metrics.Sources{
+		Streams:  reg,
+		Rotation: rot,
+		Reads: func() metrics.ReadStats {
+			st := s.api.ReadStats()
+			return metrics.ReadStats{StorageReads: st.StorageReads, CollapsedReads: st.CollapsedReads,
+				LiveWaiters: st.LiveWaiters, KeptReads: int64(st.KeptReads), KeptReadBytes: st.KeptReadBytes}
+		},
+		HotDir: filepath.Join(cfg.DataDir, "streams"),
+	}); err != nil {
+		s.Close(ctx)
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	return s, nil
 }
 
@@ -171,8 +267,22 @@ func (s *Server) Catalog() *catalog.Catalog { return s.catalog }
 // ColdStore exposes the cold object store (for tests and tools).
 func (s *Server) ColdStore() coldstore.Store { return s.store }
 
-func (s *Server) ready(ctx context.Context) error {
-	return s.catalog.DB().PingContext(ctx)
+// Metrics exposes the server's metrics registry (served at /metrics), for
+// embedders that add their own.
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// healthChecks are the checks behind /readyz. Without its catalog the
+// server can do nothing, so that check is critical; without its cold store
+// it still accepts appends (uploads are retried later), so that only
+// degrades it. The cold-store probe is a remote request on S3: its result
+// is reused for a few seconds.
+func (s *Server) healthChecks() *health.Checker {
+	return health.New(
+		health.Check{Name: "catalog", Critical: true, CacheFor: time.Second,
+			Probe: func(ctx context.Context) error { return s.catalog.DB().PingContext(ctx) }},
+		health.Check{Name: "coldstore", CacheFor: 5 * time.Second,
+			Probe: func(ctx context.Context) error { return coldstore.Probe(ctx, s.store) }},
+	)
 }
 
 // BeginShutdown ends live reads (long-polls answer, SSE streams close) so
@@ -181,6 +291,10 @@ func (s *Server) BeginShutdown() { s.reg.BeginShutdown() }
 
 // Close ends live reads, flushes and closes every stream and the catalog.
 func (s *Server) Close(ctx context.Context) error {
+	if err := s.WaitHooks(ctx); err != nil {
+		s.cfg.Logger.Warn("closing before every hook ran", "err", err)
+	}
+	s.lc.close()
 	s.rot.Close()
 	err := s.reg.Close(ctx)
 	return errors.Join(err, s.catalog.Close())

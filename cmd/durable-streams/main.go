@@ -3,6 +3,11 @@
 //	durable-streams serve [flags]   run the server (flags also from DS_* env vars)
 //	durable-streams segments <command> [flags]
 //	                                administer cold segments of a running server
+//	durable-streams server start|stop|restart|status
+//	                                run the server in the background
+//	durable-streams stream <command> [flags]
+//	                                create, append to, read and follow streams
+//	durable-streams token [flags]   print a signed JWT for access control
 package main
 
 import (
@@ -26,6 +31,11 @@ const (
 )
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runWithInput(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// runWithInput is run with stdin given, for tests.
+func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
 		return exitUsage
@@ -36,6 +46,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stderr)
 	case "segments":
 		err = segments(ctx, args[1:], stdout, stderr)
+	case "server":
+		err = serverCmd(ctx, args[1:], stdout, stderr)
+	case "stream":
+		err = streamCmd(ctx, args[1:], stdin, stdout, stderr)
+	case "token":
+		err = token(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return exitOK
@@ -46,6 +62,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
+	}
+	var ce exitCodeError
+	if errors.As(err, &ce) {
+		if ce.err != nil {
+			fmt.Fprintln(stderr, "durable-streams:", err)
+		}
+		return ce.code
 	}
 	var ue usageError
 	if errors.As(err, &ue) {
@@ -68,5 +91,13 @@ commands:
   serve    run the server (see durable-streams serve -h)
   segments list, stats, verify, gc: administer the cold segments of a
            running server (see durable-streams segments help)
+  server   start, stop, restart, status: run the server in the background
+           (see durable-streams server help)
+  stream   create, append, get, tail, head, close, delete, list: use streams,
+           starting the background server if needed (see durable-streams stream help)
+  token    print a signed JWT for access control (see durable-streams token -h)
+
+exit status: 0 ok, 1 error, 2 usage error, 3 stream not found (server
+status: not running), 4 conflict (stream closed or exists differently)
 `)
 }

@@ -196,7 +196,7 @@ func TestSegmentsCLIToken(t *testing.T) {
 	if code != exitError || !strings.Contains(errs, "401") || !strings.Contains(errs, "--token") {
 		t.Fatalf("without a token: %d %s", code, errs)
 	}
-	if code, _, errs = cli(t, "segments", "stats", "--url", e.url, "--token", "wrong"); code != exitError || !strings.Contains(errs, "403") {
+	if code, _, errs = cli(t, "segments", "stats", "--url", e.url, "--token", "wrong"); code != exitError || !strings.Contains(errs, "401") {
 		t.Fatalf("with a wrong token: %d %s", code, errs)
 	}
 	if code, _, errs = cli(t, "segments", "stats", "--url", e.url, "--token", "tok3n"); code != exitOK {

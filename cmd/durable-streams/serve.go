@@ -16,8 +16,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/streamtier/durable-streams/auth"
 	"github.com/streamtier/durable-streams/cache"
 	"github.com/streamtier/durable-streams/coldstore"
+	"github.com/streamtier/durable-streams/faults"
 	"github.com/streamtier/durable-streams/rotation"
 	"github.com/streamtier/durable-streams/sequencer"
 	"github.com/streamtier/durable-streams/server"
@@ -34,6 +36,9 @@ type serveFlags struct {
 	maxChunk        int64
 	logLevel        string
 	cacheMode       string
+	edgeSecret      string
+	idleTimeout     time.Duration
+	maxOpen         int64
 
 	coldKind     string
 	coldDir      string
@@ -44,6 +49,11 @@ type serveFlags struct {
 	cacheBytes   int64
 	verify       string
 	adminToken   string
+	auth         authFlags
+	createBucket bool
+
+	registryStream string
+	testFaults     bool
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -57,7 +67,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Int64Var(&f.maxAppend, "max-append-bytes", envInt("DS_MAX_APPEND_BYTES", 8<<20), "largest append body; larger gets 413 (DS_MAX_APPEND_BYTES)")
 	fs.Int64Var(&f.maxChunk, "max-read-chunk", envInt("DS_MAX_READ_CHUNK", 1<<20), "largest read response body (DS_MAX_READ_CHUNK)")
 	fs.StringVar(&f.logLevel, "log-level", envOr("DS_LOG_LEVEL", "info"), "debug, info, warn or error (DS_LOG_LEVEL)")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", envDuration("DS_IDLE_TIMEOUT", 30*time.Second), "close a stream's actor and files after this long without use (DS_IDLE_TIMEOUT)")
+	fs.Int64Var(&f.maxOpen, "max-open-streams", envInt("DS_MAX_OPEN_STREAMS", 4096), "soft bound on streams held open at once (DS_MAX_OPEN_STREAMS)")
 	fs.StringVar(&f.cacheMode, "cache-mode", envOr("DS_CACHE_MODE", "shared"), "shared (CDN-cacheable) or private (DS_CACHE_MODE)")
+	fs.StringVar(&f.edgeSecret, "edge-secret", envOr("DS_EDGE_SECRET", ""), "secret a trusted edge sends in X-Edge-Secret to pick the cache mode per request with X-Cache-Mode; empty ignores X-Cache-Mode; prefer the variable (DS_EDGE_SECRET)")
 	fs.StringVar(&f.coldKind, "cold-store", envOr("DS_COLD_STORE", "local"), "where sealed segments go: local or s3 (DS_COLD_STORE)")
 	fs.StringVar(&f.coldDir, "cold-dir", envOr("DS_COLD_DIR", ""), "directory of the local cold store (default <data-dir>/cold) (DS_COLD_DIR)")
 	fs.StringVar(&f.s3.Endpoint, "s3-endpoint", envOr("DS_S3_ENDPOINT", ""), "S3 endpoint URL; empty for AWS (DS_S3_ENDPOINT)")
@@ -65,12 +78,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&f.s3.Bucket, "s3-bucket", envOr("DS_S3_BUCKET", ""), "S3 bucket (DS_S3_BUCKET)")
 	fs.StringVar(&f.s3.Prefix, "s3-prefix", envOr("DS_S3_PREFIX", "segments"), "key prefix inside the bucket (DS_S3_PREFIX)")
 	fs.BoolVar(&f.s3.PathStyle, "s3-path-style", envBool("DS_S3_PATH_STYLE", false), "path-style addressing, needed by MinIO (DS_S3_PATH_STYLE)")
+	fs.BoolVar(&f.createBucket, "s3-create-bucket", envBool("DS_S3_CREATE_BUCKET", false), "create the S3 bucket at start if it does not exist (DS_S3_CREATE_BUCKET)")
 	fs.Int64Var(&f.sealBytes, "seal-bytes", envInt("DS_SEAL_BYTES", 4<<20), "seal a segment at this many bytes (DS_SEAL_BYTES)")
 	fs.Int64Var(&f.sealMessages, "seal-messages", envInt("DS_SEAL_MESSAGES", 0), "seal a segment at this many messages; 0 = no limit (DS_SEAL_MESSAGES)")
 	fs.DurationVar(&f.sealAge, "seal-age", envDuration("DS_SEAL_AGE", 15*time.Minute), "seal a segment this long after its first message (DS_SEAL_AGE)")
 	fs.Int64Var(&f.cacheBytes, "cache-bytes", envInt("DS_CACHE_BYTES", 1<<30), "bound of the on-disk cache of cold segments (DS_CACHE_BYTES)")
 	fs.StringVar(&f.verify, "verify-uploads", envOr("DS_VERIFY_UPLOADS", "full"), "check uploads before trimming: full (read back, CRC32C) or size (DS_VERIFY_UPLOADS)")
-	fs.StringVar(&f.adminToken, "admin-token", envOr("DS_ADMIN_TOKEN", ""), "bearer token required by the admin API /v1/admin/; empty leaves it open; prefer the variable, flags show in process listings (DS_ADMIN_TOKEN)")
+	fs.StringVar(&f.adminToken, "admin-token", envOr("DS_ADMIN_TOKEN", ""), "static bearer token granting everything (admin API included); setting it turns access control on; prefer the variable, flags show in process listings (DS_ADMIN_TOKEN)")
+	f.auth.register(fs)
+	fs.StringVar(&f.registryStream, "registry-stream", envOr("DS_REGISTRY_STREAM", ""), "path of a JSON stream the server appends every stream create and delete to, e.g. __registry__; empty: none (DS_REGISTRY_STREAM)")
+	fs.BoolVar(&f.testFaults, "enable-test-faults", envBool("DS_ENABLE_TEST_FAULTS", false), "serve POST/DELETE /_test/inject-error to inject errors into requests; for tests only, never in production (DS_ENABLE_TEST_FAULTS)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -102,9 +119,22 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if f.coldKind == coldstore.KindS3 && f.s3.Bucket == "" {
 		return usageError{errors.New("-cold-store s3 needs -s3-bucket")}
 	}
+	authCfg, rateCfg, err := f.auth.config(f.adminToken)
+	if err != nil {
+		return usageError{err}
+	}
+	authn, err := auth.New(authCfg)
+	if err != nil {
+		return usageError{err}
+	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if f.createBucket && f.coldKind == coldstore.KindS3 {
+		if err := ensureBucket(ctx, f.s3); err != nil {
+			return err
+		}
+	}
 	srv, err := server.New(ctx, server.Config{
 		DataDir:         f.dataDir,
 		LongPollTimeout: f.longPollTimeout,
@@ -112,12 +142,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		MaxAppendBytes:  f.maxAppend,
 		MaxReadChunk:    int(f.maxChunk),
 		CacheMode:       mode,
+		EdgeSecret:      f.edgeSecret,
+		IdleTimeout:     f.idleTimeout,
+		MaxOpenStreams:  int(f.maxOpen),
 		Logger:          lg,
 		ColdStore:       coldstore.Config{Kind: f.coldKind, Dir: f.coldDir, S3: f.s3},
 		Rotation:        sequencer.RotationPolicy{SealBytes: f.sealBytes, SealMessages: f.sealMessages, SealAge: f.sealAge},
 		CacheBytes:      f.cacheBytes,
 		Verify:          verify,
-		AdminToken:      f.adminToken,
+		Auth:            authCfg,
+		RateLimit:       rateCfg,
+		RegistryStream:  f.registryStream,
+		Faults:          testFaults(f.testFaults, lg),
 	})
 	if err != nil {
 		return err
@@ -131,9 +167,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	lg.Info("serving", "addr", ln.Addr().String(), "data_dir", f.dataDir)
-	if f.adminToken == "" {
-		lg.Warn("the admin API /v1/admin/ has no token: set DS_ADMIN_TOKEN unless only trusted clients reach the server", "addr", ln.Addr().String())
-	}
+	warnIfOpen(lg, ln.Addr(), authn.Enabled())
 
 	select {
 	case err = <-errc:
@@ -149,6 +183,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		err = nil
 	}
 	return errors.Join(err, shutErr, closeErr)
+}
+
+// testFaults returns a fault injector when enabled, loudly: a production
+// server must never run with it.
+func testFaults(enabled bool, lg *slog.Logger) *faults.Injector {
+	if !enabled {
+		return nil
+	}
+	lg.Warn("test fault injection is on: anyone who can reach " + faults.ControlPath + " can make requests fail; never use this in production")
+	return faults.New()
 }
 
 func envOr(key, def string) string {
@@ -177,4 +221,18 @@ func envBool(key string, def bool) bool {
 		return b
 	}
 	return def
+}
+
+// ensureBucket creates the S3 bucket unless it exists (-s3-create-bucket).
+func ensureBucket(ctx context.Context, cfg coldstore.S3Config) error {
+	st, err := coldstore.NewS3(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("s3: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := st.EnsureBucket(ctx); err != nil {
+		return fmt.Errorf("s3: %w", err)
+	}
+	return nil
 }

@@ -1,0 +1,136 @@
+package ratelimit_test
+
+import (
+	"fmt"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/streamtier/durable-streams/auth/ratelimit"
+)
+
+// clock is a settable time source.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func newLimiter(t *testing.T, cfg ratelimit.Config) (*ratelimit.Limiter, *clock) {
+	t.Helper()
+	c := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	cfg.Now = c.now
+	l, err := ratelimit.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, c
+}
+
+func TestDisabled(t *testing.T) {
+	l, err := ratelimit.New(ratelimit.Config{})
+	if err != nil || l != nil {
+		t.Fatalf("zero config: %v %v", l, err)
+	}
+	if ok, _ := l.Allow("x"); !ok {
+		t.Fatal("a nil limiter refuses")
+	}
+	for _, cfg := range []ratelimit.Config{{Rate: -1}, {Rate: 1, Burst: -1}, {Rate: 1, MaxClients: -1}} {
+		if _, err := ratelimit.New(cfg); err == nil {
+			t.Errorf("%+v accepted", cfg)
+		}
+	}
+}
+
+func TestBucket(t *testing.T) {
+	l, c := newLimiter(t, ratelimit.Config{Rate: 2, Burst: 3})
+	for i := range 3 {
+		if ok, _ := l.Allow("a"); !ok {
+			t.Fatalf("request %d of the burst refused", i)
+		}
+	}
+	ok, wait := l.Allow("a")
+	if ok || wait <= 0 || wait > 500*time.Millisecond {
+		t.Fatalf("over the burst: %v, retry after %v", ok, wait)
+	}
+	if ok, _ := l.Allow("b"); !ok {
+		t.Fatal("another client shares the bucket")
+	}
+	c.t = c.t.Add(500 * time.Millisecond)
+	if ok, _ := l.Allow("a"); !ok {
+		t.Fatal("no token after refilling one")
+	}
+	if ok, _ := l.Allow("a"); ok {
+		t.Fatal("two tokens after refilling one")
+	}
+}
+
+func TestDefaultBurst(t *testing.T) {
+	for _, tc := range []struct {
+		rate  float64
+		burst int
+	}{{0.5, 1}, {1, 1}, {2.5, 3}, {10, 10}} {
+		l, _ := newLimiter(t, ratelimit.Config{Rate: tc.rate})
+		n := 0
+		for {
+			if ok, _ := l.Allow("k"); !ok {
+				break
+			}
+			n++
+		}
+		if n != tc.burst {
+			t.Errorf("rate %v: burst %d, want %d", tc.rate, n, tc.burst)
+		}
+	}
+}
+
+func TestBoundedMemory(t *testing.T) {
+	l, c := newLimiter(t, ratelimit.Config{Rate: 1, Burst: 1, MaxClients: 100})
+	for i := range 1000 {
+		l.Allow(fmt.Sprint("client-", i))
+		if l.Len() > 100 {
+			t.Fatalf("%d buckets after %d clients", l.Len(), i+1)
+		}
+	}
+	// Buckets idle long enough to be full again go at the next sweep.
+	c.t = c.t.Add(2 * time.Minute)
+	l.Allow("fresh")
+	if n := l.Len(); n != 1 {
+		t.Fatalf("%d buckets after the idle ones expired", n)
+	}
+}
+
+func TestIdleSweepKeepsActiveBuckets(t *testing.T) {
+	l, c := newLimiter(t, ratelimit.Config{Rate: 0.01, Burst: 1}) // refills in 100s
+	l.Allow("slow")
+	c.t = c.t.Add(61 * time.Second)
+	l.Allow("other") // triggers a sweep; "slow" is not full yet
+	if ok, _ := l.Allow("slow"); ok {
+		t.Fatal("a sweep reset a bucket that was still refilling")
+	}
+}
+
+func TestClientIP(t *testing.T) {
+	trusting, _ := newLimiter(t, ratelimit.Config{Rate: 1, TrustProxyHeaders: true})
+	plain, _ := newLimiter(t, ratelimit.Config{Rate: 1})
+	for _, tc := range []struct {
+		xff            []string
+		plain, trusted string
+	}{
+		{nil, "192.0.2.1", "192.0.2.1"},
+		{[]string{"203.0.113.9"}, "192.0.2.1", "203.0.113.9"},
+		{[]string{"spoofed, 203.0.113.9"}, "192.0.2.1", "203.0.113.9"},
+		{[]string{"spoofed", "203.0.113.7 "}, "192.0.2.1", "203.0.113.7"},
+		{[]string{" "}, "192.0.2.1", "192.0.2.1"},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = "192.0.2.1:5555"
+		for _, v := range tc.xff {
+			r.Header.Add("X-Forwarded-For", v)
+		}
+		if got := plain.ClientIP(r); got != tc.plain {
+			t.Errorf("%q untrusted: %q", tc.xff, got)
+		}
+		if got := trusting.ClientIP(r); got != tc.trusted {
+			t.Errorf("%q trusted: %q", tc.xff, got)
+		}
+	}
+}

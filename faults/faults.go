@@ -1,0 +1,262 @@
+// Package faults injects HTTP errors into a server for tests of client
+// retry and resilience logic. It is off unless an application creates an
+// [Injector] and mounts it; production servers should never do so.
+//
+// A fault answers the next Count requests that match its path (and method,
+// if set) with its status and optional Retry-After header, optionally
+// after a delay, or drops their connections; then requests pass through
+// again. The control endpoint (see [Injector.ServeControl]) accepts the
+// JSON body of the reference server's POST /_test/inject-error:
+//
+//	{"path":"/v1/stream/x","status":503,"count":2,"retryAfter":1,"method":"POST"}
+//
+// and DELETE clears every fault.
+package faults
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ControlPath is where a server mounts [Injector.ServeControl].
+const ControlPath = "/_test/inject-error"
+
+// maxDelay bounds Fault.Delay so a stray fault cannot hang a test run.
+const maxDelay = time.Minute
+
+// Fault describes an injected failure.
+type Fault struct {
+	// Path is the request path the fault applies to, as the server's
+	// handler sees it (below any mount prefix), e.g. "/v1/stream/x".
+	Path string `json:"path"`
+	// Prefix makes Path match every path that starts with it.
+	Prefix bool `json:"prefix,omitempty"`
+	// Method limits the fault to one HTTP method ("" matches all).
+	Method string `json:"method,omitempty"`
+	// Status is the status to answer with (400-599); 0 with Delay only
+	// delays matching requests, which are then served normally.
+	Status int `json:"status,omitempty"`
+	// Count is how many matching requests fail (default 1).
+	Count int `json:"count,omitempty"`
+	// RetryAfter, if positive, is sent as Retry-After (seconds).
+	RetryAfter int `json:"retryAfter,omitempty"`
+	// Delay is waited before answering (or before passing through).
+	Delay time.Duration `json:"-"`
+	// DropConnection closes the connection without an answer.
+	DropConnection bool `json:"dropConnection,omitempty"`
+}
+
+// Validate reports what is wrong with f, if anything.
+func (f *Fault) Validate() error {
+	switch {
+	case !strings.HasPrefix(f.Path, "/"):
+		return errors.New("path must start with /")
+	case f.Status != 0 && (f.Status < 400 || f.Status > 599):
+		return fmt.Errorf("status %d is not an error status (400-599)", f.Status)
+	case f.Status == 0 && f.Delay == 0 && !f.DropConnection:
+		return errors.New("a fault needs a status, a delayMs or dropConnection")
+	case f.Count < 0:
+		return errors.New("count must not be negative")
+	case f.RetryAfter < 0:
+		return errors.New("retryAfter must not be negative")
+	case f.Delay < 0 || f.Delay > maxDelay:
+		return fmt.Errorf("delay must be between 0 and %v", maxDelay)
+	case f.Method != "" && strings.ContainsAny(f.Method, " \t/"):
+		return fmt.Errorf("invalid method %q", f.Method)
+	}
+	return nil
+}
+
+func (f *Fault) matches(method, path string) bool {
+	if f.Method != "" && !strings.EqualFold(f.Method, method) {
+		return false
+	}
+	if f.Prefix {
+		return strings.HasPrefix(path, f.Path)
+	}
+	return path == f.Path
+}
+
+// Injector holds the active faults. It is safe for concurrent use; the
+// zero value is not, use [New].
+type Injector struct {
+	mu     sync.Mutex
+	faults []*Fault
+	// active is len(faults) > 0, read without the lock so that requests
+	// pay one atomic load while no fault is set.
+	active atomic.Bool
+}
+
+// New returns an Injector without faults.
+func New() *Injector { return &Injector{} }
+
+// Inject adds f, replacing an active fault with the same path, prefix flag
+// and method. A zero Count means 1.
+func (in *Injector) Inject(f Fault) error {
+	if err := f.Validate(); err != nil {
+		return fmt.Errorf("faults: %w", err)
+	}
+	if f.Count == 0 {
+		f.Count = 1
+	}
+	f.Method = strings.ToUpper(f.Method)
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for i, g := range in.faults {
+		if g.Path == f.Path && g.Prefix == f.Prefix && g.Method == f.Method {
+			in.faults[i] = &f
+			return nil
+		}
+	}
+	in.faults = append(in.faults, &f)
+	in.active.Store(true)
+	return nil
+}
+
+// Clear removes every fault.
+func (in *Injector) Clear() {
+	in.mu.Lock()
+	in.faults = nil
+	in.active.Store(false)
+	in.mu.Unlock()
+}
+
+// Pending returns the active faults with their remaining counts.
+func (in *Injector) Pending() []Fault {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	out := make([]Fault, len(in.faults))
+	for i, f := range in.faults {
+		out[i] = *f
+	}
+	return out
+}
+
+// take consumes one use of the first fault matching r.
+func (in *Injector) take(r *http.Request) (Fault, bool) {
+	if !in.active.Load() {
+		return Fault{}, false
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for i, f := range in.faults {
+		if !f.matches(r.Method, r.URL.Path) {
+			continue
+		}
+		hit := *f
+		if f.Count--; f.Count <= 0 {
+			in.faults = append(in.faults[:i], in.faults[i+1:]...)
+			in.active.Store(len(in.faults) > 0)
+		}
+		return hit, true
+	}
+	return Fault{}, false
+}
+
+// Middleware answers requests that match a fault and passes the others to
+// next. Requests to ControlPath are never faulted.
+func (in *Injector) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if in.Apply(w, r) {
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Apply consumes the first fault matching r, if any, and reports whether
+// it answered the request (a status or a dropped connection); a delay-only
+// fault waits and returns false so the request is served normally.
+func (in *Injector) Apply(w http.ResponseWriter, r *http.Request) bool {
+	if r.URL.Path == ControlPath {
+		return false
+	}
+	f, ok := in.take(r)
+	if !ok {
+		return false
+	}
+	if f.Delay > 0 {
+		t := time.NewTimer(f.Delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+		}
+	}
+	if f.DropConnection {
+		// net/http closes the connection without a response and without
+		// logging a stack trace for this sentinel.
+		panic(http.ErrAbortHandler)
+	}
+	if f.Status == 0 {
+		return false
+	}
+	h := w.Header()
+	if f.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(f.RetryAfter))
+	}
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(f.Status)
+	fmt.Fprintf(w, "{\"error\":\"INJECTED_FAULT\",\"message\":\"injected error for testing (status %d)\"}\n", f.Status)
+	return true
+}
+
+// controlRequest is the JSON body of POST ControlPath.
+type controlRequest struct {
+	Fault
+	DelayMs int64 `json:"delayMs,omitempty"`
+}
+
+// ServeControl serves ControlPath: POST adds a fault from a JSON body,
+// DELETE clears all faults; both answer {"ok":true}. Bad bodies get 400
+// and other methods 405, with a JSON error.
+func (in *Injector) ServeControl(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodPost:
+		var req controlRequest
+		dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeError(w, http.StatusBadRequest, "BAD_REQUEST", "invalid fault JSON: "+err.Error())
+			return
+		}
+		if req.DelayMs < 0 || req.DelayMs > maxDelay.Milliseconds() {
+			writeError(w, http.StatusBadRequest, "BAD_REQUEST", fmt.Sprintf("delayMs must be between 0 and %d", maxDelay.Milliseconds()))
+			return
+		}
+		req.Fault.Delay = time.Duration(req.DelayMs) * time.Millisecond
+		if err := in.Inject(req.Fault); err != nil {
+			writeError(w, http.StatusBadRequest, "BAD_REQUEST", strings.TrimPrefix(err.Error(), "faults: "))
+			return
+		}
+	case http.MethodDelete:
+		in.Clear()
+	default:
+		w.Header().Set("Allow", "POST, DELETE")
+		writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "use POST to inject a fault or DELETE to clear them")
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, "{\"ok\":true}\n")
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	body, _ := json.Marshal(struct {
+		Code    string `json:"error"`
+		Message string `json:"message"`
+	}{code, msg})
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+}
