@@ -188,8 +188,8 @@ var (
 	corsAllowHeaders = strings.Join([]string{"Content-Type", "Authorization", "If-None-Match", "Last-Event-ID",
 		protocol.HeaderStreamTTL, protocol.HeaderStreamExpiresAt, protocol.HeaderStreamSeq, protocol.HeaderStreamClosed,
 		protocol.HeaderProducerID, protocol.HeaderProducerEpoch, protocol.HeaderProducerSeq,
-		protocol.HeaderForkedFrom, protocol.HeaderForkOffset, protocol.HeaderForkSubOffset}, ", ")
-	corsExposeHeaders = strings.Join([]string{"ETag", "Location", "Content-Type", "WWW-Authenticate", "Retry-After",
+		protocol.HeaderForkedFrom, protocol.HeaderForkOffset, protocol.HeaderForkSubOffset, requestid.Header}, ", ")
+	corsExposeHeaders = strings.Join([]string{"ETag", "Location", "Content-Type", "WWW-Authenticate", "Retry-After", requestid.Header,
 		protocol.HeaderStreamNextOffset, protocol.HeaderStreamCursor, protocol.HeaderStreamUpToDate, protocol.HeaderStreamClosed,
 		protocol.HeaderStreamTTL, protocol.HeaderStreamExpiresAt, protocol.HeaderSSEDataEncoding,
 		protocol.HeaderProducerEpoch, protocol.HeaderProducerSeq, protocol.HeaderProducerExpectedSeq, protocol.HeaderProducerReceivedSeq}, ", ")
@@ -255,6 +255,11 @@ func fromStreamErr(err error) *httpError {
 	case sequencer.KindUnavailable:
 		return &httpError{status: http.StatusServiceUnavailable, code: "UNAVAILABLE", msg: se.Msg,
 			header: map[string]string{"Retry-After": "1"}}
+	case sequencer.KindStorageFull:
+		// Nothing was written, so a retry is safe; it succeeds once an
+		// operator frees space, which takes longer than a 503's second.
+		return &httpError{status: http.StatusInsufficientStorage, code: "INSUFFICIENT_STORAGE", msg: se.Msg,
+			header: map[string]string{"Retry-After": "30"}}
 	}
 	return &httpError{status: http.StatusInternalServerError, code: "INTERNAL", msg: "internal error"}
 }

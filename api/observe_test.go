@@ -339,6 +339,14 @@ func TestRequestIDs(t *testing.T) {
 			}
 		})
 	}
+	// Browsers may send the id and read it back.
+	resp, _ := o.do(t, http.MethodOptions, "/v1/stream/x", map[string]string{"Origin": "https://app.example",
+		"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-request-id"}, "")
+	for _, h := range []string{"Access-Control-Allow-Headers", "Access-Control-Expose-Headers"} {
+		if !strings.Contains(resp.Header.Get(h), "X-Request-Id") {
+			t.Errorf("%s %q lacks X-Request-Id", h, resp.Header.Get(h))
+		}
+	}
 }
 
 // TestRequestLogLevels checks that probes and scrapes are logged at Debug

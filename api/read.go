@@ -111,7 +111,7 @@ func (a *API) writeChunk(c echo.Context, h *sequencer.Handle, snap *sequencer.Sn
 	if cache.Matches(c.Request().Header.Get("If-None-Match"), etag) {
 		return c.NoContent(http.StatusNotModified)
 	}
-	return c.Blob(http.StatusOK, snap.ContentType, encodeBody(snap, chunk.Messages))
+	return writeMessages(c, snap.ContentType, isJSON(snap), chunk.Messages)
 }
 
 // remaining is the time left before the stream expires (0: never).

@@ -118,9 +118,13 @@ const (
 	// there is none. Only the single nearest row at or below ?1 is looked
 	// at, so this stays O(log n) even when that row ends before ?1 because
 	// a segment was trimmed. SQLite evaluates this uncorrelated subquery
-	// once per statement, however often it appears.
-	readStart = `coalesce((SELECT pos FROM (SELECT pos, data FROM messages WHERE pos <= ?1 ORDER BY pos DESC LIMIT 1)
-		WHERE pos + length(data) > ?1), ?1)`
+	// once per place it appears. The inner query must take length(data)
+	// itself: only a length() applied directly to the column is answered
+	// from the record header, and selecting data there would read (and
+	// copy) the whole first message once per evaluation, three times per
+	// read.
+	readStart = `coalesce((SELECT pos FROM (SELECT pos, length(data) AS n FROM messages WHERE pos <= ?1 ORDER BY pos DESC LIMIT 1)
+		WHERE pos + n > ?1), ?1)`
 
 	readDataSQL    = "SELECT data FROM messages WHERE pos = ?"
 	readSegmentSQL = "SELECT pos, seg, flags, data FROM messages WHERE seg = ? ORDER BY pos"

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -65,19 +66,21 @@ func newDiskCache(dir string, max int64, store coldstore.Store) (*diskCache, err
 	return c, nil
 }
 
-// reader returns a segment reader for key, parsing its index once.
-func (c *diskCache) reader(ctx context.Context, key string) (*segment.Reader, error) {
+// reader returns a segment reader for key, parsing its index once. crc is
+// the CRC32C of the whole object as verified at upload (0 if unknown):
+// downloads that do not match it are not cached.
+func (c *diskCache) reader(ctx context.Context, key string, crc uint32) (*segment.Reader, error) {
 	c.mu.Lock()
 	rd := c.readers[key]
 	c.mu.Unlock()
 	if rd != nil {
 		return rd, nil
 	}
-	size, err := c.size(ctx, key)
+	size, err := c.size(ctx, key, crc)
 	if err != nil {
 		return nil, err
 	}
-	fetch := func(ctx context.Context, off, n int64) ([]byte, error) { return c.readAt(ctx, key, off, n) }
+	fetch := func(ctx context.Context, off, n int64) ([]byte, error) { return c.readAt(ctx, key, crc, off, n) }
 	rd, err = segment.NewReader(ctx, fetch, size)
 	if err != nil {
 		return nil, fmt.Errorf("rotation: open segment %s: %w", key, err)
@@ -91,12 +94,12 @@ func (c *diskCache) reader(ctx context.Context, key string) (*segment.Reader, er
 	return rd, nil
 }
 
-func (c *diskCache) size(ctx context.Context, key string) (int64, error) {
+func (c *diskCache) size(ctx context.Context, key string, crc uint32) (int64, error) {
 	if c.dir == "" {
 		info, err := c.store.Head(ctx, key)
 		return info.Size, err
 	}
-	e, err := c.ensure(ctx, key)
+	e, err := c.ensure(ctx, key, crc)
 	if err != nil {
 		return 0, err
 	}
@@ -104,7 +107,7 @@ func (c *diskCache) size(ctx context.Context, key string) (int64, error) {
 }
 
 // readAt returns n bytes at off of object key.
-func (c *diskCache) readAt(ctx context.Context, key string, off, n int64) ([]byte, error) {
+func (c *diskCache) readAt(ctx context.Context, key string, crc uint32, off, n int64) ([]byte, error) {
 	if c.dir == "" {
 		rc, err := c.store.Get(ctx, key, off, n)
 		if err != nil {
@@ -116,7 +119,7 @@ func (c *diskCache) readAt(ctx context.Context, key string, off, n int64) ([]byt
 		return buf, err
 	}
 	for attempt := 0; ; attempt++ {
-		e, err := c.ensure(ctx, key)
+		e, err := c.ensure(ctx, key, crc)
 		if err != nil {
 			return nil, err
 		}
@@ -138,7 +141,7 @@ func (c *diskCache) readAt(ctx context.Context, key string, off, n int64) ([]byt
 }
 
 // ensure makes sure object key is on disk and marks it recently used.
-func (c *diskCache) ensure(ctx context.Context, key string) (*cacheEntry, error) {
+func (c *diskCache) ensure(ctx context.Context, key string, crc uint32) (*cacheEntry, error) {
 	for {
 		c.mu.Lock()
 		if el, ok := c.items[key]; ok {
@@ -164,7 +167,7 @@ func (c *diskCache) ensure(ctx context.Context, key string) (*cacheEntry, error)
 		c.inflight[key] = d
 		c.mu.Unlock()
 		c.misses.Add(1)
-		e, err := c.fetch(ctx, key)
+		e, err := c.fetch(ctx, key, crc)
 		c.mu.Lock()
 		delete(c.inflight, key)
 		if err == nil {
@@ -182,7 +185,10 @@ func (c *diskCache) ensure(ctx context.Context, key string) (*cacheEntry, error)
 	}
 }
 
-func (c *diskCache) fetch(ctx context.Context, key string) (*cacheEntry, error) {
+// fetch downloads key into the cache directory. A body cut short or
+// damaged on the way would otherwise stay cached and fail every later read
+// of the object, so with a known crc the download must match it.
+func (c *diskCache) fetch(ctx context.Context, key string, crc uint32) (*cacheEntry, error) {
 	rc, err := c.store.Get(ctx, key, 0, -1)
 	if err != nil {
 		return nil, err
@@ -194,9 +200,13 @@ func (c *diskCache) fetch(ctx context.Context, key string) (*cacheEntry, error) 
 	if err != nil {
 		return nil, err
 	}
-	n, err := io.Copy(tmp, rc)
+	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	n, err := io.Copy(io.MultiWriter(tmp, h), rc)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil && crc != 0 && h.Sum32() != crc {
+		err = fmt.Errorf("downloaded %d bytes with CRC32C %08x, want %08x: truncated or corrupt", n, h.Sum32(), crc)
 	}
 	if err == nil {
 		err = os.Rename(tmp.Name(), path)

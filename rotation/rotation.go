@@ -450,7 +450,7 @@ func (r *Rotator) collect(ctx context.Context, id int64) error {
 
 // ReadSegment implements sequencer.ColdReader.
 func (r *Rotator) ReadSegment(ctx context.Context, stream int64, seg hotlog.Segment, from, limit int64, budget int) ([]hotlog.Message, error) {
-	rd, err := r.cache.reader(ctx, seg.ObjectKey)
+	rd, err := r.cache.reader(ctx, seg.ObjectKey, seg.Checksum)
 	if err != nil {
 		return nil, err
 	}

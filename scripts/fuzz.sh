@@ -12,8 +12,8 @@
 # written to <package>/testdata/fuzz/<target>/ and fails the run: commit it,
 # so that every later `go test` replays it as a regression test.
 #
-# scripts/test.sh calls this with FUZZTIME=5s (CI); FUZZTIME=0 skips fuzzing
-# there.
+# scripts/test.sh (so CI) calls this with $FUZZTIME, default 3s there;
+# FUZZTIME=0 skips fuzzing in it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

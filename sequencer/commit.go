@@ -22,6 +22,9 @@ func (s *Stream) process(ops []any) {
 	for _, op := range ops {
 		switch op := op.(type) {
 		case appendOp:
+			if p := op.req.Producer; p != nil {
+				undo.saveProducer(s.producers, p.ID)
+			}
 			res, err := s.apply(op.req, &batch, prodUpd)
 			pending = append(pending, pendingReply{op: op, res: res, err: err})
 		case forkPointOp:
@@ -85,26 +88,42 @@ type pendingReply struct {
 
 type undoState struct {
 	meta      hotlog.Meta
-	producers map[string]hotlog.Producer // previous values of touched producers (nil value = absent)
+	producers map[string]*hotlog.Producer // previous values of touched producers (nil = absent)
 	recent    []hotlog.Message
 	recentSz  int
 	segments  []hotlog.Segment
 }
 
 func (s *Stream) checkpoint() *undoState {
-	return &undoState{meta: s.meta, recent: s.recent, recentSz: s.recentSz, segments: s.segments,
-		producers: map[string]hotlog.Producer{}}
+	return &undoState{meta: s.meta, recent: s.recent, recentSz: s.recentSz, segments: s.segments}
+}
+
+// saveProducer remembers the value of producer id before the batch first
+// touches it.
+func (u *undoState) saveProducer(cur map[string]hotlog.Producer, id string) {
+	if _, saved := u.producers[id]; saved {
+		return
+	}
+	if u.producers == nil {
+		u.producers = map[string]*hotlog.Producer{}
+	}
+	if p, ok := cur[id]; ok {
+		u.producers[id] = &p
+	} else {
+		u.producers[id] = nil
+	}
 }
 
 func (s *Stream) restore(u *undoState) {
 	s.meta, s.recent, s.recentSz, s.segments = u.meta, u.recent, u.recentSz, u.segments
-	// Producer entries changed in this batch are reloaded from storage,
-	// which still holds the last committed values.
-	_, prods, _, err := s.log.Load(context.Background())
-	if err == nil {
-		s.producers = make(map[string]hotlog.Producer, len(prods))
-		for _, p := range prods {
-			s.producers[p.ID] = p
+	// From memory, not by reloading them from storage: a failing disk may
+	// fail that read too, and a producer left advanced would turn its
+	// retry of the failed append into a false duplicate.
+	for id, p := range u.producers {
+		if p == nil {
+			delete(s.producers, id)
+		} else {
+			s.producers[id] = *p
 		}
 	}
 }

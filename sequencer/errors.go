@@ -3,6 +3,8 @@ package sequencer
 import (
 	"errors"
 	"fmt"
+
+	"github.com/streamtier/durable-streams/hotlog"
 )
 
 // Kind classifies a failed stream operation so the HTTP layer can pick a status.
@@ -19,6 +21,7 @@ const (
 	KindStaleEpoch              // producer epoch older than the stored one: 403
 	KindSeqGap                  // producer sequence gap: 409 with expected/received
 	KindUnavailable             // server shutting down: 503
+	KindStorageFull             // the disk is full (ENOSPC, SQLITE_FULL): 507; nothing was written
 )
 
 // Error is the error type returned by stream operations.
@@ -45,7 +48,12 @@ func errf(k Kind, format string, args ...any) *Error {
 	return &Error{Kind: k, Msg: fmt.Sprintf(format, args...)}
 }
 
+// internal wraps a storage failure; running out of space gets its own kind
+// because, unlike other storage failures, it ends once space is freed.
 func internal(msg string, err error) *Error {
+	if hotlog.IsFull(err) {
+		return &Error{Kind: KindStorageFull, Msg: msg + ": insufficient storage on the server", Err: err}
+	}
 	return &Error{Kind: KindInternal, Msg: msg, Err: err}
 }
 

@@ -1,0 +1,196 @@
+//go:build linux
+
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/streamtier/durable-streams/coldstore"
+)
+
+// mountTiny mounts a small tmpfs on a new directory, for as long as the test
+// runs. Mounting needs root (CAP_SYS_ADMIN); elsewhere the test is skipped.
+func mountTiny(t *testing.T, size string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "tiny")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
+		t.Skipf("cannot mount a %s tmpfs to fill up (needs root): %v", size, err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// fillDisk writes a file until the file system is full; removing it frees the
+// space again.
+func fillDisk(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			return
+		}
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 4096)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+}
+
+// TestDiskFull runs a server whose data directory is on a tiny file system
+// and fills it: appends fail with 507 and a JSON reason, nothing
+// acknowledged is lost, reads keep working, a producer's failed append is
+// not recorded (its retry is appended, not a duplicate), and once space is
+// back appends succeed, also after a restart.
+func TestDiskFull(t *testing.T) {
+	dir := mountTiny(t, "8m")
+	cold, err := coldstore.NewLocal(t.TempDir()) // not on the full disk
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{DataDir: dir, Store: cold, Logger: discard()}
+	open := func() (*Server, *httptest.Server) {
+		s, err := New(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, httptest.NewServer(s.Handler())
+	}
+	stop := func(s *Server, hs *httptest.Server) {
+		hs.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Logf("close: %v", err)
+		}
+	}
+	s, hs := open()
+	defer func() { stop(s, hs) }()
+	url := hs.URL + "/v1/stream/full"
+	call(t, "PUT", url, "", "Content-Type", "text/plain").want(t, 201)
+
+	var acked bytes.Buffer
+	appendMsg := func(data string, header ...string) response {
+		t.Helper()
+		r := call(t, "POST", url, data, append([]string{"Content-Type", "text/plain"}, header...)...)
+		if r.status/100 == 2 {
+			acked.WriteString(data)
+		}
+		return r
+	}
+	producer := func(seq int) []string {
+		return []string{"Producer-Id", "p", "Producer-Epoch", "0", "Producer-Seq", fmt.Sprint(seq)}
+	}
+	appendMsg("first;").want(t, 204)
+	appendMsg("producer-0;", producer(0)...).want(t, 200)
+
+	filler := filepath.Join(dir, "filler")
+	fillDisk(t, filler)
+	// The WAL may still have room that SQLite reuses, so appends can go on
+	// succeeding for a while; big ones soon need new blocks.
+	big := strings.Repeat("x", 64<<10)
+	var full response
+	for i := range 200 {
+		r := appendMsg(fmt.Sprintf("big-%03d:%s;", i, big))
+		if r.status == http.StatusInsufficientStorage {
+			t.Logf("disk full after %d big appends", i)
+			full = r
+			break
+		}
+		r.want(t, 204)
+	}
+	if full.status != http.StatusInsufficientStorage {
+		t.Fatal("appends kept succeeding on a full disk")
+	}
+	if code, msg := full.errorBody(t); code != "INSUFFICIENT_STORAGE" || msg == "" {
+		t.Errorf("507 body: %q %q", code, msg)
+	}
+	if full.header.Get("Retry-After") == "" {
+		t.Error("507 without Retry-After")
+	}
+	// The producer's append fails too, and must not count as accepted.
+	appendMsg("producer-1;", producer(1)...).want(t, http.StatusInsufficientStorage)
+	appendMsg("more;").want(t, http.StatusInsufficientStorage)
+	other := hs.URL + "/v1/stream/other"
+	call(t, "PUT", other, "", "Content-Type", "text/plain").want(t, http.StatusInsufficientStorage)
+
+	// Reads are served, with exactly the acknowledged bytes.
+	if got := readStream(t, url); got != acked.String() {
+		t.Fatalf("read on a full disk: %d bytes, want the %d acknowledged", len(got), acked.Len())
+	}
+	tail := call(t, "HEAD", url, "").want(t, 200).header.Get("Stream-Next-Offset")
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if got := call(t, "HEAD", url, "").want(t, 200).header.Get("Stream-Next-Offset"); got != tail {
+		t.Errorf("tail moved from %s to %s without a successful append", tail, got)
+	}
+	// 200, not 204: the failed attempt left no trace, so this is no duplicate.
+	appendMsg("producer-1;", producer(1)...).want(t, 200)
+	appendMsg("after;").want(t, 204)
+	// The failed create left nothing behind that gets in the way.
+	if r := call(t, "PUT", other, "", "Content-Type", "text/plain"); r.status != 201 && r.status != 200 {
+		t.Fatalf("create after freeing space: %d %s", r.status, r.body)
+	}
+	call(t, "POST", other, "o", "Content-Type", "text/plain").want(t, 204)
+	if got := readStream(t, other); got != "o" {
+		t.Errorf("new stream holds %q, want %q", got, "o")
+	}
+	appendMsg("producer-2;", producer(2)...).want(t, 200)
+	if got := readStream(t, url); got != acked.String() {
+		t.Fatalf("read after freeing space differs from the acknowledged bytes (%d vs %d)", len(got), acked.Len())
+	}
+
+	stop(s, hs)
+	s, hs = open()
+	url = hs.URL + "/v1/stream/full"
+	if got := readStream(t, url); got != acked.String() {
+		t.Fatalf("read after restart differs from the acknowledged bytes (%d vs %d)", len(got), acked.Len())
+	}
+	// A duplicate now, so not appended again.
+	call(t, "POST", url, "producer-2;", append([]string{"Content-Type", "text/plain"}, producer(2)...)...).want(t, 204)
+	appendMsg("last;").want(t, 204)
+	if got := readStream(t, url); got != acked.String() {
+		t.Fatalf("read after restart and append differs from the acknowledged bytes")
+	}
+}
+
+// readStream reads a whole stream, following Stream-Next-Offset.
+func readStream(t *testing.T, url string) string {
+	t.Helper()
+	var b strings.Builder
+	off := "-1"
+	for {
+		r := call(t, "GET", url+"?offset="+off, "").want(t, 200)
+		b.WriteString(r.body)
+		if r.header.Get("Stream-Up-To-Date") == "true" {
+			return b.String()
+		}
+		off = r.header.Get("Stream-Next-Offset")
+	}
+}
