@@ -1,7 +1,6 @@
 package api
 
 import (
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -25,7 +24,7 @@ func (a *API) readBody(c echo.Context) ([]byte, error) {
 	if r.ContentLength > a.opt.MaxAppendBytes {
 		return nil, &httpError{status: http.StatusRequestEntityTooLarge, code: "PAYLOAD_TOO_LARGE", msg: "request body exceeds the server's append limit"}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, a.opt.MaxAppendBytes))
+	body, err := readAll(http.MaxBytesReader(c.Response(), r.Body, a.opt.MaxAppendBytes), r.ContentLength)
 	if err != nil {
 		if _, ok := err.(*http.MaxBytesError); ok {
 			return nil, err

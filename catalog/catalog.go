@@ -123,6 +123,10 @@ type Catalog struct {
 	// while the holder refills the block from the database.
 	idLock      chan struct{}
 	next, limit int64
+
+	// getByPath is Get's query, prepared once: every stream request looks
+	// its stream up, and parsing the statement cost as much as running it.
+	getByPath *sql.Stmt
 }
 
 // Open opens the catalog database at path, creating it and its parent
@@ -169,11 +173,17 @@ func open(ctx context.Context, path string) (*Catalog, error) {
 			return nil, err
 		}
 	}
+	getByPath, err := db.PrepareContext(ctx, getByPathSQL)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	return &Catalog{
-		db:     db,
-		now:    time.Now,
-		wlock:  make(chan struct{}, 1),
-		idLock: make(chan struct{}, 1),
+		db:        db,
+		now:       time.Now,
+		wlock:     make(chan struct{}, 1),
+		idLock:    make(chan struct{}, 1),
+		getByPath: getByPath,
 	}, nil
 }
 
@@ -210,6 +220,7 @@ func dsn(abs string) string {
 
 // Close closes the database.
 func (c *Catalog) Close() error {
+	c.getByPath.Close()
 	if err := c.db.Close(); err != nil {
 		return fmt.Errorf("catalog: close: %w", err)
 	}
@@ -393,9 +404,11 @@ func scanStreams(rows *sql.Rows) ([]Stream, error) {
 	return out, nil
 }
 
+const getByPathSQL = "SELECT " + streamColumns + " FROM streams WHERE path = ?"
+
 // Get returns the stream at path, live or soft-deleted, or [ErrNotFound].
 func (c *Catalog) Get(ctx context.Context, path string) (Stream, error) {
-	s, err := scanStream(c.db.QueryRowContext(ctx, "SELECT "+streamColumns+" FROM streams WHERE path = ?", path))
+	s, err := scanStream(c.getByPath.QueryRowContext(ctx, path))
 	if errors.Is(err, sql.ErrNoRows) {
 		err = ErrNotFound
 	}

@@ -139,7 +139,10 @@ func (k *soak) live(r *rand.Rand) *soakStream {
 	defer k.mu.Unlock()
 	var live []*soakStream
 	for _, s := range k.streams {
-		if !s.deleted {
+		s.view.Lock()
+		deleted := s.deleted
+		s.view.Unlock()
+		if !deleted {
 			live = append(live, s)
 		}
 	}
