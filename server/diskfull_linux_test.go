@@ -3,6 +3,8 @@
 package server
 
 import (
+	"github.com/streamtier/durable-streams/internal/httpcall"
+
 	"bytes"
 	"context"
 	"errors"
@@ -91,13 +93,13 @@ func TestDiskFull(t *testing.T) {
 	s, hs := open()
 	defer func() { stop(s, hs) }()
 	url := hs.URL + "/v1/stream/full"
-	call(t, "PUT", url, "", "Content-Type", "text/plain").want(t, 201)
+	httpcall.Do(t, "PUT", url, "", "Content-Type", "text/plain").Want(t, 201)
 
 	var acked bytes.Buffer
-	appendMsg := func(data string, header ...string) response {
+	appendMsg := func(data string, header ...string) httpcall.Response {
 		t.Helper()
-		r := call(t, "POST", url, data, append([]string{"Content-Type", "text/plain"}, header...)...)
-		if r.status/100 == 2 {
+		r := httpcall.Do(t, "POST", url, data, append([]string{"Content-Type", "text/plain"}, header...)...)
+		if r.Status/100 == 2 {
 			acked.WriteString(data)
 		}
 		return r
@@ -105,63 +107,63 @@ func TestDiskFull(t *testing.T) {
 	producer := func(seq int) []string {
 		return []string{"Producer-Id", "p", "Producer-Epoch", "0", "Producer-Seq", fmt.Sprint(seq)}
 	}
-	appendMsg("first;").want(t, 204)
-	appendMsg("producer-0;", producer(0)...).want(t, 200)
+	appendMsg("first;").Want(t, 204)
+	appendMsg("producer-0;", producer(0)...).Want(t, 200)
 
 	filler := filepath.Join(dir, "filler")
 	fillDisk(t, filler)
 	// The WAL may still have room that SQLite reuses, so appends can go on
 	// succeeding for a while; big ones soon need new blocks.
 	big := strings.Repeat("x", 64<<10)
-	var full response
+	var full httpcall.Response
 	for i := range 200 {
 		r := appendMsg(fmt.Sprintf("big-%03d:%s;", i, big))
-		if r.status == http.StatusInsufficientStorage {
+		if r.Status == http.StatusInsufficientStorage {
 			t.Logf("disk full after %d big appends", i)
 			full = r
 			break
 		}
-		r.want(t, 204)
+		r.Want(t, 204)
 	}
-	if full.status != http.StatusInsufficientStorage {
+	if full.Status != http.StatusInsufficientStorage {
 		t.Fatal("appends kept succeeding on a full disk")
 	}
-	if code, msg := full.errorBody(t); code != "INSUFFICIENT_STORAGE" || msg == "" {
+	if code, msg := full.ErrorBody(t); code != "INSUFFICIENT_STORAGE" || msg == "" {
 		t.Errorf("507 body: %q %q", code, msg)
 	}
-	if full.header.Get("Retry-After") == "" {
+	if full.Header.Get("Retry-After") == "" {
 		t.Error("507 without Retry-After")
 	}
 	// The producer's append fails too, and must not count as accepted.
-	appendMsg("producer-1;", producer(1)...).want(t, http.StatusInsufficientStorage)
-	appendMsg("more;").want(t, http.StatusInsufficientStorage)
+	appendMsg("producer-1;", producer(1)...).Want(t, http.StatusInsufficientStorage)
+	appendMsg("more;").Want(t, http.StatusInsufficientStorage)
 	other := hs.URL + "/v1/stream/other"
-	call(t, "PUT", other, "", "Content-Type", "text/plain").want(t, http.StatusInsufficientStorage)
+	httpcall.Do(t, "PUT", other, "", "Content-Type", "text/plain").Want(t, http.StatusInsufficientStorage)
 
 	// Reads are served, with exactly the acknowledged bytes.
 	if got := readStream(t, url); got != acked.String() {
 		t.Fatalf("read on a full disk: %d bytes, want the %d acknowledged", len(got), acked.Len())
 	}
-	tail := call(t, "HEAD", url, "").want(t, 200).header.Get("Stream-Next-Offset")
+	tail := httpcall.Do(t, "HEAD", url, "").Want(t, 200).Header.Get("Stream-Next-Offset")
 
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	if got := call(t, "HEAD", url, "").want(t, 200).header.Get("Stream-Next-Offset"); got != tail {
+	if got := httpcall.Do(t, "HEAD", url, "").Want(t, 200).Header.Get("Stream-Next-Offset"); got != tail {
 		t.Errorf("tail moved from %s to %s without a successful append", tail, got)
 	}
 	// 200, not 204: the failed attempt left no trace, so this is no duplicate.
-	appendMsg("producer-1;", producer(1)...).want(t, 200)
-	appendMsg("after;").want(t, 204)
+	appendMsg("producer-1;", producer(1)...).Want(t, 200)
+	appendMsg("after;").Want(t, 204)
 	// The failed create left nothing behind that gets in the way.
-	if r := call(t, "PUT", other, "", "Content-Type", "text/plain"); r.status != 201 && r.status != 200 {
-		t.Fatalf("create after freeing space: %d %s", r.status, r.body)
+	if r := httpcall.Do(t, "PUT", other, "", "Content-Type", "text/plain"); r.Status != 201 && r.Status != 200 {
+		t.Fatalf("create after freeing space: %d %s", r.Status, r.Body)
 	}
-	call(t, "POST", other, "o", "Content-Type", "text/plain").want(t, 204)
+	httpcall.Do(t, "POST", other, "o", "Content-Type", "text/plain").Want(t, 204)
 	if got := readStream(t, other); got != "o" {
 		t.Errorf("new stream holds %q, want %q", got, "o")
 	}
-	appendMsg("producer-2;", producer(2)...).want(t, 200)
+	appendMsg("producer-2;", producer(2)...).Want(t, 200)
 	if got := readStream(t, url); got != acked.String() {
 		t.Fatalf("read after freeing space differs from the acknowledged bytes (%d vs %d)", len(got), acked.Len())
 	}
@@ -173,8 +175,8 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("read after restart differs from the acknowledged bytes (%d vs %d)", len(got), acked.Len())
 	}
 	// A duplicate now, so not appended again.
-	call(t, "POST", url, "producer-2;", append([]string{"Content-Type", "text/plain"}, producer(2)...)...).want(t, 204)
-	appendMsg("last;").want(t, 204)
+	httpcall.Do(t, "POST", url, "producer-2;", append([]string{"Content-Type", "text/plain"}, producer(2)...)...).Want(t, 204)
+	appendMsg("last;").Want(t, 204)
 	if got := readStream(t, url); got != acked.String() {
 		t.Fatalf("read after restart and append differs from the acknowledged bytes")
 	}
@@ -186,11 +188,11 @@ func readStream(t *testing.T, url string) string {
 	var b strings.Builder
 	off := "-1"
 	for {
-		r := call(t, "GET", url+"?offset="+off, "").want(t, 200)
-		b.WriteString(r.body)
-		if r.header.Get("Stream-Up-To-Date") == "true" {
+		r := httpcall.Do(t, "GET", url+"?offset="+off, "").Want(t, 200)
+		b.WriteString(r.Body)
+		if r.Header.Get("Stream-Up-To-Date") == "true" {
 			return b.String()
 		}
-		off = r.header.Get("Stream-Next-Offset")
+		off = r.Header.Get("Stream-Next-Offset")
 	}
 }

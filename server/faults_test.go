@@ -1,6 +1,8 @@
 package server
 
 import (
+	"github.com/streamtier/durable-streams/internal/httpcall"
+
 	"testing"
 
 	"github.com/streamtier/durable-streams/faults"
@@ -10,25 +12,25 @@ func TestFaultInjectionFromGo(t *testing.T) {
 	inj := faults.New()
 	_, hs := startServer(t, Config{Faults: inj})
 	url := hs.URL + "/v1/stream/f"
-	call(t, "PUT", url, "", "Content-Type", "text/plain").want(t, 201)
+	httpcall.Do(t, "PUT", url, "", "Content-Type", "text/plain").Want(t, 201)
 	if err := inj.Inject(faults.Fault{Path: "/v1/stream/f", Method: "POST", Status: 503, Count: 2, RetryAfter: 1}); err != nil {
 		t.Fatal(err)
 	}
-	call(t, "GET", url+"?offset=-1", "").want(t, 200) // other method passes
+	httpcall.Do(t, "GET", url+"?offset=-1", "").Want(t, 200) // other method passes
 	for i := range 2 {
-		r := call(t, "POST", url, "x", "Content-Type", "text/plain").want(t, 503)
-		if r.header.Get("Retry-After") != "1" {
-			t.Errorf("attempt %d: Retry-After %q", i, r.header.Get("Retry-After"))
+		r := httpcall.Do(t, "POST", url, "x", "Content-Type", "text/plain").Want(t, 503)
+		if r.Header.Get("Retry-After") != "1" {
+			t.Errorf("attempt %d: Retry-After %q", i, r.Header.Get("Retry-After"))
 		}
-		if r.header.Get("Access-Control-Allow-Origin") != "*" {
+		if r.Header.Get("Access-Control-Allow-Origin") != "*" {
 			t.Error("injected error lacks CORS headers, so browsers could not read it")
 		}
-		if code, _ := r.errorBody(t); code != "INJECTED_FAULT" {
+		if code, _ := r.ErrorBody(t); code != "INJECTED_FAULT" {
 			t.Errorf("code %q", code)
 		}
 	}
-	call(t, "POST", url, "x", "Content-Type", "text/plain").want(t, 204)
-	if got := call(t, "GET", url+"?offset=-1", "").want(t, 200).body; got != "x" {
+	httpcall.Do(t, "POST", url, "x", "Content-Type", "text/plain").Want(t, 204)
+	if got := httpcall.Do(t, "GET", url+"?offset=-1", "").Want(t, 200).Body; got != "x" {
 		t.Errorf("stream holds %q, want only the append that got through", got)
 	}
 }
@@ -37,27 +39,27 @@ func TestFaultInjectionEndpoint(t *testing.T) {
 	_, hs := startServer(t, Config{Faults: faults.New()})
 	url := hs.URL + "/v1/stream/f"
 	ctl := hs.URL + faults.ControlPath
-	call(t, "PUT", url, "", "Content-Type", "text/plain").want(t, 201)
-	call(t, "POST", ctl, `{"path":"/v1/stream/f","status":500,"count":1}`, "Content-Type", "application/json").want(t, 200)
-	call(t, "HEAD", url, "").want(t, 500)
-	call(t, "HEAD", url, "").want(t, 200)
+	httpcall.Do(t, "PUT", url, "", "Content-Type", "text/plain").Want(t, 201)
+	httpcall.Do(t, "POST", ctl, `{"path":"/v1/stream/f","status":500,"count":1}`, "Content-Type", "application/json").Want(t, 200)
+	httpcall.Do(t, "HEAD", url, "").Want(t, 500)
+	httpcall.Do(t, "HEAD", url, "").Want(t, 200)
 
-	call(t, "POST", ctl, `{"path":"/v1/stream/","prefix":true,"status":429,"count":5}`).want(t, 200)
-	call(t, "GET", url, "").want(t, 429)
-	call(t, "DELETE", ctl, "").want(t, 200) // clears the rest
-	call(t, "GET", url, "").want(t, 200)
+	httpcall.Do(t, "POST", ctl, `{"path":"/v1/stream/","prefix":true,"status":429,"count":5}`).Want(t, 200)
+	httpcall.Do(t, "GET", url, "").Want(t, 429)
+	httpcall.Do(t, "DELETE", ctl, "").Want(t, 200) // clears the rest
+	httpcall.Do(t, "GET", url, "").Want(t, 200)
 
-	r := call(t, "POST", ctl, `{"path":"/v1/stream/f"}`).want(t, 400)
-	if code, msg := r.errorBody(t); code != "BAD_REQUEST" || msg == "" {
+	r := httpcall.Do(t, "POST", ctl, `{"path":"/v1/stream/f"}`).Want(t, 400)
+	if code, msg := r.ErrorBody(t); code != "BAD_REQUEST" || msg == "" {
 		t.Errorf("bad fault answered %q %q", code, msg)
 	}
-	call(t, "GET", ctl, "").want(t, 405)
+	httpcall.Do(t, "GET", ctl, "").Want(t, 405)
 }
 
 func TestFaultInjectionDisabled(t *testing.T) {
 	_, hs := startServer(t, Config{})
-	r := call(t, "POST", hs.URL+faults.ControlPath, `{"path":"/v1/stream/f","status":503}`).want(t, 404)
-	if code, _ := r.errorBody(t); code != "NOT_FOUND" {
+	r := httpcall.Do(t, "POST", hs.URL+faults.ControlPath, `{"path":"/v1/stream/f","status":503}`).Want(t, 404)
+	if code, _ := r.ErrorBody(t); code != "NOT_FOUND" {
 		t.Errorf("code %q", code)
 	}
 }

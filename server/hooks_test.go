@@ -1,6 +1,8 @@
 package server
 
 import (
+	"github.com/streamtier/durable-streams/internal/httpcall"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -80,33 +82,33 @@ func TestBeforeAppendVeto(t *testing.T) {
 			}}}
 			_, hs := startServer(t, cfg)
 			url := hs.URL + "/v1/stream/deny/x"
-			call(t, "PUT", url, "", "Content-Type", "text/plain").want(t, 201)
-			call(t, "POST", url, "ok?", "Content-Type", "text/plain").want(t, tt.wantStatus)
-			before := call(t, "HEAD", url, "").want(t, 200).header.Get("Stream-Next-Offset")
+			httpcall.Do(t, "PUT", url, "", "Content-Type", "text/plain").Want(t, 201)
+			httpcall.Do(t, "POST", url, "ok?", "Content-Type", "text/plain").Want(t, tt.wantStatus)
+			before := httpcall.Do(t, "HEAD", url, "").Want(t, 200).Header.Get("Stream-Next-Offset")
 
-			r := call(t, "POST", url, "hello", "Content-Type", "text/plain").want(t, tt.wantStatus)
-			if code, msg := r.errorBody(t); code != tt.wantCode || msg != tt.wantMsg {
+			r := httpcall.Do(t, "POST", url, "hello", "Content-Type", "text/plain").Want(t, tt.wantStatus)
+			if code, msg := r.ErrorBody(t); code != tt.wantCode || msg != tt.wantMsg {
 				t.Errorf("error %q %q, want %q %q", code, msg, tt.wantCode, tt.wantMsg)
 			}
 			// A close is vetoed too.
-			call(t, "POST", url, "", "Stream-Closed", "true").want(t, tt.wantStatus)
-			h := call(t, "HEAD", url, "").want(t, 200)
-			if got := h.header.Get("Stream-Next-Offset"); got != before {
+			httpcall.Do(t, "POST", url, "", "Stream-Closed", "true").Want(t, tt.wantStatus)
+			h := httpcall.Do(t, "HEAD", url, "").Want(t, 200)
+			if got := h.Header.Get("Stream-Next-Offset"); got != before {
 				t.Errorf("offset moved from %s to %s after vetoed appends", before, got)
 			}
-			if h.header.Get("Stream-Closed") != "" {
+			if h.Header.Get("Stream-Closed") != "" {
 				t.Error("vetoed close closed the stream")
 			}
-			if got := call(t, "GET", url+"?offset=-1", "").want(t, 200).body; got != "" {
+			if got := httpcall.Do(t, "GET", url+"?offset=-1", "").Want(t, 200).Body; got != "" {
 				t.Errorf("stream holds %q after vetoed appends", got)
 			}
 			// A PUT with initial data is vetoed before the stream exists.
-			call(t, "PUT", hs.URL+"/v1/stream/deny/y", "init", "Content-Type", "text/plain").want(t, tt.wantStatus)
-			call(t, "HEAD", hs.URL+"/v1/stream/deny/y", "").want(t, 404)
+			httpcall.Do(t, "PUT", hs.URL+"/v1/stream/deny/y", "init", "Content-Type", "text/plain").Want(t, tt.wantStatus)
+			httpcall.Do(t, "HEAD", hs.URL+"/v1/stream/deny/y", "").Want(t, 404)
 			// Other paths pass.
-			call(t, "PUT", hs.URL+"/v1/stream/ok", "init", "Content-Type", "text/plain").want(t, 201)
-			call(t, "POST", hs.URL+"/v1/stream/ok", "more", "Content-Type", "text/plain", "Producer-Id", "p",
-				"Producer-Epoch", "0", "Producer-Seq", "0").want(t, 200)
+			httpcall.Do(t, "PUT", hs.URL+"/v1/stream/ok", "init", "Content-Type", "text/plain").Want(t, 201)
+			httpcall.Do(t, "POST", hs.URL+"/v1/stream/ok", "more", "Content-Type", "text/plain", "Producer-Id", "p",
+				"Producer-Epoch", "0", "Producer-Seq", "0").Want(t, 200)
 
 			mu.Lock()
 			defer mu.Unlock()
@@ -129,16 +131,16 @@ func TestAfterAppend(t *testing.T) {
 	rec := &recorder{}
 	s, hs := startServer(t, Config{Hooks: rec.hooks()})
 	url := hs.URL + "/v1/stream/j"
-	call(t, "PUT", url, `[{"a":1},{"b":2}]`, "Content-Type", "application/json").want(t, 201)
-	call(t, "POST", url, `{"c":3}`, "Content-Type", "application/json").want(t, 204)
+	httpcall.Do(t, "PUT", url, `[{"a":1},{"b":2}]`, "Content-Type", "application/json").Want(t, 201)
+	httpcall.Do(t, "POST", url, `{"c":3}`, "Content-Type", "application/json").Want(t, 204)
 	prod := []string{"Content-Type", "application/json", "Producer-Id", "w", "Producer-Epoch", "0", "Producer-Seq", "0"}
-	call(t, "POST", url, `[{"d":4},{"e":5}]`, prod...).want(t, 200)
-	call(t, "POST", url, `[{"d":4},{"e":5}]`, prod...).want(t, 204) // duplicate: not an append
-	call(t, "POST", url, `{"f":6}`, "Content-Type", "application/json", "Stream-Closed", "true").want(t, 204)
-	call(t, "POST", url, "", "Stream-Closed", "true").want(t, 204) // close-only: not an append
-	call(t, "PUT", url, `[{"a":1},{"b":2}]`, "Content-Type", "application/json").want(t, 409)
-	call(t, "PUT", hs.URL+"/v1/stream/empty", "", "Content-Type", "text/plain").want(t, 201) // no data
-	tail := call(t, "HEAD", url, "").want(t, 200).header.Get("Stream-Next-Offset")
+	httpcall.Do(t, "POST", url, `[{"d":4},{"e":5}]`, prod...).Want(t, 200)
+	httpcall.Do(t, "POST", url, `[{"d":4},{"e":5}]`, prod...).Want(t, 204) // duplicate: not an append
+	httpcall.Do(t, "POST", url, `{"f":6}`, "Content-Type", "application/json", "Stream-Closed", "true").Want(t, 204)
+	httpcall.Do(t, "POST", url, "", "Stream-Closed", "true").Want(t, 204) // close-only: not an append
+	httpcall.Do(t, "PUT", url, `[{"a":1},{"b":2}]`, "Content-Type", "application/json").Want(t, 409)
+	httpcall.Do(t, "PUT", hs.URL+"/v1/stream/empty", "", "Content-Type", "text/plain").Want(t, 201) // no data
+	tail := httpcall.Do(t, "HEAD", url, "").Want(t, 200).Header.Get("Stream-Next-Offset")
 	waitHooks(t, s)
 
 	got, _ := rec.snapshot()
@@ -178,9 +180,9 @@ func TestAfterAppendPanicIsContained(t *testing.T) {
 		panic("hook bug")
 	}}})
 	url := hs.URL + "/v1/stream/p"
-	call(t, "PUT", url, "", "Content-Type", "text/plain").want(t, 201)
+	httpcall.Do(t, "PUT", url, "", "Content-Type", "text/plain").Want(t, 201)
 	for range 3 {
-		call(t, "POST", url, "x", "Content-Type", "text/plain").want(t, 204)
+		httpcall.Do(t, "POST", url, "x", "Content-Type", "text/plain").Want(t, 204)
 	}
 	waitHooks(t, s)
 	mu.Lock()
@@ -194,12 +196,12 @@ func TestLifecycleHooks(t *testing.T) {
 	rec := &recorder{}
 	s, hs := startServer(t, Config{Hooks: rec.hooks()})
 	st := hs.URL + "/v1/stream/"
-	call(t, "PUT", st+"a", "", "Content-Type", "text/plain").want(t, 201)
-	call(t, "PUT", st+"a", "", "Content-Type", "text/plain").want(t, 200) // idempotent: no event
-	call(t, "PUT", st+"b", "", "Content-Type", "text/plain", "Stream-TTL", "1").want(t, 201)
-	call(t, "PUT", st+"f", "", "Stream-Forked-From", "/v1/stream/a").want(t, 201)
-	call(t, "DELETE", st+"a", "").want(t, 204) // soft: the fork keeps it
-	call(t, "DELETE", st+"f", "").want(t, 204) // cascades to a: reported once
+	httpcall.Do(t, "PUT", st+"a", "", "Content-Type", "text/plain").Want(t, 201)
+	httpcall.Do(t, "PUT", st+"a", "", "Content-Type", "text/plain").Want(t, 200) // idempotent: no event
+	httpcall.Do(t, "PUT", st+"b", "", "Content-Type", "text/plain", "Stream-TTL", "1").Want(t, 201)
+	httpcall.Do(t, "PUT", st+"f", "", "Stream-Forked-From", "/v1/stream/a").Want(t, 201)
+	httpcall.Do(t, "DELETE", st+"a", "").Want(t, 204) // soft: the fork keeps it
+	httpcall.Do(t, "DELETE", st+"f", "").Want(t, 204) // cascades to a: reported once
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		waitHooks(t, s)
@@ -222,9 +224,9 @@ func TestRegistryStream(t *testing.T) {
 	dir := t.TempDir()
 	s, hs := startServer(t, Config{DataDir: dir, RegistryStream: reg, Hooks: rec.hooks()})
 	st := hs.URL + "/v1/stream/"
-	call(t, "PUT", st+"x", "", "Content-Type", "text/plain").want(t, 201)
-	call(t, "PUT", st+"y", `[1]`, "Content-Type", "application/json").want(t, 201)
-	call(t, "DELETE", st+"x", "").want(t, 204)
+	httpcall.Do(t, "PUT", st+"x", "", "Content-Type", "text/plain").Want(t, 201)
+	httpcall.Do(t, "PUT", st+"y", `[1]`, "Content-Type", "application/json").Want(t, 201)
+	httpcall.Do(t, "DELETE", st+"x", "").Want(t, 204)
 	waitHooks(t, s)
 
 	events := readRegistry(t, st+reg)
@@ -233,12 +235,12 @@ func TestRegistryStream(t *testing.T) {
 		t.Fatalf("registry %q, want %q", events, want)
 	}
 	// Clients can read it but not write it.
-	h := call(t, "HEAD", st+reg, "").want(t, 200)
-	if ct := h.header.Get("Content-Type"); ct != "application/json" {
+	h := httpcall.Do(t, "HEAD", st+reg, "").Want(t, 200)
+	if ct := h.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("registry content type %q", ct)
 	}
-	r := call(t, "POST", st+reg, `{"type":"created","path":"forged"}`, "Content-Type", "application/json").want(t, 403)
-	if code, _ := r.errorBody(t); code != "READ_ONLY_STREAM" {
+	r := httpcall.Do(t, "POST", st+reg, `{"type":"created","path":"forged"}`, "Content-Type", "application/json").Want(t, 403)
+	if code, _ := r.ErrorBody(t); code != "READ_ONLY_STREAM" {
 		t.Errorf("code %q", code)
 	}
 	// The application's hooks do not see the registry stream.
@@ -247,8 +249,8 @@ func TestRegistryStream(t *testing.T) {
 		t.Errorf("hook events %q", hookEvents)
 	}
 	// A deleted registry stream comes back with the next event.
-	call(t, "DELETE", st+reg, "").want(t, 204)
-	call(t, "PUT", st+"z", "", "Content-Type", "text/plain").want(t, 201)
+	httpcall.Do(t, "DELETE", st+reg, "").Want(t, 204)
+	httpcall.Do(t, "PUT", st+"z", "", "Content-Type", "text/plain").Want(t, 201)
 	waitHooks(t, s)
 	if got := readRegistry(t, st+reg); !slices.Equal(got, []string{"created z text/plain"}) {
 		t.Fatalf("recreated registry %q", got)
@@ -265,7 +267,7 @@ func TestRegistryStreamSurvivesRestart(t *testing.T) {
 			t.Fatalf("start %d: %v", i, err)
 		}
 		hs := httptestServer(s)
-		call(t, "PUT", hs.URL+"/v1/stream/s"+string(rune('0'+i)), "", "Content-Type", "text/plain").want(t, 201)
+		httpcall.Do(t, "PUT", hs.URL+"/v1/stream/s"+string(rune('0'+i)), "", "Content-Type", "text/plain").Want(t, 201)
 		waitHooks(t, s)
 		hs.Close()
 		if err := s.Close(ctx); err != nil {
@@ -286,7 +288,7 @@ func TestRegistryStreamConfigErrors(t *testing.T) {
 		t.Error("invalid registry path accepted")
 	}
 	s, hs := startServer(t, Config{DataDir: dir})
-	call(t, "PUT", hs.URL+"/v1/stream/reg", "", "Content-Type", "text/plain").want(t, 201)
+	httpcall.Do(t, "PUT", hs.URL+"/v1/stream/reg", "", "Content-Type", "text/plain").Want(t, 201)
 	hs.Close()
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -301,7 +303,7 @@ func TestRegistryStreamConfigErrors(t *testing.T) {
 func readRegistry(t *testing.T, url string) []string {
 	t.Helper()
 	var evs []RegistryEvent
-	body := call(t, "GET", url+"?offset=-1", "").want(t, 200).body
+	body := httpcall.Do(t, "GET", url+"?offset=-1", "").Want(t, 200).Body
 	if err := json.Unmarshal([]byte(body), &evs); err != nil {
 		t.Fatalf("registry body %q: %v", body, err)
 	}

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"github.com/streamtier/durable-streams/internal/httpcall"
+
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -17,20 +19,20 @@ func TestListStreams(t *testing.T) {
 	var want []string
 	for i := range 25 {
 		p := fmt.Sprintf("logs/%02d", i)
-		call(t, "PUT", st+p, "", "Content-Type", "text/plain").want(t, 201)
+		httpcall.Do(t, "PUT", st+p, "", "Content-Type", "text/plain").Want(t, 201)
 		if i%5 == 0 {
-			call(t, "DELETE", st+p, "").want(t, 204)
+			httpcall.Do(t, "DELETE", st+p, "").Want(t, 204)
 			continue
 		}
 		want = append(want, p)
 	}
-	call(t, "PUT", st+"logs/07.fork", "", "Stream-Forked-From", "/v1/stream/logs/07").want(t, 201)
-	call(t, "DELETE", st+"logs/07", "").want(t, 204) // soft-deleted: still there for the fork, not listed
+	httpcall.Do(t, "PUT", st+"logs/07.fork", "", "Stream-Forked-From", "/v1/stream/logs/07").Want(t, 201)
+	httpcall.Do(t, "DELETE", st+"logs/07", "").Want(t, 204) // soft-deleted: still there for the fork, not listed
 	want = slices.DeleteFunc(want, func(p string) bool { return p == "logs/07" })
 	want = append(want, "logs/07.fork")
 	slices.Sort(want)
-	call(t, "PUT", st+"other", "", "Content-Type", "application/json", "Stream-TTL", "3600").want(t, 201)
-	call(t, "PUT", st+"logsx", "", "Content-Type", "text/plain").want(t, 201)
+	httpcall.Do(t, "PUT", st+"other", "", "Content-Type", "application/json", "Stream-TTL", "3600").Want(t, 201)
+	httpcall.Do(t, "PUT", st+"logsx", "", "Content-Type", "text/plain").Want(t, 201)
 
 	var got []string
 	cursor, pages := "", 0
@@ -40,7 +42,7 @@ func TestListStreams(t *testing.T) {
 			q.Set("cursor", cursor)
 		}
 		var page api.StreamList
-		body := call(t, "GET", hs.URL+api.ListRoute+"?"+q.Encode(), "").want(t, 200).body
+		body := httpcall.Do(t, "GET", hs.URL+api.ListRoute+"?"+q.Encode(), "").Want(t, 200).Body
 		if err := json.Unmarshal([]byte(body), &page); err != nil {
 			t.Fatal(err)
 		}
@@ -68,7 +70,7 @@ func TestListStreams(t *testing.T) {
 
 	// Without a prefix, everything live; fields of a stream with a TTL.
 	var all api.StreamList
-	body := call(t, "GET", hs.URL+api.ListRoute, "").want(t, 200).body
+	body := httpcall.Do(t, "GET", hs.URL+api.ListRoute, "").Want(t, 200).Body
 	if err := json.Unmarshal([]byte(body), &all); err != nil {
 		t.Fatal(err)
 	}
@@ -95,10 +97,10 @@ func TestListStreamsBadRequests(t *testing.T) {
 		{"after=a", "unknown query parameter"},
 	}
 	for _, tt := range tests {
-		r := call(t, "GET", hs.URL+api.ListRoute+"?"+tt.query, "").want(t, 400)
-		if code, msg := r.errorBody(t); code != "BAD_REQUEST" || !strings.Contains(msg, tt.msg) {
+		r := httpcall.Do(t, "GET", hs.URL+api.ListRoute+"?"+tt.query, "").Want(t, 400)
+		if code, msg := r.ErrorBody(t); code != "BAD_REQUEST" || !strings.Contains(msg, tt.msg) {
 			t.Errorf("%s: %q %q", tt.query, code, msg)
 		}
 	}
-	call(t, "POST", hs.URL+api.ListRoute, "").want(t, 405)
+	httpcall.Do(t, "POST", hs.URL+api.ListRoute, "").Want(t, 405)
 }

@@ -6,10 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/streamtier/durable-streams/internal/httpcall"
 )
 
 func TestEmbed(t *testing.T) {
@@ -90,18 +91,6 @@ func TestEmbed(t *testing.T) {
 
 func do(t *testing.T, method, url, body string, header ...string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	r := httpcall.Do(t, method, url, body, header...)
+	return r.Status, r.Body
 }
