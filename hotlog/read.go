@@ -118,17 +118,20 @@ func (l *Log) read(ctx context.Context, from, limit int64, maxBytes int) ([]Mess
 	}
 	defer rows.Close()
 	used := 0
+	// Declared once: Scan takes their addresses, which would otherwise
+	// move each of them to the heap on every row. n is an int64 because
+	// Scan converts into an int by formatting and parsing a string.
+	var (
+		m     Message
+		flags int64
+		n     int64
+		data  sql.RawBytes
+	)
 	for rows.Next() {
-		var (
-			m     Message
-			flags int64
-			n     int
-			data  sql.RawBytes
-		)
 		if err := rows.Scan(&m.Pos, &m.Seg, &flags, &n, &data); err != nil {
 			return nil, err
 		}
-		if len(out) > 0 && used+n > maxBytes {
+		if len(out) > 0 && int64(used)+n > int64(maxBytes) {
 			break
 		}
 		if data != nil {
@@ -138,7 +141,7 @@ func (l *Log) read(ctx context.Context, from, limit int64, maxBytes int) ([]Mess
 		}
 		m.BatchEnd = flags&flagBatchEnd != 0
 		out = append(out, m)
-		used += n
+		used += len(m.Data)
 		// Data is never empty, so no further message can fit.
 		if used >= maxBytes {
 			break

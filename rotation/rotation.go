@@ -363,9 +363,10 @@ func (r *Rotator) upload(ctx context.Context, j job) error {
 	for i, m := range msgs {
 		smsgs[i] = segment.Message{Pos: m.Pos, Data: m.Data, BatchEnd: m.BatchEnd}
 	}
-	var buf bytes.Buffer
-	size, crc, err := segment.Encode(&buf, segment.Header{StreamID: j.stream, Segment: j.seg, Start: seg.Start, End: seg.End,
-		Count: int64(len(msgs)), ContentType: snap.ContentType}, smsgs)
+	hdr := segment.Header{StreamID: j.stream, Segment: j.seg, Start: seg.Start, End: seg.End,
+		Count: int64(len(msgs)), ContentType: snap.ContentType}
+	buf := bytes.NewBuffer(make([]byte, 0, segment.EncodedSize(hdr, smsgs)))
+	size, crc, err := segment.Encode(buf, hdr, smsgs)
 	if err != nil {
 		return fmt.Errorf("encode segment: %w", err)
 	}

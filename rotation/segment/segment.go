@@ -26,6 +26,7 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
+	"math/bits"
 )
 
 // Message is one message of a segment. Positions are byte positions in the
@@ -128,6 +129,34 @@ type block struct {
 // h.Count must equal len(msgs). Data is written as is and not retained.
 func Encode(w io.Writer, h Header, msgs []Message) (size int64, crc uint32, err error) {
 	return encode(w, h, msgs, Stride)
+}
+
+// EncodedSize returns the size of the object Encode writes for h and msgs,
+// valid input assumed, so that a caller can size its buffer once instead
+// of growing it through a dozen copies of a multi-megabyte object.
+func EncodedSize(h Header, msgs []Message) int64 { return encodedSize(h, msgs, Stride) }
+
+// encodedSize mirrors encode's cutting of the body into blocks.
+func encodedSize(h Header, msgs []Message, stride int) int64 {
+	var body, blocks int64
+	cur := 0 // length of the open block
+	for _, m := range msgs {
+		rec := 1 + (bits.Len64(uint64(len(m.Data))|1)+6)/7 + len(m.Data)
+		body += int64(rec)
+		if cur > 0 && cur+rec > stride {
+			blocks, cur = blocks+1, 0
+		}
+		if rec > stride {
+			blocks++
+			continue
+		}
+		cur += rec
+	}
+	if cur > 0 {
+		blocks++
+	}
+	hdr := int64(HeaderFixedSize + len(h.ContentType))
+	return 2*hdr + body + blocks*EntrySize + TrailerSize
 }
 
 func encode(w io.Writer, h Header, msgs []Message, stride int) (int64, uint32, error) {

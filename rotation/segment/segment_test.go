@@ -58,6 +58,9 @@ func encodeT(tb testing.TB, h Header, msgs []Message, stride int) []byte {
 	if size != int64(len(obj)) {
 		tb.Fatalf("encode: size %d, wrote %d bytes", size, len(obj))
 	}
+	if got := encodedSize(h, msgs, stride); got != size {
+		tb.Fatalf("encodedSize = %d, encode wrote %d bytes", got, size)
+	}
 	if want := crc32.Checksum(obj, castagnoli); crc != want {
 		tb.Fatalf("encode: crc %08x, want %08x", crc, want)
 	}

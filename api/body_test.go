@@ -1,0 +1,80 @@
+package api
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/streamtier/durable-streams/hotlog"
+)
+
+func TestReadAll(t *testing.T) {
+	body := strings.Repeat("abc", 1000)
+	tests := []struct {
+		name string
+		size int64 // announced
+	}{
+		{"exact", int64(len(body))},
+		{"unknown", -1},
+		{"understated", 10},
+		{"overstated", int64(len(body)) * 2},
+		{"huge claim", 1 << 40},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readAll(strings.NewReader(body), tt.size)
+			if err != nil || string(got) != body {
+				t.Fatalf("readAll = %d bytes, %v; want %d bytes", len(got), err, len(body))
+			}
+		})
+	}
+	// The reader's limit still applies whatever the client announced.
+	rec := httptest.NewRecorder()
+	r := http.MaxBytesReader(rec, io.NopCloser(strings.NewReader(body)), 100)
+	if _, err := readAll(r, 50); err == nil {
+		t.Fatal("readAll past the limit succeeded")
+	}
+}
+
+func TestWriteMessages(t *testing.T) {
+	big := bytes.Repeat([]byte("x"), 3*bodyBufSize)
+	msgs := func(data ...[]byte) []hotlog.Message {
+		out := make([]hotlog.Message, len(data))
+		for i, d := range data {
+			out[i] = hotlog.Message{Data: d}
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		json bool
+		msgs []hotlog.Message
+		want string
+	}{
+		{"one", false, msgs([]byte("hello")), "hello"},
+		{"several", false, msgs([]byte("a"), big, []byte("b")), "a" + string(big) + "b"},
+		{"json empty", true, nil, "[]"},
+		{"json", true, msgs([]byte(`{"a":1}`), []byte("2"), big), `[{"a":1},2,` + string(big) + "]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			c := echo.New().NewContext(httptest.NewRequest("GET", "/", nil), rec)
+			if err := writeMessages(c, "text/plain", tt.json, tt.msgs); err != nil {
+				t.Fatal(err)
+			}
+			if got := rec.Body.String(); got != tt.want {
+				t.Errorf("body = %.40q (%d bytes), want %.40q (%d bytes)", got, len(got), tt.want, len(tt.want))
+			}
+			if cl := rec.Header().Get("Content-Length"); cl != strconv.Itoa(len(tt.want)) {
+				t.Errorf("Content-Length = %s, want %d", cl, len(tt.want))
+			}
+		})
+	}
+}
