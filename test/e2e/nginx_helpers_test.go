@@ -299,21 +299,6 @@ func (oc *originCounter) countPrefix(prefix string) int {
 	return total
 }
 
-// serveFlags lists the flags `durable-streams serve -h` documents, so that
-// cases needing a feature another change adds can tell whether it is there.
-func serveFlags(t *testing.T, bin string) map[string]bool {
-	t.Helper()
-	out, _ := exec.Command(bin, "serve", "-h").CombinedOutput() // -h exits non-zero with some flag packages
-	flags := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^\s+-{1,2}([a-z0-9-]+)`).FindAllStringSubmatch(string(out), -1) {
-		flags[m[1]] = true
-	}
-	if len(flags) == 0 {
-		t.Fatalf("%s serve -h listed no flags:\n%s", bin, out)
-	}
-	return flags
-}
-
 // maxAge returns the max-age directive of a Cache-Control value (-1: none).
 func maxAge(cc string) int {
 	for _, d := range strings.Split(cc, ",") {

@@ -230,17 +230,12 @@ func TestNginxCatchUpCollapsing(t *testing.T) {
 // then the same reads are shared.
 func TestNginxPrivateMode(t *testing.T) {
 	findNginx(t)
-	flags := serveFlags(t, BuildServer(t))
 	const (
 		path   = "edge/private"
 		ct     = "text/plain"
 		secret = "edge-secret-for-tests-0123456789"
 	)
-	args := []string{"--cache-mode", "private"}
-	edgeSecret := flags["edge-secret"]
-	if edgeSecret {
-		args = append(args, "--edge-secret", secret)
-	}
+	args := []string{"--cache-mode", "private", "--edge-secret", secret}
 	// The edge has the secret but asks for no mode: the server's
 	// private mode stands.
 	env := startEdgeEnv(t, edgeConfig{secret: secret}, args...)
@@ -263,11 +258,6 @@ func TestNginxPrivateMode(t *testing.T) {
 		}
 	}
 
-	if !edgeSecret {
-		// Not a skip: the private case above did run.
-		t.Log("TODO: the server has no --edge-secret yet; the X-Cache-Mode case did not run")
-		return
-	}
 	// A second edge, trusted and asking for shared mode, may share them.
 	shared := startEdge(t, env.origin.Addr, edgeConfig{secret: secret, mode: "shared"})
 	uri := StreamPrefix + path + "?offset=-1"
@@ -290,11 +280,10 @@ func TestNginxPrivateMode(t *testing.T) {
 
 // TestNginxAuth: with authentication on, a client's authorised response is
 // never served to another client, and a client without a valid token gets
-// 401 from the origin, never a stored 200. With a JWT secret configured, a
-// second credential and a publicly readable prefix are checked too.
+// 401 from the origin, never a stored 200; a JWT is a second credential,
+// and a publicly readable prefix is shared by anonymous readers only.
 func TestNginxAuth(t *testing.T) {
 	findNginx(t)
-	flags := serveFlags(t, BuildServer(t))
 	const (
 		adminToken = "admin-token-for-edge-tests"
 		jwtSecret  = "jwt-secret-for-edge-tests-0123456789abcdef"
@@ -302,22 +291,12 @@ func TestNginxAuth(t *testing.T) {
 		pubPath    = "edge-pub/auth"
 		ct         = "text/plain"
 	)
-	args := []string{"--cache-mode", "shared", "--admin-token", adminToken}
-	withJWT := false
-	switch {
-	case flags["auth-hs256-secret"]:
-		args, withJWT = append(args, "--auth-hs256-secret", jwtSecret), true
-	case flags["auth-hs256-secret-file"]:
-		f := filepath.Join(t.TempDir(), "hs256")
-		if err := os.WriteFile(f, []byte(jwtSecret), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		args, withJWT = append(args, "--auth-hs256-secret-file", f), true
+	secretFile := filepath.Join(t.TempDir(), "hs256")
+	if err := os.WriteFile(secretFile, []byte(jwtSecret), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	withPublic := flags["auth-public-read"]
-	if withPublic {
-		args = append(args, "--auth-public-read", "edge-pub/")
-	}
+	args := []string{"--cache-mode", "shared", "--admin-token", adminToken,
+		"--auth-hs256-secret-file", secretFile, "--auth-public-read", "edge-pub/"}
 	env := startEdgeEnv(t, edgeConfig{}, args...)
 	admin := map[string]string{"Authorization": "Bearer " + adminToken}
 	for _, p := range []string{path, pubPath} {
@@ -329,17 +308,11 @@ func TestNginxAuth(t *testing.T) {
 			t.Fatalf("append to %s: %d %s", p, resp.StatusCode, b)
 		}
 	}
-	// Auth is another change of this series: until stream reads need a
-	// token with --admin-token set, there is nothing to test here.
-	if r := mustEdgeGet(t, env.client, env.srv.URL, StreamPrefix+path+"?offset=-1", nil); r.status == http.StatusOK {
-		t.Skip("TODO: stream reads are not authenticated yet (auth/ not wired); the edge auth case is skipped")
-	}
-
 	// Clients with their own credentials each get their own answer from
 	// the origin; those without valid ones get 401, never a stored 200.
-	readers := map[string]map[string]string{"admin token": admin}
-	if withJWT {
-		readers["read-scoped JWT"] = map[string]string{"Authorization": "Bearer " + hs256Token(t, jwtSecret, "edge-reader", "read")}
+	readers := map[string]map[string]string{
+		"admin token":     admin,
+		"read-scoped JWT": {"Authorization": "Bearer " + hs256Token(t, jwtSecret, "edge-reader", "read")},
 	}
 	denied := map[string]map[string]string{"no token": nil, "invalid token": {"Authorization": "Bearer not-a-valid-token"}}
 	uri := StreamPrefix + path + "?offset=-1"
@@ -373,11 +346,6 @@ func TestNginxAuth(t *testing.T) {
 	t.Logf("private stream: %d reads through the edge with %d credentials and 2 invalid ones, all %d answered by the origin",
 		want, len(readers), env.origin.count(uri))
 
-	if !withPublic {
-		// Not a skip: the private case above did run.
-		t.Log("TODO: the server has no --auth-public-read yet; the publicly readable case did not run")
-		return
-	}
 	// A publicly readable stream is shared: anonymous reads are stored and
 	// served from the cache; a read with credentials still goes to the
 	// origin (never answered from the shared cache) and gets the same data.
