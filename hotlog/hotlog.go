@@ -119,6 +119,11 @@ type Batch struct {
 // Options tune a Log. Zero values mean defaults.
 type Options struct {
 	ReadConns int // max connections in the read pool (default 4)
+	// ReclaimBytes is how much free space the file may hold before
+	// [Log.MarkUploaded] starts returning it to the file system, if it
+	// also outweighs the data (default 8 MiB); until then freed pages are
+	// left for later appends to reuse.
+	ReclaimBytes int64
 }
 
 // Stats describes the size of a hot log.
@@ -128,13 +133,19 @@ type Stats struct {
 	DataBytes int64 // total size of the stored messages' data
 }
 
-const defaultReadConns = 4
+const (
+	defaultReadConns    = 4
+	defaultReclaimBytes = 8 << 20
+)
 
 // Log is an open hot log. It is safe for concurrent use; writes are
 // serialized.
 type Log struct {
 	path string
 	rdb  *sql.DB // read-only pool
+
+	reclaimBytes int64 // see Options.ReclaimBytes
+	pageSize     int64
 
 	mu      sync.Mutex // serializes the write path and guards the fields below
 	closed  bool
@@ -304,7 +315,10 @@ func open(ctx context.Context, path string, opts Options) (_ *Log, err error) {
 	if n <= 0 {
 		n = defaultReadConns
 	}
-	l := &Log{path: path}
+	l := &Log{path: path, reclaimBytes: opts.ReclaimBytes}
+	if l.reclaimBytes <= 0 {
+		l.reclaimBytes = defaultReclaimBytes
+	}
 	defer func() {
 		if err != nil {
 			l.Close()
@@ -332,6 +346,9 @@ func open(ctx context.Context, path string, opts Options) (_ *Log, err error) {
 		return nil, errors.New("not a hot log (schema version 0)")
 	case version > schemaVersion:
 		return nil, fmt.Errorf("schema version %d is newer than the supported version %d", version, schemaVersion)
+	}
+	if err := l.wdb.QueryRowContext(ctx, "PRAGMA page_size").Scan(&l.pageSize); err != nil {
+		return nil, fmt.Errorf("read page size: %w", err)
 	}
 
 	// The writer connection exists and holds the WAL open by now, so the

@@ -54,12 +54,18 @@ func rootMeta() Meta {
 // newLog creates and opens a hot log in a temporary directory.
 func newLog(t testing.TB, meta Meta, initial []Message) (*Log, string) {
 	t.Helper()
+	return newLogOpts(t, meta, initial, Options{})
+}
+
+// newLogOpts is newLog with options.
+func newLogOpts(t testing.TB, meta Meta, initial []Message, opts Options) (*Log, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "streams", "7.db")
 	ctx := context.Background()
 	if err := Create(ctx, path, meta, initial); err != nil {
 		t.Fatal(err)
 	}
-	l, err := Open(ctx, path, Options{})
+	l, err := Open(ctx, path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +325,9 @@ func describe(ms []Message) string {
 func TestMarkUploaded(t *testing.T) {
 	ctx := context.Background()
 	meta := rootMeta()
-	l, _ := newLog(t, meta, nil)
+	// Free space is returned as soon as it outweighs the data: at the
+	// second trim.
+	l, _ := newLogOpts(t, meta, nil, Options{ReclaimBytes: 1})
 
 	// Three segments of 1 MiB each, in 64 KiB messages.
 	const msgSize, perSeg = 64 << 10, 16
@@ -359,9 +367,6 @@ func TestMarkUploaded(t *testing.T) {
 	}
 	if after.Rows != 2*perSeg || after.DataBytes != 2*perSeg*msgSize {
 		t.Errorf("stats after = %+v, want %d rows of %d bytes", after, 2*perSeg, 2*perSeg*msgSize)
-	}
-	if after.FileBytes >= before.FileBytes {
-		t.Errorf("file did not shrink: %d bytes before, %d after", before.FileBytes, after.FileBytes)
 	}
 
 	_, _, segs, err := l.Load(ctx)
@@ -427,8 +432,8 @@ func TestMarkUploaded(t *testing.T) {
 func TestMarkUploadedDoesNotWaitForReaders(t *testing.T) {
 	ctx := context.Background()
 	meta := rootMeta()
-	l, _ := newLog(t, meta, nil)
-	appendBatch(t, l, &meta, msgs(0, 0, 1000, 1000))
+	l, _ := newLogOpts(t, meta, nil, Options{ReclaimBytes: 1}) // reclaims, so checkpoints
+	appendBatch(t, l, &meta, msgs(0, 0, 64<<10, 64<<10))       // frees pages, so the trim reclaims
 	meta.OpenSeg, meta.OpenSegStart = 1, meta.Tail
 	seal := &Segment{Seg: 0, Start: 0, End: meta.Tail, Messages: 2, Bytes: meta.Tail, State: SegmentSealed}
 	if err := l.Commit(ctx, &Batch{Meta: meta, Seal: seal}); err != nil {
@@ -454,6 +459,9 @@ func TestMarkUploadedDoesNotWaitForReaders(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("MarkUploaded took %v with a reader open", d)
 	}
+	if _, free := pageCounts(t, l); free != 0 {
+		t.Errorf("%d pages free after the trim; want them reclaimed", free)
+	}
 	// The old snapshot still sees the trimmed rows.
 	if err := tx.QueryRow("SELECT count(*) FROM messages").Scan(&n); err != nil || n != 2 {
 		t.Errorf("count in old snapshot = %d, %v; want 2", n, err)
@@ -461,6 +469,100 @@ func TestMarkUploadedDoesNotWaitForReaders(t *testing.T) {
 	var timeout int
 	if err := l.wdb.QueryRow("PRAGMA busy_timeout").Scan(&timeout); err != nil || timeout != busyTimeoutMillis {
 		t.Errorf("writer busy_timeout = %d, %v; want %d", timeout, err, busyTimeoutMillis)
+	}
+}
+
+// sealSegments commits n sealed segments of one 1 MiB message each after
+// the stream's current tail, and leaves the next segment open.
+func sealSegments(t *testing.T, l *Log, meta *Meta, n int) {
+	t.Helper()
+	for range n {
+		start := meta.Tail
+		ms := msgs(start, meta.OpenSeg, 1<<20)
+		meta.Tail = tail(ms, start)
+		seal := &Segment{Seg: meta.OpenSeg, Start: start, End: meta.Tail, Messages: 1, Bytes: meta.Tail - start, State: SegmentSealed}
+		meta.OpenSeg, meta.OpenSegStart = meta.OpenSeg+1, meta.Tail
+		if err := l.Commit(context.Background(), &Batch{Messages: ms, Meta: *meta, Seal: seal}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// pageCounts returns the file's size and free list in pages.
+func pageCounts(t *testing.T, l *Log) (pages, free int64) {
+	t.Helper()
+	if err := l.wdb.QueryRow("PRAGMA page_count").Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.wdb.QueryRow("PRAGMA freelist_count").Scan(&free); err != nil {
+		t.Fatal(err)
+	}
+	return pages, free
+}
+
+func TestTrimmedPagesAreReused(t *testing.T) {
+	ctx := context.Background()
+	meta := rootMeta()
+	l, _ := newLog(t, meta, nil)
+	sealSegments(t, l, &meta, 2)
+	pages, _ := pageCounts(t, l)
+
+	// Below Options.ReclaimBytes a trim leaves the freed pages in the file.
+	if err := l.MarkUploaded(ctx, 0, "k0", 1); err != nil {
+		t.Fatal(err)
+	}
+	p, free := pageCounts(t, l)
+	if p != pages || free*l.pageSize < 1<<20 {
+		t.Fatalf("after trim: %d pages, %d free; want %d pages, 1 MiB free", p, free, pages)
+	}
+	// The next segment's data goes into them instead of growing the file.
+	sealSegments(t, l, &meta, 1)
+	if p, free := pageCounts(t, l); p > pages+2 || free*l.pageSize >= 1<<20 {
+		t.Errorf("after refill: %d pages, %d free; want about %d pages, less than 1 MiB free", p, free, pages)
+	}
+
+	// Compact returns whatever is free.
+	for seg := int64(1); seg <= 2; seg++ {
+		if err := l.MarkUploaded(ctx, seg, "k", 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p, free := pageCounts(t, l); free != 0 || p*l.pageSize >= 1<<20 {
+		t.Errorf("after compact: %d pages, %d free; want less than 1 MiB, none free", p, free)
+	}
+	if st, err := l.Stats(ctx); err != nil || st.FileBytes >= 1<<20 || st.Rows != 0 {
+		t.Errorf("stats after compact = %+v, %v; want no rows and less than 1 MiB", st, err)
+	}
+}
+
+func TestMarkUploadedReclaimsAboveLimit(t *testing.T) {
+	ctx := context.Background()
+	meta := rootMeta()
+	l, _ := newLogOpts(t, meta, nil, Options{ReclaimBytes: 1 << 19})
+	sealSegments(t, l, &meta, 4)
+	pages, _ := pageCounts(t, l)
+	// Free space above ReclaimBytes stays while it is less than the data.
+	for seg := int64(0); seg < 2; seg++ {
+		if err := l.MarkUploaded(ctx, seg, "k", 1); err != nil {
+			t.Fatal(err)
+		}
+		if p, free := pageCounts(t, l); p != pages || free*l.pageSize < (seg+1)<<20 {
+			t.Fatalf("after trim %d: %d pages, %d free; want %d pages, %d MiB free", seg, p, free, pages, seg+1)
+		}
+	}
+	// Now it outweighs the data: all of it goes.
+	if err := l.MarkUploaded(ctx, 2, "k", 1); err != nil {
+		t.Fatal(err)
+	}
+	if p, free := pageCounts(t, l); free != 0 || p*l.pageSize > pages*l.pageSize-3<<20 {
+		t.Errorf("after third trim: %d pages, %d free; want 3 MiB fewer than %d, none free", p, free, pages)
+	}
+	got, err := l.ReadSegment(ctx, 3)
+	if err != nil || len(got) != 1 || !bytes.Equal(got[0].Data, payload(3<<20, 1<<20)) {
+		t.Errorf("segment 3 after reclaim: %d messages, %v", len(got), err)
 	}
 }
 

@@ -89,9 +89,16 @@ func (l *Log) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
 
 // MarkUploaded records that segment seg is uploaded (object key and
 // checksum, state [SegmentUploaded]) and deletes its message rows, in one
-// transaction. It then returns the freed pages to the file system, so that
-// the file does not grow without bound; a failure to do so is not reported
-// because the upload is recorded and the next call retries.
+// transaction.
+//
+// The freed pages stay in the file, where the next appends reuse them, so
+// a stream that is written steadily keeps a file of about the size of its
+// hot data plus a segment, and a trim costs one small transaction. Only
+// when the free space exceeds both [Options.ReclaimBytes] and the space
+// the data takes (after a burst, or a backlog of uploads, drains) does
+// MarkUploaded return it to the file system, up to a bounded step per
+// call; [Log.Compact] returns all of it. A failure to reclaim is not
+// reported: the upload is recorded, and the next call retries.
 func (l *Log) MarkUploaded(ctx context.Context, seg int64, objectKey string, checksum uint32) error {
 	if err := l.markUploaded(ctx, seg, objectKey, checksum); err != nil {
 		return fmt.Errorf("hotlog: mark segment %d uploaded in %s: %w", seg, l.path, err)
@@ -125,13 +132,52 @@ func (l *Log) markUploaded(ctx context.Context, seg int64, objectKey string, che
 	if err != nil {
 		return err
 	}
-	// Errors past this point are not reported: the upload is recorded, and
-	// the next call reclaims the space at the latest.
-	l.reclaim(ctx)
+	free, pages, err := l.pageCounts(ctx)
+	if err == nil && free*l.pageSize >= l.reclaimBytes && 2*free >= pages {
+		l.reclaim(ctx, max(reclaimStepBytes/l.pageSize, 1))
+	}
 	return nil
 }
 
-// reclaim returns free pages to the file system. The caller holds l.mu.
+// reclaimStepBytes bounds the free space one MarkUploaded returns to the
+// file system. Returning a page moves the last page of the file into it
+// (when that one is in use), so the step bounds the copying, and the stall
+// of the stream's appends, per trim.
+const reclaimStepBytes = 64 << 20
+
+// Compact returns all free pages to the file system and empties the WAL.
+// It is meant for a stream going idle: the copying it may do (up to the
+// size of the free space) is then off every append's path.
+func (l *Log) Compact(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return fmt.Errorf("hotlog: compact %s: %w", l.path, errClosed)
+	}
+	free, _, err := l.pageCounts(ctx)
+	if err != nil {
+		return fmt.Errorf("hotlog: compact %s: %w", l.path, err)
+	}
+	if free > 0 {
+		l.reclaim(ctx, 0)
+	}
+	return nil
+}
+
+// pageCounts returns the number of pages on the file's free list and in
+// the whole file. The caller holds l.mu.
+func (l *Log) pageCounts(ctx context.Context) (free, pages int64, err error) {
+	if err := l.wdb.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&free); err != nil {
+		return 0, 0, fmt.Errorf("read free list: %w", err)
+	}
+	if err := l.wdb.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+		return 0, 0, fmt.Errorf("read page count: %w", err)
+	}
+	return free, pages, nil
+}
+
+// reclaim returns up to pages free pages (all of them if pages is 0) to
+// the file system. The caller holds l.mu.
 //
 // In WAL mode the vacuumed database file only shrinks when the WAL is
 // checkpointed, and the WAL file itself only shrinks when a TRUNCATE
@@ -140,13 +186,13 @@ func (l *Log) markUploaded(ctx context.Context, seg int64, objectKey string, che
 // of older snapshots, and a ReadSegment can hold one for long while appends
 // queue up behind this call; so it runs with busy_timeout 0 and simply
 // leaves whatever it cannot do to the automatic checkpoints.
-func (l *Log) reclaim(ctx context.Context) {
+func (l *Log) reclaim(ctx context.Context, pages int64) {
 	c, err := l.wdb.Conn(ctx)
 	if err != nil {
 		return
 	}
 	defer c.Close()
-	_, _ = c.ExecContext(ctx, "PRAGMA incremental_vacuum")
+	_, _ = c.ExecContext(ctx, fmt.Sprintf("PRAGMA incremental_vacuum(%d)", pages))
 	if _, err := c.ExecContext(ctx, "PRAGMA busy_timeout = 0"); err != nil {
 		return
 	}

@@ -104,6 +104,7 @@ func (s *Stream) ID() int64 { return s.id }
 func (s *Stream) run() {
 	defer close(s.done)
 	defer s.log.Close()
+	defer s.compact()
 	if s.reg.cfg.Rotation.Enabled && s.meta.Closed && s.meta.OpenSegMsgs > 0 {
 		s.sealByAge() // a stream created closed, or closed before a crash
 	}
@@ -247,6 +248,19 @@ func (s *Stream) publish() {
 	old := s.snap.Swap(n)
 	if old != nil {
 		close(old.changed)
+	}
+}
+
+// compact returns the hot log's free space, left there by trims for later
+// appends to reuse, to the file system as the actor stops: an evicted
+// stream is idle, so the copying is on no append's path. The files of a
+// deleted stream are about to go, so they are left alone.
+func (s *Stream) compact() {
+	if s.deleted {
+		return
+	}
+	if err := s.log.Compact(context.Background()); err != nil {
+		s.lg.Warn("compact hot log", "id", s.id, "err", err)
 	}
 }
 

@@ -192,7 +192,12 @@ func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateRe
 	if err := hotlog.Create(ctx, r.StreamPath(id), meta, msgs); err != nil {
 		return nil, internal("create hot log", err)
 	}
-	if err := r.cat.Insert(ctx, row); err != nil {
+	err = r.cat.Insert(ctx, row)
+	r.rows.forgetPath(req.Path)
+	if row.ParentID != 0 {
+		r.rows.forgetIDs(row.ParentID) // its reference count went up
+	}
+	if err != nil {
 		_ = r.removeFiles(id)
 		switch {
 		case errors.Is(err, catalog.ErrParentGone):
@@ -225,6 +230,7 @@ func (r *Registry) Delete(ctx context.Context, path string) error {
 
 func (r *Registry) deleteRow(ctx context.Context, row catalog.Stream) error {
 	res, err := r.cat.Delete(ctx, row.ID)
+	r.forgetDeleted(row, res)
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):
 		return errNotFound
@@ -236,6 +242,20 @@ func (r *Registry) deleteRow(ctx context.Context, row catalog.Stream) error {
 	r.lifecycle(LifecycleEvent{Deleted: true, Stream: row, Time: r.now()})
 	r.applyDelete(ctx, row.ID, res)
 	return nil
+}
+
+// forgetDeleted drops the cached rows that a catalog Delete of row may
+// have changed; it runs whatever Delete returned, since even an error may
+// follow a commit.
+func (r *Registry) forgetDeleted(row catalog.Stream, res catalog.DeleteResult) {
+	if row.ParentID != 0 {
+		// Ancestors' reference counts went down, and not all of them are
+		// known here.
+		r.rows.forgetAll()
+		return
+	}
+	r.rows.forgetPath(row.Path)
+	r.rows.forgetIDs(res.HardIDs...)
 }
 
 // applyDelete tells open actors about a committed deletion and removes the
@@ -410,6 +430,7 @@ func (r *Registry) expired(row catalog.Stream) bool {
 // expire deletes an expired stream; it reports whether the delete was soft.
 func (r *Registry) expire(ctx context.Context, row catalog.Stream) (bool, error) {
 	res, err := r.cat.Delete(ctx, row.ID)
+	r.forgetDeleted(row, res)
 	switch {
 	case errors.Is(err, catalog.ErrNotFound), errors.Is(err, catalog.ErrSoftDeleted):
 		return errors.Is(err, catalog.ErrSoftDeleted), nil
@@ -457,6 +478,7 @@ func (r *Registry) flushAccess(ctx context.Context) {
 			r.accessMu.Unlock()
 			return
 		}
+		r.rows.touched(batch)
 	}
 	cutoff := r.now().Add(-keep)
 	r.accessMu.Lock()

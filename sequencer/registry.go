@@ -66,6 +66,7 @@ type Registry struct {
 	slots map[int64]*slot
 
 	pathLocks [256]sync.Mutex
+	rows      *rowCache // catalog rows by path, see liveRow
 
 	accessMu sync.Mutex
 	access   map[int64]time.Time // recent access times (sliding TTL)
@@ -107,7 +108,7 @@ func NewRegistry(cfg Config) (*Registry, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	r := &Registry{cfg: cfg, cat: cfg.Catalog, lg: cfg.Logger, slots: map[int64]*slot{},
+	r := &Registry{cfg: cfg, cat: cfg.Catalog, lg: cfg.Logger, slots: map[int64]*slot{}, rows: newRowCache(2 * cfg.MaxOpen),
 		access: map[int64]time.Time{}, dirty: map[int64]struct{}{}, closing: make(chan struct{})}
 	r.bg.Add(3)
 	go r.janitor()
@@ -189,14 +190,21 @@ func (r *Registry) Acquire(ctx context.Context, path string, renew bool) (*Handl
 	return &Handle{Stream: st, Info: row, release: release}, nil
 }
 
-// liveRow returns the catalog row of a live, unexpired stream.
+// liveRow returns the catalog row of a live, unexpired stream. Rows come
+// from the row cache when they can: looking them up in the catalog was
+// about a seventh of the CPU time of a small append.
 func (r *Registry) liveRow(ctx context.Context, path string) (catalog.Stream, error) {
-	row, err := r.cat.Get(ctx, path)
-	if errors.Is(err, catalog.ErrNotFound) {
-		return row, errNotFound
-	}
-	if err != nil {
-		return row, internal("catalog lookup", err)
+	row, ok, gen := r.rows.get(path)
+	if !ok {
+		var err error
+		row, err = r.cat.Get(ctx, path)
+		if errors.Is(err, catalog.ErrNotFound) {
+			return row, errNotFound
+		}
+		if err != nil {
+			return row, internal("catalog lookup", err)
+		}
+		r.rows.put(row, gen)
 	}
 	if !row.DeletedAt.IsZero() {
 		return row, errGone
@@ -377,7 +385,9 @@ func (r *Registry) rotationNotify(st *Stream, seg hotlog.Segment) {
 
 func (r *Registry) closedNotify(id int64) {
 	go func() {
-		if err := r.cat.SetClosed(context.Background(), id); err != nil && !errors.Is(err, catalog.ErrNotFound) {
+		err := r.cat.SetClosed(context.Background(), id)
+		r.rows.forgetIDs(id)
+		if err != nil && !errors.Is(err, catalog.ErrNotFound) {
 			r.lg.Warn("catalog: record close", "id", id, "err", err)
 		}
 	}()

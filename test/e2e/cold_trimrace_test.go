@@ -19,7 +19,7 @@ import (
 // trims. Every read must succeed with the right bytes.
 //
 // Regression test: the actor used to delete a trimmed segment's rows
-// (hotlog MarkUploaded, which also vacuums and checkpoints) before
+// (hotlog MarkUploaded, which also vacuums and checkpoints once free space outgrows the data) before
 // publishing the snapshot that marks the segment uploaded; a read in that
 // window found neither the rows nor an uploaded segment and answered 500
 // ("hot log is missing data below the tail"). At 68abfaa this failed a few
