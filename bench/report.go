@@ -47,7 +47,9 @@ func report(args []string, stdout, stderr io.Writer) error {
 		o, okO := median(samples[k][*ours])
 		p, okP := median(samples[k][*peer])
 		ratio := "n/a"
-		if okO && okP && p != 0 {
+		// A ratio of signed quantities (e.g. ack_to_recv, which can be
+		// negative) means nothing.
+		if okO && okP && o > 0 && p > 0 {
 			ratio = fmt.Sprintf("%.2f×", o/p)
 		}
 		fmt.Fprintf(stdout, "| %s | %s | %s | %s | %s | %s |\n", k.workload, k.metric, units[k], cell(o, okO), cell(p, okP), ratio)

@@ -8,9 +8,11 @@
 #
 # WORKLOADS is a comma-separated list or a group (quick, all); see
 # `go run ./bench -h`. Workloads only this server can run (read-cold-*,
-# which need its cold tier) are skipped for the reference server. When
+# which need its cold tier) are skipped for the reference server. This
+# server runs with its embedded defaults (local cold directory); when
 # read-cold-remote is asked for, a MinIO server (scripts/install-minio.sh)
-# is started on loopback for the run. Everything runs on 127.0.0.1.
+# is started on loopback for that workload only. Everything runs on
+# 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -58,16 +60,24 @@ if grep -q read-cold-remote <<<"$list"; then
     .tools/bin/minio server "$mdir" --address "127.0.0.1:$mport" --console-address "127.0.0.1:$((mport + 1))" --quiet >"$out/minio.log" 2>&1 &
   minio_pid=$!
   until curl -sf "http://127.0.0.1:$mport/minio/health/ready" >/dev/null; do sleep 0.2; done
-  export DS_COLD_STORE=s3 DS_S3_ENDPOINT="http://127.0.0.1:$mport" DS_S3_BUCKET=bench DS_S3_PATH_STYLE=true DS_S3_CREATE_BUCKET=true \
-    DS_S3_ACCESS_KEY_ID=bench DS_S3_SECRET_ACCESS_KEY=bench-secret
-  log "MinIO on 127.0.0.1:$mport (read-cold-* use it)"
+  s3env=(DS_COLD_STORE=s3 DS_S3_ENDPOINT="http://127.0.0.1:$mport" DS_S3_BUCKET=bench DS_S3_PATH_STYLE=true
+    DS_S3_CREATE_BUCKET=true DS_S3_ACCESS_KEY_ID=bench DS_S3_SECRET_ACCESS_KEY=bench-secret)
+  log "MinIO on 127.0.0.1:$mport (read-cold-remote uses it)"
 fi
+# Only read-cold-remote runs this server against MinIO; every other workload
+# uses the embedded default (a local cold directory), as a laptop would.
+local_list=$(tr ',' '\n' <<<"$list" | grep -vx 'read-cold-remote' | paste -sd, -)
 
 ours="$bin/durable-streams serve --addr {addr} --data-dir {dir} --log-level warn"
 peer="node $PWD/bench/node/start.mjs {port} {dir}"
 for r in $(seq 1 "$runs"); do
   log "run $r/$runs: this server"
-  "$bin/bench" -server "$ours" -ready-path /healthz -target ours -json -scale "$scale" -duration "$duration" -workload "$list" >>"$out/ours.jsonl" || log "some workloads failed on this server (see above)"
+  if [ -n "$local_list" ]; then
+    "$bin/bench" -server "$ours" -ready-path /healthz -target ours -json -scale "$scale" -duration "$duration" -workload "$local_list" >>"$out/ours.jsonl" || log "some workloads failed on this server (see above)"
+  fi
+  if [ -n "$minio_pid" ]; then
+    env "${s3env[@]}" "$bin/bench" -server "$ours" -ready-path /healthz -target ours -json -scale "$scale" -duration "$duration" -workload read-cold-remote >>"$out/ours.jsonl" || log "read-cold-remote failed on this server (see above)"
+  fi
   log "run $r/$runs: reference server"
   "$bin/bench" -server "$peer" -target node -json -scale "$scale" -duration "$duration" -workload "$peer_list" >>"$out/node.jsonl" || log "some workloads failed on the reference server (see above)"
 done
