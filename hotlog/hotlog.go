@@ -151,6 +151,8 @@ type Log struct {
 	closed  bool
 	wdb     *sql.DB // single writer connection
 	insMsg  *sql.Stmt
+	insMsgs *sql.Stmt // rowsPerInsert rows; prepared on first use
+	args    []any     // reused arguments of insMsgs
 	upProd  *sql.Stmt
 	updMeta *sql.Stmt
 	insSeg  *sql.Stmt
@@ -390,7 +392,7 @@ func (l *Log) Close() error {
 	}
 	l.closed = true
 	var errs []error
-	for _, s := range []*sql.Stmt{l.insMsg, l.upProd, l.updMeta, l.insSeg} {
+	for _, s := range []*sql.Stmt{l.insMsg, l.insMsgs, l.upProd, l.updMeta, l.insSeg} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}

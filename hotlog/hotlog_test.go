@@ -955,3 +955,35 @@ func BenchmarkRead(b *testing.B) {
 		}
 	}
 }
+
+// TestCommitManyRows covers batches around the multi-row INSERT size:
+// every message comes back with its position, segment, flags and data.
+func TestCommitManyRows(t *testing.T) {
+	meta := rootMeta()
+	l, _ := newLog(t, meta, nil)
+	var want []Message
+	for _, n := range []int{1, rowsPerInsert - 1, rowsPerInsert, rowsPerInsert + 1, 2*rowsPerInsert + 5, 3} {
+		sizes := make([]int, n)
+		for i := range sizes {
+			sizes[i] = 1 + (len(want)+i)%17
+		}
+		ms := msgs(meta.Tail, int64(len(want)%3), sizes...)
+		for i := range ms {
+			ms[i].BatchEnd = i == n-1
+		}
+		appendBatch(t, l, &meta, ms)
+		want = append(want, ms...)
+	}
+	got, err := l.Read(context.Background(), 0, meta.Tail, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if describe(got) != describe(want) {
+		t.Fatalf("read back %s\nwant %s", describe(got), describe(want))
+	}
+	for i := range got {
+		if got[i].Seg != want[i].Seg || !bytes.Equal(got[i].Data, want[i].Data) {
+			t.Fatalf("message %d: got seg %d data %x, want seg %d data %x", i, got[i].Seg, got[i].Data, want[i].Seg, want[i].Data)
+		}
+	}
+}

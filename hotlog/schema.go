@@ -89,6 +89,17 @@ func metaSelectSQL() string {
 	return "SELECT " + strings.Join(metaColumns, ", ") + " FROM meta WHERE id = 1"
 }
 
+// rowsPerInsert is how many messages one multi-row INSERT writes (see
+// Log.insertMessages): enough to make the per-statement cost small, and
+// few enough arguments (4 per row) to stay far below SQLite's limit.
+const rowsPerInsert = 32
+
+// insertMessagesSQL returns an INSERT of n message rows.
+func insertMessagesSQL(n int) string {
+	return "INSERT INTO messages (pos, seg, flags, data) VALUES " +
+		strings.Repeat("(?, ?, ?, ?), ", n-1) + "(?, ?, ?, ?)"
+}
+
 const (
 	insertMessageSQL  = "INSERT INTO messages (pos, seg, flags, data) VALUES (?, ?, ?, ?)"
 	upsertProducerSQL = `INSERT INTO producers (id, epoch, last_seq, updated) VALUES (?, ?, ?, ?)

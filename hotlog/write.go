@@ -32,15 +32,18 @@ func (l *Log) commit(ctx context.Context, b *Batch) error {
 	if l.closed {
 		return errClosed
 	}
+	// Prepared outside the transaction, which holds the only writer
+	// connection, and only by streams that ever need it.
+	if len(b.Messages) >= rowsPerInsert && l.insMsgs == nil {
+		st, err := l.wdb.PrepareContext(ctx, insertMessagesSQL(rowsPerInsert))
+		if err != nil {
+			return fmt.Errorf("prepare multi-row insert: %w", err)
+		}
+		l.insMsgs = st
+	}
 	return l.writeTx(ctx, func(tx *sql.Tx) error {
-		if len(b.Messages) > 0 {
-			ins := tx.StmtContext(ctx, l.insMsg)
-			for i := range b.Messages {
-				m := &b.Messages[i]
-				if _, err := ins.ExecContext(ctx, m.Pos, m.Seg, messageFlags(m), m.Data); err != nil {
-					return fmt.Errorf("insert message at %d: %w", m.Pos, err)
-				}
-			}
+		if err := l.insertMessages(ctx, tx, b.Messages); err != nil {
+			return err
 		}
 		if len(b.Producers) > 0 {
 			up := tx.StmtContext(ctx, l.upProd)
@@ -67,6 +70,38 @@ func (l *Log) commit(ctx context.Context, b *Batch) error {
 		}
 		return nil
 	})
+}
+
+// insertMessages inserts ms in tx, rowsPerInsert rows per statement while
+// enough remain: a batch of a thousand small messages then costs a few
+// dozen statement executions instead of a thousand, each of which passes
+// through database/sql and the driver. The caller holds l.mu.
+func (l *Log) insertMessages(ctx context.Context, tx *sql.Tx, ms []Message) error {
+	for len(ms) >= rowsPerInsert {
+		args := l.args[:0]
+		for i := range ms[:rowsPerInsert] {
+			m := &ms[i]
+			args = append(args, m.Pos, m.Seg, messageFlags(m), m.Data)
+		}
+		_, err := tx.StmtContext(ctx, l.insMsgs).ExecContext(ctx, args...)
+		clear(args) // don't keep message data reachable
+		l.args = args[:0]
+		if err != nil {
+			return fmt.Errorf("insert messages at %d: %w", ms[0].Pos, err)
+		}
+		ms = ms[rowsPerInsert:]
+	}
+	if len(ms) == 0 {
+		return nil
+	}
+	ins := tx.StmtContext(ctx, l.insMsg)
+	for i := range ms {
+		m := &ms[i]
+		if _, err := ins.ExecContext(ctx, m.Pos, m.Seg, messageFlags(m), m.Data); err != nil {
+			return fmt.Errorf("insert message at %d: %w", m.Pos, err)
+		}
+	}
+	return nil
 }
 
 // writeTx runs fn in a write transaction on the writer connection and

@@ -54,6 +54,7 @@ type serveFlags struct {
 
 	registryStream string
 	testFaults     bool
+	debugAddr      string
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -88,6 +89,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	f.auth.register(fs)
 	fs.StringVar(&f.registryStream, "registry-stream", envOr("DS_REGISTRY_STREAM", ""), "path of a JSON stream the server appends every stream create and delete to, e.g. __registry__; empty: none (DS_REGISTRY_STREAM)")
 	fs.BoolVar(&f.testFaults, "enable-test-faults", envBool("DS_ENABLE_TEST_FAULTS", false), "serve POST/DELETE /_test/inject-error to inject errors into requests; for tests only, never in production (DS_ENABLE_TEST_FAULTS)")
+	fs.StringVar(&f.debugAddr, "debug-addr", envOr("DS_DEBUG_ADDR", ""), "serve Go's pprof profiles under /debug/pprof/ on this separate address, e.g. 127.0.0.1:6060; empty: off (DS_DEBUG_ADDR)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -162,6 +164,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		srv.Close(context.Background())
 		return fmt.Errorf("listen: %w", err)
+	}
+	if f.debugAddr != "" {
+		stopDebug, err := serveDebug(f.debugAddr, lg)
+		if err != nil {
+			ln.Close()
+			srv.Close(context.Background())
+			return err
+		}
+		defer stopDebug()
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
