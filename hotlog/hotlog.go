@@ -352,6 +352,9 @@ func open(ctx context.Context, path string, opts Options) (_ *Log, err error) {
 	if err := l.wdb.QueryRowContext(ctx, "PRAGMA page_size").Scan(&l.pageSize); err != nil {
 		return nil, fmt.Errorf("read page size: %w", err)
 	}
+	if err := dropSegIndex(ctx, l.wdb); err != nil {
+		return nil, err
+	}
 
 	// The writer connection exists and holds the WAL open by now, so the
 	// read-only connections never have to create it.
@@ -429,6 +432,24 @@ func checkMessages(msgs []Message) error {
 		if i > 0 && m.Pos < msgs[i-1].End() {
 			return fmt.Errorf("message at %d overlaps or precedes the message at %d", m.Pos, msgs[i-1].Pos)
 		}
+	}
+	return nil
+}
+
+// dropSegIndex drops the index on messages.seg that files created by
+// earlier versions have (see deleteSegmentSQL). The schema version stays:
+// every query works with and without the index.
+func dropSegIndex(ctx context.Context, db *sql.DB) error {
+	var n int
+	err := db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'messages_seg'").Scan(&n)
+	if err != nil {
+		return fmt.Errorf("look up index messages_seg: %w", err)
+	}
+	if n == 0 {
+		return nil
+	}
+	if _, err := db.ExecContext(ctx, "DROP INDEX messages_seg"); err != nil {
+		return fmt.Errorf("drop index messages_seg: %w", err)
 	}
 	return nil
 }

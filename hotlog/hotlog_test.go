@@ -987,3 +987,49 @@ func TestCommitManyRows(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenDropsSegIndex: files made by earlier versions index
+// messages.seg; Open drops the index, and trimming works without it.
+func TestOpenDropsSegIndex(t *testing.T) {
+	ctx := context.Background()
+	meta := rootMeta()
+	l, path := newLog(t, meta, nil)
+	appendBatch(t, l, &meta, msgs(0, 0, 10, 20))
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE INDEX messages_seg ON messages (seg)"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	l, err = Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var n int
+	if err := l.rdb.QueryRow("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'messages_seg'").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("index count after Open = %d, %v; want 0", n, err)
+	}
+	meta.OpenSeg, meta.OpenSegStart = 1, 30
+	seal := &Segment{Seg: 0, Start: 0, End: 30, Messages: 2, Bytes: 30, State: SegmentSealed}
+	if err := l.Commit(ctx, &Batch{Meta: meta, Seal: seal}); err != nil {
+		t.Fatal(err)
+	}
+	appendBatch(t, l, &meta, msgs(30, 1, 5))
+	if err := l.MarkUploaded(ctx, 0, "k", 1); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.Read(ctx, 0, meta.Tail, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if describe(got) != describe(msgs(30, 1, 5)) {
+		t.Fatalf("after trimming segment 0: %s", describe(got))
+	}
+}

@@ -161,8 +161,10 @@ func (l *Log) read(ctx context.Context, from, limit int64, maxBytes int) ([]Mess
 // second time (tested by TestReadDataNotShared).
 func ownedBytes(b sql.RawBytes) []byte { return b }
 
-// ReadSegment returns all messages of segment seg in position order. It is
-// used to build the segment's object for upload.
+// ReadSegment returns all messages of segment seg, sealed or open, in
+// position order. Nothing indexes seg, so it scans the stored messages:
+// fine for tools and tests on a hot log, whose uploaded segments are
+// trimmed; the server's upload path reads sealed segments by position.
 func (l *Log) ReadSegment(ctx context.Context, seg int64) ([]Message, error) {
 	out, err := l.readSegment(ctx, seg)
 	if err != nil {

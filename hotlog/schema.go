@@ -44,7 +44,6 @@ CREATE TABLE messages (
 	flags INTEGER NOT NULL,
 	data  BLOB    NOT NULL
 );
-CREATE INDEX messages_seg ON messages (seg);
 CREATE TABLE producers (
 	id       TEXT    PRIMARY KEY,
 	epoch    INTEGER NOT NULL,
@@ -136,6 +135,15 @@ const (
 	// read.
 	readStart = `coalesce((SELECT pos FROM (SELECT pos, length(data) AS n FROM messages WHERE pos <= ?1 ORDER BY pos DESC LIMIT 1)
 		WHERE pos + n > ?1), ?1)`
+
+	// deleteSegmentSQL deletes the messages of sealed segment ?1 by their
+	// position range, which the primary key serves: a segment is exactly
+	// the messages in [start, end). An index on seg would serve it too,
+	// but would cost every commit a b-tree insert and one more page
+	// written, checksummed and synced; files made by earlier versions
+	// have one, which Open drops.
+	deleteSegmentSQL = `DELETE FROM messages
+		WHERE pos >= (SELECT start FROM segments WHERE seg = ?1) AND pos < (SELECT "end" FROM segments WHERE seg = ?1)`
 
 	readDataSQL    = "SELECT data FROM messages WHERE pos = ?"
 	readSegmentSQL = "SELECT pos, seg, flags, data FROM messages WHERE seg = ? ORDER BY pos"

@@ -159,7 +159,7 @@ func (l *Log) markUploaded(ctx context.Context, seg int64, objectKey string, che
 		} else if n == 0 {
 			return errors.New("no such segment")
 		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM messages WHERE seg = ?", seg); err != nil {
+		if _, err := tx.ExecContext(ctx, deleteSegmentSQL, seg); err != nil {
 			return fmt.Errorf("delete messages: %w", err)
 		}
 		return nil

@@ -27,6 +27,16 @@ func ParseContentType(s string) (ContentType, error) {
 	if s == "" {
 		return ContentType{}, errors.New("Content-Type must not be empty")
 	}
+	if simpleMediaType(s) {
+		// Already normal: what the slow path below would return, without
+		// its allocations (it runs several times per append).
+		return ContentType{Full: s, Media: s}, nil
+	}
+	return parseMediaType(s)
+}
+
+// parseMediaType is ParseContentType for any non-empty s.
+func parseMediaType(s string) (ContentType, error) {
 	media, params, err := mime.ParseMediaType(s)
 	// ParseMediaType also accepts a bare token (a Content-Disposition
 	// form), which is not a media type.
@@ -38,6 +48,26 @@ func ParseContentType(s string) (ContentType, error) {
 		return ContentType{}, errContentType
 	}
 	return ContentType{Full: full, Media: media}, nil
+}
+
+// simpleMediaType reports whether s is a lowercase type/subtype without
+// parameters or spaces, which normalizes to itself.
+func simpleMediaType(s string) bool {
+	slash := strings.IndexByte(s, '/')
+	if slash <= 0 || slash == len(s)-1 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case i == slash:
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // IsJSON reports whether c is application/json, whose streams keep message

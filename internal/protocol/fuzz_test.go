@@ -9,11 +9,12 @@ import (
 
 // FuzzParseContentType checks that ParseContentType never panics and that
 // its normalization is stable: the normalized form parses to itself, so a
-// stored content type always compares equal to its own echo.
+// stored content type always compares equal to its own echo; and that its
+// fast path agrees with the general one.
 func FuzzParseContentType(f *testing.F) {
 	for _, s := range []string{"application/json", "Application/JSON; charset=UTF-8", "text/plain;charset=\"utf-8\"",
 		"application/octet-stream", "text/", "/json", "json", "", "a/b; c", "a/b; c=\"\\\"\"", "text/plain; a=1; A=2",
-		"multipart/form-data; boundary=\"x y\"", "a/b;;", "ä/b"} {
+		"multipart/form-data; boundary=\"x y\"", "a/b;;", "ä/b", "a/b/c", "a//b", "a/b ", "x-a/y.b+json"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -26,6 +27,11 @@ func FuzzParseContentType(f *testing.F) {
 		}
 		if !strings.Contains(ct.Media, "/") || ct.Media != strings.ToLower(ct.Media) || !strings.HasPrefix(ct.Full, ct.Media) {
 			t.Fatalf("ParseContentType(%q) = %+v", s, ct)
+		}
+		if simpleMediaType(s) {
+			if slow, err := parseMediaType(s); err != nil || slow != ct {
+				t.Fatalf("fast path %+v for %q, slow path %+v, %v", ct, s, slow, err)
+			}
 		}
 		again, err := ParseContentType(ct.Full)
 		if err != nil || again != ct {
