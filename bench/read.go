@@ -115,22 +115,21 @@ func parallelReadWorkload(ctx context.Context, e *env) error {
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, readers)
-	var peak int64
-	stop := make(chan struct{})
-	if e.srv != nil {
-		go func() {
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(20 * time.Millisecond):
-					if r, err := e.srv.rssBytes(); err == nil && r > peak {
-						peak = r
-					}
+	var peak memUse
+	stop, sampled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for e.srv != nil {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+				if m, err := e.srv.memory(); err == nil {
+					peak.rss, peak.anon = max(peak.rss, m.rss), max(peak.anon, m.anon)
 				}
 			}
-		}()
-	}
+		}
+	}()
 	begin := time.Now()
 	for range readers {
 		wg.Go(func() {
@@ -143,6 +142,7 @@ func parallelReadWorkload(ctx context.Context, e *env) error {
 	}
 	wg.Wait()
 	close(stop)
+	<-sampled
 	close(errs)
 	for err := range errs {
 		if err != nil {
@@ -150,8 +150,9 @@ func parallelReadWorkload(ctx context.Context, e *env) error {
 		}
 	}
 	e.report("aggregate_MB_per_s", float64(total*readers)/time.Since(begin).Seconds()/1e6, "MB/s")
-	if peak > 0 {
-		e.report("peak_rss", float64(peak)/(1<<20), "MiB")
+	if peak.rss > 0 {
+		e.report("peak_rss", float64(peak.rss)/(1<<20), "MiB")
+		e.report("peak_rss_anon", float64(peak.anon)/(1<<20), "MiB")
 	}
 	return nil
 }

@@ -135,19 +135,37 @@ func (s *server) close(keep bool) {
 	os.RemoveAll(s.dir)
 }
 
-// rssBytes is the server's resident set size.
-func (s *server) rssBytes() (int64, error) {
+// memUse is a process's resident memory: all of it (VmRSS), and the part
+// that is its own (RssAnon: heap, stacks), without the file pages it maps,
+// which belong to the page cache and are reclaimable.
+type memUse struct{ rss, anon int64 }
+
+func (s *server) memory() (memUse, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
 	if err != nil {
-		return 0, err
+		return memUse{}, err
 	}
+	var m memUse
+	var found int
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10, err
+		for _, f := range []struct {
+			key string
+			dst *int64
+		}{{"VmRSS:", &m.rss}, {"RssAnon:", &m.anon}} {
+			if rest, ok := strings.CutPrefix(line, f.key); ok {
+				kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+				if err != nil {
+					return memUse{}, fmt.Errorf("%s %w", f.key, err)
+				}
+				*f.dst = kb << 10
+				found++
+			}
 		}
 	}
-	return 0, errors.New("no VmRSS")
+	if found != 2 {
+		return memUse{}, errors.New("no VmRSS or RssAnon")
+	}
+	return m, nil
 }
 
 // openFiles counts the server's file descriptors (sockets included).

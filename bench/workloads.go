@@ -31,8 +31,9 @@ func (e *env) reportRSS(prefix string) {
 	if e.srv == nil {
 		return
 	}
-	if rss, err := e.srv.rssBytes(); err == nil {
-		e.report(prefix+"rss", float64(rss)/(1<<20), "MiB")
+	if m, err := e.srv.memory(); err == nil {
+		e.report(prefix+"rss", float64(m.rss)/(1<<20), "MiB")
+		e.report(prefix+"rss_anon", float64(m.anon)/(1<<20), "MiB")
 	}
 	if n, err := e.srv.openFiles(); err == nil {
 		e.report(prefix+"open_fds", float64(n), "fds")

@@ -765,8 +765,8 @@ func TestConnectionSettings(t *testing.T) {
 		db   *sql.DB
 		want map[string]string
 	}{
-		{"writer", l.wdb, map[string]string{"synchronous": "2", "busy_timeout": "10000", "foreign_keys": "0", "journal_size_limit": "67108864", "query_only": "0"}},
-		{"reader", l.rdb, map[string]string{"busy_timeout": "10000", "query_only": "1"}},
+		{"writer", l.wdb, map[string]string{"synchronous": "2", "busy_timeout": "10000", "foreign_keys": "0", "journal_size_limit": "67108864", "query_only": "0", "mmap_size": "0"}},
+		{"reader", l.rdb, map[string]string{"busy_timeout": "10000", "query_only": "1", "mmap_size": fmt.Sprint(readMmapBytes)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1031,5 +1031,68 @@ func TestOpenDropsSegIndex(t *testing.T) {
 	}
 	if describe(got) != describe(msgs(30, 1, 5)) {
 		t.Fatalf("after trimming segment 0: %s", describe(got))
+	}
+}
+
+// TestReadsWhileFileShrinks reads through the read pool's memory map while
+// trims, reclaims and compaction shrink the file under it: readers must
+// see whole, correct messages or a clean miss, never a crash or garbage.
+func TestReadsWhileFileShrinks(t *testing.T) {
+	ctx := context.Background()
+	meta := rootMeta()
+	l, _ := newLogOpts(t, meta, nil, Options{ReclaimBytes: 1})
+	const size, perSeg = 64 << 10, 4
+	stop := make(chan struct{})
+	errc := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					errc <- nil
+					return
+				default:
+				}
+				got, err := l.Read(ctx, 0, 1<<40, 1<<20)
+				if err != nil {
+					errc <- err
+					return
+				}
+				for _, m := range got {
+					if want := payload(int(m.Pos), size); !bytes.Equal(m.Data, want) {
+						errc <- fmt.Errorf("message at %d has wrong data", m.Pos)
+						return
+					}
+				}
+			}
+		}()
+	}
+	deadline := time.Now().Add(time.Second)
+	for seg := int64(0); time.Now().Before(deadline); seg++ {
+		sizes := make([]int, perSeg)
+		for i := range sizes {
+			sizes[i] = size
+		}
+		start := meta.Tail
+		appendBatch(t, l, &meta, msgs(meta.Tail, seg, sizes...))
+		meta.OpenSeg, meta.OpenSegStart = seg+1, meta.Tail
+		s := &Segment{Seg: seg, Start: start, End: meta.Tail, Messages: perSeg, Bytes: meta.Tail - start, State: SegmentSealed}
+		if err := l.Commit(ctx, &Batch{Meta: meta, Seal: s}); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.MarkUploaded(ctx, seg, "k", 1); err != nil {
+			t.Fatal(err)
+		}
+		if seg%8 == 7 {
+			if err := l.Compact(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	close(stop)
+	for range 4 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

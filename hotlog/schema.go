@@ -179,6 +179,17 @@ var createPragmas = []string{
 	"PRAGMA journal_mode = WAL",
 }
 
+// readMmapBytes bounds how much of the database file a read connection
+// maps into memory. Reading a large message through the map instead of
+// read(2) calls (one per 16 KiB overflow page) takes catch-up reads from
+// about 0.9 to about 1.5 GB/s (BenchmarkReadChunk). It costs address space
+// only: SQLite maps no more than the file, the mapped pages are the page
+// cache's (they show in the process's RSS as file-backed, reclaimable
+// memory), and SQLite never writes through the map. Pages past the bound,
+// and pages whose latest version is in the WAL, are read as before. The
+// writer maps nothing, so the file can still grow and shrink freely.
+const readMmapBytes = 1 << 30
+
 // dsnMode selects how a connection opens the file.
 type dsnMode int
 
@@ -208,6 +219,7 @@ func dsn(path string, mode dsnMode) (string, error) {
 		q.Set("mode", "rw")
 		// Applied by the driver after every _pragma.
 		q.Set("_query_only", "1")
+		q.Add("_pragma", fmt.Sprintf("mmap_size(%d)", readMmapBytes))
 	}
 	for _, p := range pragmas {
 		q.Add("_pragma", p)
