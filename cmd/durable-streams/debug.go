@@ -12,11 +12,12 @@ import (
 // serveDebug serves the runtime profiles of net/http/pprof on their own
 // listener at addr, apart from the API: profiles reveal internals and cost
 // CPU, so they are neither behind the API's access control nor reachable
-// through the CDN. It returns a function that stops the listener.
-func serveDebug(addr string, lg *slog.Logger) (stop func(), err error) {
+// through the CDN. It returns the listener's address and a function that
+// stops it.
+func serveDebug(addr string, lg *slog.Logger) (bound net.Addr, stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("debug listener: %w", err)
+		return nil, nil, fmt.Errorf("debug listener: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -30,5 +31,5 @@ func serveDebug(addr string, lg *slog.Logger) (stop func(), err error) {
 		lg.Warn("the debug listener is reachable from other machines; profiles reveal internals", "debug_addr", ln.Addr().String())
 	}
 	lg.Info("serving profiles", "debug_addr", ln.Addr().String())
-	return func() { hs.Close() }, nil
+	return ln.Addr(), func() { hs.Close() }, nil
 }

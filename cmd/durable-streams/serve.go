@@ -166,7 +166,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	if f.debugAddr != "" {
-		stopDebug, err := serveDebug(f.debugAddr, lg)
+		_, stopDebug, err := serveDebug(f.debugAddr, lg)
 		if err != nil {
 			ln.Close()
 			srv.Close(context.Background())
