@@ -196,8 +196,8 @@ func Create(ctx context.Context, path string, meta Meta, initial []Message) (err
 		db.Close()
 		return err
 	}
-	// Closing the last connection checkpoints the WAL into the database
-	// file (fsynced, synchronous=FULL) and removes the WAL.
+	// The commit synced the data (synchronous=FULL); closing the last
+	// connection removes the still empty WAL of the switch to WAL mode.
 	if err := db.Close(); err != nil {
 		return err
 	}
@@ -214,16 +214,6 @@ func initialize(ctx context.Context, db *sql.DB, meta *Meta, initial []Message) 
 		if _, err := c.ExecContext(ctx, p); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
-	}
-	// SQLite silently keeps the rollback journal where WAL is unsupported
-	// (no shared memory, as on some network file systems); readers would
-	// then block the writer.
-	var mode string
-	if err := c.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		return fmt.Errorf("read journal mode: %w", err)
-	}
-	if !strings.EqualFold(mode, "wal") {
-		return fmt.Errorf("file system does not support WAL mode (journal mode is %q)", mode)
 	}
 	tx, err := c.BeginTx(ctx, nil)
 	if err != nil {
@@ -252,7 +242,20 @@ func initialize(ctx context.Context, db *sql.DB, meta *Meta, initial []Message) 
 			}
 		}
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	// SQLite silently keeps the rollback journal where WAL is unsupported
+	// (no shared memory, as on some network file systems); readers would
+	// then block the writer.
+	var mode string
+	if err := c.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil {
+		return fmt.Errorf("set journal mode: %w", err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("file system does not support WAL mode (journal mode is %q)", mode)
+	}
+	return nil
 }
 
 // mkdirAllSync is os.MkdirAll that also fsyncs the parent of every

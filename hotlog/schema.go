@@ -167,16 +167,22 @@ var pragmas = []string{
 }
 
 // createPragmas set up a new, still empty file, in this order: the page
-// size and auto_vacuum can only change before the first table exists, and
-// the page size not at all once the file is in WAL mode.
+// size and auto_vacuum can only change before the first table exists.
 //
 // Pages of 16 KiB instead of the default 4 KiB read large messages, which
 // are chains of overflow pages, with a quarter of the page lookups and
 // reads, at the price of writing larger (but as many) pages per commit.
+//
+// The first transaction writes the file without any journal: nothing
+// refers to the file until Create returns (the catalog row comes after),
+// so a crash in the middle leaves only an unreferenced file, and skipping
+// the WAL spares a new stream a WAL and shared-memory file created,
+// synced and deleted again. Create switches the file to WAL mode, for
+// good, right after.
 var createPragmas = []string{
 	"PRAGMA page_size = 16384",
 	"PRAGMA auto_vacuum = INCREMENTAL",
-	"PRAGMA journal_mode = WAL",
+	"PRAGMA journal_mode = OFF",
 }
 
 // readMmapBytes bounds how much of the database file a read connection

@@ -1,0 +1,121 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+)
+
+// TestGroupCommit runs many concurrent writes, every third of which fails
+// after writing: each caller gets its own outcome, failed writes leave
+// nothing behind, and the others are all stored.
+func TestGroupCommit(t *testing.T) {
+	c, _ := openTemp(t)
+	ctx := context.Background()
+	if _, err := c.db.Exec("CREATE TABLE gc_test (k INTEGER PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	errBoom := errors.New("boom")
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = c.write(ctx, func(tx *sql.Tx) error {
+				if _, err := tx.ExecContext(ctx, "INSERT INTO gc_test (k) VALUES (?)", i); err != nil {
+					return err
+				}
+				if i%3 == 0 {
+					return fmt.Errorf("write %d: %w", i, errBoom)
+				}
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if want := i%3 == 0; errors.Is(err, errBoom) != want || (!want && err != nil) {
+			t.Errorf("write %d: %v", i, err)
+		}
+	}
+	rows, err := c.db.Query("SELECT k FROM gc_test ORDER BY k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []int
+	for rows.Next() {
+		var k int
+		if err := rows.Scan(&k); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, k)
+	}
+	var want []int
+	for i := range n {
+		if i%3 != 0 {
+			want = append(want, i)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("stored %v\nwant %v", got, want)
+	}
+}
+
+// TestGroupCommitSeesEarlierWrites: writes in one group run in order, each
+// seeing the ones before it, like separate transactions would.
+func TestGroupCommitSeesEarlierWrites(t *testing.T) {
+	c, _ := openTemp(t)
+	ctx := context.Background()
+	if _, err := c.db.Exec("CREATE TABLE gc_counter (id INTEGER PRIMARY KEY, v INTEGER NOT NULL); INSERT INTO gc_counter VALUES (1, 0)"); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 200 {
+		wg.Go(func() {
+			err := c.write(ctx, func(tx *sql.Tx) error {
+				var v int
+				if err := tx.QueryRowContext(ctx, "SELECT v FROM gc_counter WHERE id = 1").Scan(&v); err != nil {
+					return err
+				}
+				_, err := tx.ExecContext(ctx, "UPDATE gc_counter SET v = ? WHERE id = 1", v+1)
+				return err
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	var v int
+	if err := c.db.QueryRow("SELECT v FROM gc_counter WHERE id = 1").Scan(&v); err != nil || v != 200 {
+		t.Fatalf("counter = %d, %v; want 200", v, err)
+	}
+}
+
+// TestWriteCanceledWhileQueued: a write whose context ends while it waits
+// for the lock returns the context's error and is never run.
+func TestWriteCanceledWhileQueued(t *testing.T) {
+	c, _ := openTemp(t)
+	c.wlock <- struct{}{} // a group commit in progress
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := false
+	done := make(chan error)
+	go func() {
+		done <- c.write(ctx, func(*sql.Tx) error { ran = true; return nil })
+	}()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("write = %v, want context.Canceled", err)
+	}
+	<-c.wlock
+	if err := c.write(context.Background(), func(*sql.Tx) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if ran {
+		t.Error("the canceled write ran")
+	}
+}
