@@ -313,3 +313,29 @@ func TestClientJSONBatchDecode(t *testing.T) {
 		t.Fatalf("message 2 = %s", msgs[2])
 	}
 }
+
+func TestClientList(t *testing.T) {
+	t.Parallel()
+	_, c, ctx := startClientServer(t)
+	for _, p := range []string{"list/c", "list/a", "lists", "list/b/x", "list/d"} {
+		if _, err := c.Stream(p).Create(ctx, client.CreateOptions{ContentType: "text/plain", TTL: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Stream("list/d").Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for info, err := range c.List(ctx, client.ListOptions{Prefix: "list/", PageSize: 2}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.ContentType != "text/plain" || info.TTL != time.Hour || info.CreatedAt.IsZero() {
+			t.Errorf("entry %+v", info)
+		}
+		paths = append(paths, info.Path)
+	}
+	if strings.Join(paths, " ") != "list/a list/b/x list/c" {
+		t.Fatalf("listed %q, want list/a list/b/x list/c (deleted and non-matching streams left out)", paths)
+	}
+}
