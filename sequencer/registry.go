@@ -383,15 +383,22 @@ func (r *Registry) rotationNotify(st *Stream, seg hotlog.Segment) {
 	}
 }
 
+// closedNotify records in the catalog that stream id was closed. The actor
+// calls it before answering the closing append, so that a listing made
+// after the answer shows the stream closed; a stream closes once, so the
+// actor waits for this catalog write at most once in its life.
 func (r *Registry) closedNotify(id int64) {
-	go func() {
-		err := r.cat.SetClosed(context.Background(), id)
-		r.rows.forgetIDs(id)
-		if err != nil && !errors.Is(err, catalog.ErrNotFound) {
-			r.lg.Warn("catalog: record close", "id", id, "err", err)
-		}
-	}()
+	ctx, cancel := context.WithTimeout(context.Background(), closeRecordTimeout)
+	defer cancel()
+	err := r.cat.SetClosed(ctx, id)
+	r.rows.forgetIDs(id)
+	if err != nil && !errors.Is(err, catalog.ErrNotFound) {
+		r.lg.Warn("catalog: record close", "id", id, "err", err)
+	}
 }
+
+// closeRecordTimeout bounds how long an actor waits to record a close.
+const closeRecordTimeout = 5 * time.Second
 
 // removeFiles deletes the hot log files of stream id.
 func (r *Registry) removeFiles(id int64) error {
