@@ -33,14 +33,6 @@ func producerInfo(p *protocol.Producer) *hooks.Producer {
 	return &hooks.Producer{ID: p.ID, Epoch: p.Epoch, Seq: p.Seq}
 }
 
-func bodyBytes(msgs [][]byte) int64 {
-	var n int64
-	for _, m := range msgs {
-		n += int64(len(m))
-	}
-	return n
-}
-
 // afterQueue runs AfterAppend calls off the request path: one goroutine
 // per stream with pending calls, so that the calls of a stream run one at
 // a time in the order they were queued, and streams do not wait for each

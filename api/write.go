@@ -115,7 +115,7 @@ func (a *API) put(c echo.Context, name string) error {
 	snap := res.Handle.Snapshot()
 	if a.after != nil && res.Created && len(req.Initial) > 0 {
 		a.after.push(r.Context(), hooks.AppendResult{Path: name, ContentType: snap.ContentType,
-			StartByte: snap.Tail - bodyBytes(req.Initial), EndByte: snap.Tail, NextOffset: tailToken(a, c, snap).String(),
+			StartByte: res.Start, EndByte: snap.Tail, NextOffset: tailToken(a, c, snap).String(),
 			Messages: len(req.Initial), Closed: snap.Closed, Create: true})
 	}
 	h := c.Response().Header()
@@ -319,7 +319,7 @@ func (a *API) post(c echo.Context, name string) error {
 	}
 	if a.after != nil && res.Outcome == sequencer.Appended && len(req.Messages) > 0 {
 		a.after.push(r.Context(), hooks.AppendResult{Path: name, ContentType: h.Snapshot().ContentType,
-			StartByte: res.Tail.Position - bodyBytes(req.Messages), EndByte: res.Tail.Position, NextOffset: res.Tail.String(),
+			StartByte: res.Start, EndByte: res.Tail.Position, NextOffset: res.Tail.String(),
 			Messages: len(req.Messages), Closed: res.Closed, Producer: producerInfo(prod)})
 	}
 	hd := c.Response().Header()

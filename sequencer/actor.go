@@ -37,7 +37,10 @@ const (
 type AppendResult struct {
 	Outcome Outcome
 	Tail    offset.Token
-	Closed  bool
+	// Start is the stream position of the append's first byte; Tail's
+	// position minus Start is the number of bytes it added.
+	Start  int64
+	Closed bool
 	// Producer state to echo (valid when the request had producer headers).
 	Epoch, Seq int64
 }

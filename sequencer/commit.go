@@ -6,6 +6,7 @@ import (
 
 	"github.com/streamtier/durable-streams/hotlog"
 	"github.com/streamtier/durable-streams/internal/offset"
+	"github.com/streamtier/durable-streams/internal/protocol"
 )
 
 // process applies a drained mailbox batch: every append is validated in
@@ -181,8 +182,10 @@ func (s *Stream) apply(req *AppendRequest, batch *hotlog.Batch, prodUpd map[stri
 		m.StreamSeq = req.StreamSeq
 	}
 	now := s.reg.now()
-	for i, data := range req.Messages {
-		msg := hotlog.Message{Pos: m.Tail, Seg: m.OpenSeg, Data: data, BatchEnd: i == len(req.Messages)-1}
+	start := m.Tail
+	recs := records(contentTypeOf(m.ContentType), req.Messages)
+	for i, data := range recs {
+		msg := hotlog.Message{Pos: m.Tail, Seg: m.OpenSeg, Data: data, BatchEnd: i == len(recs)-1}
 		batch.Messages = append(batch.Messages, msg)
 		if m.OpenSegMsgs == 0 {
 			m.OpenSegSince = now
@@ -201,7 +204,40 @@ func (s *Stream) apply(req *AppendRequest, batch *hotlog.Batch, prodUpd map[stri
 			m.ClosedBy = &hotlog.ProducerKey{ID: prod.ID, Epoch: prod.Epoch, Seq: prod.LastSeq}
 		}
 	}
-	return AppendResult{Outcome: Appended, Tail: tail(), Closed: m.Closed, Epoch: prod.Epoch, Seq: prod.LastSeq}, nil
+	return AppendResult{Outcome: Appended, Tail: tail(), Start: start, Closed: m.Closed, Epoch: prod.Epoch, Seq: prod.LastSeq}, nil
+}
+
+// maxRecordBytes bounds the records that records groups JSON messages
+// into: reads return whole records, so a record is also the smallest
+// unit a read can return.
+const maxRecordBytes = 64 << 10
+
+// records turns an append's messages into hot-log records. Consecutive
+// JSON messages are joined by commas into records of up to
+// maxRecordBytes: readers render what they serve as a JSON array by
+// joining records with commas, so clients see the same messages, while a
+// batch of a thousand small messages costs a row or two instead of a
+// thousand (rows cost far more than bytes, in the commit, in the rotation
+// that reads them back, and in the trim). Offsets then fall between
+// records only. Records written by older versions hold one message each;
+// everything that reads records accepts both.
+func records(ct protocol.ContentType, msgs [][]byte) [][]byte {
+	if !ct.IsJSON() || len(msgs) < 2 {
+		return msgs
+	}
+	var out [][]byte
+	var rec []byte
+	for _, m := range msgs {
+		if len(rec) > 0 && len(rec)+1+len(m) > maxRecordBytes {
+			out = append(out, rec)
+			rec = nil
+		}
+		if len(rec) > 0 {
+			rec = append(rec, ',')
+		}
+		rec = append(rec, m...)
+	}
+	return append(out, rec)
 }
 
 func (s *Stream) closedErr() *Error {

@@ -1,10 +1,12 @@
 package sequencer
 
 import (
+	"bytes"
 	"context"
 
 	"github.com/streamtier/durable-streams/hotlog"
 	"github.com/streamtier/durable-streams/internal/offset"
+	"github.com/streamtier/durable-streams/internal/protocol"
 )
 
 // forkPoint resolves where a fork of this stream at (tok, sub) begins. It
@@ -39,19 +41,8 @@ func (s *Stream) forkPoint(tok *offset.Token, sub int64) (hotlog.ForkBase, []hot
 		case json && first.Pos != p0:
 			return hotlog.ForkBase{}, nil, errf(KindBadRequest, "Stream-Fork-Offset is not at a message boundary")
 		case json && sub > 0:
-			n := int64(0)
-			for _, m := range msgs {
-				n++
-				if n == sub {
-					p = m.End()
-					break
-				}
-				if m.BatchEnd {
-					break
-				}
-			}
-			if n < sub {
-				return hotlog.ForkBase{}, nil, errf(KindBadRequest, "Stream-Fork-Sub-Offset %d exceeds the %d messages of the append at the fork offset", sub, n)
+			if p, prefix, err = jsonSubFork(msgs, sub); err != nil {
+				return hotlog.ForkBase{}, nil, err
 			}
 		case !json:
 			avail := first.End() - p0
@@ -106,4 +97,27 @@ func (s *Stream) ForkPoint(ctx context.Context, tok *offset.Token, sub int64) (h
 			return hotlog.ForkBase{}, nil, s.goneErr()
 		}
 	}
+}
+
+// jsonSubFork finds where the first sub messages of the JSON append whose
+// records start msgs end. If that is inside a record (see records), the
+// fork inherits up to the record and starts with its own copy of the
+// record's leading messages, as a byte sub-offset does for other streams.
+func jsonSubFork(msgs []hotlog.Message, sub int64) (int64, []hotlog.Message, error) {
+	var n int64
+	for _, m := range msgs {
+		parts := protocol.SplitJSONRecord(m.Data)
+		if k := sub - n; k <= int64(len(parts)) {
+			if k == int64(len(parts)) {
+				return m.End(), nil, nil
+			}
+			data := bytes.Join(parts[:k], []byte{','})
+			return m.Pos, []hotlog.Message{{Pos: m.Pos, Data: data, BatchEnd: true}}, nil
+		}
+		n += int64(len(parts))
+		if m.BatchEnd {
+			break
+		}
+	}
+	return 0, nil, errf(KindBadRequest, "Stream-Fork-Sub-Offset %d exceeds the %d messages of the append at the fork offset", sub, n)
 }

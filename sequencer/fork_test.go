@@ -6,6 +6,7 @@ import (
 
 	"github.com/streamtier/durable-streams/hotlog"
 	"github.com/streamtier/durable-streams/internal/offset"
+	"github.com/streamtier/durable-streams/internal/protocol"
 	"github.com/streamtier/durable-streams/sequencer"
 )
 
@@ -152,7 +153,8 @@ func TestForkBinary(t *testing.T) {
 
 // TestForkJSON runs 28 parallel subtests, each well under a second.
 func TestForkJSON(t *testing.T) {
-	// Batches: [1,2,3] at 0,1,2; [{"a":4}] at [3,10); [5,6] at 10,11.
+	// Records (one per append): "1,2,3" at [0,5); {"a":4} at [5,12);
+	// "5,6" at [12,15).
 	tests := []struct {
 		name string
 		off  *offset.Token
@@ -162,18 +164,17 @@ func TestForkJSON(t *testing.T) {
 	}{
 		{name: "tail", want: []string{"1", "2", "3", `{"a":4}`, "5", "6"}, kind: success},
 		{name: "zero", off: tokAt(0), want: nil, kind: success},
-		{name: "batch boundary", off: tokAt(3), want: []string{"1", "2", "3"}, kind: success},
-		{name: "message boundary inside a batch", off: tokAt(1), want: []string{"1"}, kind: success},
-		{name: "inside a message", off: tokAt(4), kind: sequencer.KindBadRequest},
-		{name: "sub 2 of first batch", off: tokAt(0), sub: 2, want: []string{"1", "2"}, kind: success},
-		{name: "sub 3 of first batch", off: tokAt(0), sub: 3, want: []string{"1", "2", "3"}, kind: success},
-		{name: "sub exceeds the batch", off: tokAt(0), sub: 4, kind: sequencer.KindBadRequest},
-		{name: "sub from mid-batch", off: tokAt(1), sub: 2, want: []string{"1", "2", "3"}, kind: success},
-		{name: "sub from mid-batch exceeds the rest", off: tokAt(1), sub: 3, kind: sequencer.KindBadRequest},
-		{name: "sub of single-message batch", off: tokAt(3), sub: 1, want: []string{"1", "2", "3", `{"a":4}`}, kind: success},
-		{name: "sub of last batch", off: tokAt(10), sub: 1, want: []string{"1", "2", "3", `{"a":4}`, "5"}, kind: success},
-		{name: "sub at tail", off: tokAt(12), sub: 1, kind: sequencer.KindBadRequest},
-		{name: "sub inside a message", off: tokAt(5), sub: 1, kind: sequencer.KindBadRequest},
+		{name: "append boundary", off: tokAt(5), want: []string{"1", "2", "3"}, kind: success},
+		{name: "inside a record", off: tokAt(2), kind: sequencer.KindBadRequest},
+		{name: "inside a message", off: tokAt(7), kind: sequencer.KindBadRequest},
+		{name: "sub 2 of first append", off: tokAt(0), sub: 2, want: []string{"1", "2"}, kind: success},
+		{name: "sub 3 of first append", off: tokAt(0), sub: 3, want: []string{"1", "2", "3"}, kind: success},
+		{name: "sub exceeds the append", off: tokAt(0), sub: 4, kind: sequencer.KindBadRequest},
+		{name: "sub inside a record", off: tokAt(2), sub: 1, kind: sequencer.KindBadRequest},
+		{name: "sub of single-message append", off: tokAt(5), sub: 1, want: []string{"1", "2", "3", `{"a":4}`}, kind: success},
+		{name: "sub of last append", off: tokAt(12), sub: 1, want: []string{"1", "2", "3", `{"a":4}`, "5"}, kind: success},
+		{name: "sub at tail", off: tokAt(15), sub: 1, kind: sequencer.KindBadRequest},
+		{name: "sub inside a message", off: tokAt(7), sub: 1, kind: sequencer.KindBadRequest},
 	}
 	for _, mode := range cacheModes {
 		for _, tc := range tests {
@@ -199,25 +200,29 @@ func TestForkJSON(t *testing.T) {
 				if got := e.messages("f", 1); !equalStrings(got, want) {
 					t.Fatalf("fork messages after append %q, want %q", got, want)
 				}
-				// Reads from any message boundary return whole messages; inside
-				// one of the fork's own messages they are refused. (Inside an
-				// inherited message: TestJSONForkReadInsideInheritedMessage.)
+				// Reads from every record boundary return whole records; inside
+				// one of the fork's own records they are refused. (Inside an
+				// inherited one: TestJSONForkReadInsideInheritedMessage.)
 				h := e.acquire("f")
 				snap := h.Snapshot()
-				var pos int64
-				for i, m := range want {
+				var seen []string
+				for pos := int64(0); pos < snap.Tail; {
 					c, err := e.reg.ReadChunk(t.Context(), snap, pos, 1)
 					if err != nil {
 						t.Fatalf("read at boundary %d: %v", pos, err)
 					}
-					if got := string(c.Messages[0].Data); got != m {
-						t.Fatalf("read at boundary %d: first message %q, want %q", pos, got, m)
-					}
-					if i >= len(tc.want) && len(m) > 1 {
+					rec := c.Messages[0]
+					if pos >= snap.Fork.Pos && len(rec.Data) > 1 {
 						_, err := e.reg.ReadChunk(t.Context(), snap, pos+1, 1)
 						wantKind(t, err, sequencer.KindBadRequest)
 					}
-					pos += int64(len(m))
+					for _, m := range protocol.SplitJSONRecord(rec.Data) {
+						seen = append(seen, string(m))
+					}
+					pos = rec.End()
+				}
+				if !equalStrings(seen, want) {
+					t.Fatalf("read record by record: %q, want %q", seen, want)
 				}
 			})
 		}

@@ -198,12 +198,21 @@ func (e *env) content(path string) string {
 }
 
 // messages returns the messages of path's stream as strings.
+// messages reads path's stream and returns its messages: the data of each
+// record, or for JSON streams the messages of each record.
 func (e *env) messages(path string, maxBytes int) []string {
 	e.t.Helper()
+	ct, _ := protocol.ParseContentType(e.acquire(path).Snapshot().ContentType)
 	var out []string
 	for _, c := range e.readAll(path, maxBytes) {
 		for _, m := range c.Messages {
-			out = append(out, string(m.Data))
+			if !ct.IsJSON() {
+				out = append(out, string(m.Data))
+				continue
+			}
+			for _, part := range protocol.SplitJSONRecord(m.Data) {
+				out = append(out, string(part))
+			}
 		}
 	}
 	return out

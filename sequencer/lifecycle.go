@@ -36,6 +36,9 @@ type ForkRequest struct {
 type CreateResult struct {
 	Created bool // false: the stream already existed with the same configuration
 	Handle  *Handle
+	// Start is the stream position of the first byte of the request's
+	// initial data (valid when Created).
+	Start int64
 }
 
 // Create creates the stream or confirms an identical existing one.
@@ -179,8 +182,13 @@ func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateRe
 		}
 		row.ForkSubOffset = f.SubOffset
 	}
-	for i, data := range req.Initial {
-		msgs = append(msgs, hotlog.Message{Data: data, BatchEnd: i == len(req.Initial)-1})
+	start := meta.Tail
+	for _, m := range msgs {
+		start += int64(len(m.Data))
+	}
+	initial := records(contentTypeOf(e.ct), req.Initial)
+	for i, data := range initial {
+		msgs = append(msgs, hotlog.Message{Data: data, BatchEnd: i == len(initial)-1})
 	}
 	for i := range msgs {
 		msgs[i].Pos, msgs[i].Seg = meta.Tail, meta.OpenSeg
@@ -213,7 +221,7 @@ func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateRe
 	if err != nil {
 		return nil, err
 	}
-	return &CreateResult{Created: true, Handle: &Handle{Stream: st, Info: row, release: release}}, nil
+	return &CreateResult{Created: true, Handle: &Handle{Stream: st, Info: row, release: release}, Start: start}, nil
 }
 
 // Delete deletes the stream at path: softly (410 from now on) while forks

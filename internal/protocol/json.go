@@ -45,6 +45,14 @@ func SplitJSON(body []byte) ([][]byte, error) {
 	return splitArray(b), nil
 }
 
+// SplitJSONRecord splits a stored JSON record, compact messages joined by
+// commas as SplitJSON returned them, into its messages.
+func SplitJSONRecord(rec []byte) [][]byte {
+	b := make([]byte, 0, len(rec)+2)
+	b = append(append(append(b, '['), rec...), ']')
+	return splitArray(b)
+}
+
 // splitArray splits b, a valid compact JSON array with at least one
 // element, into its elements.
 func splitArray(b []byte) [][]byte {
