@@ -2,7 +2,6 @@ package admin_test
 
 import (
 	"bytes"
-	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/streamtier/durable-streams/admin"
 	"github.com/streamtier/durable-streams/coldstore"
+	"github.com/streamtier/durable-streams/internal/servertest"
 	"github.com/streamtier/durable-streams/rotation"
 	"github.com/streamtier/durable-streams/sequencer"
 	"github.com/streamtier/durable-streams/server"
@@ -36,24 +36,7 @@ type env struct {
 // with the default local cold store under its data directory.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	srv, err := server.New(context.Background(), server.Config{
-		DataDir:  t.TempDir(),
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Rotation: sequencer.RotationPolicy{SealMessages: 2},
-	})
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		srv.BeginShutdown()
-		ts.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Close(ctx); err != nil {
-			t.Errorf("server.Close: %v", err)
-		}
-	})
+	srv, ts := servertest.Start(t, server.Config{Rotation: sequencer.RotationPolicy{SealMessages: 2}})
 	return &env{t: t, srv: srv, ts: ts, svc: srv.Admin(), store: srv.ColdStore()}
 }
 

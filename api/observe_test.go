@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/streamtier/durable-streams/coldstore"
+	"github.com/streamtier/durable-streams/internal/servertest"
 	"github.com/streamtier/durable-streams/server"
 )
 
@@ -77,18 +77,8 @@ func startObserved(t *testing.T, level slog.Level, mod func(*server.Config)) *ob
 	if mod != nil {
 		mod(&cfg)
 	}
-	srv, err := server.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		srv.BeginShutdown()
-		ts.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Close(ctx) // some tests close the catalog themselves
-	})
+	// Some tests close the catalog themselves.
+	srv, ts := servertest.Start(t, cfg, servertest.IgnoreCloseError())
 	return &observed{srv: srv, url: ts.URL, logs: logs}
 }
 

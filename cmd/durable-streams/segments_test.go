@@ -2,12 +2,8 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +11,7 @@ import (
 	"time"
 
 	"github.com/streamtier/durable-streams/admin"
+	"github.com/streamtier/durable-streams/internal/servertest"
 	"github.com/streamtier/durable-streams/sequencer"
 	"github.com/streamtier/durable-streams/server"
 )
@@ -31,26 +28,11 @@ func newCLIEnv(t *testing.T, token string) *cliEnv {
 	t.Helper()
 	e := &cliEnv{t: t, cfg: server.Config{
 		DataDir:    t.TempDir(),
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Rotation:   sequencer.RotationPolicy{SealMessages: 1},
 		AdminToken: token,
 	}}
-	srv, err := server.New(context.Background(), e.cfg)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	e.srv = srv
-	ts := httptest.NewServer(srv.Handler())
-	e.url = ts.URL
-	t.Cleanup(func() {
-		srv.BeginShutdown()
-		ts.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Close(ctx); err != nil {
-			t.Errorf("server.Close: %v", err)
-		}
-	})
+	srv, ts := servertest.Start(t, e.cfg)
+	e.srv, e.url = srv, ts.URL
 	// Keep the environment of the developer's shell out of the tests.
 	t.Setenv("DS_ADMIN_TOKEN", "")
 	t.Setenv("DURABLE_STREAMS_URL", "")

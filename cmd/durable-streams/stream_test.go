@@ -6,14 +6,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/streamtier/durable-streams/internal/servertest"
 	"github.com/streamtier/durable-streams/server"
 )
 
@@ -21,22 +19,7 @@ import (
 // commands at it through DURABLE_STREAMS_URL.
 func streamServer(t *testing.T) string {
 	t.Helper()
-	srv, err := server.New(context.Background(), server.Config{
-		DataDir:         t.TempDir(),
-		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
-		LongPollTimeout: time.Second,
-	})
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		srv.BeginShutdown()
-		ts.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Close(ctx)
-	})
+	_, ts := servertest.Start(t, server.Config{LongPollTimeout: time.Second}, servertest.IgnoreCloseError())
 	t.Setenv("DURABLE_STREAMS_URL", ts.URL)
 	t.Setenv("DURABLE_STREAMS_TOKEN", "")
 	return ts.URL
