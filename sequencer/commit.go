@@ -225,19 +225,7 @@ func records(ct protocol.ContentType, msgs [][]byte) [][]byte {
 	if !ct.IsJSON() || len(msgs) < 2 {
 		return msgs
 	}
-	var out [][]byte
-	var rec []byte
-	for _, m := range msgs {
-		if len(rec) > 0 && len(rec)+1+len(m) > maxRecordBytes {
-			out = append(out, rec)
-			rec = nil
-		}
-		if len(rec) > 0 {
-			rec = append(rec, ',')
-		}
-		rec = append(rec, m...)
-	}
-	return append(out, rec)
+	return protocol.JoinJSONRecords(msgs, maxRecordBytes)
 }
 
 func (s *Stream) closedErr() *Error {

@@ -1,7 +1,6 @@
 package sequencer
 
 import (
-	"bytes"
 	"context"
 
 	"github.com/streamtier/durable-streams/hotlog"
@@ -111,7 +110,8 @@ func jsonSubFork(msgs []hotlog.Message, sub int64) (int64, []hotlog.Message, err
 			if k == int64(len(parts)) {
 				return m.End(), nil, nil
 			}
-			data := bytes.Join(parts[:k], []byte{','})
+			// The leading messages of one record fit in one record.
+			data := protocol.JoinJSONRecords(parts[:k], maxRecordBytes)[0]
 			return m.Pos, []hotlog.Message{{Pos: m.Pos, Data: data, BatchEnd: true}}, nil
 		}
 		n += int64(len(parts))

@@ -45,8 +45,32 @@ func SplitJSON(body []byte) ([][]byte, error) {
 	return splitArray(b), nil
 }
 
+// JoinJSONRecords groups compact JSON messages, as SplitJSON returns them,
+// into records: consecutive messages joined by commas, each record at most
+// maxBytes long unless it holds a single larger message. Records joined by
+// commas and wrapped in brackets form the JSON array of their messages;
+// SplitJSONRecord undoes the grouping.
+func JoinJSONRecords(msgs [][]byte, maxBytes int) [][]byte {
+	var out [][]byte
+	var rec []byte
+	for _, m := range msgs {
+		if len(rec) > 0 && len(rec)+1+len(m) > maxBytes {
+			out = append(out, rec)
+			rec = nil
+		}
+		if len(rec) > 0 {
+			rec = append(rec, ',')
+		}
+		rec = append(rec, m...)
+	}
+	if len(rec) > 0 {
+		out = append(out, rec)
+	}
+	return out
+}
+
 // SplitJSONRecord splits a stored JSON record, compact messages joined by
-// commas as SplitJSON returned them, into its messages.
+// commas as JoinJSONRecords made it, into its messages.
 func SplitJSONRecord(rec []byte) [][]byte {
 	b := make([]byte, 0, len(rec)+2)
 	b = append(append(append(b, '['), rec...), ']')

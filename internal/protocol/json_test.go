@@ -211,3 +211,41 @@ func FuzzSplitJSON(f *testing.F) {
 		}
 	})
 }
+
+func TestJoinJSONRecords(t *testing.T) {
+	tests := []struct {
+		name string
+		msgs []string
+		max  int
+		want []string
+	}{
+		{"one", []string{`1`}, 10, []string{`1`}},
+		{"all fit", []string{`1`, `"a,b"`, `[2,3]`}, 100, []string{`1,"a,b",[2,3]`}},
+		{"exact bound", []string{`12`, `34`}, 5, []string{`12,34`}},
+		{"split at the bound", []string{`12`, `34`, `5`}, 5, []string{`12,34`, `5`}},
+		{"larger message alone", []string{`1`, `"long message"`, `2`}, 5, []string{`1`, `"long message"`, `2`}},
+		{"none", nil, 5, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var msgs [][]byte
+			for _, m := range tt.msgs {
+				msgs = append(msgs, []byte(m))
+			}
+			recs := JoinJSONRecords(msgs, tt.max)
+			var got, back []string
+			for _, r := range recs {
+				got = append(got, string(r))
+				for _, m := range SplitJSONRecord(r) {
+					back = append(back, string(m))
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) || len(got) != len(tt.want) {
+				t.Errorf("JoinJSONRecords = %q, want %q", got, tt.want)
+			}
+			if fmt.Sprint(back) != fmt.Sprint(tt.msgs) {
+				t.Errorf("split back = %q, want %q", back, tt.msgs)
+			}
+		})
+	}
+}
