@@ -84,6 +84,16 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 
 type usageError struct{ error }
 
+// flagError classifies an error from parsing flags: -h passes through as
+// flag.ErrHelp (the command exits 0 after the usage text), anything else is
+// a usage error.
+func flagError(err error) error {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return usageError{err}
+}
+
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: durable-streams <command> [flags]
 

@@ -135,11 +135,8 @@ func segments(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	top.SetOutput(stderr)
 	top.Usage = func() { fmt.Fprint(stderr, segmentsUsage) }
 	cmd.common(top)
-	if err := top.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+	if err := flagError(top.Parse(args)); err != nil {
+		return err
 	}
 	if top.NArg() == 0 {
 		fmt.Fprint(stderr, segmentsUsage)
@@ -183,11 +180,8 @@ func segments(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprint(stderr, segmentsUsage)
 		return usageError{fmt.Errorf("segments: unknown command %q", name)}
 	}
-	if err := fs.Parse(rest); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+	if err := flagError(fs.Parse(rest)); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("segments %s: unexpected argument %q", name, fs.Arg(0))}

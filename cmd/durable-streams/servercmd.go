@@ -93,11 +93,8 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprint(stderr, serverUsage)
 		return usageError{fmt.Errorf("server: unknown command %q", name)}
 	}
-	if err := fs.Parse(rest); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+	if err := flagError(fs.Parse(rest)); err != nil {
+		return err
 	}
 	so.args = fs.Args()
 	if name != "start" && name != "restart" && fs.NArg() > 0 {

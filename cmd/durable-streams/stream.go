@@ -181,11 +181,8 @@ func streamCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return usageError{fmt.Errorf("stream: unknown command %q", name)}
 	}
 	pos, err := parseInterleaved(fs, rest)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+	if err = flagError(err); err != nil {
+		return err
 	}
 	switch {
 	case cmd.args == "" && len(pos) > 0:

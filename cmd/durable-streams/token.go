@@ -38,11 +38,8 @@ func token(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&issuer, "issuer", envOr("DS_AUTH_ISSUER", ""), "iss claim (DS_AUTH_ISSUER)")
 	fs.StringVar(&audience, "audience", envOr("DS_AUTH_AUDIENCE", ""), "aud claim (DS_AUTH_AUDIENCE)")
 	fs.DurationVar(&ttl, "ttl", time.Hour, "how long the token is valid")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+	if err := flagError(fs.Parse(args)); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("token: unexpected argument %q", fs.Arg(0))}
