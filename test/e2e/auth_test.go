@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -9,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/streamtier/durable-streams/internal/httpcall"
 )
 
 const e2eAdminToken = "e2e-admin-token-value"
@@ -16,26 +17,15 @@ const e2eAdminToken = "e2e-admin-token-value"
 // authCall sends one request and returns its status, header and body.
 func authCall(t *testing.T, method, url, token string, h map[string]string, body string) (int, http.Header, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	var hdr []string
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		hdr = append(hdr, "Authorization", "Bearer "+token)
 	}
 	for k, v := range h {
-		req.Header.Set(k, v)
+		hdr = append(hdr, k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header, string(data)
+	r := httpcall.Do(t, method, url, body, hdr...)
+	return r.Status, r.Header, r.Body
 }
 
 // TestAuthServe runs the binary with an admin token, an HS256 secret file

@@ -1,30 +1,22 @@
 package e2e
 
 import (
-	"io"
 	"net/http"
-	"strings"
 	"testing"
+
+	"github.com/streamtier/durable-streams/internal/httpcall"
 )
 
 // cacheCall sends one request with headers h and returns the response's
 // status and headers.
 func cacheCall(t *testing.T, method, url string, h map[string]string, body string) (int, http.Header) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	var hdr []string
 	for k, v := range h {
-		req.Header.Set(k, v)
+		hdr = append(hdr, k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, resp.Header
+	r := httpcall.Do(t, method, url, body, hdr...)
+	return r.Status, r.Header
 }
 
 // TestCacheModeFlags: --cache-mode sets the default, and DS_EDGE_SECRET
