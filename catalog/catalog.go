@@ -259,20 +259,21 @@ func (c *Catalog) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	c.pendMu.Lock()
 	c.pending = append(c.pending, req)
 	c.pendMu.Unlock()
-	for {
-		select {
-		case err := <-req.done:
-			return err
-		case c.wlock <- struct{}{}:
-			c.commitPending()
-			<-c.wlock
-		case <-ctx.Done():
-			if c.unqueue(req) {
-				return ctx.Err()
-			}
-			// A group took it already: only its outcome is the truth.
-			return <-req.done
+	select {
+	case err := <-req.done:
+		return err
+	case c.wlock <- struct{}{}:
+		c.commitPending()
+		<-c.wlock
+		// This group or an earlier one, which released the lock only
+		// after answering, has taken req.
+		return <-req.done
+	case <-ctx.Done():
+		if c.unqueue(req) {
+			return ctx.Err()
 		}
+		// A group took it already: only its outcome is the truth.
+		return <-req.done
 	}
 }
 
