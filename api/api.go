@@ -70,6 +70,9 @@ type Options struct {
 	// Faults, if set, injects test faults and serves faults.ControlPath;
 	// nil (production) leaves both out, so the control path is a 404.
 	Faults *faults.Injector
+	// Subscriptions serves the subscription APIs under ControlRoute and
+	// hears of every acknowledged append (nil: ControlRoute answers 404).
+	Subscriptions Subscriptions
 }
 
 // API serves the protocol.
@@ -132,6 +135,7 @@ func New(opt Options) *API {
 		e.GET(MetricsRoute, echo.WrapHandler(opt.Metrics.Handler()))
 	}
 	e.Any(StreamsRoute+"*", a.stream)
+	e.Any(ControlRoute+"*", a.control) // reserved: routed before streams
 	if opt.Admin != nil {
 		e.Any(AdminRoute+"*", a.admin)
 	}
@@ -150,6 +154,9 @@ func (a *API) stream(c echo.Context) error {
 	name := strings.TrimPrefix(r.URL.Path, StreamsRoute)
 	if err := protocol.ValidateStreamPath(name); err != nil {
 		return badRequest(err.Error())
+	}
+	if isControlPath(name) {
+		return a.control(c)
 	}
 	switch r.Method {
 	case http.MethodPut:

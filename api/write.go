@@ -113,6 +113,9 @@ func (a *API) put(c echo.Context, name string) error {
 	}
 	defer res.Handle.Release()
 	snap := res.Handle.Snapshot()
+	if res.Created && len(req.Initial) > 0 {
+		a.appended(name, tailToken(a, c, snap).String())
+	}
 	if a.after != nil && res.Created && len(req.Initial) > 0 {
 		a.after.push(r.Context(), hooks.AppendResult{Path: name, ContentType: snap.ContentType,
 			StartByte: res.Start, EndByte: snap.Tail, NextOffset: tailToken(a, c, snap).String(),
@@ -316,6 +319,9 @@ func (a *API) post(c echo.Context, name string) error {
 	res, err := h.Append(r.Context(), req)
 	if err != nil {
 		return err
+	}
+	if res.Outcome == sequencer.Appended && len(req.Messages) > 0 {
+		a.appended(name, res.Tail.String())
 	}
 	if a.after != nil && res.Outcome == sequencer.Appended && len(req.Messages) > 0 {
 		a.after.push(r.Context(), hooks.AppendResult{Path: name, ContentType: h.Snapshot().ContentType,

@@ -1,5 +1,7 @@
 // Package migrations holds the schema of the catalog database as numbered
-// SQL files and applies the ones a database has not seen yet.
+// SQL files and applies the ones a database has not seen yet. ApplyFS
+// applies another database's files by the same rules (each database has
+// its own files and its own owner package).
 //
 // A file is named NNNN_name.sql, where NNNN is its version, a positive
 // decimal number. Files are applied in version order, each in its own
@@ -48,8 +50,8 @@ var fileName = regexp.MustCompile(`^([0-9]+)_[A-Za-z0-9_-]+\.sql$`)
 // load returns the embedded files in version order. It fails on names that
 // do not follow the convention and on duplicate versions, both of which
 // would make the applied state ambiguous.
-func load() ([]migration, error) {
-	entries, err := fs.ReadDir(files, ".")
+func load(fsys fs.FS) ([]migration, error) {
+	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +65,7 @@ func load() ([]migration, error) {
 		if err != nil || v <= 0 {
 			return nil, fmt.Errorf("file %q: version must be a positive number", e.Name())
 		}
-		b, err := fs.ReadFile(files, e.Name())
+		b, err := fs.ReadFile(fsys, e.Name())
 		if err != nil {
 			return nil, err
 		}
@@ -85,7 +87,7 @@ func load() ([]migration, error) {
 // order. It returns nil if the files are malformed, which [Apply] reports
 // as an error.
 func Versions() []int {
-	ms, err := load()
+	ms, err := load(files)
 	if err != nil {
 		return nil
 	}
@@ -106,14 +108,20 @@ func Versions() []int {
 // processes: each transaction begins IMMEDIATE (taking the write lock up
 // front) and checks again whether its file was applied meanwhile.
 func Apply(ctx context.Context, db *sql.DB) error {
-	if err := apply(ctx, db); err != nil {
+	return ApplyFS(ctx, db, files)
+}
+
+// ApplyFS is [Apply] with the migration files at the root of fsys (named
+// NNNN_name.sql, as here), for databases other than the catalog.
+func ApplyFS(ctx context.Context, db *sql.DB, fsys fs.FS) error {
+	if err := apply(ctx, db, fsys); err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}
 	return nil
 }
 
-func apply(ctx context.Context, db *sql.DB) error {
-	ms, err := load()
+func apply(ctx context.Context, db *sql.DB, fsys fs.FS) error {
+	ms, err := load(fsys)
 	if err != nil {
 		return err
 	}

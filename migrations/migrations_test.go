@@ -70,7 +70,7 @@ func objectExists(t *testing.T, db *sql.DB, typ, name string) bool {
 }
 
 func TestFilesWellFormed(t *testing.T) {
-	ms, err := load()
+	ms, err := load(files)
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
@@ -153,7 +153,7 @@ func TestApplyIdempotent(t *testing.T) {
 func TestApplyPending(t *testing.T) {
 	ctx := context.Background()
 	db, _ := tempDB(t)
-	ms, err := load()
+	ms, err := load(files)
 	if err != nil {
 		t.Fatal(err)
 	}

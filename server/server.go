@@ -40,6 +40,7 @@ import (
 	"github.com/streamtier/durable-streams/metrics"
 	"github.com/streamtier/durable-streams/rotation"
 	"github.com/streamtier/durable-streams/sequencer"
+	"github.com/streamtier/durable-streams/subscriptions"
 )
 
 // Config configures a Server. Zero values mean defaults.
@@ -92,6 +93,8 @@ type Config struct {
 	// and DELETE /_test/inject-error to control them. For tests only:
 	// leave it nil in production, where that path is then a 404.
 	Faults *faults.Injector
+	// Subscriptions configures the subscription APIs and webhooks.
+	Subscriptions SubscriptionConfig
 }
 
 // DefaultRotation seals a segment at 4 MiB, or after 15 minutes, or on close.
@@ -108,6 +111,7 @@ type Server struct {
 	api     *api.API
 	lc      *lifecycle
 	metrics *metrics.Metrics
+	subs    *subscriptions.Manager // nil when disabled
 }
 
 // New opens the data directory (creating it) and starts the server's
@@ -127,7 +131,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := validRegistryPath(cfg.RegistryStream); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	lc := newLifecycle(cfg.Hooks, cfg.RegistryStream, cfg.Logger)
+	var subDeletes subscriptionDeletes
+	lcHooks := cfg.Hooks
+	if !cfg.Subscriptions.Disabled {
+		lcHooks = subDeletes.wrap(lcHooks)
+	}
+	lc := newLifecycle(lcHooks, cfg.RegistryStream, cfg.Logger)
 	var onLifecycle func(sequencer.LifecycleEvent)
 	if lc.enabled() {
 		onLifecycle = lc.enqueue
@@ -214,7 +223,20 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("server: %w", err)
 		}
 	}
-	s := &Server{cfg: cfg, catalog: cat, store: store, rot: rot, reg: reg, admin: adm, metrics: metrics.New(), lc: lc}
+	subs, err := openSubscriptions(ctx, cfg, reg, cat)
+	if err != nil {
+		lc.close()
+		rot.Close()
+		reg.Close(ctx)
+		cat.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	var subsAPI api.Subscriptions
+	if subs != nil {
+		subDeletes.m.Store(subs)
+		subsAPI = subs
+	}
+	s := &Server{cfg: cfg, catalog: cat, store: store, rot: rot, reg: reg, admin: adm, metrics: metrics.New(), lc: lc, subs: subs}
 	s.api = api.New(api.Options{
 		Registry:        reg,
 		Logger:          cfg.Logger,
@@ -232,6 +254,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Hooks:           apiHooks(cfg.Hooks, cfg.RegistryStream),
 		Catalog:         cat,
 		Faults:          cfg.Faults,
+		Subscriptions:   subsAPI,
 	})
 	if err := s.metrics.Watch(metrics.Sources{
 		Streams:  reg,
@@ -260,6 +283,9 @@ func (s *Server) Registry() *sequencer.Registry { return s.reg }
 
 // Admin exposes the segment administration service (for tests and tools).
 func (s *Server) Admin() *admin.Service { return s.admin }
+
+// Subscriptions exposes the subscriptions manager (nil when disabled).
+func (s *Server) Subscriptions() *subscriptions.Manager { return s.subs }
 
 // Catalog exposes the stream catalog (for tests and tools).
 func (s *Server) Catalog() *catalog.Catalog { return s.catalog }
@@ -295,7 +321,11 @@ func (s *Server) Close(ctx context.Context) error {
 		s.cfg.Logger.Warn("closing before every hook ran", "err", err)
 	}
 	s.lc.close()
+	var serr error
+	if s.subs != nil {
+		serr = s.subs.Close()
+	}
 	s.rot.Close()
 	err := s.reg.Close(ctx)
-	return errors.Join(err, s.catalog.Close())
+	return errors.Join(serr, err, s.catalog.Close())
 }

@@ -55,6 +55,10 @@ type serveFlags struct {
 	registryStream string
 	testFaults     bool
 	debugAddr      string
+
+	webhooks            bool
+	webhookAllowPrivate bool
+	publicURL           string
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -90,6 +94,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&f.registryStream, "registry-stream", envOr("DS_REGISTRY_STREAM", ""), "path of a JSON stream the server appends every stream create and delete to, e.g. __registry__; empty: none (DS_REGISTRY_STREAM)")
 	fs.BoolVar(&f.testFaults, "enable-test-faults", envBool("DS_ENABLE_TEST_FAULTS", false), "serve POST/DELETE /_test/inject-error to inject errors into requests; for tests only, never in production (DS_ENABLE_TEST_FAULTS)")
 	fs.StringVar(&f.debugAddr, "debug-addr", envOr("DS_DEBUG_ADDR", ""), "serve Go's pprof profiles under /debug/pprof/ on this separate address, e.g. 127.0.0.1:6060; empty: off (DS_DEBUG_ADDR)")
+	fs.BoolVar(&f.webhooks, "webhooks", envBool("DS_WEBHOOKS", false), "allow webhook subscriptions and deliver their signed webhooks (DS_WEBHOOKS)")
+	fs.BoolVar(&f.webhookAllowPrivate, "webhook-allow-private", envBool("DS_WEBHOOK_ALLOW_PRIVATE", false), "also allow webhook targets on loopback (localhost, 127.0.0.0/8, ::1), for development; private networks stay refused (DS_WEBHOOK_ALLOW_PRIVATE)")
+	fs.StringVar(&f.publicURL, "public-url", envOr("DS_PUBLIC_URL", ""), "stream root URL as clients reach it, e.g. https://streams.example/v1/stream, for webhook callback_url and jwks_url; empty: from the request (DS_PUBLIC_URL)")
 	if err := flagError(fs.Parse(args)); err != nil {
 		return err
 	}
@@ -153,6 +160,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		RateLimit:       rateCfg,
 		RegistryStream:  f.registryStream,
 		Faults:          testFaults(f.testFaults, lg),
+		Subscriptions: server.SubscriptionConfig{Webhooks: f.webhooks, WebhookAllowPrivate: f.webhookAllowPrivate,
+			PublicURL: f.publicURL},
 	})
 	if err != nil {
 		return err
