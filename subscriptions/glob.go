@@ -45,11 +45,11 @@ func matchSegs(pat, segs []string) bool {
 func literalPrefix(pattern string) string {
 	segs := strings.Split(pattern, "/")
 	var b strings.Builder
-	for _, s := range segs[:len(segs)-1] {
-		switch s {
-		case "**":
+	for i, s := range segs {
+		switch {
+		case s == "**":
 			return strings.TrimSuffix(b.String(), "/")
-		case "*":
+		case s == "*" || i == len(segs)-1:
 			return b.String()
 		}
 		b.WriteString(s)
