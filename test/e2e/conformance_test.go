@@ -19,6 +19,9 @@ const (
 	// conformanceMinPassed is the number of conformance tests the server
 	// must pass (suite 0.3.6 without the reserved subscription APIs).
 	conformanceMinPassed = 332
+	// conformanceAllWithSubscriptions is the whole suite 0.3.6 including
+	// the reserved subscription APIs: every test must pass, none skipped.
+	conformanceAllWithSubscriptions = 338
 	// conformanceTimeout bounds the whole run-conformance.sh invocation.
 	conformanceTimeout = 10 * time.Minute
 	// The server times long polls out after 2 s; the suite waits up to 4 s.
@@ -48,9 +51,33 @@ func TestConformance(t *testing.T) {
 	runConformance(t, script, srv, "")
 }
 
+// TestConformanceSubscriptions runs the suite with its subscription block
+// (--subscriptions) against a server with webhooks on and loopback targets
+// allowed (the suite's webhook receivers listen on 127.0.0.1): all of it
+// must pass, nothing skipped.
+func TestConformanceSubscriptions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("conformance suite runs for minutes against the real server; skipped with -short")
+	}
+	script := conformanceScript(t)
+	if _, err := exec.LookPath("node"); err != nil {
+		skipOrFatal(t, "node is not on PATH; the conformance suite needs Node.js (%v)", err)
+	}
+	srv := StartServer(t, BuildServer(t), WithLongPollTimeout(conformanceServerLongPoll),
+		WithArgs("--webhooks", "--webhook-allow-private"))
+	runConformanceWith(t, script, srv, "subscriptions", []string{"--subscriptions"}, conformanceAllWithSubscriptions, 0)
+}
+
 // runConformance runs the suite against srv and checks the result; label
 // tags the summary line (e.g. "minio").
 func runConformance(t *testing.T, script string, srv *Server, label string) {
+	t.Helper()
+	runConformanceWith(t, script, srv, label, nil, conformanceMinPassed, -1)
+}
+
+// runConformanceWith is runConformance with extra script arguments, the
+// passes required and the skips allowed (-1: any).
+func runConformanceWith(t *testing.T, script string, srv *Server, label string, extra []string, minPassed, maxSkipped int) {
 	t.Helper()
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "conformance.log")
@@ -64,11 +91,11 @@ func runConformance(t *testing.T, script string, srv *Server, label string) {
 		defer c2()
 	}
 
-	cmd := exec.CommandContext(ctx, "bash", script,
+	args := append([]string{script,
 		"--long-poll-ms", strconv.Itoa(conformanceLongPollMs),
 		"--log", logPath,
-		"--json", jsonPath,
-		srv.URL)
+		"--json", jsonPath}, extra...)
+	cmd := exec.CommandContext(ctx, "bash", append(args, srv.URL)...)
 	// The script runs npm and node (vitest) under bash: on timeout kill the
 	// whole process group, not just bash.
 	cmd.SysProcAttr = sysProcAttr()
@@ -107,11 +134,15 @@ func runConformance(t *testing.T, script string, srv *Server, label string) {
 	m := conformanceLine.FindStringSubmatch(summary)
 	passed, _ := strconv.Atoi(m[1])
 	failed, _ := strconv.Atoi(m[2])
+	skipped, _ := strconv.Atoi(m[3])
 	if failed != 0 {
 		t.Errorf("conformance: %d tests failed (FAIL lines above)", failed)
 	}
-	if passed < conformanceMinPassed {
-		t.Errorf("conformance: %d tests passed, want at least %d", passed, conformanceMinPassed)
+	if passed < minPassed {
+		t.Errorf("conformance: %d tests passed, want at least %d", passed, minPassed)
+	}
+	if maxSkipped >= 0 && skipped > maxSkipped {
+		t.Errorf("conformance: %d tests skipped, want at most %d", skipped, maxSkipped)
 	}
 	if runErr != nil && failed == 0 {
 		t.Errorf("conformance script failed (%v) although no test failed", runErr)
