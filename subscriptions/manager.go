@@ -232,6 +232,7 @@ func newClient(opt Options) *http.Client {
 func (m *Manager) resume() {
 	defer m.wg.Done()
 	for _, s := range m.list() {
+		m.discover(s)
 		s.mu.Lock()
 		switch {
 		case s.st.WakeID != "" && !s.st.Delivered:
@@ -242,6 +243,42 @@ func (m *Manager) resume() {
 			m.maybeWake(m.ctx, s)
 		}
 		s.mu.Unlock()
+	}
+}
+
+// discover links the streams that match s's pattern but are not linked,
+// from their beginnings: streams created after s whose first append was
+// not dispatched before a restart (or that have not been appended to).
+func (m *Manager) discover(s *sub) {
+	if s.cfg.Pattern == "" {
+		return
+	}
+	var found []string
+	err := m.opt.Streams.List(m.ctx, literalPrefix(s.cfg.Pattern), func(p string) bool {
+		if Match(s.cfg.Pattern, p) && p != s.cfg.WakeStream {
+			found = append(found, p)
+		}
+		return true
+	})
+	if err != nil {
+		m.lg.Warn("pattern streams not listed", "subscription", s.id, "err", err)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var added []link
+	for _, p := range found {
+		if l := s.links[p]; l == nil {
+			l = &link{path: p, glob: true, acked: offset.Start}
+			s.links[p] = l
+			added = append(added, *l)
+		} else if !l.glob {
+			l.glob = true
+			added = append(added, *l)
+		}
+	}
+	if len(added) > 0 {
+		_ = m.save(m.ctx, s, added, nil)
 	}
 }
 
@@ -652,6 +689,24 @@ func (m *Manager) noteTail(path, tail string) {
 	m.tailMu.Unlock()
 }
 
+// refreshTail updates a cached tail, so that the cache stays exact for
+// streams no subscription links any more (they may be linked again).
+func (m *Manager) refreshTail(path, tail string) {
+	m.tailMu.Lock()
+	if cur, ok := m.tails[path]; ok && cmpOffset(tail, cur) > 0 {
+		m.tails[path] = tail
+	}
+	m.tailMu.Unlock()
+}
+
+// forgetTail drops a cached tail that may be stale: after appends the
+// manager is not notified of (its own wake events).
+func (m *Manager) forgetTail(path string) {
+	m.tailMu.Lock()
+	delete(m.tails, path)
+	m.tailMu.Unlock()
+}
+
 // cmpOffset orders offsets of one stream; the start "-1" is position 0.
 func cmpOffset(a, b string) int {
 	pa, oka := position(a)
@@ -726,9 +781,7 @@ func (m *Manager) Appended(path, tail string) {
 
 // Deleted tells the manager that a stream was deleted: its links go.
 func (m *Manager) Deleted(path string) {
-	m.tailMu.Lock()
-	delete(m.tails, path)
-	m.tailMu.Unlock()
+	m.forgetTail(path)
 	for _, s := range m.list() {
 		s.mu.Lock()
 		if _, ok := s.links[path]; ok && !s.gone {
@@ -753,6 +806,7 @@ func (m *Manager) dispatch() {
 		m.pendMu.Unlock()
 		subs := m.list()
 		for _, path := range sortedKeys(batch) {
+			m.refreshTail(path, batch[path])
 			for _, s := range subs {
 				m.onAppend(s, path, batch[path])
 			}
@@ -1036,6 +1090,7 @@ func (m *Manager) wakeEventAttempt(s *sub) func(context.Context) (bool, error) {
 		}
 		actx, cancel := context.WithTimeout(ctx, m.opt.Timeout)
 		defer cancel()
+		defer m.forgetTail(wake)
 		return false, m.opt.Streams.AppendJSON(actx, wake, msg)
 	}
 }

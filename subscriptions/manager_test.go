@@ -364,3 +364,18 @@ func TestAppendedCoalesces(t *testing.T) {
 		t.Errorf("%d wake events for one unclaimed wake, want 1", n)
 	}
 }
+
+// TestRestartDiscoversPatternStreams: a matching stream whose first
+// append was not dispatched before a restart is linked from its beginning
+// afterwards, and the subscription is woken for it.
+func TestRestartDiscoversPatternStreams(t *testing.T) {
+	e := newEnv(t, nil)
+	e.streams.append(nil, "w", 0)
+	e.put("p", CreateRequest{Type: "pull-wake", Pattern: "events/*", WakeStream: "w"})
+	e.streams.append(nil, "events/late", 5) // not notified
+	e.restart()
+	eventually(t, "wake for the discovered stream", func() bool { return len(e.streams.messages("w")) == 1 })
+	if got := ackedOf(e.get("p"), "events/late"); got != "-1" {
+		t.Errorf("discovered stream linked at %q, want -1", got)
+	}
+}
