@@ -56,6 +56,9 @@ type Options struct {
 	// Resolver checks webhook host names at subscribe time (default
 	// net.DefaultResolver).
 	Resolver Resolver
+	// MaxSubscriptions bounds the number of subscriptions (default
+	// 10000); creating more answers 400.
+	MaxSubscriptions int
 }
 
 // maxResponseBytes bounds how much of a webhook's response is read.
@@ -167,6 +170,9 @@ func Open(ctx context.Context, opt Options) (*Manager, error) {
 	}
 	if opt.Resolver == nil {
 		opt.Resolver = net.DefaultResolver
+	}
+	if opt.MaxSubscriptions <= 0 {
+		opt.MaxSubscriptions = 10000
 	}
 	opt.PublicURL = strings.TrimSuffix(opt.PublicURL, "/")
 	st, err := openStore(ctx, opt.Path)
@@ -460,6 +466,9 @@ func (m *Manager) Put(ctx context.Context, id string, req *CreateRequest, root s
 		}
 		return m.view(s, root), false, nil
 	}
+	if int(m.count.Load()) >= m.opt.MaxSubscriptions {
+		return View{}, false, errf(CodeInvalidRequest, fmt.Sprintf("this server holds at most %d subscriptions", m.opt.MaxSubscriptions))
+	}
 	s := &sub{id: id, cfg: cfg, hash: hash, base: strings.TrimSuffix(root, "/"), created: time.Now().UTC().Truncate(time.Millisecond),
 		st: state{Status: "active"}, links: map[string]*link{}}
 	for _, p := range cfg.Streams {
@@ -505,6 +514,9 @@ func (m *Manager) Put(ctx context.Context, id string, req *CreateRequest, root s
 	m.mu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// An append dispatched between reading the tails above and adding s
+	// was not seen by s; its tail is in the cache by now.
+	m.maybeWake(m.ctx, s)
 	return m.view(s, root), true, nil
 }
 
@@ -565,6 +577,9 @@ func (m *Manager) AddStreams(ctx context.Context, id string, paths []string) err
 		return err
 	}
 	defer s.mu.Unlock()
+	if explicit := countExplicit(s.links); explicit+len(norm) > maxExplicitLinks {
+		return errf(CodeInvalidRequest, fmt.Sprintf("a subscription has at most %d explicit streams", maxExplicitLinks))
+	}
 	var changed []link
 	for _, p := range norm {
 		if l := s.links[p]; l != nil {
@@ -583,6 +598,16 @@ func (m *Manager) AddStreams(ctx context.Context, id string, paths []string) err
 		changed = append(changed, *l)
 	}
 	return m.save(ctx, s, changed, nil)
+}
+
+func countExplicit(links map[string]*link) int {
+	n := 0
+	for _, l := range links {
+		if l.explicit {
+			n++
+		}
+	}
+	return n
 }
 
 // RemoveStream removes an explicit link; a glob link of the same stream

@@ -14,6 +14,8 @@ func TestPutValidation(t *testing.T) {
 	e := newEnv(t, nil)
 	noHooks := newEnv(t, func(o *Options) { o.Webhooks = false })
 	strict := newEnv(t, func(o *Options) { o.AllowLoopback = false })
+	full := newEnv(t, func(o *Options) { o.MaxSubscriptions = 1 })
+	full.put("only", CreateRequest{Type: "pull-wake", Pattern: "a/*", WakeStream: "w"})
 	hook := webhookReq("http://127.0.0.1:9/hook", "events/*")
 	for _, tc := range []struct {
 		name string
@@ -37,6 +39,7 @@ func TestPutValidation(t *testing.T) {
 		{"webhooks off", noHooks.m, "x", hook, CodeInvalidRequest},
 		{"id with slash", e.m, "a/b", hook, CodeInvalidRequest},
 		{"empty id", e.m, "", hook, CodeInvalidRequest},
+		{"limit reached", full.m, "second", hook, CodeInvalidRequest},
 	} {
 		_, _, err := tc.m.Put(bg, tc.id, &tc.req, "http://h/v1/stream")
 		if got := codeOf(err); got != tc.code || (tc.code == "" && err != nil) {

@@ -61,6 +61,7 @@ const (
 	maxIDLen          = 256
 	maxDescriptionLen = 4096
 	maxStreamsPerCall = 1000
+	maxExplicitLinks  = 10000
 	maxWorkerLen      = 256
 )
 
