@@ -36,6 +36,26 @@ var conformanceLine = regexp.MustCompile(`^CONFORMANCE .*\bpassed=(\d+) failed=(
 // ../shared/conformance/run-conformance.sh beside the repository) against
 // the real server binary.
 func TestConformance(t *testing.T) {
+	script := conformancePrereqs(t)
+	srv := StartServer(t, BuildServer(t), WithLongPollTimeout(conformanceServerLongPoll))
+	runConformance(t, script, srv, "")
+}
+
+// TestConformanceSubscriptions runs the suite with its subscription block
+// (--subscriptions) against a server with webhooks on and loopback targets
+// allowed (the suite's webhook receivers listen on 127.0.0.1): all of it
+// must pass, nothing skipped.
+func TestConformanceSubscriptions(t *testing.T) {
+	script := conformancePrereqs(t)
+	srv := StartServer(t, BuildServer(t), WithLongPollTimeout(conformanceServerLongPoll),
+		WithArgs("--webhooks", "--webhook-allow-private"))
+	runConformanceWith(t, script, srv, "subscriptions", []string{"--subscriptions"}, conformanceAllWithSubscriptions, 0)
+}
+
+// conformancePrereqs skips with -short, checks what the suite needs (the
+// script, node, bash) and returns the script's path.
+func conformancePrereqs(t *testing.T) string {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("conformance suite runs for minutes against the real server; skipped with -short")
 	}
@@ -46,26 +66,7 @@ func TestConformance(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
 		skipOrFatal(t, "bash is not on PATH (%v)", err)
 	}
-
-	srv := StartServer(t, BuildServer(t), WithLongPollTimeout(conformanceServerLongPoll))
-	runConformance(t, script, srv, "")
-}
-
-// TestConformanceSubscriptions runs the suite with its subscription block
-// (--subscriptions) against a server with webhooks on and loopback targets
-// allowed (the suite's webhook receivers listen on 127.0.0.1): all of it
-// must pass, nothing skipped.
-func TestConformanceSubscriptions(t *testing.T) {
-	if testing.Short() {
-		t.Skip("conformance suite runs for minutes against the real server; skipped with -short")
-	}
-	script := conformanceScript(t)
-	if _, err := exec.LookPath("node"); err != nil {
-		skipOrFatal(t, "node is not on PATH; the conformance suite needs Node.js (%v)", err)
-	}
-	srv := StartServer(t, BuildServer(t), WithLongPollTimeout(conformanceServerLongPoll),
-		WithArgs("--webhooks", "--webhook-allow-private"))
-	runConformanceWith(t, script, srv, "subscriptions", []string{"--subscriptions"}, conformanceAllWithSubscriptions, 0)
+	return script
 }
 
 // runConformance runs the suite against srv and checks the result; label
