@@ -27,8 +27,10 @@ const SignatureHeader = "Webhook-Signature"
 // receiver's clock in VerifySignature.
 const DefaultReplayWindow = 5 * time.Minute
 
-// tokenTTL bounds a callback or claim token's life; leases end sooner.
-const tokenTTL = time.Hour
+// tokenTTL bounds a callback or claim token's life. A token is also
+// fenced as soon as its wake ends; the expiry only limits a leaked token
+// of a wake that a worker keeps alive with heartbeats.
+const tokenTTL = 24 * time.Hour
 
 var b64 = base64.RawURLEncoding
 

@@ -1,0 +1,106 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamtier/durable-streams/subscriptions"
+)
+
+func httpDo(t *testing.T, method, url, ct, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// TestSubscriptionsOverRealStreams drives a pull-wake subscription over
+// the server's own streams (tails, listing, wake events through the
+// registry), deletes a linked stream, and restarts the server: keys,
+// subscription, lease and cursors survive.
+func TestSubscriptionsOverRealStreams(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	root := "http://streams.test/v1/stream"
+	s, err := New(ctx, Config{DataDir: dir, Logger: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptestServer(s)
+	httpDo(t, "PUT", hs.URL+"/v1/stream/wake", "application/json", "[]")
+	httpDo(t, "PUT", hs.URL+"/v1/stream/events/old", "text/plain", "history")
+	m := s.Subscriptions()
+	if _, _, err := m.Put(ctx, "p", &subscriptions.CreateRequest{Type: "pull-wake", Pattern: "events/*", WakeStream: "wake"}, root); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := m.Get(ctx, "p", root)
+	if len(v.Streams) != 1 || v.Streams[0].AckedOffset == "-1" {
+		t.Fatalf("existing stream not linked at its tail: %+v", v.Streams)
+	}
+	resp := httpDo(t, "PUT", hs.URL+"/v1/stream/events/new", "text/plain", "abc")
+	tail := resp.Header.Get("Stream-Next-Offset")
+	// The append writes a wake event to the wake stream ("[]" is 0 bytes).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h, err := s.Registry().Acquire(ctx, "wake", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos := s.Registry().TailToken(ctx, h.Snapshot()).Position
+		h.Release()
+		if pos > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no wake event in the wake stream")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	claim, err := m.Claim(ctx, "p", "w1")
+	if err != nil {
+		t.Fatalf("claim: %v", err)
+	}
+	httpDo(t, "DELETE", hs.URL+"/v1/stream/events/old", "", "")
+	waitHooks(t, s)
+	if v, _ := m.Get(ctx, "p", root); len(v.Streams) != 1 || v.Streams[0].Path != "events/new" {
+		t.Fatalf("links after deleting events/old: %+v", v.Streams)
+	}
+	kid := m.JWKS().Keys[0].Kid
+	hs.Close()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	s2, _ := startServer(t, Config{DataDir: dir})
+	m2 := s2.Subscriptions()
+	if got := m2.JWKS().Keys[0].Kid; got != kid {
+		t.Errorf("signing key changed across restart: %s, then %s", kid, got)
+	}
+	if _, err := m2.Claim(ctx, "p", "w2"); err == nil || !strings.Contains(err.Error(), subscriptions.CodeAlreadyClaimed) {
+		t.Errorf("claim by another worker after restart: %v", err)
+	}
+	res, err := m2.Ack(ctx, "p", claim.Token, &subscriptions.AckRequest{WakeID: claim.WakeID, Generation: &claim.Generation,
+		Acks: []subscriptions.Ack{{Stream: "events/new", Offset: tail}}, Done: true})
+	if err != nil || res.NextWake {
+		t.Fatalf("ack after restart: %+v, %v", res, err)
+	}
+	v, _ = m2.Get(ctx, "p", root)
+	b, _ := json.Marshal(v.Streams)
+	if len(v.Streams) != 1 || v.Streams[0].AckedOffset != tail {
+		t.Errorf("cursor = %s, want %s", b, tail)
+	}
+}
