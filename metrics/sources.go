@@ -8,6 +8,7 @@ import (
 
 	"github.com/streamtier/durable-streams/rotation"
 	"github.com/streamtier/durable-streams/sequencer"
+	"github.com/streamtier/durable-streams/subscriptions"
 )
 
 // ReadStats are the counters of the read path (see api.ReadStats).
@@ -32,6 +33,8 @@ type Sources struct {
 	Streams  interface{ Stats() sequencer.Stats }
 	Rotation interface{ Stats() rotation.Stats }
 	Reads    func() ReadStats
+	// Subscriptions are the subscription APIs' deliveries.
+	Subscriptions interface{ Stats() subscriptions.Stats }
 	// HotDir is the directory holding the per-stream hot logs; its size is
 	// measured at most once per HotDirInterval (default 1 minute), because
 	// walking a large tree on every scrape would be costly.
@@ -55,6 +58,9 @@ func (m *Metrics) Watch(src Sources) error {
 	}
 	if src.Reads != nil {
 		cs = append(cs, readsCollector(src.Reads))
+	}
+	if sub := src.Subscriptions; sub != nil {
+		cs = append(cs, subscriptionsCollector(sub.Stats))
 	}
 	if src.HotDir != "" {
 		cs = append(cs, newDirCollector(src.HotDir, src.HotDirInterval, src.Now))
@@ -170,6 +176,22 @@ func readsCollector(stats func() ReadStats) prometheus.Collector {
 			gauge("live_waiters", "Long-poll and SSE reads waiting for data now.", func(s S) float64 { return float64(s.LiveWaiters) }),
 			gauge("read_results_kept", "Read results kept for requests still to come.", func(s S) float64 { return float64(s.KeptReads) }),
 			gauge("read_results_kept_bytes", "Bytes of the read results kept.", func(s S) float64 { return float64(s.KeptReadBytes) }),
+		},
+	}
+}
+
+func subscriptionsCollector(stats func() subscriptions.Stats) prometheus.Collector {
+	type S = subscriptions.Stats
+	return &statsCollector[S]{
+		stats: stats,
+		values: []statValue[S]{
+			gauge("subscriptions", "Subscriptions (webhook and pull-wake).", func(s S) float64 { return float64(s.Subscriptions) }),
+			gauge("subscriptions_failing", "Subscriptions whose current delivery is being retried (status failed).", func(s S) float64 { return float64(s.Failing) }),
+			gauge("subscription_delivery_queue_length", "Deliveries waiting for a worker.", func(s S) float64 { return float64(s.Queued) }),
+			counter("subscription_wakes_total", "Wakes issued (new generations).", func(s S) float64 { return float64(s.Wakes) }),
+			counter("webhook_deliveries_total", "Webhook deliveries accepted by their receivers (2xx).", func(s S) float64 { return float64(s.Delivered) }),
+			counter("wake_events_total", "Wake events appended to pull-wake wake streams.", func(s S) float64 { return float64(s.WakeEvents) }),
+			counter("subscription_delivery_failures_total", "Failed delivery attempts (each is retried with backoff).", func(s S) float64 { return float64(s.Failures) }),
 		},
 	}
 }

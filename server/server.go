@@ -264,7 +264,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return metrics.ReadStats{StorageReads: st.StorageReads, CollapsedReads: st.CollapsedReads,
 				LiveWaiters: st.LiveWaiters, KeptReads: int64(st.KeptReads), KeptReadBytes: st.KeptReadBytes}
 		},
-		HotDir: filepath.Join(cfg.DataDir, "streams"),
+		HotDir:        filepath.Join(cfg.DataDir, "streams"),
+		Subscriptions: subsStats(subs),
 	}); err != nil {
 		s.Close(ctx)
 		return nil, fmt.Errorf("server: %w", err)

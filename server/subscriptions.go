@@ -123,3 +123,11 @@ func openSubscriptions(ctx context.Context, cfg Config, reg *sequencer.Registry,
 		PublicURL:     sc.PublicURL,
 	})
 }
+
+// subsStats is m as a metrics source, or nil without subscriptions.
+func subsStats(m *subscriptions.Manager) interface{ Stats() subscriptions.Stats } {
+	if m == nil {
+		return nil
+	}
+	return m
+}

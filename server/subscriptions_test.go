@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -78,6 +79,18 @@ func TestSubscriptionsOverRealStreams(t *testing.T) {
 	waitHooks(t, s)
 	if v, _ := m.Get(ctx, "p", root); len(v.Streams) != 1 || v.Streams[0].Path != "events/new" {
 		t.Fatalf("links after deleting events/old: %+v", v.Streams)
+	}
+	if st := m.Stats(); st.Subscriptions != 1 || st.Wakes != 1 || st.WakeEvents != 1 || st.Failures != 0 {
+		t.Errorf("stats = %+v", st)
+	}
+	mresp, err := http.Get(hs.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mbody, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	if !strings.Contains(string(mbody), "durable_streams_wake_events_total 1") {
+		t.Errorf("metrics lack the wake events:\n%s", mbody)
 	}
 	kid := m.JWKS().Keys[0].Kid
 	hs.Close()

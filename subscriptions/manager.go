@@ -92,6 +92,34 @@ type Manager struct {
 
 	rndMu sync.Mutex
 	rnd   *mrand.Rand
+
+	wakes, delivered, wakeEvents, failures atomic.Uint64 // see Stats
+}
+
+// Stats are the manager's counters, for metrics.
+type Stats struct {
+	Subscriptions int    // subscriptions now
+	Failing       int    // of those, with a delivery being retried
+	Queued        int    // deliveries waiting for a worker
+	Wakes         uint64 // wakes issued (generations)
+	Delivered     uint64 // webhook deliveries accepted by their receivers
+	WakeEvents    uint64 // wake events appended to wake streams
+	Failures      uint64 // failed delivery attempts (each is retried)
+}
+
+// Stats returns the current counters.
+func (m *Manager) Stats() Stats {
+	st := Stats{Queued: len(m.jobs), Wakes: m.wakes.Load(), Delivered: m.delivered.Load(),
+		WakeEvents: m.wakeEvents.Load(), Failures: m.failures.Load()}
+	for _, s := range m.list() {
+		st.Subscriptions++
+		s.mu.Lock()
+		if s.st.Status == "failed" {
+			st.Failing++
+		}
+		s.mu.Unlock()
+	}
+	return st
 }
 
 // sub is one subscription. Its fields are guarded by mu; Manager.mu is
@@ -900,6 +928,7 @@ func (m *Manager) issueWake(ctx context.Context, s *sub, infos []StreamInfo) err
 	if err := m.save(ctx, s, nil, nil); err != nil {
 		return err
 	}
+	m.wakes.Add(1)
 	stopTimer(&s.retry)
 	m.enqueue(job{s: s, gen: s.st.Generation})
 	return nil
@@ -1023,6 +1052,7 @@ func (m *Manager) deliver(j job) {
 		return
 	}
 	if err != nil {
+		m.failures.Add(1)
 		s.st.RetryCount++
 		d := backoff(s.st.RetryCount, m.opt.RetryBase, m.opt.RetryMax, m.jitter())
 		next := time.Now().Add(d)
@@ -1034,6 +1064,11 @@ func (m *Manager) deliver(j job) {
 		return
 	}
 	s.st.Status, s.st.RetryCount, s.st.NextTry, s.st.Delivered = "active", 0, 0, true
+	if s.cfg.Type == TypeWebhook {
+		m.delivered.Add(1)
+	} else {
+		m.wakeEvents.Add(1)
+	}
 	if s.cfg.Type == TypeWebhook {
 		// The lease runs from here if retries outlived the first one.
 		if until := time.UnixMilli(s.st.LeaseUntil); time.Until(until) <= 0 {
@@ -1246,6 +1281,7 @@ func (m *Manager) Claim(ctx context.Context, id, worker string) (Claim, error) {
 	if s.st.WakeID == "" {
 		s.st.Generation++
 		s.st.WakeID = newWakeID()
+		m.wakes.Add(1)
 	}
 	// The claimant is told of the wake: a wake event still being retried
 	// is not needed any more.
