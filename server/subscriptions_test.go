@@ -3,31 +3,14 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/streamtier/durable-streams/internal/httpcall"
 	"github.com/streamtier/durable-streams/subscriptions"
 )
-
-func httpDo(t *testing.T, method, url, ct, body string) *http.Response {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ct != "" {
-		req.Header.Set("Content-Type", ct)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp
-}
 
 // TestSubscriptionsOverRealStreams drives a pull-wake subscription over
 // the server's own streams (tails, listing, wake events through the
@@ -42,8 +25,8 @@ func TestSubscriptionsOverRealStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	hs := httptestServer(s)
-	httpDo(t, "PUT", hs.URL+"/v1/stream/wake", "application/json", "[]")
-	httpDo(t, "PUT", hs.URL+"/v1/stream/events/old", "text/plain", "history")
+	httpcall.Do(t, "PUT", hs.URL+"/v1/stream/wake", "[]", "Content-Type", "application/json").Want(t, http.StatusCreated)
+	httpcall.Do(t, "PUT", hs.URL+"/v1/stream/events/old", "history", "Content-Type", "text/plain").Want(t, http.StatusCreated)
 	m := s.Subscriptions()
 	if _, _, err := m.Put(ctx, "p", &subscriptions.CreateRequest{Type: "pull-wake", Pattern: "events/*", WakeStream: "wake"}, root); err != nil {
 		t.Fatal(err)
@@ -52,8 +35,7 @@ func TestSubscriptionsOverRealStreams(t *testing.T) {
 	if len(v.Streams) != 1 || v.Streams[0].AckedOffset == "-1" {
 		t.Fatalf("existing stream not linked at its tail: %+v", v.Streams)
 	}
-	resp := httpDo(t, "PUT", hs.URL+"/v1/stream/events/new", "text/plain", "abc")
-	tail := resp.Header.Get("Stream-Next-Offset")
+	tail := httpcall.Do(t, "PUT", hs.URL+"/v1/stream/events/new", "abc", "Content-Type", "text/plain").Want(t, http.StatusCreated).Header.Get("Stream-Next-Offset")
 	// The append writes a wake event to the wake stream ("[]" is 0 bytes).
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -75,7 +57,7 @@ func TestSubscriptionsOverRealStreams(t *testing.T) {
 	if err != nil {
 		t.Fatalf("claim: %v", err)
 	}
-	httpDo(t, "DELETE", hs.URL+"/v1/stream/events/old", "", "")
+	httpcall.Do(t, "DELETE", hs.URL+"/v1/stream/events/old", "").Want(t, http.StatusNoContent)
 	waitHooks(t, s)
 	if v, _ := m.Get(ctx, "p", root); len(v.Streams) != 1 || v.Streams[0].Path != "events/new" {
 		t.Fatalf("links after deleting events/old: %+v", v.Streams)
@@ -83,14 +65,8 @@ func TestSubscriptionsOverRealStreams(t *testing.T) {
 	if st := m.Stats(); st.Subscriptions != 1 || st.Wakes != 1 || st.WakeEvents != 1 || st.Failures != 0 {
 		t.Errorf("stats = %+v", st)
 	}
-	mresp, err := http.Get(hs.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mbody, _ := io.ReadAll(mresp.Body)
-	mresp.Body.Close()
-	if !strings.Contains(string(mbody), "durable_streams_wake_events_total 1") {
-		t.Errorf("metrics lack the wake events:\n%s", mbody)
+	if mb := httpcall.Do(t, "GET", hs.URL+"/metrics", "").Body; !strings.Contains(mb, "durable_streams_wake_events_total 1") {
+		t.Errorf("metrics lack the wake events:\n%s", mb)
 	}
 	kid := m.JWKS().Keys[0].Kid
 	hs.Close()
