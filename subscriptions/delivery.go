@@ -88,6 +88,72 @@ func (m *Manager) worker() {
 	}
 }
 
+// target is the backoff state of a webhook host (scheme://host:port)
+// whose last delivery failed. While it is blocked, deliveries of every
+// subscription to it wait, so a dead receiver costs one attempt per
+// backoff period rather than one per subscription, and cannot occupy
+// the workers that other targets need.
+type target struct {
+	failures int
+	until    time.Time
+}
+
+// maxTargets bounds the failing hosts remembered; beyond it, hosts whose
+// backoff has passed are forgotten (their next failure starts afresh).
+const maxTargets = 1024
+
+func (m *Manager) pruneTargets() {
+	now := time.Now()
+	for h, t := range m.targets {
+		if now.After(t.until) {
+			delete(m.targets, h)
+		}
+	}
+}
+
+func targetKey(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// targetBlocked reports whether host is backing off, and until when.
+func (m *Manager) targetBlocked(host string) (time.Time, bool) {
+	m.targetsMu.Lock()
+	defer m.targetsMu.Unlock()
+	t := m.targets[host]
+	if t == nil || !time.Now().Before(t.until) {
+		return time.Time{}, false
+	}
+	return t.until, true
+}
+
+// targetOutcome records a delivery's result for its host. A failure
+// while the host is already blocked (deliveries that were in flight
+// together) does not lengthen the backoff again.
+func (m *Manager) targetOutcome(host string, ok bool) {
+	m.targetsMu.Lock()
+	defer m.targetsMu.Unlock()
+	if ok {
+		delete(m.targets, host)
+		return
+	}
+	t := m.targets[host]
+	if t == nil {
+		if len(m.targets) >= maxTargets {
+			m.pruneTargets()
+		}
+		t = &target{}
+		m.targets[host] = t
+	}
+	if now := time.Now(); !now.Before(t.until) {
+		t.failures++
+		t.until = now.Add(backoff(t.failures, m.opt.RetryBase, m.opt.RetryMax, m.jitter()))
+	}
+}
+
 // deliver makes one attempt at delivering generation j.gen of j.s.
 func (m *Manager) deliver(j job) {
 	s := j.s
@@ -97,7 +163,21 @@ func (m *Manager) deliver(j job) {
 		return
 	}
 	var attempt func(context.Context) (done bool, err error)
+	host := ""
 	if s.cfg.Type == TypeWebhook {
+		host = targetKey(s.cfg.WebhookURL)
+		if until, blocked := m.targetBlocked(host); blocked {
+			// Another subscription's delivery to this host failed just
+			// now: wait for the host's backoff instead of spending a
+			// worker (and up to Timeout) on it.
+			next := until.Add(time.Duration(m.jitter() * float64(m.opt.RetryBase)))
+			s.st.Status, s.st.NextTry = "failed", next.UnixMilli()
+			if m.save(m.ctx, s, nil, nil) == nil {
+				m.scheduleAt(s, next)
+			}
+			s.mu.Unlock()
+			return
+		}
 		attempt = m.webhookAttempt(s)
 	} else {
 		attempt = m.wakeEventAttempt(s)
@@ -105,6 +185,9 @@ func (m *Manager) deliver(j job) {
 	s.mu.Unlock()
 
 	done, err := attempt(m.ctx)
+	if host != "" && m.ctx.Err() == nil {
+		m.targetOutcome(host, err == nil)
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -124,12 +207,10 @@ func (m *Manager) deliver(j job) {
 		return
 	}
 	s.st.Status, s.st.RetryCount, s.st.NextTry, s.st.Delivered = "active", 0, 0, true
-	if s.cfg.Type == TypeWebhook {
-		m.delivered.Add(1)
-	} else {
+	if s.cfg.Type != TypeWebhook {
 		m.wakeEvents.Add(1)
-	}
-	if s.cfg.Type == TypeWebhook {
+	} else {
+		m.delivered.Add(1)
 		// The lease runs from here if retries outlived the first one.
 		if until := time.UnixMilli(s.st.LeaseUntil); time.Until(until) <= 0 {
 			lease := time.Duration(s.cfg.LeaseTTLMS) * time.Millisecond

@@ -83,6 +83,9 @@ type Manager struct {
 	rndMu sync.Mutex
 	rnd   *mrand.Rand
 
+	targetsMu sync.Mutex
+	targets   map[string]*target // webhook hosts with failed deliveries
+
 	wakes, delivered, wakeEvents, failures atomic.Uint64 // see Stats
 }
 
@@ -209,7 +212,7 @@ func Open(ctx context.Context, opt Options) (*Manager, error) {
 	}
 	m := &Manager{opt: opt, lg: opt.Logger.With("component", "subscriptions"), st: st, keys: keys,
 		subs: map[string]*sub{}, pend: map[string]string{}, kick: make(chan struct{}, 1),
-		tails: map[string]string{}, jobs: make(chan job, opt.QueueSize),
+		tails: map[string]string{}, jobs: make(chan job, opt.QueueSize), targets: map[string]*target{},
 		rnd: mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64()))}
 	m.client = newClient(opt)
 	m.ctx, m.cancel = context.WithCancel(context.Background())

@@ -2,6 +2,7 @@ package subscriptions
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -380,5 +381,28 @@ func TestRestartDiscoversPatternStreams(t *testing.T) {
 	eventually(t, "wake for the discovered stream", func() bool { return len(e.streams.messages("w")) == 1 })
 	if got := ackedOf(e.get("p"), "events/late"); got != "-1" {
 		t.Errorf("discovered stream linked at %q, want -1", got)
+	}
+}
+
+// TestDeadTargetBackoffIsShared: subscriptions to the same dead receiver
+// back off together, so it gets about one attempt per backoff period, not
+// one per subscription.
+func TestDeadTargetBackoffIsShared(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.RetryBase, o.RetryMax = 100*time.Millisecond, 100*time.Millisecond })
+	r := newReceiver(t, func(int) (int, string) { return http.StatusServiceUnavailable, "" })
+	const subs = 5
+	for i := 0; i < subs; i++ {
+		e.put(fmt.Sprintf("s%d", i), webhookReq(r.URL, "events/*"))
+	}
+	e.streams.append(e.m, "events/a", 8)
+	r.wait(t, subs) // the first wave, in flight together
+	time.Sleep(time.Second)
+	// Independent backoff would make about subs*10 more attempts in a
+	// second; the shared one about 10.
+	if n := r.count() - subs; n > 5*subs {
+		t.Errorf("%d attempts in a second after the first wave, want about 10", n)
+	}
+	if st := e.m.Stats(); st.Failing != subs || st.Failures == 0 {
+		t.Errorf("stats = %+v", st)
 	}
 }
