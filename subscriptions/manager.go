@@ -67,9 +67,10 @@ type Manager struct {
 	subs     map[string]*sub
 	count    atomic.Int64 // len(subs), read without mu by Appended
 
-	pendMu sync.Mutex
-	pend   map[string]string // stream path → newest tail notified, not yet dispatched
-	kick   chan struct{}
+	drainMu sync.Mutex // one drain at a time, so a stream's tails are handled in order
+	pendMu  sync.Mutex
+	pend    map[string]string // stream path → newest tail notified, not yet dispatched
+	kick    chan struct{}
 
 	tailMu sync.Mutex
 	tails  map[string]string // tails of linked streams, from notifications and lookups

@@ -406,3 +406,24 @@ func TestDeadTargetBackoffIsShared(t *testing.T) {
 		t.Errorf("stats = %+v", st)
 	}
 }
+
+// TestClaimRightAfterAppend: a claim or ack made as soon as an append is
+// acknowledged sees it, though the dispatcher may not have run yet (a
+// stream's first append links it; known tails move at once).
+func TestClaimRightAfterAppend(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		e := newEnv(t, nil)
+		e.streams.append(nil, "w", 0)
+		e.put("p", CreateRequest{Type: "pull-wake", Pattern: "events/*", WakeStream: "w"})
+		tail := e.streams.append(e.m, "events/a", 8)
+		c, err := e.m.Claim(bg, "p", "w1")
+		if err != nil || len(c.Streams) != 1 || c.Streams[0].TailOffset != tail {
+			t.Fatalf("claim right after the first append: %+v, %v", c, err)
+		}
+		tail2 := e.streams.append(e.m, "events/a", 4)
+		if _, err := e.m.Ack(bg, "p", c.Token, &AckRequest{WakeID: c.WakeID, Generation: &c.Generation,
+			Acks: []Ack{{Stream: "events/a", Offset: tail2}}}); err != nil {
+			t.Fatalf("ack of data appended just now: %v", err)
+		}
+	}
+}

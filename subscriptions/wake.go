@@ -122,6 +122,9 @@ func (m *Manager) Appended(path, tail string) {
 	if m.count.Load() == 0 || m.closed.Load() {
 		return
 	}
+	// Known tails move at once: a worker's ack of data it just read, or a
+	// claim, must not be judged against the tail before this append.
+	m.refreshTail(path, tail)
 	m.pendMu.Lock()
 	if cur, ok := m.pend[path]; !ok || cmpOffset(tail, cur) > 0 {
 		m.pend[path] = tail
@@ -154,16 +157,27 @@ func (m *Manager) dispatch() {
 			return
 		case <-m.kick:
 		}
-		m.pendMu.Lock()
-		batch := m.pend
-		m.pend = map[string]string{}
-		m.pendMu.Unlock()
-		subs := m.list()
-		for _, path := range sortedKeys(batch) {
-			m.refreshTail(path, batch[path])
-			for _, s := range subs {
-				m.onAppend(s, path, batch[path])
-			}
+		m.drain()
+	}
+}
+
+// drain handles the notifications received so far. The dispatcher runs
+// it when signaled; a claim runs it first, so that it sees every append
+// acknowledged before it (a stream's first append links it).
+func (m *Manager) drain() {
+	m.drainMu.Lock()
+	defer m.drainMu.Unlock()
+	m.pendMu.Lock()
+	batch := m.pend
+	m.pend = map[string]string{}
+	m.pendMu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	subs := m.list()
+	for _, path := range sortedKeys(batch) {
+		for _, s := range subs {
+			m.onAppend(s, path, batch[path])
 		}
 	}
 }
@@ -376,6 +390,7 @@ func (m *Manager) Claim(ctx context.Context, id, worker string) (Claim, error) {
 	if worker == "" || len(worker) > maxWorkerLen {
 		return Claim{}, errf(CodeInvalidRequest, fmt.Sprintf("worker must be a string of 1 to %d bytes", maxWorkerLen))
 	}
+	m.drain()
 	s, serr := m.locked(id)
 	if serr != nil {
 		return Claim{}, serr
