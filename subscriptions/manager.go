@@ -8,6 +8,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -197,6 +198,11 @@ func Open(ctx context.Context, opt Options) (*Manager, error) {
 		opt.MaxSubscriptions = 10000
 	}
 	opt.PublicURL = strings.TrimSuffix(opt.PublicURL, "/")
+	if opt.PublicURL != "" {
+		if u, err := url.Parse(opt.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("subscriptions: public URL %q is not an absolute http(s) URL", opt.PublicURL)
+		}
+	}
 	st, err := openStore(ctx, opt.Path)
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions: open %s: %w", opt.Path, err)
@@ -275,6 +281,9 @@ func (m *Manager) discover(s *sub) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.gone {
+		return
+	}
 	var added []link
 	for _, p := range found {
 		if l := s.links[p]; l == nil {

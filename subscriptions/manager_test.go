@@ -427,3 +427,21 @@ func TestClaimRightAfterAppend(t *testing.T) {
 		}
 	}
 }
+
+func TestPublicURL(t *testing.T) {
+	opt := Options{Path: t.TempDir() + "/s.db", Streams: newFakeStreams(), PublicURL: "streams.example/v1/stream"}
+	if m, err := Open(bg, opt); err == nil {
+		m.Close()
+		t.Fatal("Open accepted a public URL without scheme")
+	}
+	e := newEnv(t, func(o *Options) { o.PublicURL = "https://streams.example/ds/v1/stream/" })
+	r := newReceiver(t, nil)
+	v := e.put("s", webhookReq(r.URL, "events/*"))
+	if v.Webhook.Signing.JWKSURL != "https://streams.example/ds/v1/stream/__ds/jwks.json" {
+		t.Errorf("jwks_url = %s", v.Webhook.Signing.JWKSURL)
+	}
+	e.streams.append(e.m, "events/a", 1)
+	if got := r.wait(t, 1).n.CallbackURL; got != "https://streams.example/ds/v1/stream/__ds/subscriptions/s/callback" {
+		t.Errorf("callback_url = %s", got)
+	}
+}
