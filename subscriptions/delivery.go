@@ -158,7 +158,9 @@ func (m *Manager) targetOutcome(host string, ok bool) {
 func (m *Manager) deliver(j job) {
 	s := j.s
 	s.mu.Lock()
-	if s.gone || s.st.Generation != j.gen || s.st.WakeID == "" || s.st.Delivered {
+	if s.gone || s.st.Generation != j.gen || s.st.WakeID == "" || s.st.Delivered || s.sending {
+		// Nothing to deliver, or an attempt is running, which schedules
+		// the next one if it fails.
 		s.mu.Unlock()
 		return
 	}
@@ -182,6 +184,7 @@ func (m *Manager) deliver(j job) {
 	} else {
 		attempt = m.wakeEventAttempt(s)
 	}
+	s.sending = true
 	s.mu.Unlock()
 
 	done, err := attempt(m.ctx)
@@ -191,7 +194,16 @@ func (m *Manager) deliver(j job) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.gone || s.st.Generation != j.gen || s.st.WakeID == "" || m.closed.Load() {
+	s.sending = false
+	if s.gone || m.closed.Load() {
+		return
+	}
+	if s.st.Generation != j.gen || s.st.WakeID == "" {
+		// The wake ended while this attempt ran (a callback, a lease); a
+		// newer one skipped its delivery because this attempt was running.
+		if s.st.WakeID != "" && !s.st.Delivered {
+			m.enqueue(job{s: s, gen: s.st.Generation})
+		}
 		return
 	}
 	if err != nil {

@@ -131,6 +131,7 @@ type sub struct {
 	gone    bool        // deleted: every request and delivery for it fails
 	lease   *time.Timer // lease expiry of the current wake
 	retry   *time.Timer // next delivery attempt
+	sending bool        // a delivery attempt is running (at most one at a time)
 }
 
 // state is a subscription's persisted delivery state.
@@ -238,15 +239,15 @@ func Open(ctx context.Context, opt Options) (*Manager, error) {
 	m.wg.Add(1)
 	go m.dispatch()
 	m.wg.Add(1)
-	go m.resume()
+	go m.resume(m.list())
 	return m, nil
 }
 
 // resume re-arms what a restart interrupted (steps 2 to 4 of the package
 // comment).
-func (m *Manager) resume() {
+func (m *Manager) resume(loaded []*sub) {
 	defer m.wg.Done()
-	for _, s := range m.list() {
+	for _, s := range loaded {
 		m.discover(s)
 		s.mu.Lock()
 		switch {

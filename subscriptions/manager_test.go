@@ -2,8 +2,12 @@ package subscriptions
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -443,5 +447,45 @@ func TestPublicURL(t *testing.T) {
 	e.streams.append(e.m, "events/a", 1)
 	if got := r.wait(t, 1).n.CallbackURL; got != "https://streams.example/ds/v1/stream/__ds/subscriptions/s/callback" {
 		t.Errorf("callback_url = %s", got)
+	}
+}
+
+// TestWakeEndedDuringDelivery: a receiver that calls back (done) before
+// answering, with new data appended meanwhile, gets the next wake too,
+// although it was issued while the first delivery was still running.
+func TestWakeEndedDuringDelivery(t *testing.T) {
+	e := newEnv(t, nil)
+	var mu sync.Mutex
+	var gens []int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var n Notification
+		_ = json.NewDecoder(req.Body).Decode(&n)
+		mu.Lock()
+		gens = append(gens, n.Generation)
+		first := len(gens) == 1
+		mu.Unlock()
+		if first {
+			e.streams.append(e.m, "events/a", 4)
+			e.m.drain()
+			tail := n.Streams[0].TailOffset
+			if _, err := e.m.Callback(bg, "s", n.CallbackToken, &AckRequest{WakeID: n.WakeID, Generation: &n.Generation,
+				Acks: []Ack{{Stream: "events/a", Offset: tail}}, Done: true}); err != nil {
+				t.Errorf("callback: %v", err)
+			}
+		}
+		io.WriteString(w, "{}")
+	}))
+	defer srv.Close()
+	e.put("s", webhookReq(srv.URL, "events/*"))
+	e.streams.append(e.m, "events/a", 8)
+	eventually(t, "the second wake", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(gens) >= 2
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if gens[0] != 1 || gens[1] != 2 {
+		t.Errorf("generations delivered: %v, want [1 2]", gens)
 	}
 }
