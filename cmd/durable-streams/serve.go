@@ -55,6 +55,9 @@ type serveFlags struct {
 	registryStream string
 	testFaults     bool
 	debugAddr      string
+
+	// Command line conveniences (issue 14, item 10).
+	port int // --port: replaces the port of addr; -1 when not given
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -90,7 +93,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&f.registryStream, "registry-stream", envOr("DS_REGISTRY_STREAM", ""), "path of a JSON stream the server appends every stream create and delete to, e.g. __registry__; empty: none (DS_REGISTRY_STREAM)")
 	fs.BoolVar(&f.testFaults, "enable-test-faults", envBool("DS_ENABLE_TEST_FAULTS", false), "serve POST/DELETE /_test/inject-error to inject errors into requests; for tests only, never in production (DS_ENABLE_TEST_FAULTS)")
 	fs.StringVar(&f.debugAddr, "debug-addr", envOr("DS_DEBUG_ADDR", ""), "serve Go's pprof profiles under /debug/pprof/ on this separate address, e.g. 127.0.0.1:6060; empty: off (DS_DEBUG_ADDR)")
+
+	// Command line conveniences.
+	portFlag(fs, &f.port)
+
 	if err := flagError(fs.Parse(args)); err != nil {
+		return err
+	}
+	var err error
+	if f.addr, err = withPort(f.addr, f.port); err != nil {
 		return err
 	}
 	var level slog.Level
