@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -174,20 +173,11 @@ func TestServerRun(t *testing.T) {
 	go func() {
 		exit <- run(ctx, []string{"server", "run", "--port", strconv.Itoa(port), "--data-dir", t.TempDir(), "--log-level", "error"}, io.Discard, io.Discard)
 	}()
-	url := fmt.Sprintf("http://127.0.0.1:%d/readyz", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	for deadline := time.Now().Add(10 * time.Second); !probeReady(ctx, base); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("server run --port %d not ready: %v", port, err)
+			t.Fatalf("server run --port %d not ready", port)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	cancel()
 	select {
