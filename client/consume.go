@@ -44,6 +44,7 @@ type ConsumeOptions struct {
 	// (default 30s), each with random jitter so that many consumers do
 	// not retry in lockstep.
 	MinBackoff time.Duration
+	// MaxBackoff caps the wait between retries (default 30s).
 	MaxBackoff time.Duration
 	// MaxFailures ends Consume with the last error after this many
 	// failures in a row without progress (default 0: retry until the

@@ -88,6 +88,9 @@ func TestStreamCountAndJSONL(t *testing.T) {
 	if lines := jsonlLines(t, out); code != exitOK || len(lines) != 1 || string(lines[0].Data) != `"line one\n"` {
 		t.Errorf("tail of text --jsonl: %d %q", code, out)
 	}
+	if code, out, _ := ds(t, "", "stream", "tail", "f/t", "-n", "1", "--output", "raw"); code != exitOK || out != "line one\n" {
+		t.Errorf("tail of text --output raw: %d %q", code, out)
+	}
 	// An interrupted subscribe exits 130, as tail does.
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
