@@ -171,7 +171,11 @@ func TestConsumeStops(t *testing.T) {
 	store = &MemoryOffsetStore{}
 	var seen []string
 	go func() {
-		time.Sleep(30 * time.Millisecond)
+		// Append once the consumer has resolved "now" (and committed it),
+		// so that the message comes after it.
+		for off, _, _ := store.Load(ctx); off == "" && ctx.Err() == nil; off, _, _ = store.Load(ctx) {
+			time.Sleep(time.Millisecond)
+		}
 		f.mu.Lock()
 		f.msgs = append(f.msgs, "6")
 		f.mu.Unlock()
