@@ -65,20 +65,22 @@ func TestStreamCountAndJSONL(t *testing.T) {
 		t.Errorf("tail -n 2 --jsonl: %d %q", code, out)
 	}
 
-	// subscribe starts at the tail: it sees only what comes later.
+	// subscribe starts at the tail: it sees only what comes later. It
+	// connects at some moment during the appends: whatever it prints are
+	// two consecutive values of them.
 	done := make(chan struct{})
 	var sout, serr string
 	go func() {
 		defer close(done)
 		code, sout, serr = ds(t, "", "stream", "subscribe", "f/j", "-n", "2", "--output", "jsonl")
 	}()
-	time.Sleep(300 * time.Millisecond) // let it connect; a later append is seen either way
-	ds(t, "", "stream", "append", "f/j", "-e", "6")
-	ds(t, "", "stream", "append", "f/j", "-e", "7", "-e", "8")
-	<-done
+	appendUntil(t, done, "f/j", 6)
 	lines = jsonlLines(t, sout)
-	if code != exitOK || len(lines) != 2 || string(lines[0].Data) != "6" || string(lines[1].Data) != "7" || !strings.Contains(serr, "1 more messages") {
-		t.Errorf("subscribe -n 2: %d %q %q", code, sout, serr)
+	if code != exitOK || len(lines) != 2 || !strings.Contains(serr, "next offset: ") {
+		t.Fatalf("subscribe -n 2: %d %q %q", code, sout, serr)
+	}
+	if a, err1 := strconv.Atoi(string(lines[0].Data)); err1 != nil || a < 6 || string(lines[1].Data) != strconv.Itoa(a+1) {
+		t.Errorf("subscribe -n 2 printed %q, want two consecutive values appended after it started", sout)
 	}
 
 	// Text streams: chunks, with their text as a JSON string.
@@ -190,5 +192,21 @@ func TestServerRun(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("server run did not stop")
+	}
+}
+
+// appendUntil appends the JSON numbers from, from+1, ... to path, one per
+// append, until done is closed.
+func appendUntil(t *testing.T, done <-chan struct{}, path string, from int) {
+	t.Helper()
+	for i := from; ; i++ {
+		if code, _, errs := ds(t, "", "stream", "append", path, "-e", strconv.Itoa(i)); code != exitOK {
+			t.Fatalf("append %d: %d %s", i, code, errs)
+		}
+		select {
+		case <-done:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
