@@ -65,6 +65,10 @@ type Options struct {
 	// Hooks are the embedding application's append callbacks (see
 	// package hooks); lifecycle hooks are run by package server.
 	Hooks hooks.Hooks
+	// ReadOnlyStream, if set, is the path of a stream only the server
+	// writes (the registry stream): clients may read it, but appends,
+	// closes, PUTs with data and DELETE get 403 READ_ONLY_STREAM.
+	ReadOnlyStream string
 	// Catalog serves the stream listing at ListRoute (nil: not served).
 	Catalog *catalog.Catalog
 	// Faults, if set, injects test faults and serves faults.ControlPath;

@@ -229,7 +229,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Admin:           adm,
 		Auth:            authn,
 		RateLimit:       limiter,
-		Hooks:           apiHooks(cfg.Hooks, cfg.RegistryStream),
+		Hooks:           hooks.Hooks{BeforeAppend: cfg.Hooks.BeforeAppend, AfterAppend: cfg.Hooks.AfterAppend},
+		ReadOnlyStream:  cfg.RegistryStream,
 		Catalog:         cat,
 		Faults:          cfg.Faults,
 	})
