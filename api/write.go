@@ -26,10 +26,7 @@ func (a *API) readBody(c echo.Context) ([]byte, error) {
 	}
 	body, err := readAll(http.MaxBytesReader(c.Response(), r.Body, a.opt.MaxAppendBytes), r.ContentLength)
 	if err != nil {
-		if _, ok := err.(*http.MaxBytesError); ok {
-			return nil, err
-		}
-		return nil, badRequest("could not read request body")
+		return nil, bodyReadError(err)
 	}
 	return body, nil
 }

@@ -157,9 +157,20 @@ func (l *Limiter) Len() int {
 }
 
 // ClientIP returns the address of the client of r: its remote address,
-// or with TrustProxyHeaders the last X-Forwarded-For entry.
+// or with TrustProxyHeaders the last X-Forwarded-For entry (see
+// ClientAddr).
 func (l *Limiter) ClientIP(r *http.Request) string {
-	if l != nil && l.cfg.TrustProxyHeaders {
+	return ClientAddr(r, l != nil && l.cfg.TrustProxyHeaders)
+}
+
+// ClientAddr returns the address of the client of r. It is the one rule
+// for every per-client bound (rate limits, request byte budgets): the
+// peer's IP address, or, when trustProxy says every request comes through
+// a proxy that appends the address it saw to X-Forwarded-For, the last
+// entry of that header. Entries before the last were written by the
+// client or earlier hops and prove nothing.
+func ClientAddr(r *http.Request, trustProxy bool) string {
+	if trustProxy {
 		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
 			last := xff[len(xff)-1]
 			if i := strings.LastIndexByte(last, ','); i >= 0 {

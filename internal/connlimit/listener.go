@@ -1,0 +1,152 @@
+package connlimit
+
+import (
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ListenerConfig bounds the connections a Listener keeps open.
+type ListenerConfig struct {
+	// MaxConns bounds open connections in total; <= 0: unbounded.
+	MaxConns int
+	// MaxConnsPerClient bounds open connections per peer IP address;
+	// <= 0: unbounded.
+	MaxConnsPerClient int
+	// BehindProxy says every peer is a trusted proxy (the client address
+	// is then in X-Forwarded-For): one proxy connection carries many
+	// clients, so MaxConnsPerClient is not applied; the per-client byte
+	// budget, which sees the forwarded address, still is.
+	BehindProxy bool
+}
+
+// refuseTimeout bounds writing a refusal and waiting for the peer to read
+// it; maxRefusing bounds the refusals under way, beyond which connections
+// are closed without a word (a flood must not turn into goroutines).
+const (
+	refuseTimeout = time.Second
+	maxRefusing   = 64
+)
+
+// Listener wraps a net.Listener, refusing connections past its bounds:
+// such a connection gets a complete HTTP/1.1 503 (total bound) or 429
+// (per-client bound) with Retry-After and is closed; Accept moves on to
+// the next one. Connections it returns count until they are closed.
+type Listener struct {
+	net.Listener
+	conns     *counter
+	perClient bool
+	refusing  atomic.Int64
+	refused   atomic.Int64
+}
+
+// NewListener wraps ln; with no bound set it returns ln itself.
+func NewListener(ln net.Listener, cfg ListenerConfig) net.Listener {
+	perClient := int64(cfg.MaxConnsPerClient)
+	if cfg.BehindProxy {
+		perClient = 0
+	}
+	if cfg.MaxConns <= 0 && perClient <= 0 {
+		return ln
+	}
+	return &Listener{Listener: ln, conns: newCounter(int64(cfg.MaxConns), perClient), perClient: perClient > 0}
+}
+
+// Accept returns the next connection within the bounds.
+func (l *Listener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		key := ""
+		if l.perClient {
+			key = peerIP(c.RemoteAddr())
+		}
+		switch err := l.conns.acquire(key, 1); err {
+		case nil:
+			return &conn{Conn: c, l: l, key: key}, nil
+		case ErrBusy:
+			l.refuse(c, "503 Service Unavailable", "SERVER_BUSY", "the server holds as many connections as it allows; retry shortly")
+		default:
+			l.refuse(c, "429 Too Many Requests", "TOO_MANY_CONNECTIONS", "this client holds as many connections as the server allows per client; retry shortly")
+		}
+	}
+}
+
+// Open returns the number of connections open through l.
+func (l *Listener) Open() int64 {
+	total, _ := l.conns.inUse("")
+	return total
+}
+
+// Refused returns the number of connections refused so far.
+func (l *Listener) Refused() int64 { return l.refused.Load() }
+
+// refuse answers c with a canned HTTP response and closes it, off the
+// accept loop.
+func (l *Listener) refuse(c net.Conn, status, code, msg string) {
+	l.refused.Add(1)
+	if l.refusing.Add(1) > maxRefusing {
+		l.refusing.Add(-1)
+		c.Close()
+		return
+	}
+	go func() {
+		defer l.refusing.Add(-1)
+		defer c.Close()
+		body := `{"error":"` + code + `","message":"` + msg + `"}` + "\n"
+		c.SetDeadline(time.Now().Add(refuseTimeout))
+		_, err := io.WriteString(c, "HTTP/1.1 "+status+"\r\nContent-Type: application/json\r\nRetry-After: "+RetryAfter+
+			"\r\nCache-Control: no-store\r\nConnection: close\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
+		if err != nil {
+			return
+		}
+		// Closing with the request unread would make the kernel send a
+		// reset, which can destroy the response before the client reads
+		// it; shut the write side and drain instead until the client
+		// hangs up or the deadline passes.
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+	}()
+}
+
+// conn is an accepted connection, released from the count once closed.
+type conn struct {
+	net.Conn
+	l    *Listener
+	key  string
+	once sync.Once
+}
+
+func (c *conn) Close() error {
+	c.once.Do(func() { c.l.conns.release(c.key, 1) })
+	return c.Conn.Close()
+}
+
+// CloseWrite shuts the write side down when the connection supports it,
+// as net/http does before closing a connection it answered with
+// Connection: close.
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// peerIP is the IP address of a remote address, without the port.
+func peerIP(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
