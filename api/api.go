@@ -77,9 +77,9 @@ type Options struct {
 	// BodyBudget bounds the request body bytes received at once, in total
 	// and per client address (nil: unbounded).
 	BodyBudget *connlimit.Budget
-	// TrustProxyHeaders takes client addresses from X-Forwarded-For (see
-	// ratelimit.ClientAddr) for the per-client body budget.
-	TrustProxyHeaders bool
+	// Proxies are the trusted proxies whose X-Forwarded-For names the
+	// client of the per-client body budget (see ratelimit.ClientAddr).
+	Proxies ratelimit.Proxies
 	// ReadOnlyStream, if set, is the path of a stream only the server
 	// writes (the registry stream): clients may read it, but appends,
 	// closes, PUTs with data and DELETE get 403 READ_ONLY_STREAM.

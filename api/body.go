@@ -152,7 +152,7 @@ func (a *API) guardBody(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		b := &guardedBody{body: r.Body, budget: a.opt.BodyBudget, rate: a.opt.BodyMinRate,
-			client: ratelimit.ClientAddr(r, a.opt.TrustProxyHeaders)}
+			client: ratelimit.ClientAddr(r, a.opt.Proxies)}
 		if b.budget != nil && r.ContentLength > 0 && r.ContentLength <= a.opt.MaxAppendBytes {
 			if err := b.budget.Acquire(b.client, r.ContentLength); err != nil {
 				return budgetError(err)

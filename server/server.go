@@ -118,9 +118,9 @@ type Limits struct {
 	BodyReadGrace time.Duration
 	// MaxConns and MaxConnsPerClient bound open connections in total and
 	// per client IP address (503 and 429 with Retry-After past them).
-	// Behind trusted proxies (RateLimit.TrustProxyHeaders) the per-client
-	// connection bound is not applied: a proxy connection carries many
-	// clients.
+	// Trusted proxies (RateLimit.TrustProxyHeaders, TrustedProxies) are
+	// exempt from the per-client connection bound: a proxy connection
+	// carries many clients.
 	MaxConns          int
 	MaxConnsPerClient int
 	// MaxBodyBytes and MaxBodyBytesPerClient bound the request body bytes
@@ -136,7 +136,7 @@ var DefaultLimits = Limits{
 	ConnIdleTimeout:       2 * time.Minute,
 	BodyMinRate:           api.DefaultBodyMinRate,
 	BodyReadGrace:         api.DefaultBodyReadGrace,
-	MaxConns:              8192,
+	MaxConns:              16384,
 	MaxConnsPerClient:     512,
 	MaxBodyBytes:          256 << 20,
 	MaxBodyBytesPerClient: 64 << 20,
@@ -311,7 +311,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		BodyMinRate:       cfg.Limits.BodyMinRate,
 		BodyReadGrace:     cfg.Limits.BodyReadGrace,
 		BodyBudget:        connlimit.NewBudget(cfg.Limits.MaxBodyBytes, cfg.Limits.MaxBodyBytesPerClient),
-		TrustProxyHeaders: cfg.RateLimit.TrustProxyHeaders,
+		Proxies:           cfg.RateLimit.Proxies(),
 		Catalog:           cat,
 		Faults:            cfg.Faults,
 	})
@@ -353,7 +353,7 @@ func (s *Server) HTTPServer() *http.Server {
 // Listener wraps ln with the connection bounds of Config.Limits.
 func (s *Server) Listener(ln net.Listener) net.Listener {
 	return connlimit.NewListener(ln, connlimit.ListenerConfig{MaxConns: s.cfg.Limits.MaxConns,
-		MaxConnsPerClient: s.cfg.Limits.MaxConnsPerClient, BehindProxy: s.cfg.RateLimit.TrustProxyHeaders})
+		MaxConnsPerClient: s.cfg.Limits.MaxConnsPerClient, Exempt: s.cfg.RateLimit.Proxies().Trusted})
 }
 
 // Rotator exposes the segment uploader (for tests and tools).

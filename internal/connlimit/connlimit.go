@@ -28,7 +28,8 @@ const RetryAfterSeconds = 1
 // RetryAfter is RetryAfterSeconds as a header value.
 var RetryAfter = strconv.Itoa(RetryAfterSeconds)
 
-// counter counts units in use in total and per key, within bounds.
+// counter counts units in use in total and per key, within bounds; the
+// key "" is bounded by the total only.
 //
 // Invariant: total is the sum of perKey's values, and perKey holds no
 // zero entries.
@@ -55,7 +56,7 @@ func (c *counter) acquire(key string, n int64) error {
 	if c.max > 0 && c.total > 0 && c.total+n > c.max {
 		return ErrBusy
 	}
-	if c.maxPerKey > 0 && held > 0 && held+n > c.maxPerKey {
+	if c.maxPerKey > 0 && key != "" && held > 0 && held+n > c.maxPerKey {
 		return ErrClientBusy
 	}
 	c.total += n

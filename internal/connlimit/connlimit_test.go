@@ -99,7 +99,10 @@ func TestListener(t *testing.T) {
 	}{
 		{"total", ListenerConfig{MaxConns: 3}, http.StatusServiceUnavailable, "SERVER_BUSY"},
 		{"per client", ListenerConfig{MaxConns: 10, MaxConnsPerClient: 3}, http.StatusTooManyRequests, "TOO_MANY_CONNECTIONS"},
-		{"per client behind a proxy is off", ListenerConfig{MaxConns: 4, MaxConnsPerClient: 3, BehindProxy: true}, http.StatusOK, ""},
+		{"trusted proxies are exempt from the per-client bound", ListenerConfig{MaxConns: 4, MaxConnsPerClient: 3,
+			Exempt: func(ip string) bool { return ip == "127.0.0.1" }}, http.StatusOK, ""},
+		{"others are not", ListenerConfig{MaxConns: 10, MaxConnsPerClient: 3,
+			Exempt: func(ip string) bool { return ip == "10.0.0.1" }}, http.StatusTooManyRequests, "TOO_MANY_CONNECTIONS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/streamtier/durable-streams/auth/ratelimit"
 )
 
 // ListenerConfig bounds the connections a Listener keeps open.
@@ -16,11 +18,11 @@ type ListenerConfig struct {
 	// MaxConnsPerClient bounds open connections per peer IP address;
 	// <= 0: unbounded.
 	MaxConnsPerClient int
-	// BehindProxy says every peer is a trusted proxy (the client address
-	// is then in X-Forwarded-For): one proxy connection carries many
-	// clients, so MaxConnsPerClient is not applied; the per-client byte
-	// budget, which sees the forwarded address, still is.
-	BehindProxy bool
+	// Exempt, if set, reports the peer IP addresses MaxConnsPerClient does
+	// not apply to: trusted proxies, whose connections carry many clients
+	// (the per-client byte budget, which sees the forwarded address, still
+	// applies to those).
+	Exempt func(ip string) bool
 }
 
 // refuseTimeout bounds writing a refusal and waiting for the peer to read
@@ -39,20 +41,18 @@ type Listener struct {
 	net.Listener
 	conns     *counter
 	perClient bool
+	exempt    func(ip string) bool
 	refusing  atomic.Int64
 	refused   atomic.Int64
 }
 
 // NewListener wraps ln; with no bound set it returns ln itself.
 func NewListener(ln net.Listener, cfg ListenerConfig) net.Listener {
-	perClient := int64(cfg.MaxConnsPerClient)
-	if cfg.BehindProxy {
-		perClient = 0
-	}
-	if cfg.MaxConns <= 0 && perClient <= 0 {
+	if cfg.MaxConns <= 0 && cfg.MaxConnsPerClient <= 0 {
 		return ln
 	}
-	return &Listener{Listener: ln, conns: newCounter(int64(cfg.MaxConns), perClient), perClient: perClient > 0}
+	return &Listener{Listener: ln, conns: newCounter(int64(cfg.MaxConns), int64(cfg.MaxConnsPerClient)),
+		perClient: cfg.MaxConnsPerClient > 0, exempt: cfg.Exempt}
 }
 
 // Accept returns the next connection within the bounds.
@@ -62,9 +62,12 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Exempt peers share the key "", which only the total bounds.
 		key := ""
 		if l.perClient {
-			key = peerIP(c.RemoteAddr())
+			if ip := ratelimit.PeerIP(c.RemoteAddr().String()); l.exempt == nil || !l.exempt(ip) {
+				key = ip
+			}
 		}
 		switch err := l.conns.acquire(key, 1); err {
 		case nil:
@@ -137,16 +140,4 @@ func (c *conn) CloseWrite() error {
 		return cw.CloseWrite()
 	}
 	return nil
-}
-
-// peerIP is the IP address of a remote address, without the port.
-func peerIP(a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
-	}
-	host, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	return host
 }
