@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,15 +93,23 @@ func scrapeMetrics(t *testing.T, client *http.Client, base string) map[string]fl
 	return out
 }
 
-// closedBy waits until the server closes c (EOF or reset, after any
-// response), or until the deadline; it reports whether it did.
-func closedBy(c net.Conn, deadline time.Time) bool {
-	c.SetReadDeadline(deadline)
-	_, err := io.Copy(io.Discard, c)
-	if ne, ok := err.(net.Error); ok && ne.Timeout() {
-		return false
+// stillOpen waits until the server has closed each of conns (EOF or
+// reset, after any response) or the deadline has passed, and returns how
+// many it had not closed by then.
+func stillOpen(conns []net.Conn, deadline time.Time) int {
+	var wg sync.WaitGroup
+	var open atomic.Int64
+	for _, c := range conns {
+		wg.Go(func() {
+			c.SetReadDeadline(deadline)
+			_, err := io.Copy(io.Discard, c)
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				open.Add(1)
+			}
+		})
 	}
-	return true
+	wg.Wait()
+	return int(open.Load())
 }
 
 // TestSlowClientsHeapAndTimeouts is the outside test's slow-client attack
@@ -136,20 +145,7 @@ func TestSlowClientsHeapAndTimeouts(t *testing.T) {
 	}
 
 	// Each gets a 408 and is closed once the grace period has passed.
-	limit := start.Add(slowGrace + 3*time.Second)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	open := 0
-	for _, c := range held {
-		wg.Go(func() {
-			if !closedBy(c, limit) {
-				mu.Lock()
-				open++
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	open := stillOpen(held, start.Add(slowGrace+3*time.Second))
 	t.Logf("closed after %v: %d of %d (grace %v)", time.Since(start).Round(10*time.Millisecond), conns-open, conns, slowGrace)
 	if open > 0 {
 		t.Errorf("%d of %d slow connections still open %v after they started (grace %v)", open, conns, slowGrace+3*time.Second, slowGrace)
@@ -194,20 +190,7 @@ func TestIdleKeepAliveConnectionsClosed(t *testing.T) {
 		t.Errorf("%v open fds with %d idle connections, want about %v (the test counts wrong)", during.fds, conns, before.fds+conns)
 	}
 
-	limit := idleSince.Add(idleAfter + 3*time.Second)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	open := 0
-	for _, c := range held {
-		wg.Go(func() {
-			if !closedBy(c, limit) {
-				mu.Lock()
-				open++
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	open := stillOpen(held, idleSince.Add(idleAfter+3*time.Second))
 	t.Logf("closed after %v idle: %d of %d (idle timeout %v)", time.Since(idleSince).Round(10*time.Millisecond), conns-open, conns, idleAfter)
 	if open > 0 {
 		t.Errorf("%d of %d idle connections still open %v after their request (idle timeout %v)", open, conns, idleAfter+3*time.Second, idleAfter)
