@@ -93,6 +93,21 @@ func scrapeMetrics(t *testing.T, client *http.Client, base string) map[string]fl
 	return out
 }
 
+// dialSend opens a connection to addr, closed when the test ends, and
+// writes request to it.
+func dialSend(t *testing.T, addr, request string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, request); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // stillOpen waits until the server has closed each of conns (EOF or
 // reset, after any response) or the deadline has passed, and returns how
 // many it had not closed by then.
@@ -126,14 +141,9 @@ func TestSlowClientsHeapAndTimeouts(t *testing.T) {
 	start := time.Now()
 	var held []net.Conn
 	for range conns {
-		c, err := net.Dial("tcp", srv.Addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\nx",
-			StreamPrefix+"slow", srv.Addr, 8<<20)
-		held = append(held, c)
+		held = append(held, dialSend(t, srv.Addr, fmt.Sprintf(
+			"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\nx",
+			StreamPrefix+"slow", srv.Addr, 8<<20)))
 	}
 	time.Sleep(slowGrace / 4) // every request is in its handler, reading
 	during := figures(t, srv, debugURL)
@@ -164,12 +174,7 @@ func TestIdleKeepAliveConnectionsClosed(t *testing.T) {
 	const conns = 300
 	var held []net.Conn
 	for range conns {
-		c, err := net.Dial("tcp", srv.Addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", srv.Addr)
+		c := dialSend(t, srv.Addr, "GET /healthz HTTP/1.1\r\nHost: "+srv.Addr+"\r\n\r\n")
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil {
