@@ -184,6 +184,8 @@ type Server struct {
 	api     *api.API
 	lc      *lifecycle
 	metrics *metrics.Metrics
+	conns   *connlimit.Conns  // nil without connection bounds
+	budget  *connlimit.Budget // nil without body byte bounds
 }
 
 // New opens the data directory (creating it) and starts the server's
@@ -291,29 +293,32 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("server: %w", err)
 		}
 	}
-	s := &Server{cfg: cfg, catalog: cat, store: store, rot: rot, reg: reg, admin: adm, metrics: metrics.New(), lc: lc}
+	s := &Server{cfg: cfg, catalog: cat, store: store, rot: rot, reg: reg, admin: adm, metrics: metrics.New(), lc: lc,
+		conns: connlimit.NewConns(connlimit.ConnsConfig{MaxConns: cfg.Limits.MaxConns,
+			MaxConnsPerClient: cfg.Limits.MaxConnsPerClient, Exempt: cfg.RateLimit.Proxies().Trusted}),
+		budget: connlimit.NewBudget(cfg.Limits.MaxBodyBytes, cfg.Limits.MaxBodyBytesPerClient)}
 	s.api = api.New(api.Options{
-		Registry:          reg,
-		Logger:            cfg.Logger,
-		LongPollTimeout:   cfg.LongPollTimeout,
-		SSEMaxDuration:    cfg.SSEMaxDuration,
-		MaxAppendBytes:    cfg.MaxAppendBytes,
-		MaxReadChunk:      cfg.MaxReadChunk,
-		CacheMode:         cfg.CacheMode,
-		EdgeSecret:        cfg.EdgeSecret,
-		Health:            s.healthChecks(),
-		Metrics:           s.metrics,
-		Admin:             adm,
-		Auth:              authn,
-		RateLimit:         limiter,
-		Hooks:             hooks.Hooks{BeforeAppend: cfg.Hooks.BeforeAppend, AfterAppend: cfg.Hooks.AfterAppend},
-		ReadOnlyStream:    cfg.RegistryStream,
-		BodyMinRate:       cfg.Limits.BodyMinRate,
-		BodyReadGrace:     cfg.Limits.BodyReadGrace,
-		BodyBudget:        connlimit.NewBudget(cfg.Limits.MaxBodyBytes, cfg.Limits.MaxBodyBytesPerClient),
-		Proxies:           cfg.RateLimit.Proxies(),
-		Catalog:           cat,
-		Faults:            cfg.Faults,
+		Registry:        reg,
+		Logger:          cfg.Logger,
+		LongPollTimeout: cfg.LongPollTimeout,
+		SSEMaxDuration:  cfg.SSEMaxDuration,
+		MaxAppendBytes:  cfg.MaxAppendBytes,
+		MaxReadChunk:    cfg.MaxReadChunk,
+		CacheMode:       cfg.CacheMode,
+		EdgeSecret:      cfg.EdgeSecret,
+		Health:          s.healthChecks(),
+		Metrics:         s.metrics,
+		Admin:           adm,
+		Auth:            authn,
+		RateLimit:       limiter,
+		Hooks:           hooks.Hooks{BeforeAppend: cfg.Hooks.BeforeAppend, AfterAppend: cfg.Hooks.AfterAppend},
+		ReadOnlyStream:  cfg.RegistryStream,
+		BodyMinRate:     cfg.Limits.BodyMinRate,
+		BodyReadGrace:   cfg.Limits.BodyReadGrace,
+		BodyBudget:      s.budget,
+		Proxies:         cfg.RateLimit.Proxies(),
+		Catalog:         cat,
+		Faults:          cfg.Faults,
 	})
 	if err := s.metrics.Watch(metrics.Sources{
 		Streams:  reg,
@@ -324,6 +329,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 				LiveWaiters: st.LiveWaiters, KeptReads: int64(st.KeptReads), KeptReadBytes: st.KeptReadBytes}
 		},
 		HotDir: filepath.Join(cfg.DataDir, "streams"),
+		Limits: func() metrics.LimitStats {
+			total, _ := s.budget.InUse("")
+			return metrics.LimitStats{OpenConns: s.conns.Open(), RefusedConns: s.conns.Refused(), BodyBytesInFlight: total}
+		},
 	}); err != nil {
 		s.Close(ctx)
 		return nil, fmt.Errorf("server: %w", err)
@@ -350,11 +359,10 @@ func (s *Server) HTTPServer() *http.Server {
 	}
 }
 
-// Listener wraps ln with the connection bounds of Config.Limits.
-func (s *Server) Listener(ln net.Listener) net.Listener {
-	return connlimit.NewListener(ln, connlimit.ListenerConfig{MaxConns: s.cfg.Limits.MaxConns,
-		MaxConnsPerClient: s.cfg.Limits.MaxConnsPerClient, Exempt: s.cfg.RateLimit.Proxies().Trusted})
-}
+// Listener wraps ln with the connection bounds of Config.Limits. The
+// bounds are the server's: connections of every listener it wrapped
+// count against them together.
+func (s *Server) Listener(ln net.Listener) net.Listener { return s.conns.Listen(ln) }
 
 // Rotator exposes the segment uploader (for tests and tools).
 func (s *Server) Rotator() *rotation.Rotator { return s.rot }

@@ -93,15 +93,15 @@ func dialHTTP(t *testing.T, addr string) (net.Conn, *http.Response) {
 func TestListener(t *testing.T) {
 	tests := []struct {
 		name   string
-		cfg    ListenerConfig
+		cfg    ConnsConfig
 		status int // of the connection past the bound
 		code   string
 	}{
-		{"total", ListenerConfig{MaxConns: 3}, http.StatusServiceUnavailable, "SERVER_BUSY"},
-		{"per client", ListenerConfig{MaxConns: 10, MaxConnsPerClient: 3}, http.StatusTooManyRequests, "TOO_MANY_CONNECTIONS"},
-		{"trusted proxies are exempt from the per-client bound", ListenerConfig{MaxConns: 4, MaxConnsPerClient: 3,
+		{"total", ConnsConfig{MaxConns: 3}, http.StatusServiceUnavailable, "SERVER_BUSY"},
+		{"per client", ConnsConfig{MaxConns: 10, MaxConnsPerClient: 3}, http.StatusTooManyRequests, "TOO_MANY_CONNECTIONS"},
+		{"trusted proxies are exempt from the per-client bound", ConnsConfig{MaxConns: 4, MaxConnsPerClient: 3,
 			Exempt: func(ip string) bool { return ip == "127.0.0.1" }}, http.StatusOK, ""},
-		{"others are not", ListenerConfig{MaxConns: 10, MaxConnsPerClient: 3,
+		{"others are not", ConnsConfig{MaxConns: 10, MaxConnsPerClient: 3,
 			Exempt: func(ip string) bool { return ip == "10.0.0.1" }}, http.StatusTooManyRequests, "TOO_MANY_CONNECTIONS"},
 	}
 	for _, tt := range tests {
@@ -110,8 +110,8 @@ func TestListener(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			l := NewListener(ln, tt.cfg).(*Listener)
-			serveHTTP(t, l)
+			l := NewConns(tt.cfg)
+			serveHTTP(t, l.Listen(ln))
 			var held []net.Conn
 			for range 3 {
 				c, resp := dialHTTP(t, ln.Addr().String())
@@ -153,8 +153,8 @@ func TestListenerRefusalFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := NewListener(ln, ListenerConfig{MaxConns: 1}).(*Listener)
-	serveHTTP(t, l)
+	l := NewConns(ConnsConfig{MaxConns: 1})
+	serveHTTP(t, l.Listen(ln))
 	first, _ := dialHTTP(t, ln.Addr().String())
 	var wg sync.WaitGroup
 	for range 2 * maxRefusing {

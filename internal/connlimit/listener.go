@@ -11,8 +11,8 @@ import (
 	"github.com/streamtier/durable-streams/auth/ratelimit"
 )
 
-// ListenerConfig bounds the connections a Listener keeps open.
-type ListenerConfig struct {
+// ConnsConfig bounds the connections of the listeners of a Conns.
+type ConnsConfig struct {
 	// MaxConns bounds open connections in total; <= 0: unbounded.
 	MaxConns int
 	// MaxConnsPerClient bounds open connections per peer IP address;
@@ -33,12 +33,9 @@ const (
 	maxRefusing   = 64
 )
 
-// Listener wraps a net.Listener, refusing connections past its bounds:
-// such a connection gets a complete HTTP/1.1 503 (total bound) or 429
-// (per-client bound) with Retry-After and is closed; Accept moves on to
-// the next one. Connections it returns count until they are closed.
-type Listener struct {
-	net.Listener
+// Conns counts the open connections of its listeners (see Listen)
+// against one set of bounds. A nil *Conns bounds nothing.
+type Conns struct {
 	conns     *counter
 	perClient bool
 	exempt    func(ip string) bool
@@ -46,19 +43,55 @@ type Listener struct {
 	refused   atomic.Int64
 }
 
-// NewListener wraps ln; with no bound set it returns ln itself.
-func NewListener(ln net.Listener, cfg ListenerConfig) net.Listener {
+// NewConns returns the bounds of cfg, or nil when it sets none.
+func NewConns(cfg ConnsConfig) *Conns {
 	if cfg.MaxConns <= 0 && cfg.MaxConnsPerClient <= 0 {
-		return ln
+		return nil
 	}
-	return &Listener{Listener: ln, conns: newCounter(int64(cfg.MaxConns), int64(cfg.MaxConnsPerClient)),
+	return &Conns{conns: newCounter(int64(cfg.MaxConns), int64(cfg.MaxConnsPerClient)),
 		perClient: cfg.MaxConnsPerClient > 0, exempt: cfg.Exempt}
 }
 
+// Listen wraps ln so that its connections count against c's bounds; a
+// nil c returns ln itself.
+func (c *Conns) Listen(ln net.Listener) net.Listener {
+	if c == nil {
+		return ln
+	}
+	return &Listener{Listener: ln, conns: c}
+}
+
+// Open returns the number of connections open through c's listeners.
+func (c *Conns) Open() int64 {
+	if c == nil {
+		return 0
+	}
+	total, _ := c.conns.inUse("")
+	return total
+}
+
+// Refused returns the number of connections refused so far.
+func (c *Conns) Refused() int64 {
+	if c == nil {
+		return 0
+	}
+	return c.refused.Load()
+}
+
+// Listener wraps a net.Listener, refusing connections past its Conns'
+// bounds: such a connection gets a complete HTTP/1.1 503 (total bound) or
+// 429 (per-client bound) with Retry-After and is closed; Accept moves on
+// to the next one. Connections it returns count until they are closed.
+type Listener struct {
+	net.Listener
+	conns *Conns
+}
+
 // Accept returns the next connection within the bounds.
-func (l *Listener) Accept() (net.Conn, error) {
+func (ln *Listener) Accept() (net.Conn, error) {
+	l := ln.conns
 	for {
-		c, err := l.Listener.Accept()
+		c, err := ln.Listener.Accept()
 		if err != nil {
 			return nil, err
 		}
@@ -80,18 +113,9 @@ func (l *Listener) Accept() (net.Conn, error) {
 	}
 }
 
-// Open returns the number of connections open through l.
-func (l *Listener) Open() int64 {
-	total, _ := l.conns.inUse("")
-	return total
-}
-
-// Refused returns the number of connections refused so far.
-func (l *Listener) Refused() int64 { return l.refused.Load() }
-
 // refuse answers c with a canned HTTP response and closes it, off the
 // accept loop.
-func (l *Listener) refuse(c net.Conn, status, code, msg string) {
+func (l *Conns) refuse(c net.Conn, status, code, msg string) {
 	l.refused.Add(1)
 	if l.refusing.Add(1) > maxRefusing {
 		l.refusing.Add(-1)
@@ -122,7 +146,7 @@ func (l *Listener) refuse(c net.Conn, status, code, msg string) {
 // conn is an accepted connection, released from the count once closed.
 type conn struct {
 	net.Conn
-	l    *Listener
+	l    *Conns
 	key  string
 	once sync.Once
 }

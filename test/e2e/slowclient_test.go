@@ -49,10 +49,11 @@ type runtimeFigures struct {
 	heap       float64 // go_memstats_heap_inuse_bytes after a GC
 	goroutines float64 // go_goroutines
 	fds        float64 // process_open_fds
+	conns      float64 // durable_streams_open_connections (0 before it existed)
 }
 
 func (f runtimeFigures) String() string {
-	return fmt.Sprintf("heap in use %.1f MiB, %v goroutines, %v open fds", f.heap/(1<<20), f.goroutines, f.fds)
+	return fmt.Sprintf("heap in use %.1f MiB, %v goroutines, %v open fds, %v open connections", f.heap/(1<<20), f.goroutines, f.fds, f.conns)
 }
 
 // figures collects garbage in the server, then scrapes /metrics. Both
@@ -68,7 +69,8 @@ func figures(t *testing.T, srv *Server, debugURL string) runtimeFigures {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	m := scrapeMetrics(t, client, srv.URL)
-	return runtimeFigures{heap: m["go_memstats_heap_inuse_bytes"], goroutines: m["go_goroutines"], fds: m["process_open_fds"]}
+	return runtimeFigures{heap: m["go_memstats_heap_inuse_bytes"], goroutines: m["go_goroutines"], fds: m["process_open_fds"],
+		conns: m["durable_streams_open_connections"]}
 }
 
 // scrapeMetrics returns the unlabelled and labelled samples of /metrics by
@@ -193,6 +195,9 @@ func TestIdleKeepAliveConnectionsClosed(t *testing.T) {
 	t.Logf("with %d idle connections: %v", conns, during)
 	if during.fds < before.fds+conns-5 {
 		t.Errorf("%v open fds with %d idle connections, want about %v (the test counts wrong)", during.fds, conns, before.fds+conns)
+	}
+	if during.conns < conns {
+		t.Errorf("the server counts %v open connections, want at least %d", during.conns, conns)
 	}
 
 	open := stillOpen(held, idleSince.Add(idleAfter+3*time.Second))
