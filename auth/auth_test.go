@@ -345,8 +345,14 @@ func BenchmarkAuthenticate(b *testing.B) {
 // that no claims type can produce (such as duplicate names).
 func signPayload(t *testing.T, payload string) string {
 	t.Helper()
+	return signWithHeader(t, `{"alg":"HS256","typ":"JWT"}`, payload)
+}
+
+// signWithHeader is signPayload with a hand-written header too.
+func signWithHeader(t *testing.T, header, payload string) string {
+	t.Helper()
 	enc := base64.RawURLEncoding
-	unsigned := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc.EncodeToString([]byte(payload))
+	unsigned := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(payload))
 	sig, err := jwt.SigningMethodHS256.Sign(unsigned, secret)
 	if err != nil {
 		t.Fatal(err)
@@ -392,5 +398,10 @@ func TestJWTDuplicateClaimNames(t *testing.T) {
 				t.Errorf("principal %+v is not anonymous", p)
 			}
 		})
+	}
+	// Header parameters too.
+	tok := signWithHeader(t, `{"alg":"HS256","typ":"JWT","ALG":"none"}`, claims(`,"prefix":"alice/"`))
+	if _, err := a.Authenticate("Bearer " + tok); err == nil || !strings.Contains(err.Error(), "duplicate header parameters") {
+		t.Fatalf("duplicate header parameter: %v", err)
 	}
 }

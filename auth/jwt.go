@@ -66,46 +66,62 @@ func Sign(c Claims, key any) (string, error) {
 
 var errAlg = errors.New("signing algorithm not accepted")
 
-var errClaimNames = errors.New("duplicate claim names (claim names are compared without regard to case)")
+var (
+	errClaimNames  = errors.New("duplicate claim names (claim names are compared without regard to case)")
+	errHeaderNames = errors.New("duplicate header parameters (names are compared without regard to case)")
+)
 
-// uniqueClaimNames checks that no two top-level claims of the compact JWT
-// token have names equal under Unicode case folding, the comparison
-// encoding/json uses when it fills Claims. The signature has been verified,
-// so the payload is the issuer's, but an issuer (or a library) that emits
-// both spellings must not get the wider reading by accident.
+// uniqueClaimNames checks that no two top-level members of the compact
+// JWT token's header, nor of its claims, have names equal under Unicode
+// case folding, the comparison encoding/json uses when it fills Claims.
+// The signature has been verified, so the token is the issuer's, but an
+// issuer (or a library) that emits both spellings must not get the wider
+// reading by accident.
 func uniqueClaimNames(token string) error {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
 		return errClaimNames
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if !uniqueNames(parts[0]) {
+		return errHeaderNames
+	}
+	if !uniqueNames(parts[1]) {
+		return errClaimNames
+	}
+	return nil
+}
+
+// uniqueNames reports whether the base64url-encoded JSON object seg has
+// no two members whose names are equal under strings.EqualFold.
+func uniqueNames(seg string) bool {
+	data, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(seg, "="))
 	if err != nil {
-		return errClaimNames
+		return false
 	}
-	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec := json.NewDecoder(bytes.NewReader(data))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return errClaimNames
+		return false
 	}
-	// A signed payload has few claims; comparing each pair is cheap.
+	// A signed token has few members; comparing each pair is cheap.
 	var seen []string
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return errClaimNames
+			return false
 		}
 		name, _ := tok.(string)
 		for _, k := range seen {
 			if strings.EqualFold(k, name) {
-				return errClaimNames
+				return false
 			}
 		}
 		seen = append(seen, name)
 		var skip json.RawMessage
 		if err := dec.Decode(&skip); err != nil {
-			return errClaimNames
+			return false
 		}
 	}
-	return nil
+	return true
 }
 
 func (a *Authenticator) parseJWT(token string) (Principal, error) {
