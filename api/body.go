@@ -137,9 +137,10 @@ const (
 //     but steady link goes through while a client trickling a byte now
 //     and then is cut off after the grace period (408);
 //   - within Options.BodyBudget for its client address (see
-//     ratelimit.ClientAddr): an announced length is reserved before the
-//     handler runs, a chunked body as it arrives (503 past the total, 429
-//     past the client's share).
+//     ratelimit.ClientAddr): an announced length is reserved when the
+//     handler starts reading (after authentication and validation, so
+//     requests refused anyway never hold any), a chunked body as it
+//     arrives (503 past the total, 429 past the client's share).
 //
 // The deadline is cleared once the body has been read to its end, so
 // that it cannot cut the response or the rest of the request short. A
@@ -153,11 +154,8 @@ func (a *API) guardBody(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		b := &guardedBody{body: r.Body, budget: a.opt.BodyBudget, rate: a.opt.BodyMinRate,
 			client: ratelimit.ClientAddr(r, a.opt.Proxies)}
-		if b.budget != nil && r.ContentLength > 0 && r.ContentLength <= a.opt.MaxAppendBytes {
-			if err := b.budget.Acquire(b.client, r.ContentLength); err != nil {
-				return budgetError(err)
-			}
-			b.reserved = r.ContentLength
+		if r.ContentLength <= a.opt.MaxAppendBytes {
+			b.announced = r.ContentLength // larger ones get 413 unread
 		}
 		defer func() { b.budget.Release(b.client, b.reserved) }()
 		if b.rate > 0 {
@@ -175,10 +173,12 @@ func (a *API) guardBody(next echo.HandlerFunc) echo.HandlerFunc {
 
 // guardedBody is a request body under guardBody's bounds.
 type guardedBody struct {
-	body     io.ReadCloser
-	budget   *connlimit.Budget
-	client   string
-	reserved int64 // bytes held in budget
+	body      io.ReadCloser
+	budget    *connlimit.Budget
+	client    string
+	announced int64 // Content-Length to reserve at the first read; <= 0: none
+	reserved  int64 // bytes held in budget
+	refused   error // the budget's refusal, returned by every later read
 
 	rate     int64 // bytes per second; 0: no deadline
 	rc       *http.ResponseController
@@ -193,6 +193,16 @@ type guardedBody struct {
 const budgetStep = 64 << 10
 
 func (b *guardedBody) Read(p []byte) (int, error) {
+	if b.refused != nil {
+		return 0, b.refused
+	}
+	if b.announced > 0 && b.budget != nil {
+		if err := b.budget.Acquire(b.client, b.announced); err != nil {
+			b.refused = err
+			return 0, err
+		}
+		b.reserved, b.announced = b.announced, 0
+	}
 	if b.rate > 0 {
 		d := b.start.Add(b.grace + time.Duration(float64(b.received)/float64(b.rate)*float64(time.Second)))
 		if d.Sub(b.deadline) >= 10*time.Millisecond {
@@ -205,6 +215,7 @@ func (b *guardedBody) Read(p []byte) (int, error) {
 	if b.budget != nil && b.received > b.reserved {
 		step := max(b.received-b.reserved, budgetStep)
 		if berr := b.budget.Acquire(b.client, step); berr != nil {
+			b.refused = berr
 			return n, berr
 		}
 		b.reserved += step

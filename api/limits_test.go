@@ -159,6 +159,11 @@ func TestBodyByteBudget(t *testing.T) {
 	a := s.startPartial("b", 800, "x", from("10.0.0.1"))
 	time.Sleep(50 * time.Millisecond) // let the server reserve it
 	wantRefused(post("10.0.0.1", 800), http.StatusTooManyRequests, "TOO_MANY_BYTES")
+	// A request refused anyway is refused for its own reason: the budget
+	// is reserved only when the handler reads the body.
+	if r := s.do("POST", "/v1/stream/b", hdr{"Content-Type", "not a type", "X-Forwarded-For", "10.0.0.1"}, strings.Repeat("x", 800)); r.status != http.StatusBadRequest {
+		t.Fatalf("invalid request over the budget: %s, want 400", r)
+	}
 	if r := post("10.0.0.1", 100); r.status != http.StatusNoContent {
 		t.Fatalf("within the client's share: %s", r)
 	}
