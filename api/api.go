@@ -26,6 +26,7 @@ import (
 	"github.com/streamtier/durable-streams/faults"
 	"github.com/streamtier/durable-streams/health"
 	"github.com/streamtier/durable-streams/hooks"
+	"github.com/streamtier/durable-streams/internal/connlimit"
 	"github.com/streamtier/durable-streams/internal/protocol"
 	"github.com/streamtier/durable-streams/internal/requestid"
 	"github.com/streamtier/durable-streams/metrics"
@@ -65,6 +66,24 @@ type Options struct {
 	// Hooks are the embedding application's append callbacks (see
 	// package hooks); lifecycle hooks are run by package server.
 	Hooks hooks.Hooks
+	// BodyMinRate is the average rate, in bytes per second, at which a
+	// request body must arrive once BodyReadGrace has passed; slower
+	// bodies get 408 and their connection is closed. 0 means
+	// DefaultBodyMinRate, negative no minimum.
+	BodyMinRate int64
+	// BodyReadGrace is how long a body may take before BodyMinRate
+	// applies (default DefaultBodyReadGrace).
+	BodyReadGrace time.Duration
+	// BodyBudget bounds the request body bytes received at once, in total
+	// and per client address (nil: unbounded).
+	BodyBudget *connlimit.Budget
+	// Proxies are the trusted proxies whose X-Forwarded-For names the
+	// client of the per-client body budget (see ratelimit.ClientAddr).
+	Proxies ratelimit.Proxies
+	// ReadOnlyStream, if set, is the path of a stream only the server
+	// writes (the registry stream): clients may read it, but appends,
+	// closes, PUTs with data and DELETE get 403 READ_ONLY_STREAM.
+	ReadOnlyStream string
 	// Catalog serves the stream listing at ListRoute (nil: not served).
 	Catalog *catalog.Catalog
 	// Faults, if set, injects test faults and serves faults.ControlPath;
@@ -106,6 +125,12 @@ func New(opt Options) *API {
 	if opt.MaxAppendBytes <= 0 {
 		opt.MaxAppendBytes = 8 << 20
 	}
+	if opt.BodyMinRate == 0 {
+		opt.BodyMinRate = DefaultBodyMinRate
+	}
+	if opt.BodyReadGrace <= 0 {
+		opt.BodyReadGrace = DefaultBodyReadGrace
+	}
 	if opt.MaxReadChunk <= 0 {
 		opt.MaxReadChunk = 1 << 20
 	}
@@ -115,7 +140,7 @@ func New(opt Options) *API {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = a.echoError
 	e.Use(a.observe) // outermost: it sees every answer, errors included
-	e.Use(securityHeaders, cors)
+	e.Use(securityHeaders, cors, a.guardBody)
 	if opt.Auth.Enabled() || opt.RateLimit != nil {
 		e.Use(a.guard)
 	}

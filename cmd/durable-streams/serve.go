@@ -56,8 +56,43 @@ type serveFlags struct {
 	testFaults     bool
 	debugAddr      string
 
+	readHeaderTimeout time.Duration
+	connIdleTimeout   time.Duration
+	bodyMinRate       int64
+	bodyReadGrace     time.Duration
+	maxConns          int64
+	maxConnsPerClient int64
+	maxBodyBytes      int64
+	maxBodyPerClient  int64
+
 	// Command line conveniences (issue 14, item 10).
 	port int // --port: replaces the port of addr; -1 when not given
+}
+
+// limits turns the limit flags into server.Limits; a flag's 0 means off.
+func (f *serveFlags) limits() server.Limits {
+	off := func(v int64) int64 {
+		if v == 0 {
+			return -1
+		}
+		return v
+	}
+	offDur := func(d time.Duration) time.Duration {
+		if d == 0 {
+			return -1
+		}
+		return d
+	}
+	return server.Limits{
+		ReadHeaderTimeout:     offDur(f.readHeaderTimeout),
+		ConnIdleTimeout:       offDur(f.connIdleTimeout),
+		BodyMinRate:           off(f.bodyMinRate),
+		BodyReadGrace:         f.bodyReadGrace,
+		MaxConns:              int(off(f.maxConns)),
+		MaxConnsPerClient:     int(off(f.maxConnsPerClient)),
+		MaxBodyBytes:          off(f.maxBodyBytes),
+		MaxBodyBytesPerClient: off(f.maxBodyPerClient),
+	}
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -93,6 +128,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&f.registryStream, "registry-stream", envOr("DS_REGISTRY_STREAM", ""), "path of a JSON stream the server appends every stream create and delete to, e.g. __registry__; empty: none (DS_REGISTRY_STREAM)")
 	fs.BoolVar(&f.testFaults, "enable-test-faults", envBool("DS_ENABLE_TEST_FAULTS", false), "serve POST/DELETE /_test/inject-error to inject errors into requests; for tests only, never in production (DS_ENABLE_TEST_FAULTS)")
 	fs.StringVar(&f.debugAddr, "debug-addr", envOr("DS_DEBUG_ADDR", ""), "serve Go's pprof profiles under /debug/pprof/ on this separate address, e.g. 127.0.0.1:6060; empty: off (DS_DEBUG_ADDR)")
+	d := server.DefaultLimits
+	fs.DurationVar(&f.readHeaderTimeout, "read-header-timeout", envDuration("DS_READ_HEADER_TIMEOUT", d.ReadHeaderTimeout), "time a client has to send a request's headers; 0 = no limit (DS_READ_HEADER_TIMEOUT)")
+	fs.DurationVar(&f.connIdleTimeout, "conn-idle-timeout", envDuration("DS_CONN_IDLE_TIMEOUT", d.ConnIdleTimeout), "close keep-alive connections idle this long between requests; 0 = never (DS_CONN_IDLE_TIMEOUT)")
+	fs.Int64Var(&f.bodyMinRate, "body-min-rate", envInt("DS_BODY_MIN_RATE", d.BodyMinRate), "bytes per second a request body must average after -body-read-grace, else 408; 0 = no minimum (DS_BODY_MIN_RATE)")
+	fs.DurationVar(&f.bodyReadGrace, "body-read-grace", envDuration("DS_BODY_READ_GRACE", d.BodyReadGrace), "time a request body may take before -body-min-rate applies (DS_BODY_READ_GRACE)")
+	fs.Int64Var(&f.maxConns, "max-conns", envInt("DS_MAX_CONNS", int64(d.MaxConns)), "open connections in total; more get 503; 0 = no limit (DS_MAX_CONNS)")
+	fs.Int64Var(&f.maxConnsPerClient, "max-conns-per-client", envInt("DS_MAX_CONNS_PER_CLIENT", int64(d.MaxConnsPerClient)), "open connections per client IP; more get 429; not applied with -trust-proxy-headers; 0 = no limit (DS_MAX_CONNS_PER_CLIENT)")
+	fs.Int64Var(&f.maxBodyBytes, "max-inflight-body-bytes", envInt("DS_MAX_INFLIGHT_BODY_BYTES", d.MaxBodyBytes), "request body bytes being received at once, in total; more get 503; 0 = no limit (DS_MAX_INFLIGHT_BODY_BYTES)")
+	fs.Int64Var(&f.maxBodyPerClient, "max-inflight-body-bytes-per-client", envInt("DS_MAX_INFLIGHT_BODY_BYTES_PER_CLIENT", d.MaxBodyBytesPerClient), "request body bytes being received at once per client address; more get 429; 0 = no limit (DS_MAX_INFLIGHT_BODY_BYTES_PER_CLIENT)")
 
 	// Command line conveniences.
 	portFlag(fs, &f.port)
@@ -164,6 +208,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		RateLimit:       rateCfg,
 		RegistryStream:  f.registryStream,
 		Faults:          testFaults(f.testFaults, lg),
+		Limits:          f.limits(),
 	})
 	if err != nil {
 		return err
@@ -182,9 +227,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		defer stopDebug()
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := srv.HTTPServer()
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(srv.Listener(ln)) }()
 	lg.Info("serving", "addr", ln.Addr().String(), "data_dir", f.dataDir)
 	warnIfOpen(lg, ln.Addr(), authn.Enabled())
 
