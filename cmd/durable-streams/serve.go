@@ -16,10 +16,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/streamtier/durable-streams/api"
 	"github.com/streamtier/durable-streams/auth"
 	"github.com/streamtier/durable-streams/cache"
 	"github.com/streamtier/durable-streams/coldstore"
 	"github.com/streamtier/durable-streams/faults"
+	"github.com/streamtier/durable-streams/internal/protocol"
 	"github.com/streamtier/durable-streams/rotation"
 	"github.com/streamtier/durable-streams/sequencer"
 	"github.com/streamtier/durable-streams/server"
@@ -55,6 +57,10 @@ type serveFlags struct {
 	registryStream string
 	testFaults     bool
 	debugAddr      string
+
+	corsOrigins    string
+	cursorInterval time.Duration
+	cursorEpoch    string
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -90,6 +96,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&f.registryStream, "registry-stream", envOr("DS_REGISTRY_STREAM", ""), "path of a JSON stream the server appends every stream create and delete to, e.g. __registry__; empty: none (DS_REGISTRY_STREAM)")
 	fs.BoolVar(&f.testFaults, "enable-test-faults", envBool("DS_ENABLE_TEST_FAULTS", false), "serve POST/DELETE /_test/inject-error to inject errors into requests; for tests only, never in production (DS_ENABLE_TEST_FAULTS)")
 	fs.StringVar(&f.debugAddr, "debug-addr", envOr("DS_DEBUG_ADDR", ""), "serve Go's pprof profiles under /debug/pprof/ on this separate address, e.g. 127.0.0.1:6060; empty: off (DS_DEBUG_ADDR)")
+	fs.StringVar(&f.corsOrigins, "cors-origins", envOr("DS_CORS_ORIGINS", "*"), `origins whose web pages may use the server: "*" any, a comma-separated list (https://app.example.com,...), or "off" for no CORS headers (DS_CORS_ORIGINS)`)
+	fs.DurationVar(&f.cursorInterval, "cursor-interval", envDuration("DS_CURSOR_INTERVAL", protocol.DefaultCursorInterval), "length of one Stream-Cursor interval of live reads, 1s to 1h (DS_CURSOR_INTERVAL)")
+	fs.StringVar(&f.cursorEpoch, "cursor-epoch", envOr("DS_CURSOR_EPOCH", protocol.DefaultCursorEpoch.Format(time.RFC3339)), "RFC 3339 instant from which Stream-Cursor intervals are counted (DS_CURSOR_EPOCH)")
 	if err := flagError(fs.Parse(args)); err != nil {
 		return err
 	}
@@ -100,6 +109,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	mode, err := cache.ParseMode(f.cacheMode)
 	if err != nil {
 		return usageError{err}
+	}
+	cors, err := api.ParseCORS(f.corsOrigins)
+	if err != nil {
+		return usageError{fmt.Errorf("bad -cors-origins: %w", err)}
+	}
+	cursorEpoch, err := time.Parse(time.RFC3339, f.cursorEpoch)
+	if err != nil {
+		return usageError{fmt.Errorf("bad -cursor-epoch %q: want an RFC 3339 time such as 2024-10-09T00:00:00Z", f.cursorEpoch)}
+	}
+	if err := (protocol.CursorClock{Epoch: cursorEpoch, Interval: f.cursorInterval}).Validate(); err != nil {
+		return usageError{fmt.Errorf("bad -cursor-interval: %w", err)}
 	}
 	lg := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	// Credentials come from DS_S3_ACCESS_KEY_ID/DS_S3_SECRET_ACCESS_KEY or
@@ -153,6 +173,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		RateLimit:       rateCfg,
 		RegistryStream:  f.registryStream,
 		Faults:          testFaults(f.testFaults, lg),
+		CORS:            cors,
+		CursorEpoch:     cursorEpoch,
+		CursorInterval:  f.cursorInterval,
 	})
 	if err != nil {
 		return err
