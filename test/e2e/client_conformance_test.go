@@ -88,22 +88,14 @@ func runClientConformance(t *testing.T, script, tarball, adapter, url string) []
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", script, "--adapter", adapter, "--server", url)
 	cmd.Env = append(os.Environ(), "DS_CLIENTS_TARBALL="+tarball)
-	cmd.SysProcAttr = sysProcAttr()
-	cmd.Cancel = func() error { killProcess(cmd); return nil }
-	cmd.WaitDelay = 5 * time.Second
-	out := &lineLogger{t: t}
-	cmd.Stdout = out
-	cmd.Stderr = out
-	start := time.Now()
-	runErr := cmd.Run()
-	out.flush()
+	lines, elapsed, runErr := runLogged(t, cmd, 5*time.Second)
 	if ctx.Err() != nil {
-		t.Fatalf("client conformance (%s) timed out after %v", adapter, time.Since(start).Round(time.Second))
+		t.Fatalf("client conformance (%s) timed out after %v", adapter, elapsed)
 	}
 	if runErr != nil {
 		t.Logf("client-conformance.sh: %v (failures are checked below)", runErr)
 	}
-	return out.all()
+	return lines
 }
 
 // checkClientConformance compares the script's summary and failures with
