@@ -61,6 +61,9 @@ type serveFlags struct {
 	corsOrigins    string
 	cursorInterval time.Duration
 	cursorEpoch    string
+
+	// Command line conveniences (issue 14, item 10).
+	port int // --port: replaces the port of addr; -1 when not given
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -99,7 +102,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&f.corsOrigins, "cors-origins", envOr("DS_CORS_ORIGINS", "*"), `origins whose web pages may use the server: "*" any, a comma-separated list (https://app.example.com,...), or "off" for no CORS headers (DS_CORS_ORIGINS)`)
 	fs.DurationVar(&f.cursorInterval, "cursor-interval", envDuration("DS_CURSOR_INTERVAL", protocol.DefaultCursorInterval), "length of one Stream-Cursor interval of live reads, 1s to 1h (DS_CURSOR_INTERVAL)")
 	fs.StringVar(&f.cursorEpoch, "cursor-epoch", envOr("DS_CURSOR_EPOCH", protocol.DefaultCursorEpoch.Format(time.RFC3339)), "RFC 3339 instant from which Stream-Cursor intervals are counted (DS_CURSOR_EPOCH)")
+
+	// Command line conveniences.
+	portFlag(fs, &f.port)
+
 	if err := flagError(fs.Parse(args)); err != nil {
+		return err
+	}
+	var err error
+	if f.addr, err = withPort(f.addr, f.port); err != nil {
 		return err
 	}
 	var level slog.Level
