@@ -65,8 +65,10 @@ func normalizeOrigin(o string) (string, error) {
 	return strings.ToLower(u.Scheme + "://" + u.Host), nil
 }
 
+// corsAllowMethods is every method the protocol uses.
+const corsAllowMethods = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
+
 var (
-	corsAllowMethods = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
 	corsAllowHeaders = strings.Join([]string{"Content-Type", "Authorization", "If-None-Match", "Last-Event-ID",
 		protocol.HeaderStreamTTL, protocol.HeaderStreamExpiresAt, protocol.HeaderStreamSeq, protocol.HeaderStreamClosed,
 		protocol.HeaderProducerID, protocol.HeaderProducerEpoch, protocol.HeaderProducerSeq,
