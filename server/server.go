@@ -38,6 +38,7 @@ import (
 	"github.com/streamtier/durable-streams/health"
 	"github.com/streamtier/durable-streams/hooks"
 	"github.com/streamtier/durable-streams/internal/connlimit"
+	"github.com/streamtier/durable-streams/internal/protocol"
 	"github.com/streamtier/durable-streams/internal/requestid"
 	"github.com/streamtier/durable-streams/metrics"
 	"github.com/streamtier/durable-streams/rotation"
@@ -98,6 +99,15 @@ type Config struct {
 	// and DELETE /_test/inject-error to control them. For tests only:
 	// leave it nil in production, where that path is then a 404.
 	Faults *faults.Injector
+	// CORS is the cross-origin policy for browsers; the zero value allows
+	// every origin. See docs/operations.md.
+	CORS api.CORS
+	// CursorEpoch and CursorInterval set the clock of the Stream-Cursor of
+	// live responses (protocol section 8.1); zero values take the
+	// protocol's defaults, 2024-10-09T00:00:00Z and 20 s. The interval
+	// must be between 1 s and 1 h.
+	CursorEpoch    time.Time
+	CursorInterval time.Duration
 }
 
 // Limits bounds what slow, idle and greedy clients can hold. The
@@ -204,6 +214,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
 	if err := validRegistryPath(cfg.RegistryStream); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if err := (protocol.CursorClock{Epoch: cfg.CursorEpoch, Interval: cfg.CursorInterval}).Validate(); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	lc := newLifecycle(cfg.Hooks, cfg.RegistryStream, cfg.Logger)
@@ -319,6 +332,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Proxies:         cfg.RateLimit.Proxies(),
 		Catalog:         cat,
 		Faults:          cfg.Faults,
+		CORS:            cfg.CORS,
+		CursorEpoch:     cfg.CursorEpoch,
+		CursorInterval:  cfg.CursorInterval,
 	})
 	if err := s.metrics.Watch(metrics.Sources{
 		Streams:  reg,

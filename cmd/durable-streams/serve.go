@@ -16,10 +16,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/streamtier/durable-streams/api"
 	"github.com/streamtier/durable-streams/auth"
 	"github.com/streamtier/durable-streams/cache"
 	"github.com/streamtier/durable-streams/coldstore"
 	"github.com/streamtier/durable-streams/faults"
+	"github.com/streamtier/durable-streams/internal/protocol"
 	"github.com/streamtier/durable-streams/rotation"
 	"github.com/streamtier/durable-streams/sequencer"
 	"github.com/streamtier/durable-streams/server"
@@ -64,6 +66,9 @@ type serveFlags struct {
 	maxConnsPerClient int64
 	maxBodyBytes      int64
 	maxBodyPerClient  int64
+	corsOrigins       string
+	cursorInterval    time.Duration
+	cursorEpoch       string
 
 	// Command line conveniences (issue 14, item 10).
 	port int // --port: replaces the port of addr; -1 when not given
@@ -137,6 +142,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Int64Var(&f.maxConnsPerClient, "max-conns-per-client", envInt("DS_MAX_CONNS_PER_CLIENT", int64(d.MaxConnsPerClient)), "open connections per client IP; more get 429; not applied with -trust-proxy-headers; 0 = no limit (DS_MAX_CONNS_PER_CLIENT)")
 	fs.Int64Var(&f.maxBodyBytes, "max-inflight-body-bytes", envInt("DS_MAX_INFLIGHT_BODY_BYTES", d.MaxBodyBytes), "request body bytes being received at once, in total; more get 503; 0 = no limit (DS_MAX_INFLIGHT_BODY_BYTES)")
 	fs.Int64Var(&f.maxBodyPerClient, "max-inflight-body-bytes-per-client", envInt("DS_MAX_INFLIGHT_BODY_BYTES_PER_CLIENT", d.MaxBodyBytesPerClient), "request body bytes being received at once per client address; more get 429; 0 = no limit (DS_MAX_INFLIGHT_BODY_BYTES_PER_CLIENT)")
+	fs.StringVar(&f.corsOrigins, "cors-origins", envOr("DS_CORS_ORIGINS", "*"), `origins whose web pages may use the server: "*" any, a comma-separated list (https://app.example.com,...), or "off" for no CORS headers (DS_CORS_ORIGINS)`)
+	fs.DurationVar(&f.cursorInterval, "cursor-interval", envDuration("DS_CURSOR_INTERVAL", protocol.DefaultCursorInterval), "length of one Stream-Cursor interval of live reads, 1s to 1h (DS_CURSOR_INTERVAL)")
+	fs.StringVar(&f.cursorEpoch, "cursor-epoch", envOr("DS_CURSOR_EPOCH", protocol.DefaultCursorEpoch.Format(time.RFC3339)), "RFC 3339 instant from which Stream-Cursor intervals are counted (DS_CURSOR_EPOCH)")
 
 	// Command line conveniences.
 	portFlag(fs, &f.port)
@@ -155,6 +163,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	mode, err := cache.ParseMode(f.cacheMode)
 	if err != nil {
 		return usageError{err}
+	}
+	cors, err := api.ParseCORS(f.corsOrigins)
+	if err != nil {
+		return usageError{fmt.Errorf("bad -cors-origins: %w", err)}
+	}
+	cursorEpoch, err := time.Parse(time.RFC3339, f.cursorEpoch)
+	if err != nil {
+		return usageError{fmt.Errorf("bad -cursor-epoch %q: want an RFC 3339 time such as 2024-10-09T00:00:00Z", f.cursorEpoch)}
+	}
+	if err := (protocol.CursorClock{Epoch: cursorEpoch, Interval: f.cursorInterval}).Validate(); err != nil {
+		return usageError{fmt.Errorf("bad -cursor-interval: %w", err)}
 	}
 	lg := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	// Credentials come from DS_S3_ACCESS_KEY_ID/DS_S3_SECRET_ACCESS_KEY or
@@ -209,6 +228,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		RegistryStream:  f.registryStream,
 		Faults:          testFaults(f.testFaults, lg),
 		Limits:          f.limits(),
+		CORS:            cors,
+		CursorEpoch:     cursorEpoch,
+		CursorInterval:  f.cursorInterval,
 	})
 	if err != nil {
 		return err
