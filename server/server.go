@@ -197,9 +197,10 @@ type Server struct {
 	api     *api.API
 	lc      *lifecycle
 	metrics *metrics.Metrics
-	subs    *subscriptions.Manager // nil when disabled
-	conns   *connlimit.Conns       // nil without connection bounds
-	budget  *connlimit.Budget      // nil without body byte bounds
+	conns   *connlimit.Conns  // nil without connection bounds
+	budget  *connlimit.Budget // nil without body byte bounds
+
+	subs *subscriptions.Manager // nil when disabled
 }
 
 // New opens the data directory (creating it) and starts the server's
@@ -331,7 +332,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, catalog: cat, store: store, rot: rot, reg: reg, admin: adm, metrics: metrics.New(), lc: lc,
 		conns: connlimit.NewConns(connlimit.ConnsConfig{MaxConns: cfg.Limits.MaxConns,
 			MaxConnsPerClient: cfg.Limits.MaxConnsPerClient, Exempt: cfg.RateLimit.Proxies().Trusted}),
-		budget: connlimit.NewBudget(cfg.Limits.MaxBodyBytes, cfg.Limits.MaxBodyBytesPerClient), subs: subs}
+		budget: connlimit.NewBudget(cfg.Limits.MaxBodyBytes, cfg.Limits.MaxBodyBytesPerClient)}
+	s.subs = subs
 	s.api = api.New(api.Options{
 		Registry:        reg,
 		Logger:          cfg.Logger,
@@ -367,12 +369,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return metrics.ReadStats{StorageReads: st.StorageReads, CollapsedReads: st.CollapsedReads,
 				LiveWaiters: st.LiveWaiters, KeptReads: int64(st.KeptReads), KeptReadBytes: st.KeptReadBytes}
 		},
-		Subscriptions: subsStats(subs),
-		HotDir:        filepath.Join(cfg.DataDir, "streams"),
+		HotDir: filepath.Join(cfg.DataDir, "streams"),
 		Limits: func() metrics.LimitStats {
 			total, _ := s.budget.InUse("")
 			return metrics.LimitStats{OpenConns: s.conns.Open(), RefusedConns: s.conns.Refused(), BodyBytesInFlight: total}
 		},
+		Subscriptions: subsStats(subs),
 	}); err != nil {
 		s.Close(ctx)
 		return nil, fmt.Errorf("server: %w", err)

@@ -58,23 +58,24 @@ type serveFlags struct {
 	testFaults     bool
 	debugAddr      string
 
-	webhooks            bool
-	webhookAllowPrivate bool
-	publicURL           string
-	readHeaderTimeout   time.Duration
-	connIdleTimeout     time.Duration
-	bodyMinRate         int64
-	bodyReadGrace       time.Duration
-	maxConns            int64
-	maxConnsPerClient   int64
-	maxBodyBytes        int64
-	maxBodyPerClient    int64
-	corsOrigins         string
-	cursorInterval      time.Duration
-	cursorEpoch         string
+	readHeaderTimeout time.Duration
+	connIdleTimeout   time.Duration
+	bodyMinRate       int64
+	bodyReadGrace     time.Duration
+	maxConns          int64
+	maxConnsPerClient int64
+	maxBodyBytes      int64
+	maxBodyPerClient  int64
+	corsOrigins       string
+	cursorInterval    time.Duration
+	cursorEpoch       string
 
 	// Command line conveniences (issue 14, item 10).
 	port int // --port: replaces the port of addr; -1 when not given
+
+	webhooks            bool
+	webhookAllowPrivate bool
+	publicURL           string
 }
 
 // limits turns the limit flags into server.Limits; a flag's 0 means off.
@@ -233,12 +234,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		RateLimit:       rateCfg,
 		RegistryStream:  f.registryStream,
 		Faults:          testFaults(f.testFaults, lg),
+		Limits:          f.limits(),
+		CORS:            cors,
+		CursorEpoch:     cursorEpoch,
+		CursorInterval:  f.cursorInterval,
 		Subscriptions: server.SubscriptionConfig{Webhooks: f.webhooks, WebhookAllowPrivate: f.webhookAllowPrivate,
 			PublicURL: f.publicURL},
-		Limits:         f.limits(),
-		CORS:           cors,
-		CursorEpoch:    cursorEpoch,
-		CursorInterval: f.cursorInterval,
 	})
 	if err != nil {
 		return err
