@@ -34,13 +34,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/streamtier/durable-streams/catalog"
 	"github.com/streamtier/durable-streams/coldstore"
-	"github.com/streamtier/durable-streams/rotation"
 	"github.com/streamtier/durable-streams/sequencer"
 )
 
@@ -121,26 +118,6 @@ func New(cfg Config) (*Service, error) {
 		cfg.MaxReport = 1000
 	}
 	return &Service{cfg: cfg, cat: cfg.Catalog, store: cfg.Store, reg: cfg.Registry, lg: cfg.Logger}, nil
-}
-
-// ParseObjectKey returns the stream id and segment number of a key in the
-// format of rotation.ObjectKey ("<stream id>/<segment, 16 digits>.seg"),
-// and false for any other key.
-func ParseObjectKey(key string) (stream, seg int64, ok bool) {
-	id, name, found := strings.Cut(key, "/")
-	if !found {
-		return 0, 0, false
-	}
-	name, found = strings.CutSuffix(name, ".seg")
-	if !found {
-		return 0, 0, false
-	}
-	stream, err1 := strconv.ParseInt(id, 10, 64)
-	seg, err2 := strconv.ParseInt(name, 10, 64)
-	if err1 != nil || err2 != nil || stream <= 0 || seg < 0 || rotation.ObjectKey(stream, seg) != key {
-		return 0, 0, false
-	}
-	return stream, seg, true
 }
 
 func invalid(format string, args ...any) error {

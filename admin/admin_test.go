@@ -18,8 +18,8 @@ import (
 
 	"github.com/streamtier/durable-streams/admin"
 	"github.com/streamtier/durable-streams/coldstore"
+	"github.com/streamtier/durable-streams/coldstore/segment"
 	"github.com/streamtier/durable-streams/internal/servertest"
-	"github.com/streamtier/durable-streams/rotation"
 	"github.com/streamtier/durable-streams/sequencer"
 	"github.com/streamtier/durable-streams/server"
 )
@@ -179,7 +179,7 @@ func TestAdmin(t *testing.T) {
 	for _, g := range all.Segments {
 		byPath[g.Stream] = append(byPath[g.Stream], g)
 		if g.State != admin.StateUploaded || g.StreamState != admin.StreamLive || g.Checksum == 0 ||
-			g.ObjectKey != rotation.ObjectKey(g.StreamID, g.Seg) || g.Messages != 2 || g.EndPos-g.FirstPos != 20 {
+			g.ObjectKey != segment.ObjectKey(g.StreamID, g.Seg) || g.Messages != 2 || g.EndPos-g.FirstPos != 20 {
 			t.Fatalf("unexpected row %+v", g)
 		}
 	}
@@ -262,7 +262,7 @@ func TestAdmin(t *testing.T) {
 
 	corrupt := byPath["logs/a"][1]
 	missing := byPath["logs/b"][0]
-	stray := rotation.ObjectKey(999999, 0)
+	stray := segment.ObjectKey(999999, 0)
 	rc, err := e.store.Get(ctx, corrupt.ObjectKey, 0, -1)
 	if err != nil {
 		t.Fatal(err)
@@ -357,18 +357,18 @@ func TestGCLeftovers(t *testing.T) {
 	old := time.Now().Add(-time.Hour).UnixMilli()
 
 	// An upload in progress: a sealed row and its object.
-	inProgress := rotation.ObjectKey(live.StreamID, 7)
+	inProgress := segment.ObjectKey(live.StreamID, 7)
 	exec(t, db, `INSERT INTO segments (stream_id, seg, first_pos, end_pos, bytes, messages, object_key, checksum, created_at, state)
 		VALUES (?, 7, 0, 0, 0, 0, ?, 0, ?, 'sealed')`, live.StreamID, inProgress, old)
 	put(t, e.store, inProgress, "partial")
 	// A rowless object of the live stream.
-	rowless := rotation.ObjectKey(live.StreamID, 8)
+	rowless := segment.ObjectKey(live.StreamID, 8)
 	put(t, e.store, rowless, "rowless")
 	// Leftovers of a stream deleted for real (id 500000, not in the catalog):
 	// an indexed object, a row without an object, a key not in the format.
 	const gone = 500000
-	goneKey := rotation.ObjectKey(gone, 0)
-	for seg, key := range []string{goneKey, rotation.ObjectKey(gone, 1)} {
+	goneKey := segment.ObjectKey(gone, 0)
+	for seg, key := range []string{goneKey, segment.ObjectKey(gone, 1)} {
 		exec(t, db, `INSERT INTO segments (stream_id, seg, first_pos, end_pos, bytes, messages, object_key, checksum, created_at, state)
 			VALUES (?, ?, 0, 0, 4, 1, ?, 0, ?, 'uploaded')`, gone, seg, key, old)
 	}
@@ -388,7 +388,7 @@ func TestGCLeftovers(t *testing.T) {
 
 	rep := e.verify()
 	if rep.InProgress != 1 || !slices.Equal(problemKeys(rep.Orphaned), []string{rowless, junk}) ||
-		!slices.Equal(problemKeys(rep.Missing), []string{rotation.ObjectKey(gone, 1)}) ||
+		!slices.Equal(problemKeys(rep.Missing), []string{segment.ObjectKey(gone, 1)}) ||
 		!slices.Equal(problemKeys(rep.Mismatched), []string{goneKey}) {
 		t.Fatalf("verify: %+v", rep)
 	}
@@ -426,25 +426,6 @@ func TestGCLeftovers(t *testing.T) {
 	}
 	if g, err := later.GC(ctx, false); err != nil || g.ObjectCount != 0 || g.IndexRowCount != 0 || g.QueueCount != 0 {
 		t.Fatalf("second gc: %+v, %v", g, err)
-	}
-}
-
-func TestParseObjectKey(t *testing.T) {
-	for key, want := range map[string]bool{
-		rotation.ObjectKey(1, 0):          true,
-		rotation.ObjectKey(42, 123456789): true,
-		"1/0.seg":                         false,
-		"01/0000000000000000.seg":         false,
-		"0/0000000000000000.seg":          false,
-		"1/0000000000000000.dat":          false,
-		"1/0000000000000000.seg/x":        false,
-		"x/0000000000000000.seg":          false,
-		"1/-000000000000001.seg":          false,
-		"junk":                            false,
-	} {
-		if _, _, ok := admin.ParseObjectKey(key); ok != want {
-			t.Errorf("ParseObjectKey(%q) ok = %t, want %t", key, ok, want)
-		}
 	}
 }
 

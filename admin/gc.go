@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/streamtier/durable-streams/coldstore"
+	"github.com/streamtier/durable-streams/coldstore/segment"
 )
 
 // Reasons in a GCReport.
@@ -162,7 +163,7 @@ func (s *Service) GC(ctx context.Context, dryRun bool) (GCReport, error) {
 			}
 			return remove(obj, row.streamID, ReasonDeletedStream)
 		}
-		id, _, ok := ParseObjectKey(obj.Key)
+		id, _, ok := segment.ParseObjectKey(obj.Key)
 		if !ok {
 			id = 0
 		} else if o, err := ownerOf(id); err != nil {

@@ -9,6 +9,7 @@ import (
 	"math"
 
 	"github.com/streamtier/durable-streams/coldstore"
+	"github.com/streamtier/durable-streams/coldstore/segment"
 )
 
 // indexRow is the part of an admin index row that Verify and GC compare
@@ -166,7 +167,7 @@ func (s *Service) walk(ctx context.Context, fn func(obj *coldstore.ObjectInfo, r
 // object_key is key, or for a key in the segment format, the row of its
 // (stream, segment).
 func (s *Service) rowFor(ctx context.Context, key string) (*indexRow, error) {
-	id, seg, ok := ParseObjectKey(key)
+	id, seg, ok := segment.ParseObjectKey(key)
 	if !ok {
 		id, seg = -1, -1
 	}

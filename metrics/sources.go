@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/streamtier/durable-streams/coldstore/segcache"
 	"github.com/streamtier/durable-streams/rotation"
 	"github.com/streamtier/durable-streams/sequencer"
 )
@@ -31,6 +32,7 @@ type ReadStats struct {
 type Sources struct {
 	Streams  interface{ Stats() sequencer.Stats }
 	Rotation interface{ Stats() rotation.Stats }
+	Cache    interface{ Stats() segcache.Stats }
 	Reads    func() ReadStats
 	// HotDir is the directory holding the per-stream hot logs; its size is
 	// measured at most once per HotDirInterval (default 1 minute), because
@@ -52,6 +54,9 @@ func (m *Metrics) Watch(src Sources) error {
 	}
 	if r := src.Rotation; r != nil {
 		cs = append(cs, rotationCollector(r.Stats, src.Now))
+	}
+	if c := src.Cache; c != nil {
+		cs = append(cs, coldCacheCollector(c.Stats))
 	}
 	if src.Reads != nil {
 		cs = append(cs, readsCollector(src.Reads))
@@ -154,8 +159,17 @@ func rotationCollector(stats func() rotation.Stats, now func() time.Time) promet
 			counter("rotation_uploaded_bytes_total", "Object bytes of verified uploads.", func(s S) float64 { return float64(s.UploadedBytes) }),
 			counter("rotation_failures_total", "Failed upload or collection attempts (each is retried).", func(s S) float64 { return float64(s.Failures) }),
 			counter("rotation_collected_streams_total", "Deleted streams whose cold objects were collected.", func(s S) float64 { return float64(s.Collected) }),
-			counter("cold_cache_hits_total", "Cold segment reads served from the local disk cache.", func(s S) float64 { return float64(s.CacheHits) }),
-			counter("cold_cache_misses_total", "Cold segment reads that fetched the object from the cold store.", func(s S) float64 { return float64(s.CacheMisses) }),
+		},
+	}
+}
+
+func coldCacheCollector(stats func() segcache.Stats) prometheus.Collector {
+	type S = segcache.Stats
+	return &statsCollector[S]{
+		stats: stats,
+		values: []statValue[S]{
+			counter("cold_cache_hits_total", "Cold segment reads served from the local disk cache.", func(s S) float64 { return float64(s.Hits) }),
+			counter("cold_cache_misses_total", "Cold segment reads that fetched the object from the cold store.", func(s S) float64 { return float64(s.Misses) }),
 		},
 	}
 }

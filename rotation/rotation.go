@@ -1,9 +1,11 @@
 // Package rotation moves sealed segments of streams from their hot logs to
-// the cold object store and serves reads of uploaded segments.
+// the cold object store. It only uploads: reads of uploaded segments go
+// through package coldstore/segcache, and the objects of deleted streams are
+// removed by the collector.
 //
 // The order of an upload is what makes it crash-safe:
 //
-//  1. encode the segment (rotation/segment) and Put it under its key;
+//  1. encode the segment (coldstore/segment) and Put it under its key;
 //     a re-upload after a crash overwrites the same bytes;
 //  2. verify the stored object (size, and its CRC32C by reading it back);
 //  3. record it in the admin index (catalog segments table, state uploaded);
@@ -21,7 +23,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"log/slog"
 	"sync"
@@ -30,8 +31,8 @@ import (
 
 	"github.com/streamtier/durable-streams/catalog"
 	"github.com/streamtier/durable-streams/coldstore"
+	"github.com/streamtier/durable-streams/coldstore/segment"
 	"github.com/streamtier/durable-streams/hotlog"
-	"github.com/streamtier/durable-streams/rotation/segment"
 	"github.com/streamtier/durable-streams/sequencer"
 )
 
@@ -47,21 +48,18 @@ const (
 
 // Config configures a Rotator.
 type Config struct {
-	Store      coldstore.Store
-	Catalog    *catalog.Catalog
-	Logger     *slog.Logger
-	Workers    int // concurrent uploads (default 2)
-	Verify     VerifyMode
-	CacheDir   string // on-disk read-through cache of cold objects
-	CacheBytes int64  // its bound (default 1 GiB)
-	RetryMin   time.Duration
-	RetryMax   time.Duration
+	Store    coldstore.Store
+	Catalog  *catalog.Catalog
+	Logger   *slog.Logger
+	Workers  int // concurrent uploads (default 2)
+	Verify   VerifyMode
+	RetryMin time.Duration
+	RetryMax time.Duration
 }
 
 // Stats are the rotator's counters.
 type Stats struct {
 	Queued, Uploaded, Failures, Collected int64
-	CacheHits, CacheMisses                int64
 	LastError                             string
 	// UploadedBytes sums the object bytes of verified uploads.
 	UploadedBytes int64
@@ -70,14 +68,13 @@ type Stats struct {
 	OldestQueued time.Time
 }
 
-// Rotator uploads sealed segments and reads uploaded ones.
+// Rotator uploads sealed segments.
 type Rotator struct {
 	cfg   Config
 	store coldstore.Store
 	cat   *catalog.Catalog
 	lg    *slog.Logger
 	reg   *sequencer.Registry
-	cache *diskCache
 
 	mu       sync.Mutex
 	queued   map[job]bool
@@ -114,28 +111,17 @@ func New(cfg Config) (*Rotator, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 2
 	}
-	if cfg.CacheBytes <= 0 {
-		cfg.CacheBytes = 1 << 30
-	}
 	if cfg.RetryMin <= 0 {
 		cfg.RetryMin = 200 * time.Millisecond
 	}
 	if cfg.RetryMax <= 0 {
 		cfg.RetryMax = 30 * time.Second
 	}
-	dc, err := newDiskCache(cfg.CacheDir, cfg.CacheBytes, cfg.Store)
-	if err != nil {
-		return nil, err
-	}
 	runCtx, halt := context.WithCancel(context.Background())
-	return &Rotator{cfg: cfg, store: cfg.Store, cat: cfg.Catalog, lg: cfg.Logger, cache: dc,
+	return &Rotator{cfg: cfg, store: cfg.Store, cat: cfg.Catalog, lg: cfg.Logger,
 		queued: map[job]bool{}, queuedAt: map[job]time.Time{}, wake: make(chan struct{}, 1), stop: make(chan struct{}),
 		runCtx: runCtx, halt: halt}, nil
 }
-
-// ObjectKey is the key of a segment object: "<stream id>/<segment>.seg"
-// below the store's prefix.
-func ObjectKey(stream, seg int64) string { return fmt.Sprintf("%d/%016d.seg", stream, seg) }
 
 // OnSeal queues an upload; it never blocks (it runs on actor goroutines).
 func (r *Rotator) OnSeal(stream int64, seg hotlog.Segment) {
@@ -225,7 +211,7 @@ func (r *Rotator) Close() {
 // Stats returns the current counters.
 func (r *Rotator) Stats() Stats {
 	s := Stats{Uploaded: r.stats.uploaded.Load(), Failures: r.stats.failures.Load(),
-		Collected: r.stats.collected.Load(), CacheHits: r.cache.hits.Load(), CacheMisses: r.cache.misses.Load(),
+		Collected:     r.stats.collected.Load(),
 		UploadedBytes: r.stats.uploadedBytes.Load()}
 	r.mu.Lock()
 	s.Queued = int64(len(r.queued))
@@ -351,7 +337,7 @@ func (r *Rotator) upload(ctx context.Context, j job) error {
 	if !found || seg.State == hotlog.SegmentUploaded {
 		return nil
 	}
-	key := ObjectKey(j.stream, j.seg)
+	key := segment.ObjectKey(j.stream, j.seg)
 	if err := r.recordSealed(ctx, j, seg, key); err != nil {
 		return err
 	}
@@ -416,12 +402,8 @@ func (r *Rotator) verify(ctx context.Context, key string, size int64, crc uint32
 		return fmt.Errorf("verify %s: %w", key, err)
 	}
 	defer rc.Close()
-	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
-	if _, err := io.Copy(h, rc); err != nil {
+	if _, _, err := segment.CopyChecked(io.Discard, rc, crc); err != nil {
 		return fmt.Errorf("verify %s: %w", key, err)
-	}
-	if h.Sum32() != crc {
-		return fmt.Errorf("verify %s: checksum mismatch", key)
 	}
 	return nil
 }
@@ -437,7 +419,6 @@ func (r *Rotator) collect(ctx context.Context, id int64) error {
 		if err := r.store.Delete(ctx, obj.Key); err != nil {
 			return fmt.Errorf("delete %s: %w", obj.Key, err)
 		}
-		r.cache.forget(obj.Key)
 	}
 	if _, err := r.cat.DB().ExecContext(ctx, `DELETE FROM segments WHERE stream_id = ?`, id); err != nil {
 		return fmt.Errorf("admin index: %w", err)
@@ -447,21 +428,4 @@ func (r *Rotator) collect(ctx context.Context, id int64) error {
 	}
 	r.stats.collected.Add(1)
 	return nil
-}
-
-// ReadSegment implements sequencer.ColdReader.
-func (r *Rotator) ReadSegment(ctx context.Context, stream int64, seg hotlog.Segment, from, limit int64, budget int) ([]hotlog.Message, error) {
-	rd, err := r.cache.reader(ctx, seg.ObjectKey, seg.Checksum)
-	if err != nil {
-		return nil, err
-	}
-	msgs, err := rd.Read(ctx, from, limit, budget)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]hotlog.Message, len(msgs))
-	for i, m := range msgs {
-		out[i] = hotlog.Message{Pos: m.Pos, Seg: seg.Seg, Data: m.Data, BatchEnd: m.BatchEnd}
-	}
-	return out, nil
 }

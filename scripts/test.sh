@@ -7,7 +7,7 @@
 # Race detector: on for every package's tests. Measured on the 2-core machine
 # (Go 1.26.8, modernc.org/sqlite 1.61.1, other jobs sharing the cores): the
 # unit tests of cache, catalog, coldstore, hotlog, internal/..., migrations and
-# rotation/segment took 99 s with -race against 29 s without (rotation/segment
+# coldstore/segment took 99 s with -race against 29 s without (coldstore/segment
 # 3 -> 43 s, coldstore 13 -> 34 s, hotlog 8 -> 24 s, catalog 2 -> 11 s); CPU-
 # bound SQLite work is 4-10x slower under -race, but fsync-bound commits
 # (synchronous=FULL) barely change, and a cold build cache costs ~80 s with
@@ -15,7 +15,7 @@
 # everywhere. The e2e server binary itself is built WITHOUT -race (see
 # serverRace in test/e2e/harness.go: the suite's 1-2 s TTL windows); set
 # DS_E2E_SERVER_RACE=1 to race-check it. If a package gets too slow under
-# -race, list it in NORACE_PKGS below (first candidate: ./rotation/segment);
+# -race, list it in NORACE_PKGS below (first candidate: ./coldstore/segment);
 # it then runs without -race in a second go test. DS_TEST_RACE=0 turns -race
 # off everywhere (quick local runs only).
 #

@@ -33,6 +33,7 @@ import (
 	"github.com/streamtier/durable-streams/cache"
 	"github.com/streamtier/durable-streams/catalog"
 	"github.com/streamtier/durable-streams/coldstore"
+	"github.com/streamtier/durable-streams/coldstore/segcache"
 	"github.com/streamtier/durable-streams/faults"
 	"github.com/streamtier/durable-streams/health"
 	"github.com/streamtier/durable-streams/hooks"
@@ -102,6 +103,7 @@ type Server struct {
 	cfg     Config
 	catalog *catalog.Catalog
 	store   coldstore.Store
+	cold    *segcache.Cache
 	rot     *rotation.Rotator
 	reg     *sequencer.Registry
 	admin   *admin.Service
@@ -161,8 +163,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cat.Close()
 		return nil, fmt.Errorf("server: open cold store: %w", err)
 	}
-	rot, err := rotation.New(rotation.Config{Store: store, Catalog: cat, Logger: cfg.Logger,
-		CacheDir: filepath.Join(cfg.DataDir, "cache"), CacheBytes: cfg.CacheBytes, Verify: cfg.Verify})
+	cold, err := segcache.New(segcache.Config{Store: store, Dir: filepath.Join(cfg.DataDir, "cache"), MaxBytes: cfg.CacheBytes})
+	if err != nil {
+		cat.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	rot, err := rotation.New(rotation.Config{Store: store, Catalog: cat, Logger: cfg.Logger, Verify: cfg.Verify})
 	if err != nil {
 		cat.Close()
 		return nil, fmt.Errorf("server: %w", err)
@@ -182,7 +188,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		IdleTimeout:  cfg.IdleTimeout,
 		MaxOpen:      cfg.MaxOpenStreams,
 		Rotation:     pol,
-		Cold:         rot,
+		Cold:         cold,
 		OnSeal:       rot.OnSeal,
 		OnHardDelete: rot.OnHardDelete,
 		OnLifecycle:  onLifecycle,
@@ -214,7 +220,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("server: %w", err)
 		}
 	}
-	s := &Server{cfg: cfg, catalog: cat, store: store, rot: rot, reg: reg, admin: adm, metrics: metrics.New(), lc: lc}
+	s := &Server{cfg: cfg, catalog: cat, store: store, cold: cold, rot: rot, reg: reg, admin: adm, metrics: metrics.New(), lc: lc}
 	s.api = api.New(api.Options{
 		Registry:        reg,
 		Logger:          cfg.Logger,
@@ -236,6 +242,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.metrics.Watch(metrics.Sources{
 		Streams:  reg,
 		Rotation: rot,
+		Cache:    cold,
 		Reads: func() metrics.ReadStats {
 			st := s.api.ReadStats()
 			return metrics.ReadStats{StorageReads: st.StorageReads, CollapsedReads: st.CollapsedReads,

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/streamtier/durable-streams/catalog"
-	"github.com/streamtier/durable-streams/rotation/segment"
+	"github.com/streamtier/durable-streams/coldstore/segment"
 )
 
 // crashRecord is record i of stream s: 1 KiB, self-describing.
