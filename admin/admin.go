@@ -38,13 +38,15 @@ import (
 
 	"github.com/streamtier/durable-streams/catalog"
 	"github.com/streamtier/durable-streams/coldstore"
+	"github.com/streamtier/durable-streams/coldstore/segment"
 	"github.com/streamtier/durable-streams/sequencer"
 )
 
-// States of a row of the admin index, as written by package rotation.
+// States of a row of the admin index, as written by package rotation; the
+// type is the one the hot log and the catalog use.
 const (
-	StateSealed   = "sealed"   // sealed in the hot log; upload pending or running
-	StateUploaded = "uploaded" // object stored and verified; rows trimmed from the hot log
+	StateSealed   = segment.Sealed   // sealed in the hot log; upload pending or running
+	StateUploaded = segment.Uploaded // object stored and verified; rows trimmed from the hot log
 )
 
 // States of the stream a segment belongs to.
@@ -123,8 +125,6 @@ func New(cfg Config) (*Service, error) {
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
-
-func validState(s string) bool { return s == StateSealed || s == StateUploaded }
 
 // streamState names the state of a stream from its catalog row, if any.
 func streamState(exists, softDeleted bool) string {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/streamtier/durable-streams/admin"
+	"github.com/streamtier/durable-streams/catalog"
 	"github.com/streamtier/durable-streams/coldstore"
 	"github.com/streamtier/durable-streams/coldstore/segment"
 	"github.com/streamtier/durable-streams/internal/servertest"
@@ -26,6 +27,7 @@ import (
 
 type env struct {
 	t     *testing.T
+	dir   string // the server's data directory
 	srv   *server.Server
 	ts    *httptest.Server
 	svc   *admin.Service // the server's own, on the real clock
@@ -36,8 +38,9 @@ type env struct {
 // with the default local cold store under its data directory.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	srv, ts := servertest.Start(t, server.Config{Rotation: sequencer.RotationPolicy{SealMessages: 2}})
-	return &env{t: t, srv: srv, ts: ts, svc: srv.Admin(), store: srv.ColdStore()}
+	dir := t.TempDir()
+	srv, ts := servertest.Start(t, server.Config{DataDir: dir, Rotation: sequencer.RotationPolicy{SealMessages: 2}})
+	return &env{t: t, dir: dir, srv: srv, ts: ts, svc: srv.Admin(), store: srv.ColdStore()}
 }
 
 // at returns a service over the same server whose clock is shifted by d.
@@ -216,10 +219,10 @@ func TestAdmin(t *testing.T) {
 	if p := e.list(admin.Filter{Prefix: "logs/", Limit: 2, After: e.list(admin.Filter{Prefix: "logs/", Limit: 2}).Next}); len(p.Segments) != 2 {
 		t.Fatalf("prefix filter, second page: %d segments", len(p.Segments))
 	}
-	if p := e.list(admin.Filter{State: admin.StateSealed}); len(p.Segments) != 0 {
+	if p := e.list(admin.Filter{State: string(admin.StateSealed)}); len(p.Segments) != 0 {
 		t.Fatalf("sealed: %+v", p.Segments)
 	}
-	if p := e.list(admin.Filter{State: admin.StateUploaded, Prefix: "other/"}); len(p.Segments) != 1 {
+	if p := e.list(admin.Filter{State: string(admin.StateUploaded), Prefix: "other/"}); len(p.Segments) != 1 {
 		t.Fatalf("uploaded in other/: %+v", p.Segments)
 	}
 	for _, f := range []admin.Filter{{State: "bogus"}, {After: "not a cursor"}, {After: "czE6eA"}, {Limit: -1}} {
@@ -353,13 +356,14 @@ func TestGCLeftovers(t *testing.T) {
 	e.stream("live", 2)
 	e.awaitUploaded(1, "live")
 	live := e.list(admin.Filter{}).Segments[0]
-	db := e.srv.Catalog().DB()
-	old := time.Now().Add(-time.Hour).UnixMilli()
+	cat := e.srv.Catalog()
+	old := time.Now().Add(-time.Hour)
 
 	// An upload in progress: a sealed row and its object.
 	inProgress := segment.ObjectKey(live.StreamID, 7)
-	exec(t, db, `INSERT INTO segments (stream_id, seg, first_pos, end_pos, bytes, messages, object_key, checksum, created_at, state)
-		VALUES (?, 7, 0, 0, 0, 0, ?, 0, ?, 'sealed')`, live.StreamID, inProgress, old)
+	if err := cat.RecordSealed(ctx, catalog.Segment{StreamID: live.StreamID, Seg: 7, ObjectKey: inProgress, CreatedAt: old}); err != nil {
+		t.Fatal(err)
+	}
 	put(t, e.store, inProgress, "partial")
 	// A rowless object of the live stream.
 	rowless := segment.ObjectKey(live.StreamID, 8)
@@ -369,15 +373,21 @@ func TestGCLeftovers(t *testing.T) {
 	const gone = 500000
 	goneKey := segment.ObjectKey(gone, 0)
 	for seg, key := range []string{goneKey, segment.ObjectKey(gone, 1)} {
-		exec(t, db, `INSERT INTO segments (stream_id, seg, first_pos, end_pos, bytes, messages, object_key, checksum, created_at, state)
-			VALUES (?, ?, 0, 0, 4, 1, ?, 0, ?, 'uploaded')`, gone, seg, key, old)
+		if err := cat.RecordSealed(ctx, catalog.Segment{StreamID: gone, Seg: int64(seg), ObjectKey: key, CreatedAt: old}); err != nil {
+			t.Fatal(err)
+		}
+		if err := cat.MarkUploaded(ctx, gone, int64(seg), 4, 0, 1); err != nil {
+			t.Fatal(err)
+		}
 	}
 	put(t, e.store, goneKey, "gone")
 	junk := "junk/file.txt"
 	put(t, e.store, junk, "junk")
 	// A stale GC queue entry whose hot file was left behind.
 	const queued = 600000
-	exec(t, db, `INSERT INTO gc_queue (stream_id, queued_at) VALUES (?, ?)`, queued, old)
+	// The catalog queues only ids it deletes: write the entry behind its
+	// back, as a crash between the steps of a deletion would leave it.
+	exec(t, filepath.Join(e.dir, "catalog.db"), `INSERT INTO gc_queue (stream_id, queued_at) VALUES (?, ?)`, queued, old.UnixMilli())
 	hot := e.srv.Registry().StreamPath(queued)
 	if err := os.MkdirAll(filepath.Dir(hot), 0o755); err != nil {
 		t.Fatal(err)
@@ -436,8 +446,15 @@ func put(t *testing.T, s coldstore.Store, key, data string) {
 	}
 }
 
-func exec(t *testing.T, db *sql.DB, query string, args ...any) {
+// exec runs one statement on the SQLite database at path, next to the
+// server's own connections.
+func exec(t *testing.T, path, query string, args ...any) {
 	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
 	if _, err := db.ExecContext(t.Context(), query, args...); err != nil {
 		t.Fatal(err)
 	}

@@ -163,28 +163,12 @@ func (r *Rotator) signal() {
 // or shutdown interrupted.
 func (r *Rotator) Start(ctx context.Context, reg *sequencer.Registry) error {
 	r.reg = reg
-	rows, err := r.cat.DB().QueryContext(ctx, `SELECT stream_id, seg, created_at FROM segments WHERE state = 'sealed'`)
+	pending, err := r.cat.SealedSegments(ctx)
 	if err != nil {
 		return fmt.Errorf("rotation: list pending uploads: %w", err)
 	}
-	type pendingJob struct {
-		job
-		sealed time.Time
-	}
-	var pending []pendingJob
-	for rows.Next() {
-		var j pendingJob
-		var ms int64
-		if err := rows.Scan(&j.stream, &j.seg, &ms); err != nil {
-			rows.Close()
-			return fmt.Errorf("rotation: list pending uploads: %w", err)
-		}
-		j.sealed = time.UnixMilli(ms)
-		pending = append(pending, j)
-	}
-	rows.Close()
-	for _, j := range pending {
-		r.enqueue(j.job, j.sealed)
+	for _, g := range pending {
+		r.enqueue(job{g.StreamID, g.Seg}, g.CreatedAt)
 	}
 	r.mu.Lock()
 	r.started = true
@@ -334,7 +318,7 @@ func (r *Rotator) upload(ctx context.Context, j job) error {
 			seg, found = g, true
 		}
 	}
-	if !found || seg.State == hotlog.SegmentUploaded {
+	if !found || seg.State == segment.Uploaded {
 		return nil
 	}
 	key := segment.ObjectKey(j.stream, j.seg)
@@ -362,9 +346,8 @@ func (r *Rotator) upload(ctx context.Context, j job) error {
 	if err := r.verify(ctx, key, size, crc); err != nil {
 		return err
 	}
-	if _, err := r.cat.DB().ExecContext(ctx, `UPDATE segments SET state = 'uploaded', bytes = ?, checksum = ?, messages = ?
-		WHERE stream_id = ? AND seg = ?`, size, int64(crc), len(msgs), j.stream, j.seg); err != nil {
-		return fmt.Errorf("admin index: %w", err)
+	if err := r.cat.MarkUploaded(ctx, j.stream, j.seg, size, crc, int64(len(msgs))); err != nil {
+		return err
 	}
 	if err := st.Trim(ctx, j.seg, key, crc); err != nil {
 		return fmt.Errorf("trim: %w", err)
@@ -377,13 +360,8 @@ func (r *Rotator) upload(ctx context.Context, j job) error {
 // recordSealed notes the sealed segment in the admin index so an upload
 // interrupted by a restart is found again.
 func (r *Rotator) recordSealed(ctx context.Context, j job, seg hotlog.Segment, key string) error {
-	_, err := r.cat.DB().ExecContext(ctx, `INSERT INTO segments (stream_id, seg, first_pos, end_pos, bytes, messages, object_key, checksum, created_at, state)
-		VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, 'sealed') ON CONFLICT(stream_id, seg) DO NOTHING`,
-		j.stream, j.seg, seg.Start, seg.End, seg.Bytes, seg.Messages, key, time.Now().UnixMilli())
-	if err != nil {
-		return fmt.Errorf("admin index: %w", err)
-	}
-	return nil
+	return r.cat.RecordSealed(ctx, catalog.Segment{StreamID: j.stream, Seg: j.seg, FirstPos: seg.Start, EndPos: seg.End,
+		Bytes: seg.Bytes, Messages: seg.Messages, ObjectKey: key, CreatedAt: time.Now()})
 }
 
 func (r *Rotator) verify(ctx context.Context, key string, size int64, crc uint32) error {
@@ -420,8 +398,8 @@ func (r *Rotator) collect(ctx context.Context, id int64) error {
 			return fmt.Errorf("delete %s: %w", obj.Key, err)
 		}
 	}
-	if _, err := r.cat.DB().ExecContext(ctx, `DELETE FROM segments WHERE stream_id = ?`, id); err != nil {
-		return fmt.Errorf("admin index: %w", err)
+	if _, err := r.cat.DeleteSegments(ctx, id, false); err != nil {
+		return err
 	}
 	if err := r.cat.DoneGC(ctx, id); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/streamtier/durable-streams/coldstore/segment"
 	"github.com/streamtier/durable-streams/hotlog"
 	"github.com/streamtier/durable-streams/internal/offset"
 	"github.com/streamtier/durable-streams/internal/protocol"
@@ -313,7 +314,7 @@ func (s *Stream) maybeSeal(b *hotlog.Batch) {
 func (s *Stream) sealOpen(b *hotlog.Batch) {
 	m := &s.meta
 	seg := hotlog.Segment{Seg: m.OpenSeg, Start: m.OpenSegStart, End: m.Tail, Messages: m.OpenSegMsgs,
-		Bytes: m.Tail - m.OpenSegStart, State: hotlog.SegmentSealed, SealedAt: s.reg.now()}
+		Bytes: m.Tail - m.OpenSegStart, State: segment.Sealed, SealedAt: s.reg.now()}
 	b.Seal = &seg
 	m.OpenSeg++
 	m.OpenSegStart = m.Tail

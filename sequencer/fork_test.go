@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/streamtier/durable-streams/coldstore/segment"
 	"github.com/streamtier/durable-streams/hotlog"
 	"github.com/streamtier/durable-streams/internal/offset"
 	"github.com/streamtier/durable-streams/internal/protocol"
@@ -386,7 +387,7 @@ func TestRotationTokensAndReads(t *testing.T) {
 	}
 	for i, w := range wantSegs {
 		g := snap.Segments[i]
-		if g.Seg != w.Seg || g.Start != w.Start || g.End != w.End || g.Messages != w.Messages || g.State != hotlog.SegmentSealed {
+		if g.Seg != w.Seg || g.Start != w.Start || g.End != w.End || g.Messages != w.Messages || g.State != segment.Sealed {
 			t.Fatalf("segment %d = %+v, want %+v (sealed)", i, g, w)
 		}
 	}

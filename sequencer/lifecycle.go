@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/streamtier/durable-streams/catalog"
+	"github.com/streamtier/durable-streams/coldstore/segment"
 	"github.com/streamtier/durable-streams/hotlog"
 	"github.com/streamtier/durable-streams/internal/offset"
 	"github.com/streamtier/durable-streams/internal/protocol"
@@ -390,7 +391,7 @@ func (s *Stream) trim(op *trimOp) error {
 	copy(segs, prev)
 	for i := range segs {
 		if segs[i].Seg == op.seg {
-			segs[i].State, segs[i].ObjectKey, segs[i].Checksum = hotlog.SegmentUploaded, op.key, op.checksum
+			segs[i].State, segs[i].ObjectKey, segs[i].Checksum = segment.Uploaded, op.key, op.checksum
 		}
 	}
 	s.segments = segs

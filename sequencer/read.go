@@ -170,7 +170,7 @@ func (r *Registry) readCold(ctx context.Context, snap *Snapshot, sv segView, fro
 
 func (r *Registry) uploaded(snap *Snapshot, seg int64) bool {
 	g, ok := findSegment(snap.Segments, seg)
-	return ok && g.State == hotlog.SegmentUploaded
+	return ok && g.State == segment.Uploaded
 }
 
 func findSegment(segs []hotlog.Segment, seg int64) (hotlog.Segment, bool) {

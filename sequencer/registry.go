@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/streamtier/durable-streams/catalog"
+	"github.com/streamtier/durable-streams/coldstore/segment"
 	"github.com/streamtier/durable-streams/hotlog"
 	"github.com/streamtier/durable-streams/internal/protocol"
 )
@@ -310,7 +311,7 @@ func (r *Registry) startActor(ctx context.Context, id int64) (*Stream, error) {
 	st.publish()
 	st.resetSealTimer()
 	for _, g := range segs {
-		if g.State == hotlog.SegmentSealed {
+		if g.State == segment.Sealed {
 			r.rotationNotify(st, g) // resume uploads interrupted by a restart
 		}
 	}

@@ -286,7 +286,7 @@ func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 func (s *Server) healthChecks() *health.Checker {
 	return health.New(
 		health.Check{Name: "catalog", Critical: true, CacheFor: time.Second,
-			Probe: func(ctx context.Context) error { return s.catalog.DB().PingContext(ctx) }},
+			Probe: func(ctx context.Context) error { return s.catalog.Ping(ctx) }},
 		health.Check{Name: "coldstore", CacheFor: 5 * time.Second,
 			Probe: func(ctx context.Context) error { return coldstore.Probe(ctx, s.store) }},
 	)
