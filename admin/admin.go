@@ -39,6 +39,7 @@ import (
 	"github.com/streamtier/durable-streams/catalog"
 	"github.com/streamtier/durable-streams/coldstore"
 	"github.com/streamtier/durable-streams/coldstore/segment"
+	"github.com/streamtier/durable-streams/reclaim"
 	"github.com/streamtier/durable-streams/sequencer"
 )
 
@@ -82,6 +83,10 @@ type Config struct {
 	// own collection of a deleted stream (default DefaultMinAge; negative:
 	// no protection).
 	MinAge time.Duration
+	// Collector deletes objects, index rows, hot files and GC queue
+	// entries for GC; default: one over Catalog and Store, and the hot logs
+	// of Registry.
+	Collector *reclaim.Collector
 	// Now is the clock that MinAge is measured with (default time.Now).
 	Now func() time.Time
 	// MaxReport bounds each list of a Report or GCReport (default 1000);
@@ -96,6 +101,8 @@ type Service struct {
 	cat   *catalog.Catalog
 	store coldstore.Store
 	reg   *sequencer.Registry
+	col   *reclaim.Collector
+	hot   bool // col knows where hot logs are
 	lg    *slog.Logger
 }
 
@@ -119,7 +126,21 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MaxReport <= 0 {
 		cfg.MaxReport = 1000
 	}
-	return &Service{cfg: cfg, cat: cfg.Catalog, store: cfg.Store, reg: cfg.Registry, lg: cfg.Logger}, nil
+	s := &Service{cfg: cfg, cat: cfg.Catalog, store: cfg.Store, reg: cfg.Registry, col: cfg.Collector, lg: cfg.Logger}
+	s.hot = s.col != nil || s.reg != nil
+	if s.col == nil {
+		hotPath := func(int64) string { return "" }
+		if s.reg != nil {
+			hotPath = s.reg.StreamPath
+		}
+		// GC calls only its synchronous methods, so it starts no worker.
+		col, err := reclaim.New(reclaim.Config{Catalog: cfg.Catalog, Store: cfg.Store, HotPath: hotPath, Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("admin: %w", err)
+		}
+		s.col = col
+	}
+	return s, nil
 }
 
 func invalid(format string, args ...any) error {

@@ -2,11 +2,8 @@ package admin
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"math"
-	"os"
 	"time"
 
 	"github.com/streamtier/durable-streams/catalog"
@@ -126,8 +123,8 @@ func (s *Service) GC(ctx context.Context, dryRun bool) (GCReport, error) {
 	}
 	remove := func(obj *coldstore.ObjectInfo, id int64, reason string) error {
 		if !dryRun {
-			if err := s.store.Delete(ctx, obj.Key); err != nil {
-				return fmt.Errorf("admin: gc: delete %s: %w", obj.Key, err)
+			if err := s.col.DeleteObject(ctx, obj.Key); err != nil {
+				return fmt.Errorf("admin: gc: %w", err)
 			}
 			s.lg.Info("admin gc: deleted object", "key", obj.Key, "bytes", obj.Size, "reason", reason)
 		}
@@ -219,7 +216,7 @@ func (s *Service) gcRows(ctx context.Context, dryRun bool, now time.Time, rep *G
 			}
 			n := g.Rows
 			if !dryRun {
-				if n, err = s.cat.DeleteSegments(ctx, g.StreamID, true); err != nil {
+				if n, err = s.col.DeleteRows(ctx, g.StreamID); err != nil {
 					return fmt.Errorf("admin: gc: %w", err)
 				}
 				s.lg.Info("admin gc: deleted index rows", "stream_id", g.StreamID, "rows", n)
@@ -236,11 +233,11 @@ func (s *Service) gcRows(ctx context.Context, dryRun bool, now time.Time, rep *G
 
 // gcQueue finishes GC queue entries older than MinAge whose stream has no
 // objects and no index rows left: it removes the stream's hot files (which
-// the registry removes before it queues the stream for the collector,
-// unless that failed) and the entry. It needs the Registry for the hot
-// files' location; without one it does nothing.
+// the collector removes first, unless that failed) and the entry. It needs
+// to know where hot logs are (Config.Collector or Config.Registry);
+// without either it does nothing.
 func (s *Service) gcQueue(ctx context.Context, dryRun bool, now time.Time, rep *GCReport) error {
-	if s.reg == nil {
+	if !s.hot {
 		return nil
 	}
 	cutoff := now.Add(-s.cfg.MinAge)
@@ -287,22 +284,14 @@ func (s *Service) finishQueued(ctx context.Context, dryRun bool, id int64, queue
 		}
 	}
 	ent := GCQueueEntry{StreamID: id, QueuedAt: queued.UTC()}
-	p := s.reg.StreamPath(id)
-	for _, f := range []string{p, p + "-wal", p + "-shm", p + "-journal"} {
-		if _, err := os.Lstat(f); errors.Is(err, fs.ErrNotExist) {
-			continue
-		} else if err != nil {
-			return false, fmt.Errorf("admin: gc: %w", err)
-		}
-		if !dryRun {
-			if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return false, fmt.Errorf("admin: gc: %w", err)
-			}
-		}
-		ent.HotFiles = append(ent.HotFiles, f)
+	if ent.HotFiles, err = s.col.HotFiles(id); err != nil {
+		return false, fmt.Errorf("admin: gc: %w", err)
 	}
 	if !dryRun {
-		if err := s.cat.DoneGC(ctx, id); err != nil {
+		if err := s.col.RemoveHot(id); err != nil {
+			return false, fmt.Errorf("admin: gc: %w", err)
+		}
+		if err := s.col.Finish(ctx, id); err != nil {
 			return false, fmt.Errorf("admin: gc: %w", err)
 		}
 		s.lg.Info("admin gc: finished deleted stream", "stream_id", id, "hot_files", len(ent.HotFiles))

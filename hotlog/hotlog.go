@@ -171,10 +171,8 @@ func Create(ctx context.Context, path string, meta Meta, initial []Message) (err
 		return err
 	}
 	// A stale WAL left next to a fresh database would be replayed into it.
-	for _, p := range []string{path + "-wal", path + "-shm", path + "-journal", path} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
+	if err := Remove(path); err != nil {
+		return err
 	}
 	name, err := dsn(path, dsnCreate)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/streamtier/durable-streams/coldstore/segcache"
+	"github.com/streamtier/durable-streams/reclaim"
 	"github.com/streamtier/durable-streams/rotation"
 	"github.com/streamtier/durable-streams/sequencer"
 )
@@ -33,6 +34,7 @@ type Sources struct {
 	Streams  interface{ Stats() sequencer.Stats }
 	Rotation interface{ Stats() rotation.Stats }
 	Cache    interface{ Stats() segcache.Stats }
+	Reclaim  interface{ Stats() reclaim.Stats }
 	Reads    func() ReadStats
 	// HotDir is the directory holding the per-stream hot logs; its size is
 	// measured at most once per HotDirInterval (default 1 minute), because
@@ -54,6 +56,9 @@ func (m *Metrics) Watch(src Sources) error {
 	}
 	if r := src.Rotation; r != nil {
 		cs = append(cs, rotationCollector(r.Stats, src.Now))
+	}
+	if c := src.Reclaim; c != nil {
+		cs = append(cs, reclaimCollector(c.Stats))
 	}
 	if c := src.Cache; c != nil {
 		cs = append(cs, coldCacheCollector(c.Stats))
@@ -157,8 +162,18 @@ func rotationCollector(stats func() rotation.Stats, now func() time.Time) promet
 			}),
 			counter("rotation_uploads_total", "Segments uploaded to the cold store and verified.", func(s S) float64 { return float64(s.Uploaded) }),
 			counter("rotation_uploaded_bytes_total", "Object bytes of verified uploads.", func(s S) float64 { return float64(s.UploadedBytes) }),
-			counter("rotation_failures_total", "Failed upload or collection attempts (each is retried).", func(s S) float64 { return float64(s.Failures) }),
+			counter("rotation_failures_total", "Failed upload attempts (each is retried).", func(s S) float64 { return float64(s.Failures) }),
+		},
+	}
+}
+
+func reclaimCollector(stats func() reclaim.Stats) prometheus.Collector {
+	type S = reclaim.Stats
+	return &statsCollector[S]{
+		stats: stats,
+		values: []statValue[S]{
 			counter("rotation_collected_streams_total", "Deleted streams whose cold objects were collected.", func(s S) float64 { return float64(s.Collected) }),
+			counter("collection_failures_total", "Failed attempts to collect a deleted stream's cold objects (each is retried).", func(s S) float64 { return float64(s.Failures) }),
 		},
 	}
 }

@@ -1,7 +1,7 @@
 // Package rotation moves sealed segments of streams from their hot logs to
 // the cold object store. It only uploads: reads of uploaded segments go
 // through package coldstore/segcache, and the objects of deleted streams are
-// removed by the collector.
+// removed by package reclaim.
 //
 // The order of an upload is what makes it crash-safe:
 //
@@ -59,8 +59,8 @@ type Config struct {
 
 // Stats are the rotator's counters.
 type Stats struct {
-	Queued, Uploaded, Failures, Collected int64
-	LastError                             string
+	Queued, Uploaded, Failures int64
+	LastError                  string
 	// UploadedBytes sums the object bytes of verified uploads.
 	UploadedBytes int64
 	// OldestQueued is when the oldest segment still waiting for its
@@ -79,13 +79,12 @@ type Rotator struct {
 	mu       sync.Mutex
 	queued   map[job]bool
 	queuedAt map[job]time.Time // when each queued segment was sealed
-	gcIDs    []int64
 	wake     chan struct{}
 	started  bool
 
 	stats struct {
-		queued, uploaded, failures, collected atomic.Int64
-		uploadedBytes                         atomic.Int64
+		queued, uploaded, failures atomic.Int64
+		uploadedBytes              atomic.Int64
 	}
 	lastErr atomic.Value
 
@@ -126,14 +125,6 @@ func New(cfg Config) (*Rotator, error) {
 // OnSeal queues an upload; it never blocks (it runs on actor goroutines).
 func (r *Rotator) OnSeal(stream int64, seg hotlog.Segment) {
 	r.enqueue(job{stream, seg.Seg}, seg.SealedAt)
-}
-
-// OnHardDelete queues the collection of deleted streams' objects.
-func (r *Rotator) OnHardDelete(ids []int64) {
-	r.mu.Lock()
-	r.gcIDs = append(r.gcIDs, ids...)
-	r.mu.Unlock()
-	r.signal()
 }
 
 func (r *Rotator) enqueue(j job, sealed time.Time) {
@@ -195,7 +186,6 @@ func (r *Rotator) Close() {
 // Stats returns the current counters.
 func (r *Rotator) Stats() Stats {
 	s := Stats{Uploaded: r.stats.uploaded.Load(), Failures: r.stats.failures.Load(),
-		Collected:     r.stats.collected.Load(),
 		UploadedBytes: r.stats.uploadedBytes.Load()}
 	r.mu.Lock()
 	s.Queued = int64(len(r.queued))
@@ -229,7 +219,7 @@ func (r *Rotator) worker() {
 			case <-time.After(backoff):
 			}
 		}
-		j, gc, ok := r.next()
+		j, ok := r.next()
 		if !ok {
 			select {
 			case <-r.stop:
@@ -239,53 +229,40 @@ func (r *Rotator) worker() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(r.runCtx, 2*time.Minute)
-		var err error
-		if gc != 0 {
-			err = r.collect(ctx, gc)
-		} else {
-			err = r.upload(ctx, j)
-		}
+		err := r.upload(ctx, j)
 		cancel()
-		r.done(j, gc, err)
+		r.done(j, err)
 		if err != nil {
 			r.stats.failures.Add(1)
 			r.lastErr.Store(err.Error())
 			backoff = min(max(backoff*2, r.cfg.RetryMin), r.cfg.RetryMax)
-			r.lg.Warn("rotation: will retry", "stream", j.stream, "segment", j.seg, "gc", gc, "retry_in", backoff, "err", err)
+			r.lg.Warn("rotation: will retry", "stream", j.stream, "segment", j.seg, "retry_in", backoff, "err", err)
 			continue
 		}
 		backoff = 0
 	}
 }
 
-// next picks a GC id or an upload job that no other worker is running.
-func (r *Rotator) next() (job, int64, bool) {
+// next picks an upload job that no other worker is running.
+func (r *Rotator) next() (job, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.started {
-		return job{}, 0, false
-	}
-	if len(r.gcIDs) > 0 {
-		id := r.gcIDs[0]
-		r.gcIDs = r.gcIDs[1:]
-		return job{}, id, true
+		return job{}, false
 	}
 	for j, idle := range r.queued {
 		if idle {
 			r.queued[j] = false // in progress
-			return j, 0, true
+			return j, true
 		}
 	}
-	return job{}, 0, false
+	return job{}, false
 }
 
-func (r *Rotator) done(j job, gc int64, err error) {
+func (r *Rotator) done(j job, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
-	case gc != 0 && err != nil:
-		r.gcIDs = append(r.gcIDs, gc)
-	case gc != 0:
 	case err != nil:
 		r.queued[j] = true // retry
 	default:
@@ -383,27 +360,5 @@ func (r *Rotator) verify(ctx context.Context, key string, size int64, crc uint32
 	if _, _, err := segment.CopyChecked(io.Discard, rc, crc); err != nil {
 		return fmt.Errorf("verify %s: %w", key, err)
 	}
-	return nil
-}
-
-// collect deletes every object of a deleted stream, then its admin index
-// rows, then finishes its GC entry.
-func (r *Rotator) collect(ctx context.Context, id int64) error {
-	prefix := fmt.Sprintf("%d/", id)
-	for obj, err := range r.store.List(ctx, prefix) {
-		if err != nil {
-			return fmt.Errorf("list %s: %w", prefix, err)
-		}
-		if err := r.store.Delete(ctx, obj.Key); err != nil {
-			return fmt.Errorf("delete %s: %w", obj.Key, err)
-		}
-	}
-	if _, err := r.cat.DeleteSegments(ctx, id, false); err != nil {
-		return err
-	}
-	if err := r.cat.DoneGC(ctx, id); err != nil {
-		return err
-	}
-	r.stats.collected.Add(1)
 	return nil
 }

@@ -207,7 +207,7 @@ func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateRe
 		r.rows.forgetIDs(row.ParentID) // its reference count went up
 	}
 	if err != nil {
-		_ = r.removeFiles(id)
+		_ = hotlog.Remove(r.StreamPath(id))
 		switch {
 		case errors.Is(err, catalog.ErrParentGone):
 			return nil, errf(KindConflict, "fork source stream was deleted")
@@ -293,28 +293,11 @@ func (r *Registry) applyDelete(ctx context.Context, id int64, res catalog.Delete
 	r.collect(ctx, res.HardIDs)
 }
 
-// collect removes hot files of hard-deleted streams and hands them to the
-// cold-tier collector; without one, the GC entry is done.
+// collect hands streams deleted for real, their actors stopped, to the
+// collector.
 func (r *Registry) collect(ctx context.Context, ids []int64) {
-	if len(ids) == 0 {
-		return
-	}
-	var removed []int64
-	for _, id := range ids {
-		if err := r.removeFiles(id); err != nil {
-			// Left in the GC queue: retried at the next start.
-			r.lg.Warn("remove stream files", "id", id, "err", err)
-			continue
-		}
-		removed = append(removed, id)
-		if r.cfg.OnHardDelete == nil {
-			if err := r.cat.DoneGC(ctx, id); err != nil {
-				r.lg.Warn("gc done", "id", id, "err", err)
-			}
-		}
-	}
-	if r.cfg.OnHardDelete != nil && len(removed) > 0 {
-		r.cfg.OnHardDelete(removed)
+	if len(ids) > 0 {
+		r.cfg.Collector.Collect(ctx, ids)
 	}
 }
 

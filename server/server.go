@@ -37,8 +37,10 @@ import (
 	"github.com/streamtier/durable-streams/faults"
 	"github.com/streamtier/durable-streams/health"
 	"github.com/streamtier/durable-streams/hooks"
+	"github.com/streamtier/durable-streams/hotlog"
 	"github.com/streamtier/durable-streams/internal/requestid"
 	"github.com/streamtier/durable-streams/metrics"
+	"github.com/streamtier/durable-streams/reclaim"
 	"github.com/streamtier/durable-streams/rotation"
 	"github.com/streamtier/durable-streams/sequencer"
 )
@@ -100,16 +102,17 @@ var DefaultRotation = sequencer.RotationPolicy{Enabled: true, SealBytes: 4 << 20
 
 // Server is a running Durable Streams server.
 type Server struct {
-	cfg     Config
-	catalog *catalog.Catalog
-	store   coldstore.Store
-	cold    *segcache.Cache
-	rot     *rotation.Rotator
-	reg     *sequencer.Registry
-	admin   *admin.Service
-	api     *api.API
-	lc      *lifecycle
-	metrics *metrics.Metrics
+	cfg       Config
+	catalog   *catalog.Catalog
+	store     coldstore.Store
+	cold      *segcache.Cache
+	collector *reclaim.Collector
+	rot       *rotation.Rotator
+	reg       *sequencer.Registry
+	admin     *admin.Service
+	api       *api.API
+	lc        *lifecycle
+	metrics   *metrics.Metrics
 }
 
 // New opens the data directory (creating it) and starts the server's
@@ -168,8 +171,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cat.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	collector, err := reclaim.New(reclaim.Config{Catalog: cat, Store: store, Cache: cold, Logger: cfg.Logger,
+		HotPath: func(id int64) string { return hotlog.StreamPath(cfg.DataDir, id) }})
+	if err != nil {
+		cat.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	rot, err := rotation.New(rotation.Config{Store: store, Catalog: cat, Logger: cfg.Logger, Verify: cfg.Verify})
 	if err != nil {
+		collector.Close()
 		cat.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -182,31 +192,34 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		pol.SealAge = DefaultRotation.SealAge
 	}
 	reg, err := sequencer.NewRegistry(sequencer.Config{
-		DataDir:      cfg.DataDir,
-		Catalog:      cat,
-		Logger:       cfg.Logger,
-		IdleTimeout:  cfg.IdleTimeout,
-		MaxOpen:      cfg.MaxOpenStreams,
-		Rotation:     pol,
-		Cold:         cold,
-		OnSeal:       rot.OnSeal,
-		OnHardDelete: rot.OnHardDelete,
-		OnLifecycle:  onLifecycle,
+		DataDir:     cfg.DataDir,
+		Catalog:     cat,
+		Logger:      cfg.Logger,
+		IdleTimeout: cfg.IdleTimeout,
+		MaxOpen:     cfg.MaxOpenStreams,
+		Rotation:    pol,
+		Cold:        cold,
+		OnSeal:      rot.OnSeal,
+		Collector:   collector,
+		OnLifecycle: onLifecycle,
 	})
 	if err != nil {
+		collector.Close()
 		cat.Close()
 		return nil, fmt.Errorf("server: start registry: %w", err)
 	}
 	lc.reg = reg
 	if err := rot.Start(ctx, reg); err != nil {
 		reg.Close(ctx)
+		collector.Close()
 		cat.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	adm, err := admin.New(admin.Config{Catalog: cat, Store: store, Registry: reg, Logger: cfg.Logger})
+	adm, err := admin.New(admin.Config{Catalog: cat, Store: store, Registry: reg, Collector: collector, Logger: cfg.Logger})
 	if err != nil {
 		rot.Close()
 		reg.Close(ctx)
+		collector.Close()
 		cat.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -216,11 +229,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			lc.close()
 			rot.Close()
 			reg.Close(ctx)
+			collector.Close()
 			cat.Close()
 			return nil, fmt.Errorf("server: %w", err)
 		}
 	}
-	s := &Server{cfg: cfg, catalog: cat, store: store, cold: cold, rot: rot, reg: reg, admin: adm, metrics: metrics.New(), lc: lc}
+	s := &Server{cfg: cfg, catalog: cat, store: store, cold: cold, collector: collector, rot: rot, reg: reg, admin: adm, metrics: metrics.New(), lc: lc}
 	s.api = api.New(api.Options{
 		Registry:        reg,
 		Logger:          cfg.Logger,
@@ -243,6 +257,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Streams:  reg,
 		Rotation: rot,
 		Cache:    cold,
+		Reclaim:  collector,
 		Reads: func() metrics.ReadStats {
 			st := s.api.ReadStats()
 			return metrics.ReadStats{StorageReads: st.StorageReads, CollapsedReads: st.CollapsedReads,
@@ -304,5 +319,6 @@ func (s *Server) Close(ctx context.Context) error {
 	s.lc.close()
 	s.rot.Close()
 	err := s.reg.Close(ctx)
+	s.collector.Close()
 	return errors.Join(err, s.catalog.Close())
 }
