@@ -324,7 +324,7 @@ func (a *API) post(c echo.Context, name string) error {
 	}
 	hd := c.Response().Header()
 	hd.Set(protocol.HeaderStreamNextOffset, res.Tail.String())
-	hd.Set("Cache-Control", "no-store")
+	cache.SetNoStore(hd)
 	if res.Closed {
 		hd.Set(protocol.HeaderStreamClosed, "true")
 	}
@@ -369,7 +369,7 @@ func (a *API) delete(c echo.Context, name string) error {
 	if err := a.reg.Delete(c.Request().Context(), name); err != nil {
 		return err
 	}
-	c.Response().Header().Set("Cache-Control", "no-store")
+	cache.SetNoStore(c.Response().Header())
 	return c.NoContent(http.StatusNoContent)
 }
 

@@ -227,6 +227,11 @@ func headerHasToken(values []string, tok string) bool {
 	return false
 }
 
+// SetNoStore sets the Cache-Control of a response that no cache may keep:
+// writes, errors, listings, admin, metrics and test endpoints. Every
+// Cache-Control value of the server is spelled in this package.
+func SetNoStore(h http.Header) { h.Set("Cache-Control", noStoreControl) }
+
 // CacheControl returns the Cache-Control header value for r.
 func CacheControl(r Request) string { return cacheControl(r) }
 
