@@ -9,6 +9,7 @@ import (
 	"github.com/streamtier/durable-streams/catalog"
 	"github.com/streamtier/durable-streams/coldstore"
 	"github.com/streamtier/durable-streams/coldstore/segment"
+	"github.com/streamtier/durable-streams/internal/invariants"
 )
 
 // Reasons in a GCReport.
@@ -265,8 +266,14 @@ func (s *Service) gcQueue(ctx context.Context, dryRun bool, now time.Time, rep *
 
 func (s *Service) finishQueued(ctx context.Context, dryRun bool, id int64, queued time.Time, rep *GCReport) (bool, error) {
 	o, err := s.owner(ctx, id)
-	if err != nil || o.exists {
-		return false, err // a queued id with a streams row cannot happen; leave it
+	if err != nil {
+		return false, err
+	}
+	if o.exists {
+		// The catalog queues an id in the transaction that removes its
+		// row, and ids are never reused; leave such an entry alone.
+		invariants.Failf(s.lg, "admin: gc: stream %d is queued for GC but still in the catalog", id)
+		return false, nil
 	}
 	if !dryRun {
 		// Finished only once nothing of the stream is left in the cold tier

@@ -32,8 +32,13 @@ bash scripts/setup.sh
 export PATH="$PWD/.tools/bin:$PATH"
 
 echo "== $(go version)"
-echo "== go vet ./..."
-go vet ./...
+# Invariant checks (internal/invariants) are on in every test run: a broken
+# invariant panics where it is found instead of being logged and tolerated.
+# The e2e harness builds its server binary with the same tag.
+tags=(-tags invariants)
+
+echo "== go vet ${tags[*]} ./..."
+go vet "${tags[@]}" ./...
 
 race=(-race)
 [ "${DS_TEST_RACE:-1}" = 0 ] && race=()
@@ -61,17 +66,17 @@ fi
 E2E=./test/e2e
 if [ ${#NORACE_PKGS[@]} -eq 0 ]; then
   mapfile -t unit < <(go list -e ./... | grep -vx "$(go list -e "$E2E")")
-  echo "== go test ${race[*]} -count=1 -timeout 20m (all packages but $E2E)"
-  go test "${race[@]}" -count=1 -timeout 20m "${extra[@]}" "${unit[@]}" || rc=$?
-  echo "== go test ${race[*]} -count=1 -timeout 20m $E2E"
-  go test "${race[@]}" -count=1 -timeout 20m "${extra[@]}" "$E2E" || rc=$?
+  echo "== go test ${race[*]} ${tags[*]} -count=1 -timeout 20m (all packages but $E2E)"
+  go test "${race[@]}" "${tags[@]}" -count=1 -timeout 20m "${extra[@]}" "${unit[@]}" || rc=$?
+  echo "== go test ${race[*]} ${tags[*]} -count=1 -timeout 20m $E2E"
+  go test "${race[@]}" "${tags[@]}" -count=1 -timeout 20m "${extra[@]}" "$E2E" || rc=$?
 else
   mapfile -t norace < <(go list -e "${NORACE_PKGS[@]}")
   mapfile -t withrace < <(go list -e ./... | grep -vxF -f <(printf '%s\n' "${norace[@]}"))
-  echo "== go test ${race[*]} -count=1 -timeout 20m (all but: ${norace[*]})"
-  go test "${race[@]}" -count=1 -timeout 20m "${extra[@]}" "${withrace[@]}" || rc=$?
-  echo "== go test -count=1 -timeout 20m ${norace[*]}"
-  go test -count=1 -timeout 20m "${extra[@]}" "${norace[@]}" || rc=$?
+  echo "== go test ${race[*]} ${tags[*]} -count=1 -timeout 20m (all but: ${norace[*]})"
+  go test "${race[@]}" "${tags[@]}" -count=1 -timeout 20m "${extra[@]}" "${withrace[@]}" || rc=$?
+  echo "== go test ${tags[*]} -count=1 -timeout 20m ${norace[*]}"
+  go test "${tags[@]}" -count=1 -timeout 20m "${extra[@]}" "${norace[@]}" || rc=$?
 fi
 
 if [ -s "$summary" ]; then
