@@ -89,7 +89,7 @@ func (s *Service) hotStats(ctx context.Context, st *StreamStats) error {
 	snap := stream.Snapshot()
 	tail := snap.Tail
 	st.Tail = &tail
-	st.TailOffset = s.reg.TailToken(ctx, snap).String()
+	st.TailOffset = snap.TailToken(ctx).String()
 	st.Closed = st.Closed || snap.Closed
 	hs, err := stream.HotStats(ctx)
 	if err != nil {

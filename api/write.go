@@ -374,5 +374,5 @@ func (a *API) delete(c echo.Context, name string) error {
 }
 
 func tailToken(a *API, c echo.Context, snap *sequencer.Snapshot) offset.Token {
-	return a.reg.TailToken(c.Request().Context(), snap)
+	return snap.TailToken(c.Request().Context())
 }

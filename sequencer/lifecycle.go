@@ -143,7 +143,7 @@ func (r *Registry) confirmExisting(ctx context.Context, req *CreateRequest, row 
 	if err != nil {
 		return nil, err
 	}
-	return &CreateResult{Created: false, Handle: &Handle{Stream: st, Info: row, release: release}}, nil
+	return &CreateResult{Created: false, Handle: &Handle{st: st, Info: row, release: release}}, nil
 }
 
 func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateResult, error) {
@@ -222,7 +222,7 @@ func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateRe
 	if err != nil {
 		return nil, err
 	}
-	return &CreateResult{Created: true, Handle: &Handle{Stream: st, Info: row, release: release}, Start: start}, nil
+	return &CreateResult{Created: true, Handle: &Handle{st: st, Info: row, release: release}, Start: start}, nil
 }
 
 // Delete deletes the stream at path: softly (410 from now on) while forks
@@ -325,6 +325,14 @@ type deleteOp struct {
 	reply chan struct{}
 }
 
+func (o deleteOp) fail(error) { close(o.reply) }
+
+func (o deleteOp) afterCommit(s *Stream) {
+	s.deleted, s.softDeleted = true, o.soft
+	s.publish()
+	close(o.reply)
+}
+
 // markDeleted has the actor publish a final snapshot that wakes live
 // readers with the deletion.
 func (s *Stream) markDeleted(ctx context.Context, soft bool) {
@@ -344,6 +352,10 @@ type trimOp struct {
 	checksum uint32
 	reply    chan error
 }
+
+func (o trimOp) fail(err error) { o.reply <- err }
+
+func (o trimOp) afterCommit(s *Stream) { o.reply <- s.trim(&o) }
 
 // Trim records that segment seg is uploaded and verified under key and
 // drops its rows from the hot log.

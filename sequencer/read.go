@@ -20,6 +20,11 @@ type ColdReader interface {
 	ReadSegment(ctx context.Context, key string, checksum uint32, from, limit int64, budget int) ([]segment.Message, error)
 }
 
+// Message is one message as reads return it: its position, data and
+// whether it ends its append request. It is the hot log's type, named here
+// so that the HTTP layer depends on the sequencer alone.
+type Message = hotlog.Message
+
 // Chunk is the result of a catch-up read: the bytes of [From, End).
 type Chunk struct {
 	Messages []hotlog.Message // clipped to [From, End)
@@ -253,16 +258,6 @@ func (r *Registry) segmentAt(ctx context.Context, snap *Snapshot, p int64) (segV
 }
 
 const unlimited = math.MaxInt32
-
-// TokenFor returns the offset token of position p in the stream viewed by snap.
-func (r *Registry) TokenFor(ctx context.Context, snap *Snapshot, p int64) offset.Token {
-	return r.tokenFor(ctx, snap, p)
-}
-
-// TailToken returns the offset token of snap's tail.
-func (r *Registry) TailToken(ctx context.Context, snap *Snapshot) offset.Token {
-	return r.tokenFor(ctx, snap, snap.Tail)
-}
 
 // SegmentMessages returns every message of sealed segment seg as the stream
 // viewed by snap sees it, including a fork's inherited part of a segment it

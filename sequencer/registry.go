@@ -172,11 +172,25 @@ type Collector interface {
 	Collect(ctx context.Context, ids []int64)
 }
 
-// Handle is a stream in use by a request together with its catalog row.
+// Handle is a stream in use by a request together with its catalog row:
+// the surface the HTTP layer reads and appends through. Uploads, trims and
+// forks work on the Stream itself, inside this package and for the
+// uploader (AcquireID).
 type Handle struct {
-	*Stream
+	st      *Stream
 	Info    catalog.Stream
 	release func()
+}
+
+// ID returns the stream's internal id.
+func (h *Handle) ID() int64 { return h.st.id }
+
+// Snapshot returns the latest published view of the stream.
+func (h *Handle) Snapshot() *Snapshot { return h.st.Snapshot() }
+
+// Append validates and commits req; it returns after the commit is durable.
+func (h *Handle) Append(ctx context.Context, req *AppendRequest) (AppendResult, error) {
+	return h.st.Append(ctx, req)
 }
 
 // Release lets the stream be evicted again.
@@ -201,7 +215,7 @@ func (r *Registry) Acquire(ctx context.Context, path string, renew bool) (*Handl
 	if renew {
 		r.touch(row.ID)
 	}
-	return &Handle{Stream: st, Info: row, release: release}, nil
+	return &Handle{st: st, Info: row, release: release}, nil
 }
 
 // liveRow returns the catalog row of a live, unexpired stream. Rows come
@@ -316,7 +330,7 @@ func (r *Registry) startActor(ctx context.Context, id int64) (*Stream, error) {
 		return nil, err
 	}
 	st := &Stream{id: id, reg: r, log: lg, lg: r.lg, meta: meta, segments: segs,
-		mailbox: make(chan any, 256), done: make(chan struct{}), lastUsed: r.now(),
+		mailbox: make(chan op, 256), done: make(chan struct{}), lastUsed: r.now(),
 		producers: make(map[string]hotlog.Producer, len(prods))}
 	for _, p := range prods {
 		st.producers[p.ID] = p
