@@ -117,30 +117,33 @@ func (c *Catalog) MarkUploaded(ctx context.Context, stream, seg, bytes int64, ch
 // SealedSegments returns the rows in state sealed: uploads that have not
 // finished, in (stream, segment) order.
 func (c *Catalog) SealedSegments(ctx context.Context) ([]Segment, error) {
-	rows, err := c.db.QueryContext(ctx, "SELECT "+segmentColumns+" FROM segments s WHERE s.state = ? ORDER BY s.stream_id, s.seg",
-		string(segment.Sealed))
-	if err != nil {
-		return nil, fmt.Errorf("catalog: sealed segments: %w", err)
-	}
-	out, err := scanSegments(rows)
+	out, err := queryAll(ctx, c.db, scanPlainSegment,
+		"SELECT "+segmentColumns+" FROM segments s WHERE s.state = ? ORDER BY s.stream_id, s.seg", string(segment.Sealed))
 	if err != nil {
 		return nil, fmt.Errorf("catalog: sealed segments: %w", err)
 	}
 	return out, nil
 }
 
-func scanSegments(rows *sql.Rows) ([]Segment, error) {
+// queryAll runs query and scans every row with scan.
+func queryAll[T any](ctx context.Context, db *sql.DB, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
 	defer rows.Close()
-	var out []Segment
+	var out []T
 	for rows.Next() {
-		g, err := scanSegment(rows)
+		v, err := scan(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, g)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
+
+func scanPlainSegment(r scanner) (Segment, error) { return scanSegment(r) }
 
 // DeleteSegments removes every index row of stream and returns how many
 // there were. With onlyDeleted, it removes them only if the stream has no
@@ -192,21 +195,13 @@ func (c *Catalog) ListSegments(ctx context.Context, f SegmentFilter) ([]SegmentE
 	}
 	q += " ORDER BY s.stream_id, s.seg LIMIT ?"
 	args = append(args, limitArg(f.Limit))
-	rows, err := c.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("catalog: list segments: %w", err)
-	}
-	defer rows.Close()
-	var out []SegmentEntry
-	for rows.Next() {
+	out, err := queryAll(ctx, c.db, func(r scanner) (SegmentEntry, error) {
 		var e SegmentEntry
-		e.Segment, err = scanSegment(rows, &e.StreamExists, &e.Path, &e.SoftDeleted)
-		if err != nil {
-			return nil, fmt.Errorf("catalog: list segments: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
+		var err error
+		e.Segment, err = scanSegment(r, &e.StreamExists, &e.Path, &e.SoftDeleted)
+		return e, err
+	}, q, args...)
+	if err != nil {
 		return nil, fmt.Errorf("catalog: list segments: %w", err)
 	}
 	return out, nil
@@ -223,13 +218,9 @@ type KeyCursor struct {
 // stream id, segment) order, which is the byte-wise order in which object
 // stores list keys.
 func (c *Catalog) SegmentsByKey(ctx context.Context, cur KeyCursor, limit int) ([]Segment, error) {
-	rows, err := c.db.QueryContext(ctx, "SELECT "+segmentColumns+` FROM segments s
+	out, err := queryAll(ctx, c.db, scanPlainSegment, "SELECT "+segmentColumns+` FROM segments s
 		WHERE (s.object_key, s.stream_id, s.seg) > (?, ?, ?) ORDER BY s.object_key, s.stream_id, s.seg LIMIT ?`,
 		cur.Key, cur.Stream, cur.Seg, limitArg(limit))
-	if err != nil {
-		return nil, fmt.Errorf("catalog: read segment index: %w", err)
-	}
-	out, err := scanSegments(rows)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: read segment index: %w", err)
 	}
@@ -347,25 +338,17 @@ type DeletedSegments struct {
 // that have index rows but no row in the directory, how many rows each
 // has, in id order.
 func (c *Catalog) SegmentsOfDeleted(ctx context.Context, after int64, limit int) ([]DeletedSegments, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT s.stream_id, count(*),
+	out, err := queryAll(ctx, c.db, func(r scanner) (DeletedSegments, error) {
+		var d DeletedSegments
+		var queued sql.NullInt64
+		err := r.Scan(&d.StreamID, &d.Rows, &queued)
+		d.QueuedAt = fromMillis(queued)
+		return d, err
+	}, `SELECT s.stream_id, count(*),
 		(SELECT queued_at FROM gc_queue WHERE stream_id = s.stream_id)
 		FROM segments s WHERE s.stream_id > ? AND NOT EXISTS (SELECT 1 FROM streams WHERE id = s.stream_id)
 		GROUP BY s.stream_id ORDER BY s.stream_id LIMIT ?`, after, limitArg(limit))
 	if err != nil {
-		return nil, fmt.Errorf("catalog: segments of deleted streams: %w", err)
-	}
-	defer rows.Close()
-	var out []DeletedSegments
-	for rows.Next() {
-		var d DeletedSegments
-		var queued sql.NullInt64
-		if err := rows.Scan(&d.StreamID, &d.Rows, &queued); err != nil {
-			return nil, fmt.Errorf("catalog: segments of deleted streams: %w", err)
-		}
-		d.QueuedAt = fromMillis(queued)
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("catalog: segments of deleted streams: %w", err)
 	}
 	return out, nil
@@ -380,24 +363,16 @@ type GCEntry struct {
 // GCQueue returns up to limit GC queue entries queued at or before
 // before and after the entry after, in (queue time, id) order.
 func (c *Catalog) GCQueue(ctx context.Context, before time.Time, after GCEntry, limit int) ([]GCEntry, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT stream_id, queued_at FROM gc_queue
+	out, err := queryAll(ctx, c.db, func(r scanner) (GCEntry, error) {
+		var e GCEntry
+		var ms int64
+		err := r.Scan(&e.StreamID, &ms)
+		e.QueuedAt = time.UnixMilli(ms)
+		return e, err
+	}, `SELECT stream_id, queued_at FROM gc_queue
 		WHERE queued_at <= ? AND (queued_at, stream_id) > (?, ?) ORDER BY queued_at, stream_id LIMIT ?`,
 		before.UnixMilli(), after.QueuedAt.UnixMilli(), after.StreamID, limitArg(limit))
 	if err != nil {
-		return nil, fmt.Errorf("catalog: read gc queue: %w", err)
-	}
-	defer rows.Close()
-	var out []GCEntry
-	for rows.Next() {
-		var e GCEntry
-		var ms int64
-		if err := rows.Scan(&e.StreamID, &ms); err != nil {
-			return nil, fmt.Errorf("catalog: read gc queue: %w", err)
-		}
-		e.QueuedAt = time.UnixMilli(ms)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("catalog: read gc queue: %w", err)
 	}
 	return out, nil

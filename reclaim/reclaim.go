@@ -35,6 +35,7 @@ import (
 	"github.com/streamtier/durable-streams/coldstore"
 	"github.com/streamtier/durable-streams/coldstore/segment"
 	"github.com/streamtier/durable-streams/hotlog"
+	"github.com/streamtier/durable-streams/internal/retry"
 )
 
 // Config configures a Collector.
@@ -246,46 +247,30 @@ func (c *Collector) collectCold(ctx context.Context, id int64) error {
 
 func (c *Collector) worker() {
 	defer close(c.done)
-	backoff := time.Duration(0)
-	for {
-		if backoff > 0 {
-			select {
-			case <-c.stop:
-				return
-			case <-time.After(backoff):
-			}
-		}
+	var cur int64
+	loop := retry.Loop{Stop: c.stop, Wake: c.wake, Min: c.cfg.RetryMin, Max: c.cfg.RetryMax}
+	loop.Run(func() (bool, error) {
 		c.mu.Lock()
-		var id int64
-		if len(c.queue) > 0 {
-			id = c.queue[0]
+		if len(c.queue) == 0 {
+			c.mu.Unlock()
+			return false, nil
 		}
+		cur = c.queue[0]
 		c.mu.Unlock()
-		if id == 0 {
-			select {
-			case <-c.stop:
-				return
-			case <-c.wake:
-			}
-			continue
-		}
 		ctx, cancel := context.WithTimeout(c.runCtx, 2*time.Minute)
-		err := c.collectCold(ctx, id)
+		err := c.collectCold(ctx, cur)
 		cancel()
 		c.mu.Lock()
 		c.queue = c.queue[1:]
 		if err != nil {
-			c.queue = append(c.queue, id) // retried after the others
+			c.queue = append(c.queue, cur) // retried after the others
 		} else {
-			delete(c.queued, id)
+			delete(c.queued, cur)
 		}
 		c.mu.Unlock()
-		if err != nil {
-			c.failures.Add(1)
-			backoff = min(max(backoff*2, c.cfg.RetryMin), c.cfg.RetryMax)
-			c.lg.Warn("reclaim: will retry", "id", id, "retry_in", backoff, "err", err)
-			continue
-		}
-		backoff = 0
-	}
+		return true, err
+	}, func(err error, retryIn time.Duration) {
+		c.failures.Add(1)
+		c.lg.Warn("reclaim: will retry", "id", cur, "retry_in", retryIn, "err", err)
+	})
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/streamtier/durable-streams/coldstore"
 	"github.com/streamtier/durable-streams/coldstore/segment"
 	"github.com/streamtier/durable-streams/hotlog"
+	"github.com/streamtier/durable-streams/internal/retry"
 	"github.com/streamtier/durable-streams/sequencer"
 )
 
@@ -210,37 +211,24 @@ func (r *Rotator) QueueLen() int {
 
 func (r *Rotator) worker() {
 	defer r.wg.Done()
-	backoff := time.Duration(0)
-	for {
-		if backoff > 0 {
-			select {
-			case <-r.stop:
-				return
-			case <-time.After(backoff):
-			}
-		}
+	var cur job
+	loop := retry.Loop{Stop: r.stop, Wake: r.wake, Min: r.cfg.RetryMin, Max: r.cfg.RetryMax}
+	loop.Run(func() (bool, error) {
 		j, ok := r.next()
 		if !ok {
-			select {
-			case <-r.stop:
-				return
-			case <-r.wake:
-			}
-			continue
+			return false, nil
 		}
+		cur = j
 		ctx, cancel := context.WithTimeout(r.runCtx, 2*time.Minute)
 		err := r.upload(ctx, j)
 		cancel()
 		r.done(j, err)
-		if err != nil {
-			r.stats.failures.Add(1)
-			r.lastErr.Store(err.Error())
-			backoff = min(max(backoff*2, r.cfg.RetryMin), r.cfg.RetryMax)
-			r.lg.Warn("rotation: will retry", "stream", j.stream, "segment", j.seg, "retry_in", backoff, "err", err)
-			continue
-		}
-		backoff = 0
-	}
+		return true, err
+	}, func(err error, retryIn time.Duration) {
+		r.stats.failures.Add(1)
+		r.lastErr.Store(err.Error())
+		r.lg.Warn("rotation: will retry", "stream", cur.stream, "segment", cur.seg, "retry_in", retryIn, "err", err)
+	})
 }
 
 // next picks an upload job that no other worker is running.
