@@ -2,11 +2,12 @@
 // index of segments, queried together with the stream directory, and the
 // actions an operator runs against the index and the object store.
 //
-// The admin index is the catalog database's segments table. The rotation
-// uploader (package rotation) mirrors every sealed segment into it, first in
-// state "sealed" and, once the object is stored and verified, in state
-// "uploaded" with the object's size and CRC32C; the collector of deleted
-// streams removes a stream's rows after its objects. The streams' own hot
+// The admin index is the catalog's segment index (catalog/segments.go). The
+// rotation uploader (package rotation) mirrors every sealed segment into it,
+// first in state "sealed" and, once the object is stored and verified, in
+// state "uploaded" with the object's size and CRC32C; the collector of
+// deleted streams (package reclaim) removes a stream's rows after its
+// objects. The streams' own hot
 // logs stay authoritative: the index exists so that questions across all
 // streams ("which segments are not uploaded yet", "how many bytes does this
 // prefix keep in the cold store") are one SQL query instead of opening every
@@ -79,7 +80,7 @@ type Config struct {
 	Registry *sequencer.Registry
 	Logger   *slog.Logger
 	// MinAge protects objects without an index row and fresh GC queue
-	// entries from GC, so that it never races an upload or the rotator's
+	// entries from GC, so that it never races an upload or the collector's
 	// own collection of a deleted stream (default DefaultMinAge; negative:
 	// no protection).
 	MinAge time.Duration

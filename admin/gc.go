@@ -20,7 +20,7 @@ const (
 	// Objects left alone.
 	ReasonTooYoung          = "too_young"          // no index row yet, but younger than MinAge: may be an upload in progress
 	ReasonStreamExists      = "stream_exists"      // no index row, but its stream exists: its hot log may refer to it
-	ReasonCollectionPending = "collection_pending" // its stream's deletion is younger than MinAge: the rotator collects it
+	ReasonCollectionPending = "collection_pending" // its stream's deletion is younger than MinAge: the collector (package reclaim) collects it
 )
 
 // GCObject is an object GC deleted (or, in a dry run, would delete) or
@@ -96,8 +96,8 @@ type owner struct {
 // and are kept while their stream exists, as are objects without a row
 // whose stream exists (its hot log, which is authoritative, may refer to
 // them; Verify reports them as orphaned). A deleted stream whose GC queue
-// entry is younger than MinAge is left to the rotator, which collects it
-// right after the deletion.
+// entry is younger than MinAge is left to the collector (package reclaim),
+// which collects it right after the deletion.
 //
 // With dryRun nothing is changed and the report says what would be.
 func (s *Service) GC(ctx context.Context, dryRun bool) (GCReport, error) {
