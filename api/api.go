@@ -302,7 +302,7 @@ func (a *API) echoError(err error, c echo.Context) {
 	for k, v := range he.header {
 		h.Set(k, v)
 	}
-	h.Set("Cache-Control", "no-store")
+	cache.SetNoStore(h)
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(he.status)
 		return

@@ -13,8 +13,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/streamtier/durable-streams/auth/ratelimit"
-	"github.com/streamtier/durable-streams/hotlog"
 	"github.com/streamtier/durable-streams/internal/connlimit"
+	"github.com/streamtier/durable-streams/sequencer"
 )
 
 // bodyBufSize is the size of the buffer writeMessages gathers small
@@ -31,7 +31,7 @@ var bodyBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bodyB
 // chunk of large messages that saves allocating, zeroing and copying the
 // whole chunk once more. The explicit Content-Length also keeps net/http
 // from chunking the body.
-func writeMessages(c echo.Context, contentType string, asJSON bool, msgs []hotlog.Message) error {
+func writeMessages(c echo.Context, contentType string, asJSON bool, msgs []sequencer.Message) error {
 	n := 0
 	for _, m := range msgs {
 		n += len(m.Data)
@@ -63,7 +63,7 @@ func writeMessages(c echo.Context, contentType string, asJSON bool, msgs []hotlo
 // writeBody writes msgs to bw as writeMessages describes. bufio.Writer
 // passes writes at least as large as its free space straight through, so
 // large messages are not copied into the buffer.
-func writeBody(bw *bufio.Writer, asJSON bool, msgs []hotlog.Message) error {
+func writeBody(bw *bufio.Writer, asJSON bool, msgs []sequencer.Message) error {
 	if asJSON {
 		bw.WriteByte('[')
 	}

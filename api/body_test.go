@@ -11,7 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/streamtier/durable-streams/hotlog"
+	"github.com/streamtier/durable-streams/sequencer"
 )
 
 func TestReadAll(t *testing.T) {
@@ -79,17 +79,17 @@ func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
 func TestWriteMessages(t *testing.T) {
 	big := bytes.Repeat([]byte("x"), 3*bodyBufSize)
-	msgs := func(data ...[]byte) []hotlog.Message {
-		out := make([]hotlog.Message, len(data))
+	msgs := func(data ...[]byte) []sequencer.Message {
+		out := make([]sequencer.Message, len(data))
 		for i, d := range data {
-			out[i] = hotlog.Message{Data: d}
+			out[i] = sequencer.Message{Data: d}
 		}
 		return out
 	}
 	tests := []struct {
 		name string
 		json bool
-		msgs []hotlog.Message
+		msgs []sequencer.Message
 		want string
 	}{
 		{"one", false, msgs([]byte("hello")), "hello"},

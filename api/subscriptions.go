@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/streamtier/durable-streams/cache"
 	"github.com/streamtier/durable-streams/subscriptions"
 )
 
@@ -88,7 +89,7 @@ func (a *API) subError(c echo.Context, err error) error {
 		a.lg.ErrorContext(c.Request().Context(), "subscription request failed", "path", c.Request().URL.Path, "err", err)
 		se = &subscriptions.Error{Code: subscriptions.CodeInternal, Message: "internal error"}
 	}
-	c.Response().Header().Set("Cache-Control", "no-store")
+	cache.SetNoStore(c.Response().Header())
 	return c.JSON(se.Status(), struct {
 		Error *subscriptions.Error `json:"error"`
 	}{se})
@@ -142,7 +143,7 @@ func (a *API) control(c echo.Context) error {
 			return a.controlMethod(c, "GET, HEAD, OPTIONS")
 		}
 		h := c.Response().Header()
-		h.Set("Cache-Control", "public, max-age=300")
+		cache.SetKeySet(h)
 		b, err := json.Marshal(svc.JWKS())
 		if err != nil {
 			return a.subError(c, err)
@@ -194,7 +195,7 @@ func (a *API) control(c echo.Context) error {
 		if err != nil {
 			return a.subError(c, err)
 		}
-		c.Response().Header().Set("Cache-Control", "no-store")
+		cache.SetNoStore(c.Response().Header())
 		return c.JSON(http.StatusOK, cl)
 	case action == "callback" || action == "ack" || action == "release":
 		if r.Method != http.MethodPost {
@@ -222,7 +223,7 @@ func (a *API) control(c echo.Context) error {
 		if err != nil {
 			return a.subError(c, err)
 		}
-		c.Response().Header().Set("Cache-Control", "no-store")
+		cache.SetNoStore(c.Response().Header())
 		return c.JSON(http.StatusOK, res)
 	}
 	return a.subError(c, subErrorf(subscriptions.CodeNotFound, "no such control route"))
@@ -231,7 +232,7 @@ func (a *API) control(c echo.Context) error {
 // subscription serves PUT, GET and DELETE of one subscription.
 func (a *API) subscription(c echo.Context, svc Subscriptions, id string) error {
 	r := c.Request()
-	c.Response().Header().Set("Cache-Control", "no-store")
+	cache.SetNoStore(c.Response().Header())
 	switch r.Method {
 	case http.MethodPut:
 		var req subscriptions.CreateRequest

@@ -332,7 +332,7 @@ func (a *API) post(c echo.Context, name string) error {
 	}
 	hd := c.Response().Header()
 	hd.Set(protocol.HeaderStreamNextOffset, res.Tail.String())
-	hd.Set("Cache-Control", "no-store")
+	cache.SetNoStore(hd)
 	if res.Closed {
 		hd.Set(protocol.HeaderStreamClosed, "true")
 	}
@@ -380,7 +380,7 @@ func (a *API) delete(c echo.Context, name string) error {
 	if err := a.reg.Delete(c.Request().Context(), name); err != nil {
 		return err
 	}
-	c.Response().Header().Set("Cache-Control", "no-store")
+	cache.SetNoStore(c.Response().Header())
 	return c.NoContent(http.StatusNoContent)
 }
 
@@ -395,5 +395,5 @@ func (a *API) writable(name string) error {
 }
 
 func tailToken(a *API, c echo.Context, snap *sequencer.Snapshot) offset.Token {
-	return a.reg.TailToken(c.Request().Context(), snap)
+	return snap.TailToken(c.Request().Context())
 }

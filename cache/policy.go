@@ -228,6 +228,22 @@ func headerHasToken(values []string, tok string) bool {
 	return false
 }
 
+// SetNoStore sets the Cache-Control of a response that no cache may keep:
+// writes, errors, listings, admin, metrics and test endpoints. Every
+// Cache-Control value of the server is spelled in this package.
+func SetNoStore(h http.Header) { h.Set("Cache-Control", noStoreControl) }
+
+// keySetMaxAge is how long a key set (the webhook signing JWKS) may be
+// cached: long enough to spare receivers a fetch per delivery, short
+// enough that a rotated key is picked up within minutes.
+const keySetMaxAge = 300
+
+// SetKeySet marks a response carrying a public key set (JWKS) cacheable
+// by anyone for keySetMaxAge seconds.
+func SetKeySet(h http.Header) {
+	h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d", keySetMaxAge))
+}
+
 // CacheControl returns the Cache-Control header value for r.
 func CacheControl(r Request) string { return cacheControl(r) }
 

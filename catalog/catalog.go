@@ -1,7 +1,8 @@
 // Package catalog keeps the directory of durable streams: which path names
 // which stream, the stream's expiry and closure, the fork relationships
-// between streams, and the queue of deleted streams whose files and objects
-// still have to be removed.
+// between streams, the queue of deleted streams whose files and objects
+// still have to be removed, and the index of sealed segments (see
+// segments.go). It is the only code that runs SQL on its database.
 //
 // The catalog is one small SQLite database. A stream's data is not in it:
 // each stream keeps its data in files named after its id, which is why ids
@@ -232,10 +233,13 @@ func (c *Catalog) Close() error {
 	return nil
 }
 
-// DB returns the underlying database handle, for code that keeps its own
-// tables in the catalog database (such as the admin index of segments).
-// Its transactions begin IMMEDIATE.
-func (c *Catalog) DB() *sql.DB { return c.db }
+// Ping checks that the database answers (the readiness check).
+func (c *Catalog) Ping(ctx context.Context) error {
+	if err := c.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("catalog: ping: %w", err)
+	}
+	return nil
+}
 
 // writeReq is one write waiting for a group commit.
 type writeReq struct {

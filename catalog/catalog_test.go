@@ -573,7 +573,7 @@ func TestDeadline(t *testing.T) {
 func dbDeadline(t *testing.T, c *Catalog, id int64) (int64, bool) {
 	t.Helper()
 	var d *int64
-	if err := c.DB().QueryRow("SELECT deadline FROM streams WHERE id = ?", id).Scan(&d); err != nil {
+	if err := c.db.QueryRow("SELECT deadline FROM streams WHERE id = ?", id).Scan(&d); err != nil {
 		t.Fatal(err)
 	}
 	if d == nil {
@@ -694,7 +694,7 @@ func TestExpired(t *testing.T) {
 
 func TestExpiredUsesIndex(t *testing.T) {
 	c, _ := openTemp(t)
-	rows, err := c.DB().Query("EXPLAIN QUERY PLAN SELECT "+streamColumns+` FROM streams
+	rows, err := c.db.Query("EXPLAIN QUERY PLAN SELECT "+streamColumns+` FROM streams
 		WHERE deadline <= ? AND deadline IS NOT NULL AND deleted_at IS NULL
 		ORDER BY deadline, id LIMIT ?`, 0, 10)
 	if err != nil {
@@ -897,7 +897,7 @@ func TestOpenSettings(t *testing.T) {
 		{"busy_timeout", "10000"},
 	} {
 		var got string
-		if err := c.DB().QueryRow("PRAGMA " + p.pragma).Scan(&got); err != nil {
+		if err := c.db.QueryRow("PRAGMA " + p.pragma).Scan(&got); err != nil {
 			t.Fatal(err)
 		}
 		if got != p.want {
@@ -919,7 +919,7 @@ func TestReopenKeepsDataAndMigrations(t *testing.T) {
 			t.Fatalf("reopen: %v", err)
 		}
 		var n int
-		if err := c2.DB().QueryRow("SELECT count(*) FROM schema_migrations").Scan(&n); err != nil {
+		if err := c2.db.QueryRow("SELECT count(*) FROM schema_migrations").Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		if n != len(migrations.Versions()) {
@@ -935,7 +935,7 @@ func TestReopenKeepsDataAndMigrations(t *testing.T) {
 func TestOpenRefusesNewerSchema(t *testing.T) {
 	ctx := context.Background()
 	c, path := openTemp(t)
-	if _, err := c.DB().Exec("INSERT INTO schema_migrations VALUES (9999, '9999_future.sql', 0)"); err != nil {
+	if _, err := c.db.Exec("INSERT INTO schema_migrations VALUES (9999, '9999_future.sql', 0)"); err != nil {
 		t.Fatal(err)
 	}
 	c.Close()

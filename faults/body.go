@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+
+	"github.com/streamtier/durable-streams/cache"
 )
 
 // BodyFault is the part of a triggered fault that alters the response of a
@@ -50,7 +52,7 @@ func (w *bodyWriter) WriteHeader(code int) {
 	if w.alter {
 		// The altered body must not be cached, and a cut one must end
 		// cleanly rather than short of its declared length.
-		h.Set("Cache-Control", "no-store")
+		cache.SetNoStore(h)
 		if w.fault.truncate != nil {
 			h.Del("Content-Length")
 		}

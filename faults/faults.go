@@ -32,6 +32,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/streamtier/durable-streams/cache"
 )
 
 // ControlPath is where a server mounts [Injector.ServeControl].
@@ -258,7 +260,7 @@ func (in *Injector) Apply(w http.ResponseWriter, r *http.Request) (answered bool
 	if f.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(f.RetryAfter))
 	}
-	h.Set("Cache-Control", "no-store")
+	cache.SetNoStore(h)
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(f.Status)
 	fmt.Fprintf(w, "{\"error\":\"INJECTED_FAULT\",\"message\":\"injected error for testing (status %d)\"}\n", f.Status)
@@ -315,7 +317,7 @@ func (in *Injector) ServeControl(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "use POST to inject a fault or DELETE to clear them")
 		return
 	}
-	w.Header().Set("Cache-Control", "no-store")
+	cache.SetNoStore(w.Header())
 	w.Header().Set("Content-Type", "application/json")
 	io.WriteString(w, "{\"ok\":true}\n")
 }
@@ -325,7 +327,7 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 		Code    string `json:"error"`
 		Message string `json:"message"`
 	}{code, msg})
-	w.Header().Set("Cache-Control", "no-store")
+	cache.SetNoStore(w.Header())
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(append(body, '\n'))

@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/streamtier/durable-streams/coldstore/segcache"
+	"github.com/streamtier/durable-streams/reclaim"
 	"github.com/streamtier/durable-streams/rotation"
 	"github.com/streamtier/durable-streams/sequencer"
 	"github.com/streamtier/durable-streams/subscriptions"
@@ -32,6 +34,8 @@ type ReadStats struct {
 type Sources struct {
 	Streams  interface{ Stats() sequencer.Stats }
 	Rotation interface{ Stats() rotation.Stats }
+	Cache    interface{ Stats() segcache.Stats }
+	Reclaim  interface{ Stats() reclaim.Stats }
 	Reads    func() ReadStats
 	// Subscriptions are the subscription APIs' deliveries.
 	Subscriptions interface{ Stats() subscriptions.Stats }
@@ -57,6 +61,12 @@ func (m *Metrics) Watch(src Sources) error {
 	}
 	if r := src.Rotation; r != nil {
 		cs = append(cs, rotationCollector(r.Stats, src.Now))
+	}
+	if c := src.Reclaim; c != nil {
+		cs = append(cs, reclaimCollector(c.Stats))
+	}
+	if c := src.Cache; c != nil {
+		cs = append(cs, coldCacheCollector(c.Stats))
 	}
 	if src.Reads != nil {
 		cs = append(cs, readsCollector(src.Reads))
@@ -163,10 +173,29 @@ func rotationCollector(stats func() rotation.Stats, now func() time.Time) promet
 			}),
 			counter("rotation_uploads_total", "Segments uploaded to the cold store and verified.", func(s S) float64 { return float64(s.Uploaded) }),
 			counter("rotation_uploaded_bytes_total", "Object bytes of verified uploads.", func(s S) float64 { return float64(s.UploadedBytes) }),
-			counter("rotation_failures_total", "Failed upload or collection attempts (each is retried).", func(s S) float64 { return float64(s.Failures) }),
+			counter("rotation_failures_total", "Failed upload attempts (each is retried).", func(s S) float64 { return float64(s.Failures) }),
+		},
+	}
+}
+
+func reclaimCollector(stats func() reclaim.Stats) prometheus.Collector {
+	type S = reclaim.Stats
+	return &statsCollector[S]{
+		stats: stats,
+		values: []statValue[S]{
 			counter("rotation_collected_streams_total", "Deleted streams whose cold objects were collected.", func(s S) float64 { return float64(s.Collected) }),
-			counter("cold_cache_hits_total", "Cold segment reads served from the local disk cache.", func(s S) float64 { return float64(s.CacheHits) }),
-			counter("cold_cache_misses_total", "Cold segment reads that fetched the object from the cold store.", func(s S) float64 { return float64(s.CacheMisses) }),
+			counter("collection_failures_total", "Failed attempts to collect a deleted stream's cold objects (each is retried).", func(s S) float64 { return float64(s.Failures) }),
+		},
+	}
+}
+
+func coldCacheCollector(stats func() segcache.Stats) prometheus.Collector {
+	type S = segcache.Stats
+	return &statsCollector[S]{
+		stats: stats,
+		values: []statValue[S]{
+			counter("cold_cache_hits_total", "Cold segment reads served from the local disk cache.", func(s S) float64 { return float64(s.Hits) }),
+			counter("cold_cache_misses_total", "Cold segment reads that fetched the object from the cold store.", func(s S) float64 { return float64(s.Misses) }),
 		},
 	}
 }

@@ -34,13 +34,16 @@ import (
 	"github.com/streamtier/durable-streams/cache"
 	"github.com/streamtier/durable-streams/catalog"
 	"github.com/streamtier/durable-streams/coldstore"
+	"github.com/streamtier/durable-streams/coldstore/segcache"
 	"github.com/streamtier/durable-streams/faults"
 	"github.com/streamtier/durable-streams/health"
 	"github.com/streamtier/durable-streams/hooks"
+	"github.com/streamtier/durable-streams/hotlog"
 	"github.com/streamtier/durable-streams/internal/connlimit"
 	"github.com/streamtier/durable-streams/internal/protocol"
 	"github.com/streamtier/durable-streams/internal/requestid"
 	"github.com/streamtier/durable-streams/metrics"
+	"github.com/streamtier/durable-streams/reclaim"
 	"github.com/streamtier/durable-streams/rotation"
 	"github.com/streamtier/durable-streams/sequencer"
 	"github.com/streamtier/durable-streams/subscriptions"
@@ -188,17 +191,19 @@ var DefaultRotation = sequencer.RotationPolicy{Enabled: true, SealBytes: 4 << 20
 
 // Server is a running Durable Streams server.
 type Server struct {
-	cfg     Config
-	catalog *catalog.Catalog
-	store   coldstore.Store
-	rot     *rotation.Rotator
-	reg     *sequencer.Registry
-	admin   *admin.Service
-	api     *api.API
-	lc      *lifecycle
-	metrics *metrics.Metrics
-	conns   *connlimit.Conns  // nil without connection bounds
-	budget  *connlimit.Budget // nil without body byte bounds
+	cfg       Config
+	catalog   *catalog.Catalog
+	store     coldstore.Store
+	cold      *segcache.Cache
+	collector *reclaim.Collector
+	rot       *rotation.Rotator
+	reg       *sequencer.Registry
+	admin     *admin.Service
+	api       *api.API
+	lc        *lifecycle
+	metrics   *metrics.Metrics
+	conns     *connlimit.Conns  // nil without connection bounds
+	budget    *connlimit.Budget // nil without body byte bounds
 
 	subs *subscriptions.Manager // nil when disabled
 }
@@ -263,9 +268,20 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cat.Close()
 		return nil, fmt.Errorf("server: open cold store: %w", err)
 	}
-	rot, err := rotation.New(rotation.Config{Store: store, Catalog: cat, Logger: cfg.Logger,
-		CacheDir: filepath.Join(cfg.DataDir, "cache"), CacheBytes: cfg.CacheBytes, Verify: cfg.Verify})
+	cold, err := segcache.New(segcache.Config{Store: store, Dir: filepath.Join(cfg.DataDir, "cache"), MaxBytes: cfg.CacheBytes})
 	if err != nil {
+		cat.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	collector, err := reclaim.New(reclaim.Config{Catalog: cat, Store: store, Cache: cold, Logger: cfg.Logger,
+		HotPath: func(id int64) string { return hotlog.StreamPath(cfg.DataDir, id) }})
+	if err != nil {
+		cat.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	rot, err := rotation.New(rotation.Config{Store: store, Catalog: cat, Logger: cfg.Logger, Verify: cfg.Verify})
+	if err != nil {
+		collector.Close()
 		cat.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -278,31 +294,34 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		pol.SealAge = DefaultRotation.SealAge
 	}
 	reg, err := sequencer.NewRegistry(sequencer.Config{
-		DataDir:      cfg.DataDir,
-		Catalog:      cat,
-		Logger:       cfg.Logger,
-		IdleTimeout:  cfg.IdleTimeout,
-		MaxOpen:      cfg.MaxOpenStreams,
-		Rotation:     pol,
-		Cold:         rot,
-		OnSeal:       rot.OnSeal,
-		OnHardDelete: rot.OnHardDelete,
-		OnLifecycle:  onLifecycle,
+		DataDir:     cfg.DataDir,
+		Catalog:     cat,
+		Logger:      cfg.Logger,
+		IdleTimeout: cfg.IdleTimeout,
+		MaxOpen:     cfg.MaxOpenStreams,
+		Rotation:    pol,
+		Cold:        cold,
+		OnSeal:      rot.OnSeal,
+		Collector:   collector,
+		OnLifecycle: onLifecycle,
 	})
 	if err != nil {
+		collector.Close()
 		cat.Close()
 		return nil, fmt.Errorf("server: start registry: %w", err)
 	}
 	lc.reg = reg
 	if err := rot.Start(ctx, reg); err != nil {
 		reg.Close(ctx)
+		collector.Close()
 		cat.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	adm, err := admin.New(admin.Config{Catalog: cat, Store: store, Registry: reg, Logger: cfg.Logger})
+	adm, err := admin.New(admin.Config{Catalog: cat, Store: store, Registry: reg, Collector: collector, Logger: cfg.Logger})
 	if err != nil {
 		rot.Close()
 		reg.Close(ctx)
+		collector.Close()
 		cat.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -312,6 +331,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			lc.close()
 			rot.Close()
 			reg.Close(ctx)
+			collector.Close()
 			cat.Close()
 			return nil, fmt.Errorf("server: %w", err)
 		}
@@ -321,6 +341,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		lc.close()
 		rot.Close()
 		reg.Close(ctx)
+		collector.Close()
 		cat.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -329,7 +350,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		subDeletes.m.Store(subs)
 		subsAPI = subs
 	}
-	s := &Server{cfg: cfg, catalog: cat, store: store, rot: rot, reg: reg, admin: adm, metrics: metrics.New(), lc: lc,
+	s := &Server{cfg: cfg, catalog: cat, store: store, cold: cold, collector: collector, rot: rot, reg: reg, admin: adm,
+		metrics: metrics.New(), lc: lc,
 		conns: connlimit.NewConns(connlimit.ConnsConfig{MaxConns: cfg.Limits.MaxConns,
 			MaxConnsPerClient: cfg.Limits.MaxConnsPerClient, Exempt: cfg.RateLimit.Proxies().Trusted}),
 		budget: connlimit.NewBudget(cfg.Limits.MaxBodyBytes, cfg.Limits.MaxBodyBytesPerClient)}
@@ -364,6 +386,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.metrics.Watch(metrics.Sources{
 		Streams:  reg,
 		Rotation: rot,
+		Cache:    cold,
+		Reclaim:  collector,
 		Reads: func() metrics.ReadStats {
 			st := s.api.ReadStats()
 			return metrics.ReadStats{StorageReads: st.StorageReads, CollapsedReads: st.CollapsedReads,
@@ -436,7 +460,7 @@ func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 func (s *Server) healthChecks() *health.Checker {
 	return health.New(
 		health.Check{Name: "catalog", Critical: true, CacheFor: time.Second,
-			Probe: func(ctx context.Context) error { return s.catalog.DB().PingContext(ctx) }},
+			Probe: func(ctx context.Context) error { return s.catalog.Ping(ctx) }},
 		health.Check{Name: "coldstore", CacheFor: 5 * time.Second,
 			Probe: func(ctx context.Context) error { return coldstore.Probe(ctx, s.store) }},
 	)
@@ -458,5 +482,6 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	s.rot.Close()
 	err := s.reg.Close(ctx)
+	s.collector.Close()
 	return errors.Join(serr, err, s.catalog.Close())
 }

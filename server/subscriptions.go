@@ -51,7 +51,7 @@ func (v streamsView) Tail(ctx context.Context, path string) (string, bool, error
 		return "", false, err
 	}
 	defer h.Release()
-	return v.reg.TailToken(ctx, h.Snapshot()).String(), true, nil
+	return h.Snapshot().TailToken(ctx).String(), true, nil
 }
 
 func (v streamsView) List(ctx context.Context, prefix string, fn func(string) bool) error {

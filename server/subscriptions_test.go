@@ -43,7 +43,7 @@ func TestSubscriptionsOverRealStreams(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pos := s.Registry().TailToken(ctx, h.Snapshot()).Position
+		pos := h.Snapshot().TailToken(ctx).Position
 		h.Release()
 		if pos > 0 {
 			break

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/streamtier/durable-streams/auth/ratelimit"
+	"github.com/streamtier/durable-streams/cache"
 )
 
 // ConnsConfig bounds the connections of the listeners of a Conns.
@@ -128,7 +129,7 @@ func (l *Conns) refuse(c net.Conn, status, code, msg string) {
 		body := `{"error":"` + code + `","message":"` + msg + `"}` + "\n"
 		c.SetDeadline(time.Now().Add(refuseTimeout))
 		_, err := io.WriteString(c, "HTTP/1.1 "+status+"\r\nContent-Type: application/json\r\nRetry-After: "+RetryAfter+
-			"\r\nCache-Control: no-store\r\nConnection: close\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
+			"\r\nCache-Control: "+cache.CacheControl(cache.Request{Kind: cache.NoStore})+"\r\nConnection: close\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
 		if err != nil {
 			return
 		}

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamtier/durable-streams/catalog"
 	"github.com/streamtier/durable-streams/internal/miniotest"
 )
 
@@ -633,3 +634,27 @@ func hotLogFiles(dataDir string) map[string]int64 {
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20)) }
+
+// streamSegments returns the segment index rows of stream (of every stream
+// if 0) from a catalog opened on a stopped server's data directory.
+func streamSegments(t *testing.T, cat *catalog.Catalog, stream int64) []catalog.Segment {
+	t.Helper()
+	var out []catalog.Segment
+	var after *[2]int64
+	for {
+		page, err := cat.ListSegments(context.Background(), catalog.SegmentFilter{After: after, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page {
+			if stream == 0 || e.StreamID == stream {
+				out = append(out, e.Segment)
+			}
+		}
+		if len(page) < 1000 {
+			return out
+		}
+		last := page[len(page)-1]
+		after = &[2]int64{last.StreamID, last.Seg}
+	}
+}
