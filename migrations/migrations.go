@@ -1,5 +1,9 @@
 // Package migrations holds the schema of the catalog database as numbered
-// SQL files and applies the ones a database has not seen yet.
+// SQL files and applies the ones a database has not seen yet. There is one
+// set per catalog backend: the SQLite files in this directory ([Apply])
+// and the PostgreSQL files in postgres/ ([ApplyPostgres]). Both sets
+// describe the same schema version by version: a change to the catalog's
+// tables adds a file with the same number and name to each.
 //
 // A file is named NNNN_name.sql, where NNNN is its version, a positive
 // decimal number. Files are applied in version order, each in its own
@@ -16,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -24,6 +29,9 @@ import (
 
 //go:embed *.sql
 var files embed.FS
+
+//go:embed postgres/*.sql
+var postgresFiles embed.FS
 
 // ErrNewerSchema is returned by [Apply] when the database records a
 // version that no known file has: it was written by a newer binary, and an
@@ -48,8 +56,11 @@ var fileName = regexp.MustCompile(`^([0-9]+)_[A-Za-z0-9_-]+\.sql$`)
 // load returns the embedded files in version order. It fails on names that
 // do not follow the convention and on duplicate versions, both of which
 // would make the applied state ambiguous.
-func load() ([]migration, error) {
-	entries, err := fs.ReadDir(files, ".")
+func load() ([]migration, error) { return loadFrom(files, ".") }
+
+// loadFrom is load for the files in dir of fsys.
+func loadFrom(fsys fs.FS, dir string) ([]migration, error) {
+	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +74,7 @@ func load() ([]migration, error) {
 		if err != nil || v <= 0 {
 			return nil, fmt.Errorf("file %q: version must be a positive number", e.Name())
 		}
-		b, err := fs.ReadFile(files, e.Name())
+		b, err := fs.ReadFile(fsys, path.Join(dir, e.Name()))
 		if err != nil {
 			return nil, err
 		}
@@ -84,8 +95,9 @@ func load() ([]migration, error) {
 // Versions returns the versions of the known migration files in ascending
 // order. It returns nil if the files are malformed, which [Apply] reports
 // as an error.
-func Versions() []int {
-	ms, err := load()
+func Versions() []int { return versions(load()) }
+
+func versions(ms []migration, err error) []int {
 	if err != nil {
 		return nil
 	}
