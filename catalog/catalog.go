@@ -122,6 +122,9 @@ type Catalog struct {
 	now func() time.Time
 	pg  bool // the database is PostgreSQL (see postgres.go)
 
+	// claim holds the connection of ClaimSingleNode's lock; nil if none.
+	claim *sql.Conn
+
 	// wlock is held by the goroutine committing a group of writes (see
 	// write): this process's write transactions queue in Go, honouring
 	// their contexts, instead of spinning in SQLite's busy handler.
@@ -241,6 +244,10 @@ func dsn(abs string) string {
 // Close closes the database.
 func (c *Catalog) Close() error {
 	c.getByPath.Close()
+	if c.claim != nil {
+		// Closing the pool ends the session, and with it the lock.
+		c.claim.Close()
+	}
 	if err := c.db.Close(); err != nil {
 		return fmt.Errorf("catalog: close: %w", err)
 	}

@@ -95,6 +95,9 @@ type Config struct {
 	// and DELETE /_test/inject-error to control them. For tests only:
 	// leave it nil in production, where that path is then a 404.
 	Faults *faults.Injector
+	// Cluster, with a DSN, keeps the catalog in PostgreSQL (see
+	// docs/cluster.md); without one it is <DataDir>/catalog.db.
+	Cluster Cluster
 }
 
 // DefaultRotation seals a segment at 4 MiB, or after 15 minutes, or on close.
@@ -148,7 +151,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("server: create data dir: %w", err)
 	}
-	cat, err := catalog.Open(ctx, filepath.Join(cfg.DataDir, "catalog.db"))
+	cat, err := openCatalog(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("server: open catalog: %w", err)
 	}
