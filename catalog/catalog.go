@@ -810,10 +810,14 @@ func (c *Catalog) PendingGC(ctx context.Context, limit int) ([]int64, error) {
 }
 
 // DoneGC removes id from the garbage collection queue once its files and
-// objects are gone. Removing an id that is not queued succeeds, so a
-// collector that crashed after cleaning up can simply repeat.
+// objects are gone, together with its lease (see cluster.go). Removing an
+// id that is not queued succeeds, so a collector that crashed after
+// cleaning up can simply repeat.
 func (c *Catalog) DoneGC(ctx context.Context, id int64) error {
 	err := c.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM stream_leases WHERE stream_id = ?", id); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, "DELETE FROM gc_queue WHERE stream_id = ?", id)
 		return err
 	})

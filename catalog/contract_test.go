@@ -33,6 +33,8 @@ var contract = []struct {
 	{"GCQueue", testGCQueue},
 	{"CanceledContext", testCanceledContext},
 	{"SegmentIndex", testSegmentIndex},
+	{"Nodes", testNodes},
+	{"Leases", testLeases},
 }
 
 // backends are the catalog's databases; start returns the opener of one,

@@ -86,7 +86,7 @@ func TestApplyPostgres(t *testing.T) {
 		if want := PostgresVersions(); !slices.Equal(versions, want) || len(want) == 0 {
 			t.Errorf("schema_migrations versions = %v, want %v", versions, want)
 		}
-		for _, table := range []string{"streams", "id_alloc", "gc_queue", "segments"} {
+		for _, table := range []string{"streams", "id_alloc", "gc_queue", "segments", "nodes", "stream_leases"} {
 			var n int
 			if err := dbs[0].QueryRowContext(ctx, "SELECT count(*) FROM pg_tables WHERE tablename = $1", table).Scan(&n); err != nil || n != 1 {
 				t.Errorf("table %s: count=%d err=%v", table, n, err)
