@@ -183,30 +183,42 @@ func appliedVersions(ctx context.Context, conn *sql.Conn) (map[int]bool, int, er
 }
 
 func applyOne(ctx context.Context, conn *sql.Conn, m migration, latest int) error {
-	return inTx(ctx, conn, func() error {
-		// Another process may have got here first between the read in
-		// apply and taking the write lock.
-		var newest, done int
-		err := conn.QueryRowContext(ctx,
-			"SELECT coalesce(max(version), 0), count(*) FILTER (WHERE version = ?) FROM schema_migrations",
-			m.version).Scan(&newest, &done)
-		if err != nil {
-			return err
-		}
-		if newest > latest {
-			return fmt.Errorf("%w: database is at version %d, newest known version is %d", ErrNewerSchema, newest, latest)
-		}
-		if done > 0 {
-			return nil
-		}
-		if _, err := conn.ExecContext(ctx, m.sql); err != nil {
-			return err
-		}
-		_, err = conn.ExecContext(ctx,
-			"INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-			m.version, m.name, time.Now().UnixMilli())
+	return inTx(ctx, conn, func() error { return applyFile(ctx, conn, m, latest) })
+}
+
+// execer is what applyFile needs: the connection or transaction that
+// holds the lock of the transaction recording the file.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// applyFile runs m and records it through e unless it is recorded already,
+// and fails with ErrNewerSchema if the database is newer than latest. Its
+// statements ($N placeholders) run on SQLite and PostgreSQL alike.
+func applyFile(ctx context.Context, e execer, m migration, latest int) error {
+	// Another process may have got here first between the read in apply
+	// and taking the lock.
+	var newest, done int
+	err := e.QueryRowContext(ctx,
+		"SELECT coalesce(max(version), 0), count(*) FILTER (WHERE version = $1) FROM schema_migrations",
+		m.version).Scan(&newest, &done)
+	if err != nil {
 		return err
-	})
+	}
+	if newest > latest {
+		return fmt.Errorf("%w: database is at version %d, newest known version is %d", ErrNewerSchema, newest, latest)
+	}
+	if done > 0 {
+		return nil
+	}
+	if _, err := e.ExecContext(ctx, m.sql); err != nil {
+		return err
+	}
+	_, err = e.ExecContext(ctx,
+		"INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+		m.version, m.name, time.Now().UnixMilli())
+	return err
 }
 
 // inTx runs fn inside BEGIN IMMEDIATE ... COMMIT on conn. The transaction

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"time"
 )
 
 // advisoryLockKey is the PostgreSQL advisory lock that serializes
@@ -50,27 +49,7 @@ func applyPostgres(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	for _, m := range ms {
-		err := inLockedTx(ctx, db, func(tx *sql.Tx) error {
-			var newest, done int
-			err := tx.QueryRowContext(ctx,
-				"SELECT coalesce(max(version), 0), count(*) FILTER (WHERE version = $1) FROM schema_migrations",
-				m.version).Scan(&newest, &done)
-			if err != nil {
-				return err
-			}
-			if newest > latest {
-				return fmt.Errorf("%w: database is at version %d, newest known version is %d", ErrNewerSchema, newest, latest)
-			}
-			if done > 0 {
-				return nil
-			}
-			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-				return err
-			}
-			_, err = tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-				m.version, m.name, time.Now().UnixMilli())
-			return err
-		})
+		err := inLockedTx(ctx, db, func(tx *sql.Tx) error { return applyFile(ctx, tx, m, latest) })
 		if err != nil {
 			return fmt.Errorf("apply postgres/%s: %w", m.name, err)
 		}

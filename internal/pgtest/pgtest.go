@@ -14,10 +14,7 @@
 package pgtest
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -33,6 +30,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/streamtier/durable-streams/internal/proctest"
 )
 
 const (
@@ -58,7 +57,7 @@ type Server struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd has exited
-	out  *syncBuffer
+	out  *proctest.Output
 	dbs  int // databases created so far, for their names
 }
 
@@ -105,7 +104,7 @@ func Start(t testing.TB) *Server {
 	// Free ports are found by binding and releasing them, so another
 	// process may grab one before PostgreSQL does: retry with new ports.
 	for attempt := 0; attempt < 3; attempt++ {
-		s.Addr = freeAddr(t)
+		s.Addr = proctest.FreeAddr(t)
 		if err = s.start(); err == nil {
 			return s
 		}
@@ -126,7 +125,7 @@ func (s *Server) NewDatabase(t testing.TB) string {
 	t.Helper()
 	s.mu.Lock()
 	s.dbs++
-	name := fmt.Sprintf("test_%d_%s", s.dbs, randomHex(4))
+	name := fmt.Sprintf("test_%d_%s", s.dbs, proctest.RandomHex(4))
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), ReadyTimeout)
 	defer cancel()
@@ -145,9 +144,6 @@ func (s *Server) NewDatabase(t testing.TB) string {
 func (s *Server) Output() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.out == nil {
-		return ""
-	}
 	return s.out.String()
 }
 
@@ -162,19 +158,13 @@ func (s *Server) Stop() {
 	if cmd == nil {
 		return
 	}
-	_ = cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-done:
-	case <-time.After(stopTimeout):
-		_ = cmd.Process.Kill()
-		<-done
-	}
+	proctest.Stop(cmd.Process, done, syscall.SIGINT, stopTimeout)
 }
 
 // start launches postgres and waits until it accepts connections.
 func (s *Server) start() error {
 	host, port, _ := net.SplitHostPort(s.Addr)
-	out := &syncBuffer{}
+	out := &proctest.Output{}
 	cmd := s.command("postgres", "-D", s.dataDir,
 		"-c", "listen_addresses="+host,
 		"-c", "port="+port,
@@ -290,38 +280,4 @@ func hasServer(dir string) bool {
 		}
 	}
 	return true
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("pgtest: finding a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// syncBuffer collects process output; exec writes to it from goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
