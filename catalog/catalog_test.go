@@ -811,21 +811,27 @@ func testListLive(t *testing.T, open opener) {
 }
 
 func TestPrefixEnd(t *testing.T) {
-	tests := []struct {
-		prefix, want string
-		ok           bool
-	}{
+	checkPrefixEnd(t, "prefixEnd", prefixEnd, []prefixEndCase{
 		{"", "", false},
 		{"a", "b", true},
 		{"a/", "a0", true},
 		{"a\xff", "b", true},
 		{"\xff\xff", "", false},
 		{"a\u00bf", "a\xc2\xc0", true},
-	}
+	})
+}
+
+type prefixEndCase struct {
+	prefix, want string
+	ok           bool
+}
+
+func checkPrefixEnd(t *testing.T, name string, fn func(string) (string, bool), tests []prefixEndCase) {
+	t.Helper()
 	for _, tt := range tests {
-		got, ok := prefixEnd(tt.prefix)
+		got, ok := fn(tt.prefix)
 		if got != tt.want || ok != tt.ok {
-			t.Errorf("prefixEnd(%q) = %q, %v, want %q, %v", tt.prefix, got, ok, tt.want, tt.ok)
+			t.Errorf("%s(%q) = %q, %v, want %q, %v", name, tt.prefix, got, ok, tt.want, tt.ok)
 		}
 	}
 }

@@ -30,11 +30,9 @@ func TestNumberPlaceholders(t *testing.T) {
 	}
 }
 
+// TestValidPrefixEnd is TestPrefixEnd for PostgreSQL's valid UTF-8 bounds.
 func TestValidPrefixEnd(t *testing.T) {
-	tests := []struct {
-		prefix, want string
-		ok           bool
-	}{
+	checkPrefixEnd(t, "validPrefixEnd", validPrefixEnd, []prefixEndCase{
 		{"", "", false},
 		{"a", "b", true},
 		{"a/", "a0", true},
@@ -44,13 +42,7 @@ func TestValidPrefixEnd(t *testing.T) {
 		{"a\U0010ffff", "b", true},
 		{"\U0010ffff", "", false},
 		{"a\xff", "b", true}, // not UTF-8: byte-wise, as on SQLite
-	}
-	for _, tt := range tests {
-		got, ok := validPrefixEnd(tt.prefix)
-		if got != tt.want || ok != tt.ok {
-			t.Errorf("validPrefixEnd(%q) = %q, %v, want %q, %v", tt.prefix, got, ok, tt.want, tt.ok)
-		}
-	}
+	})
 }
 
 // TestPostgresTwoNodes runs creators and deleters on two catalogs sharing
