@@ -178,7 +178,7 @@ func (c *Catalog) ListSegments(ctx context.Context, f SegmentFilter) ([]SegmentE
 	}
 	if f.Prefix != "" {
 		conds, args = append(conds, "st.path >= ?"), append(args, f.Prefix)
-		if end, ok := prefixEnd(f.Prefix); ok {
+		if end, ok := c.prefixEnd(f.Prefix); ok {
 			conds, args = append(conds, "st.path < ?"), append(args, end)
 		}
 	}

@@ -28,8 +28,8 @@ func segKeys(gs []Segment) [][2]int64 {
 	return out
 }
 
-func TestSegmentIndex(t *testing.T) {
-	c, _ := openTemp(t)
+func testSegmentIndex(t *testing.T, open opener) {
+	c := open(t)
 	ctx := context.Background()
 	a := create(t, c, Stream{Path: "logs/a"})
 	b := create(t, c, Stream{Path: "logs/b"})

@@ -102,6 +102,15 @@ ensure_nginx() {
   fi
 }
 
+ensure_postgres() {
+  # PostgreSQL from Debian for the PostgreSQL catalog backend's tests
+  # (internal/pgtest), which run their own server as the postgres user on a
+  # temp data dir and a free loopback port; the package's system service is
+  # not used. The binaries are in /usr/lib/postgresql/<major>/bin.
+  apt_install postgresql
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || die "initdb not found after apt-get install postgresql"
+}
+
 ensure_npm_packages() {
   # Exactly as locked in each folder's package-lock.json:
   # - test/interop/ts: the upstream TypeScript client for
@@ -136,6 +145,7 @@ main() {
   ensure_node
   ensure_minio
   ensure_nginx
+  ensure_postgres
   ensure_npm_packages
 }
 

@@ -114,6 +114,9 @@ type Config struct {
 	// must be between 1 s and 1 h.
 	CursorEpoch    time.Time
 	CursorInterval time.Duration
+	// Cluster, with a DSN, keeps the catalog in PostgreSQL (see
+	// docs/cluster.md); without one it is <DataDir>/catalog.db.
+	Cluster Cluster
 }
 
 // Limits bounds what slow, idle and greedy clients can hold. The
@@ -250,7 +253,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("server: create data dir: %w", err)
 	}
-	cat, err := catalog.Open(ctx, filepath.Join(cfg.DataDir, "catalog.db"))
+	cat, err := openCatalog(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("server: open catalog: %w", err)
 	}

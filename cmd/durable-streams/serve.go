@@ -54,6 +54,8 @@ type serveFlags struct {
 	auth         authFlags
 	createBucket bool
 
+	cluster server.Cluster
+
 	registryStream string
 	testFaults     bool
 	debugAddr      string
@@ -134,6 +136,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&f.verify, "verify-uploads", envOr("DS_VERIFY_UPLOADS", "full"), "check uploads before trimming: full (read back, CRC32C) or size (DS_VERIFY_UPLOADS)")
 	fs.StringVar(&f.adminToken, "admin-token", envOr("DS_ADMIN_TOKEN", ""), "static bearer token granting everything (admin API included); setting it turns access control on; prefer the variable, flags show in process listings (DS_ADMIN_TOKEN)")
 	f.auth.register(fs)
+	fs.StringVar(&f.cluster.DSN, "cluster-dsn", envOr("DS_CLUSTER_DSN", ""), "keep the catalog in this PostgreSQL database (postgres://user@host/db) instead of the data directory; one node per database for now; prefer the variable, it may hold a password (DS_CLUSTER_DSN)")
+	fs.StringVar(&f.cluster.NodeID, "node-id", envOr("DS_NODE_ID", ""), "this node's name in cluster mode (default the host name) (DS_NODE_ID)")
+	fs.StringVar(&f.cluster.AdvertiseURL, "advertise-url", envOr("DS_ADVERTISE_URL", ""), "URL other nodes reach this one at in cluster mode (default http://<addr>) (DS_ADVERTISE_URL)")
 	fs.StringVar(&f.registryStream, "registry-stream", envOr("DS_REGISTRY_STREAM", ""), "path of a JSON stream the server appends every stream create and delete to, e.g. __registry__; empty: none (DS_REGISTRY_STREAM)")
 	fs.BoolVar(&f.testFaults, "enable-test-faults", envBool("DS_ENABLE_TEST_FAULTS", false), "serve POST/DELETE /_test/inject-error to inject errors into requests; for tests only, never in production (DS_ENABLE_TEST_FAULTS)")
 	fs.StringVar(&f.debugAddr, "debug-addr", envOr("DS_DEBUG_ADDR", ""), "serve Go's pprof profiles under /debug/pprof/ on this separate address, e.g. 127.0.0.1:6060; empty: off (DS_DEBUG_ADDR)")
@@ -199,6 +204,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if f.coldKind == coldstore.KindS3 && f.s3.Bucket == "" {
 		return usageError{errors.New("-cold-store s3 needs -s3-bucket")}
 	}
+	if f.cluster.DSN != "" {
+		if f.cluster.NodeID == "" {
+			if f.cluster.NodeID, err = os.Hostname(); err != nil {
+				return usageError{fmt.Errorf("-node-id: %w", err)}
+			}
+		}
+		if f.cluster.AdvertiseURL == "" {
+			f.cluster.AdvertiseURL = "http://" + f.addr
+		}
+	}
 	authCfg, rateCfg, err := f.auth.config(f.adminToken)
 	if err != nil {
 		return usageError{err}
@@ -240,6 +255,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		CursorInterval:  f.cursorInterval,
 		Subscriptions: server.SubscriptionConfig{Webhooks: f.webhooks, WebhookAllowPrivate: f.webhookAllowPrivate,
 			PublicURL: f.publicURL},
+		Cluster: f.cluster,
 	})
 	if err != nil {
 		return err
