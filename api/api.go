@@ -43,6 +43,12 @@ type Options struct {
 	SSEMaxDuration  time.Duration // SSE connections are closed after this (default 60s) so CDNs can collapse them
 	MaxAppendBytes  int64         // default 8 MiB; larger bodies get 413
 	MaxReadChunk    int           // default 1 MiB
+	// ReadResponseMax bounds catch-up responses: 0 (the default) streams
+	// everything from the offset to the tail in one response, reading
+	// MaxReadChunk bytes at a time; a positive value answers with one read
+	// of at most that many bytes that never crosses a segment boundary
+	// (see catchUp).
+	ReadResponseMax int
 	CacheMode       cache.Mode
 	// EdgeSecret, if set, lets a trusted edge that presents it in
 	// X-Edge-Secret pick the cache mode of a request with X-Cache-Mode.

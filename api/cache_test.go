@@ -70,7 +70,7 @@ func sealedStream(t *testing.T, s *testServer) {
 
 func sealingConfig(mode cache.Mode) func(*server.Config) {
 	return func(c *server.Config) {
-		c.MaxReadChunk = 2
+		c.MaxReadChunk, c.ReadResponseMax = 2, 2
 		c.Rotation = sequencer.RotationPolicy{SealMessages: 3}
 		c.CacheMode = mode
 	}

@@ -59,7 +59,11 @@ func (a *API) ReadStats() ReadStats {
 // requests for the same stream, offset and snapshot: concurrent catch-up
 // reads, and the long-poll and SSE readers one append wakes at once.
 func (a *API) readChunk(ctx context.Context, snap *sequencer.Snapshot, pos int64) (sequencer.Chunk, error) {
-	max := a.opt.MaxReadChunk
+	return a.readChunkMax(ctx, snap, pos, a.opt.MaxReadChunk)
+}
+
+// readChunkMax is readChunk with a budget of max bytes.
+func (a *API) readChunkMax(ctx context.Context, snap *sequencer.Snapshot, pos int64, max int) (sequencer.Chunk, error) {
 	ch, _, err := a.reads.Do(ctx, snap.ID, snap.Changed(), readKey{pos: pos, max: max}, func(ctx context.Context) (sequencer.Chunk, error) {
 		return a.reg.ReadChunk(ctx, snap, pos, max)
 	})

@@ -60,12 +60,8 @@ func (a *API) get(c echo.Context, name string) error {
 	if off.Kind == protocol.OffsetNow {
 		return a.writeNow(c, h, snap)
 	}
-	chunk, err := a.readChunk(r.Context(), snap, pos)
-	if err != nil {
-		return err
-	}
 	cr.Kind = cache.CatchUp
-	return a.writeChunk(c, h, snap, &chunk, cr, "")
+	return a.catchUp(c, h, snap, pos, cr)
 }
 
 // writeNow answers offset=now: no data, the tail offset, never cached.

@@ -49,10 +49,15 @@ type Config struct {
 	SSEMaxDuration  time.Duration // default 60s
 	MaxAppendBytes  int64         // default 8 MiB
 	MaxReadChunk    int           // default 1 MiB
-	CacheMode       cache.Mode
-	IdleTimeout     time.Duration // close idle stream actors after this (default 30s)
-	MaxOpenStreams  int           // soft bound on open stream actors (default 4096)
-	Logger          *slog.Logger
+	// ReadResponseMax bounds catch-up responses (0: one response to the
+	// tail); see api.Options.ReadResponseMax.
+	ReadResponseMax int
+	// DisableCompression turns response compression off.
+	DisableCompression bool
+	CacheMode          cache.Mode
+	IdleTimeout        time.Duration // close idle stream actors after this (default 30s)
+	MaxOpenStreams     int           // soft bound on open stream actors (default 4096)
+	Logger             *slog.Logger
 
 	// ColdStore is where sealed segments go; the zero value is a local
 	// directory <DataDir>/cold (the embedded default).
@@ -222,6 +227,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		SSEMaxDuration:  cfg.SSEMaxDuration,
 		MaxAppendBytes:  cfg.MaxAppendBytes,
 		MaxReadChunk:    cfg.MaxReadChunk,
+		ReadResponseMax: cfg.ReadResponseMax,
 		CacheMode:       cfg.CacheMode,
 		EdgeSecret:      cfg.EdgeSecret,
 		Health:          s.healthChecks(),
