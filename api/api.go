@@ -49,6 +49,9 @@ type Options struct {
 	// of at most that many bytes that never crosses a segment boundary
 	// (see catchUp).
 	ReadResponseMax int
+	// DisableZeroCopy sends bytes of cached cold segments through memory
+	// like all others, instead of from the file with sendfile.
+	DisableZeroCopy bool
 	CacheMode       cache.Mode
 	// EdgeSecret, if set, lets a trusted edge that presents it in
 	// X-Edge-Secret pick the cache mode of a request with X-Cache-Mode.
@@ -88,6 +91,8 @@ type API struct {
 	cache   *cache.Policy
 	reads   *cache.Collapser[readKey, sequencer.Chunk]
 	waiters atomic.Int64 // live reads waiting for data
+	// zeroCopied counts bytes sent from files with sendfile.
+	zeroCopied atomic.Int64
 
 	metrics *metrics.Metrics
 	after   *afterQueue // nil without an AfterAppend hook

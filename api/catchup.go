@@ -4,7 +4,11 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"io/fs"
 	"net/http"
+	"os"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -39,22 +43,29 @@ func (a *API) catchUp(c echo.Context, h *sequencer.Handle, snap *sequencer.Snaps
 		}
 		return a.writeChunk(c, h, snap, &chunk, cr, "")
 	}
+	read := a.readChunk
+	if !a.opt.DisableZeroCopy {
+		read = a.readChunkFile
+	}
 	// The first read also validates the offset (JSON message boundary), so
 	// that a bad offset is still a 400 rather than a broken 200.
-	first, err := a.readChunk(ctx, snap, pos)
+	first, err := read(ctx, snap, pos)
 	if err != nil {
 		return err
 	}
-	if first.End == snap.Tail {
+	if first.End == snap.Tail && first.Path == "" {
 		return a.writeChunk(c, h, snap, &first, cr, "")
 	}
-	return a.streamToTail(c, h, snap, &first, cr)
+	return a.streamToTail(c, h, snap, &first, cr, read)
 }
+
+// chunkReader reads the chunk of a snapshot at a position.
+type chunkReader func(ctx context.Context, snap *sequencer.Snapshot, pos int64) (sequencer.Chunk, error)
 
 // streamToTail writes the response of a catch-up read whose first chunk
 // does not reach snap.Tail: the headers describe [first.From, snap.Tail),
 // which is what the body carries.
-func (a *API) streamToTail(c echo.Context, h *sequencer.Handle, snap *sequencer.Snapshot, first *sequencer.Chunk, cr cache.Request) error {
+func (a *API) streamToTail(c echo.Context, h *sequencer.Handle, snap *sequencer.Snapshot, first *sequencer.Chunk, cr cache.Request, read chunkReader) error {
 	ctx := c.Request().Context()
 	end := a.reg.TailToken(ctx, snap)
 	asJSON := isJSON(snap)
@@ -82,7 +93,7 @@ func (a *API) streamToTail(c echo.Context, h *sequencer.Handle, snap *sequencer.
 		hd.Set(echo.HeaderContentLength, strconv.FormatInt(snap.Tail-first.From, 10))
 	}
 
-	next, stop := a.prefetch(ctx, snap, first.End)
+	next, stop := a.prefetch(ctx, snap, first.End, read)
 	defer stop()
 	w := c.Response()
 	w.WriteHeader(http.StatusOK)
@@ -92,11 +103,19 @@ func (a *API) streamToTail(c echo.Context, h *sequencer.Handle, snap *sequencer.
 		bw.Reset(nil)
 		bodyBufs.Put(bw)
 	}()
-	body := streamBody{bw: bw, json: asJSON}
+	body := streamBody{bw: bw, json: asJSON, res: w}
+	defer body.close()
 	body.begin()
 	chunk := first
 	for {
-		if err := body.messages(chunk.Messages); err != nil {
+		if chunk.Path != "" {
+			if err := a.writeFileChunk(ctx, snap, &body, chunk); err != nil {
+				// The client left, or the file could not be read: a short
+				// body makes net/http close the connection.
+				a.lg.DebugContext(ctx, "catch-up from a segment file ended", "err", err)
+				return nil
+			}
+		} else if err := body.messages(chunk.Messages); err != nil {
 			return nil // the client left; nothing more to say to it
 		}
 		if chunk.End == snap.Tail {
@@ -119,12 +138,85 @@ func (a *API) streamToTail(c echo.Context, h *sequencer.Handle, snap *sequencer.
 	return bw.Flush()
 }
 
+// writeFileChunk writes a chunk that names a segment file. A file evicted
+// from the cache since the chunk was read is read again through memory.
+func (a *API) writeFileChunk(ctx context.Context, snap *sequencer.Snapshot, body *streamBody, ch *sequencer.Chunk) error {
+	n, err := body.file(ch)
+	a.zeroCopied.Add(n)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for pos := ch.From; pos < ch.End; {
+		again, err := a.reg.ReadChunk(ctx, snap, pos, a.opt.MaxReadChunk)
+		if err != nil {
+			return err
+		}
+		for _, m := range again.Messages {
+			if m.Pos >= ch.End {
+				break
+			}
+			if err := body.messages([]hotlog.Message{{Data: m.Data[:min(int64(len(m.Data)), ch.End-m.Pos)]}}); err != nil {
+				return err
+			}
+		}
+		pos = again.End
+	}
+	return nil
+}
+
 // streamBody writes a body of many chunks: their bytes concatenated, or
 // for JSON streams one array of all their messages.
 type streamBody struct {
 	bw   *bufio.Writer
 	json bool
 	n    int // messages written
+	res  *echo.Response
+	// f is the segment file open for chunks that name one, kept open
+	// across the chunks of one segment.
+	f *os.File
+}
+
+// file writes the ranges of a chunk that names a file straight from the
+// file to the connection: io.Copy from an *os.File (limited) to
+// net/http's ResponseWriter is its ReadFrom, which hands a body with a
+// known length to the TCP connection's ReadFrom, which is sendfile(2).
+// It returns how many bytes it sent; an error wrapping fs.ErrNotExist
+// means none were sent because the file is gone.
+func (b *streamBody) file(ch *sequencer.Chunk) (int64, error) {
+	if err := b.bw.Flush(); err != nil {
+		return 0, err
+	}
+	if b.f == nil || b.f.Name() != ch.Path {
+		b.close()
+		f, err := os.Open(ch.Path)
+		if err != nil {
+			return 0, err
+		}
+		b.f = f
+	}
+	var sent int64
+	for _, rg := range ch.Ranges {
+		if _, err := b.f.Seek(rg.Off, io.SeekStart); err != nil {
+			return sent, err
+		}
+		n, err := io.Copy(b.res.Writer, io.LimitReader(b.f, rg.Len))
+		sent += n
+		b.res.Size += n
+		if err == nil && n < rg.Len {
+			err = fmt.Errorf("segment file %s ends %d bytes early", ch.Path, rg.Len-n)
+		}
+		if err != nil {
+			return sent, err
+		}
+	}
+	return sent, nil
+}
+
+func (b *streamBody) close() {
+	if b.f != nil {
+		b.f.Close()
+		b.f = nil
+	}
 }
 
 func (b *streamBody) begin() {
@@ -163,7 +255,7 @@ type fetchedChunk struct {
 // writer: it sends each on the returned channel, which holds one, and
 // stops after an error or at the tail. stop ends the reads and waits for
 // them, so the caller may release the stream afterwards.
-func (a *API) prefetch(ctx context.Context, snap *sequencer.Snapshot, pos int64) (<-chan fetchedChunk, func()) {
+func (a *API) prefetch(ctx context.Context, snap *sequencer.Snapshot, pos int64, read chunkReader) (<-chan fetchedChunk, func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	out := make(chan fetchedChunk, 1)
 	done := make(chan struct{})
@@ -171,7 +263,7 @@ func (a *API) prefetch(ctx context.Context, snap *sequencer.Snapshot, pos int64)
 		defer close(done)
 		defer close(out)
 		for pos < snap.Tail {
-			ch, err := a.readChunk(ctx, snap, pos)
+			ch, err := read(ctx, snap, pos)
 			select {
 			case out <- fetchedChunk{chunk: ch, err: err}:
 			case <-ctx.Done():

@@ -231,6 +231,22 @@ func (c *diskCache) evictLocked() {
 	}
 }
 
+// file returns the path of the cached copy of object key, fetching it if
+// needed. ok is false without a cache directory, or when crc is unknown:
+// only a copy verified whole at download may be read without checking
+// its blocks. The file may be evicted at any time; open it and retry on
+// os.ErrNotExist.
+func (c *diskCache) file(ctx context.Context, key string, crc uint32) (path string, ok bool, err error) {
+	if c.dir == "" || crc == 0 {
+		return "", false, nil
+	}
+	e, err := c.ensure(ctx, key, crc)
+	if err != nil {
+		return "", false, err
+	}
+	return e.path, true, nil
+}
+
 // forget drops a deleted object from the cache.
 func (c *diskCache) forget(key string) {
 	c.mu.Lock()

@@ -465,3 +465,26 @@ func (r *Rotator) ReadSegment(ctx context.Context, stream int64, seg hotlog.Segm
 	}
 	return out, nil
 }
+
+// SegmentFile implements sequencer.ColdFileReader: the ranges of the
+// cached copy of seg's object that hold the read, when that copy was
+// verified whole against the checksum recorded at upload.
+func (r *Rotator) SegmentFile(ctx context.Context, stream int64, seg hotlog.Segment, from, limit int64, budget int) (sequencer.ColdFile, bool, error) {
+	path, ok, err := r.cache.file(ctx, seg.ObjectKey, seg.Checksum)
+	if err != nil || !ok {
+		return sequencer.ColdFile{}, false, err
+	}
+	rd, err := r.cache.reader(ctx, seg.ObjectKey, seg.Checksum)
+	if err != nil {
+		return sequencer.ColdFile{}, false, err
+	}
+	ext, ok := rd.Index().Extents(from, limit, budget)
+	if !ok {
+		return sequencer.ColdFile{}, false, nil
+	}
+	rs := make([]sequencer.FileRange, len(ext))
+	for i, e := range ext {
+		rs[i] = sequencer.FileRange{Pos: e.Pos, Off: e.Off, Len: e.Len}
+	}
+	return sequencer.ColdFile{Path: path, Ranges: rs}, true, nil
+}

@@ -54,10 +54,12 @@ type Config struct {
 	ReadResponseMax int
 	// DisableCompression turns response compression off.
 	DisableCompression bool
-	CacheMode          cache.Mode
-	IdleTimeout        time.Duration // close idle stream actors after this (default 30s)
-	MaxOpenStreams     int           // soft bound on open stream actors (default 4096)
-	Logger             *slog.Logger
+	// DisableZeroCopy: see api.Options.DisableZeroCopy.
+	DisableZeroCopy bool
+	CacheMode       cache.Mode
+	IdleTimeout     time.Duration // close idle stream actors after this (default 30s)
+	MaxOpenStreams  int           // soft bound on open stream actors (default 4096)
+	Logger          *slog.Logger
 
 	// ColdStore is where sealed segments go; the zero value is a local
 	// directory <DataDir>/cold (the embedded default).
@@ -228,6 +230,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		MaxAppendBytes:  cfg.MaxAppendBytes,
 		MaxReadChunk:    cfg.MaxReadChunk,
 		ReadResponseMax: cfg.ReadResponseMax,
+		DisableZeroCopy: cfg.DisableZeroCopy,
 		CacheMode:       cfg.CacheMode,
 		EdgeSecret:      cfg.EdgeSecret,
 		Health:          s.healthChecks(),
