@@ -49,6 +49,10 @@ type Options struct {
 	// of at most that many bytes that never crosses a segment boundary
 	// (see catchUp).
 	ReadResponseMax int
+	// DisableCompression never compresses responses; otherwise read
+	// responses of compressible content types are compressed with the
+	// coding the client accepts (gzip, zstd), see encodingFor.
+	DisableCompression bool
 	// DisableZeroCopy sends bytes of cached cold segments through memory
 	// like all others, instead of from the file with sendfile.
 	DisableZeroCopy bool

@@ -15,6 +15,7 @@ import (
 
 	"github.com/streamtier/durable-streams/cache"
 	"github.com/streamtier/durable-streams/hotlog"
+	"github.com/streamtier/durable-streams/internal/contentenc"
 	"github.com/streamtier/durable-streams/internal/protocol"
 	"github.com/streamtier/durable-streams/sequencer"
 )
@@ -34,17 +35,20 @@ import (
 // segment-aligned chunk for every reader (what a CDN keeps for a year);
 // readers follow Stream-Next-Offset for the rest. docs/caching.md
 // discusses the choice.
-func (a *API) catchUp(c echo.Context, h *sequencer.Handle, snap *sequencer.Snapshot, pos int64, cr cache.Request) error {
+//
+// Bytes of cached cold segments go from the file to the socket without
+// passing through memory (sendfile), unless the response is compressed.
+func (a *API) catchUp(c echo.Context, h *sequencer.Handle, snap *sequencer.Snapshot, pos int64, cr cache.Request, enc contentenc.Encoding) error {
 	ctx := c.Request().Context()
 	if a.opt.ReadResponseMax > 0 {
 		chunk, err := a.readChunkMax(ctx, snap, pos, a.opt.ReadResponseMax)
 		if err != nil {
 			return err
 		}
-		return a.writeChunk(c, h, snap, &chunk, cr, "")
+		return a.writeChunk(c, h, snap, &chunk, cr, "", enc)
 	}
 	read := a.readChunk
-	if !a.opt.DisableZeroCopy {
+	if !a.opt.DisableZeroCopy && enc == contentenc.Identity {
 		read = a.readChunkFile
 	}
 	// The first read also validates the offset (JSON message boundary), so
@@ -54,9 +58,9 @@ func (a *API) catchUp(c echo.Context, h *sequencer.Handle, snap *sequencer.Snaps
 		return err
 	}
 	if first.End == snap.Tail && first.Path == "" {
-		return a.writeChunk(c, h, snap, &first, cr, "")
+		return a.writeChunk(c, h, snap, &first, cr, "", enc)
 	}
-	return a.streamToTail(c, h, snap, &first, cr, read)
+	return a.streamToTail(c, h, snap, &first, cr, read, enc)
 }
 
 // chunkReader reads the chunk of a snapshot at a position.
@@ -65,13 +69,14 @@ type chunkReader func(ctx context.Context, snap *sequencer.Snapshot, pos int64) 
 // streamToTail writes the response of a catch-up read whose first chunk
 // does not reach snap.Tail: the headers describe [first.From, snap.Tail),
 // which is what the body carries.
-func (a *API) streamToTail(c echo.Context, h *sequencer.Handle, snap *sequencer.Snapshot, first *sequencer.Chunk, cr cache.Request, read chunkReader) error {
+func (a *API) streamToTail(c echo.Context, h *sequencer.Handle, snap *sequencer.Snapshot, first *sequencer.Chunk, cr cache.Request, read chunkReader, enc contentenc.Encoding) error {
 	ctx := c.Request().Context()
 	end := a.reg.TailToken(ctx, snap)
 	asJSON := isJSON(snap)
 	hd := c.Response().Header()
 	closed := snap.Closed
-	etag := cache.ETag(snap.ID, a.reg.TokenFor(ctx, snap, first.From).String(), end.String(), closed)
+	enc = sizedEncoding(enc, snap.Tail-first.From)
+	etag := cache.EncodedETag(cache.ETag(snap.ID, a.reg.TokenFor(ctx, snap, first.From).String(), end.String(), closed), string(enc))
 	hd.Set(protocol.HeaderStreamNextOffset, end.String())
 	hd.Set(protocol.HeaderStreamUpToDate, "true")
 	if closed {
@@ -95,6 +100,14 @@ func (a *API) streamToTail(c echo.Context, h *sequencer.Handle, snap *sequencer.
 
 	next, stop := a.prefetch(ctx, snap, first.End, read)
 	defer stop()
+	if enc != contentenc.Identity {
+		done := compress(c, enc)
+		defer func() {
+			if err := done(); err != nil {
+				a.lg.DebugContext(ctx, "end compressed catch-up", "err", err)
+			}
+		}()
+	}
 	w := c.Response()
 	w.WriteHeader(http.StatusOK)
 	bw := bodyBufs.Get().(*bufio.Writer)
