@@ -12,26 +12,15 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 
+	"github.com/streamtier/durable-streams/internal/contentenc"
 	"github.com/streamtier/durable-streams/server"
 )
 
 // decodeBody undoes the response's Content-Encoding.
 func decodeBody(t *testing.T, r *response) []byte {
 	t.Helper()
-	var rd io.Reader
-	var err error
-	switch ce := r.header.Get("Content-Encoding"); ce {
-	case "":
-		return r.body
-	case "gzip":
-		rd, err = gzip.NewReader(bytes.NewReader(r.body))
-	case "zstd":
-		rd, err = zstd.NewReader(bytes.NewReader(r.body))
-	default:
-		t.Fatalf("unexpected Content-Encoding %q", ce)
-	}
+	rd, err := contentenc.NewReader(contentenc.Encoding(r.header.Get("Content-Encoding")), bytes.NewReader(r.body))
 	if err != nil {
 		t.Fatal(err)
 	}

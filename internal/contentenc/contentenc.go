@@ -11,6 +11,7 @@
 package contentenc
 
 import (
+	"fmt"
 	"io"
 	"mime"
 	"strconv"
@@ -173,4 +174,22 @@ func (z *zstdWriter) Close() error {
 	zstdPool.Put(z.Encoder)
 	z.Encoder = nil
 	return err
+}
+
+// NewReader returns a reader of what r holds in coding e (Identity: r
+// itself), for clients and tests that read compressed responses.
+func NewReader(e Encoding, r io.Reader) (io.ReadCloser, error) {
+	switch e {
+	case Identity:
+		return io.NopCloser(r), nil
+	case Gzip:
+		return gzip.NewReader(r)
+	case Zstd:
+		d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, err
+		}
+		return d.IOReadCloser(), nil
+	}
+	return nil, fmt.Errorf("contentenc: unknown coding %q", string(e))
 }

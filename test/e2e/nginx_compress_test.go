@@ -10,8 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
+	"github.com/streamtier/durable-streams/internal/contentenc"
 )
 
 // TestNginxCompressionVariants: clients of the edge that accept different
@@ -84,18 +83,7 @@ func TestNginxCompressionVariants(t *testing.T) {
 // decodeAs undoes content coding coding of body.
 func decodeAs(t *testing.T, coding string, body []byte) []byte {
 	t.Helper()
-	var r io.Reader
-	var err error
-	switch coding {
-	case "":
-		return body
-	case "gzip":
-		r, err = gzip.NewReader(bytes.NewReader(body))
-	case "zstd":
-		r, err = zstd.NewReader(bytes.NewReader(body))
-	default:
-		t.Fatalf("unexpected coding %q", coding)
-	}
+	r, err := contentenc.NewReader(contentenc.Encoding(coding), bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
