@@ -22,7 +22,7 @@ type Mode int
 const (
 	// Shared lets CDNs and proxies cache reads ("public").
 	Shared Mode = iota
-	// Private restricts caching to the requesting client ("private").
+	// Private keeps reads out of every cache ("private, no-store").
 	Private
 )
 
@@ -140,6 +140,7 @@ const (
 	hotStale       = 300
 	immutableAge   = 365 * 24 * 3600
 	noStoreControl = "no-store"
+	privateNoStore = "private, no-store"
 )
 
 // Request describes what the caching decision of one response depends on.
@@ -240,8 +241,20 @@ func headerHasToken(values []string, tok string) bool {
 func CacheControl(r Request) string { return cacheControl(r) }
 
 func cacheControl(r Request) string {
+	switch r.Kind {
+	case CatchUp, SealedChunk, LongPollData, EventStream:
+	default:
+		return noStoreControl
+	}
+	if r.Mode == Private {
+		// Private mode keeps stream contents out of every cache, the
+		// client's own included (the Durable Object design's rule). Vary
+		// stays as for stored responses, so that all responses for a URL
+		// agree on it.
+		return privateNoStore
+	}
 	scope := "public"
-	if r.Mode == Private || r.restricted() {
+	if r.restricted() {
 		scope = "private"
 	}
 	switch r.Kind {

@@ -37,6 +37,8 @@ type Sources struct {
 	// walking a large tree on every scrape would be costly.
 	HotDir         string
 	HotDirInterval time.Duration
+	// Limits reports the connection and body byte bounds' use.
+	Limits func() LimitStats
 	// Now is the clock (default time.Now), for the rotation lag.
 	Now func() time.Time
 }
@@ -58,6 +60,9 @@ func (m *Metrics) Watch(src Sources) error {
 	}
 	if src.HotDir != "" {
 		cs = append(cs, newDirCollector(src.HotDir, src.HotDirInterval, src.Now))
+	}
+	if src.Limits != nil {
+		cs = append(cs, limitsCollector(src.Limits))
 	}
 	for _, c := range cs {
 		if err := m.reg.Register(c); err != nil {

@@ -157,12 +157,12 @@ func (s *Stream) apply(req *AppendRequest, batch *hotlog.Batch, prodUpd map[stri
 		switch {
 		case !known && p.Seq != 0:
 			return AppendResult{}, &Error{Kind: KindSeqGap, ExpectedSeq: 0, ReceivedSeq: p.Seq,
-				Msg: "unknown producer: the first request must use Producer-Seq 0"}
+				Msg: "Sequence conflict: unknown producer: the first request must use Producer-Seq 0"}
 		case known && p.Epoch > st.Epoch && p.Seq != 0:
 			return AppendResult{}, errf(KindBadRequest, "a new producer epoch must start at Producer-Seq 0")
 		case known && p.Epoch == st.Epoch && p.Seq != st.LastSeq+1:
 			return AppendResult{}, &Error{Kind: KindSeqGap, ExpectedSeq: st.LastSeq + 1, ReceivedSeq: p.Seq,
-				Msg: "producer sequence gap"}
+				Msg: "Sequence conflict: producer sequence gap"}
 		}
 		prod = hotlog.Producer{ID: p.ID, Epoch: p.Epoch, LastSeq: p.Seq, Updated: s.reg.now()}
 	}
@@ -177,7 +177,7 @@ func (s *Stream) apply(req *AppendRequest, batch *hotlog.Batch, prodUpd map[stri
 	}
 	if req.StreamSeq != "" {
 		if m.StreamSeq != "" && req.StreamSeq <= m.StreamSeq {
-			return AppendResult{}, errf(KindConflict, "Stream-Seq %q is not greater than the last accepted %q", req.StreamSeq, m.StreamSeq)
+			return AppendResult{}, errf(KindConflict, "Sequence conflict: Stream-Seq %q is not greater than the last accepted %q", req.StreamSeq, m.StreamSeq)
 		}
 		m.StreamSeq = req.StreamSeq
 	}

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -36,6 +37,8 @@ import (
 	"github.com/streamtier/durable-streams/faults"
 	"github.com/streamtier/durable-streams/health"
 	"github.com/streamtier/durable-streams/hooks"
+	"github.com/streamtier/durable-streams/internal/connlimit"
+	"github.com/streamtier/durable-streams/internal/protocol"
 	"github.com/streamtier/durable-streams/internal/requestid"
 	"github.com/streamtier/durable-streams/metrics"
 	"github.com/streamtier/durable-streams/rotation"
@@ -95,10 +98,93 @@ type Config struct {
 	// for every stream created or deleted. It is created on start if
 	// missing; clients can read it like any stream but not write to it.
 	RegistryStream string
+	// Limits bounds connections and request bodies; zero fields take
+	// DefaultLimits' values, negative ones turn that bound off.
+	Limits Limits
+
 	// Faults, if set, injects test faults into requests and serves POST
 	// and DELETE /_test/inject-error to control them. For tests only:
 	// leave it nil in production, where that path is then a 404.
 	Faults *faults.Injector
+	// CORS is the cross-origin policy for browsers; the zero value allows
+	// every origin. See docs/operations.md.
+	CORS api.CORS
+	// CursorEpoch and CursorInterval set the clock of the Stream-Cursor of
+	// live responses (protocol section 8.1); zero values take the
+	// protocol's defaults, 2024-10-09T00:00:00Z and 20 s. The interval
+	// must be between 1 s and 1 h.
+	CursorEpoch    time.Time
+	CursorInterval time.Duration
+}
+
+// Limits bounds what slow, idle and greedy clients can hold. The
+// connection bounds and timeouts apply to the http.Server and listener of
+// HTTPServer and Listener (an embedder serving Handler() with its own
+// http.Server sets its own); the body bounds apply in Handler() itself.
+type Limits struct {
+	// ReadHeaderTimeout bounds reading a request's headers.
+	ReadHeaderTimeout time.Duration
+	// ConnIdleTimeout closes keep-alive connections idle this long
+	// between requests. Long-polls and SSE responses are not idle and keep
+	// their own lifetimes (LongPollTimeout, SSEMaxDuration).
+	ConnIdleTimeout time.Duration
+	// BodyMinRate is the average rate, in bytes per second, at which a
+	// request body must arrive once BodyReadGrace has passed (408 and the
+	// connection closed otherwise).
+	BodyMinRate   int64
+	BodyReadGrace time.Duration
+	// MaxConns and MaxConnsPerClient bound open connections in total and
+	// per client IP address (503 and 429 with Retry-After past them).
+	// Trusted proxies (RateLimit.TrustProxyHeaders, TrustedProxies) are
+	// exempt from the per-client connection bound: a proxy connection
+	// carries many clients.
+	MaxConns          int
+	MaxConnsPerClient int
+	// MaxBodyBytes and MaxBodyBytesPerClient bound the request body bytes
+	// being received at once, in total and per client address (the
+	// forwarded address behind trusted proxies); 503 and 429 past them.
+	MaxBodyBytes          int64
+	MaxBodyBytesPerClient int64
+}
+
+// DefaultLimits are generous enough never to refuse honest traffic.
+var DefaultLimits = Limits{
+	ReadHeaderTimeout:     10 * time.Second,
+	ConnIdleTimeout:       2 * time.Minute,
+	BodyMinRate:           api.DefaultBodyMinRate,
+	BodyReadGrace:         api.DefaultBodyReadGrace,
+	MaxConns:              16384,
+	MaxConnsPerClient:     512,
+	MaxBodyBytes:          256 << 20,
+	MaxBodyBytesPerClient: 64 << 20,
+}
+
+// withDefaults fills zero fields from DefaultLimits.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	pick := func(v *int64, def int64) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	pickDur := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	pickDur(&l.ReadHeaderTimeout, d.ReadHeaderTimeout)
+	pickDur(&l.ConnIdleTimeout, d.ConnIdleTimeout)
+	pickDur(&l.BodyReadGrace, d.BodyReadGrace)
+	pick(&l.BodyMinRate, d.BodyMinRate)
+	pick(&l.MaxBodyBytes, d.MaxBodyBytes)
+	pick(&l.MaxBodyBytesPerClient, d.MaxBodyBytesPerClient)
+	if l.MaxConns == 0 {
+		l.MaxConns = d.MaxConns
+	}
+	if l.MaxConnsPerClient == 0 {
+		l.MaxConnsPerClient = d.MaxConnsPerClient
+	}
+	return l
 }
 
 // DefaultRotation seals a segment at 4 MiB, or after 15 minutes, or on close.
@@ -115,6 +201,8 @@ type Server struct {
 	api     *api.API
 	lc      *lifecycle
 	metrics *metrics.Metrics
+	conns   *connlimit.Conns  // nil without connection bounds
+	budget  *connlimit.Budget // nil without body byte bounds
 }
 
 // New opens the data directory (creating it) and starts the server's
@@ -131,7 +219,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Auth.AdminToken == "" {
 		cfg.Auth.AdminToken = cfg.AdminToken
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	if err := validRegistryPath(cfg.RegistryStream); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if err := (protocol.CursorClock{Epoch: cfg.CursorEpoch, Interval: cfg.CursorInterval}).Validate(); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	lc := newLifecycle(cfg.Hooks, cfg.RegistryStream, cfg.Logger)
@@ -221,7 +313,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("server: %w", err)
 		}
 	}
-	s := &Server{cfg: cfg, catalog: cat, store: store, rot: rot, reg: reg, admin: adm, metrics: metrics.New(), lc: lc}
+	s := &Server{cfg: cfg, catalog: cat, store: store, rot: rot, reg: reg, admin: adm, metrics: metrics.New(), lc: lc,
+		conns: connlimit.NewConns(connlimit.ConnsConfig{MaxConns: cfg.Limits.MaxConns,
+			MaxConnsPerClient: cfg.Limits.MaxConnsPerClient, Exempt: cfg.RateLimit.Proxies().Trusted}),
+		budget: connlimit.NewBudget(cfg.Limits.MaxBodyBytes, cfg.Limits.MaxBodyBytesPerClient)}
 	s.api = api.New(api.Options{
 		Registry:           reg,
 		Logger:             cfg.Logger,
@@ -239,9 +334,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Admin:              adm,
 		Auth:               authn,
 		RateLimit:          limiter,
-		Hooks:              apiHooks(cfg.Hooks, cfg.RegistryStream),
+		Hooks:              hooks.Hooks{BeforeAppend: cfg.Hooks.BeforeAppend, AfterAppend: cfg.Hooks.AfterAppend},
+		ReadOnlyStream:     cfg.RegistryStream,
+		BodyMinRate:        cfg.Limits.BodyMinRate,
+		BodyReadGrace:      cfg.Limits.BodyReadGrace,
+		BodyBudget:         s.budget,
+		Proxies:            cfg.RateLimit.Proxies(),
 		Catalog:            cat,
 		Faults:             cfg.Faults,
+		CORS:               cfg.CORS,
+		CursorEpoch:        cfg.CursorEpoch,
+		CursorInterval:     cfg.CursorInterval,
 	})
 	if err := s.metrics.Watch(metrics.Sources{
 		Streams:  reg,
@@ -252,6 +355,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 				LiveWaiters: st.LiveWaiters, KeptReads: int64(st.KeptReads), KeptReadBytes: st.KeptReadBytes}
 		},
 		HotDir: filepath.Join(cfg.DataDir, "streams"),
+		Limits: func() metrics.LimitStats {
+			total, _ := s.budget.InUse("")
+			return metrics.LimitStats{OpenConns: s.conns.Open(), RefusedConns: s.conns.Refused(), BodyBytesInFlight: total}
+		},
 	}); err != nil {
 		s.Close(ctx)
 		return nil, fmt.Errorf("server: %w", err)
@@ -261,6 +368,27 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 // Handler returns the HTTP handler; streams are under /v1/stream/.
 func (s *Server) Handler() http.Handler { return s.api }
+
+// HTTPServer returns an http.Server for Handler() with the connection
+// timeouts of Config.Limits: ReadHeaderTimeout, and ConnIdleTimeout as
+// IdleTimeout. It sets no ReadTimeout or WriteTimeout: request bodies
+// have their own minimum-rate deadline (in Handler()), and a whole-request
+// write deadline would cut long-polls and SSE responses, which end on
+// their own schedule. Serve it on Listener(ln).
+func (s *Server) HTTPServer() *http.Server {
+	l := s.cfg.Limits
+	return &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: max(l.ReadHeaderTimeout, 0),
+		IdleTimeout:       max(l.ConnIdleTimeout, 0),
+		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
+	}
+}
+
+// Listener wraps ln with the connection bounds of Config.Limits. The
+// bounds are the server's: connections of every listener it wrapped
+// count against them together.
+func (s *Server) Listener(ln net.Listener) net.Listener { return s.conns.Listen(ln) }
 
 // Rotator exposes the segment uploader (for tests and tools).
 func (s *Server) Rotator() *rotation.Rotator { return s.rot }

@@ -1,4 +1,6 @@
-// Package miniotest runs a real MinIO server for tests of the S3 backend.
+// Package miniotest runs a real MinIO server for tests of the S3 backend,
+// and inspects its buckets through minio-go, an S3 client independent of
+// the backend under test (see inspect.go).
 //
 // The minio binary is looked up in this order: $DS_MINIO_BIN, then
 // <repo root>/.tools/bin/minio (installed by scripts/install-minio.sh), then
@@ -100,12 +102,8 @@ func Start(t testing.TB) *Server {
 
 	ctx, cancel := context.WithTimeout(context.Background(), ReadyTimeout)
 	defer cancel()
-	store, err := coldstore.NewS3(ctx, s.S3Config())
-	if err != nil {
-		t.Fatalf("miniotest: %v", err)
-	}
-	if err := store.EnsureBucket(ctx); err != nil {
-		t.Fatalf("miniotest: creating bucket: %v\nminio output:\n%s", err, s.Output())
+	if err := s.MakeBucket(ctx, s.Bucket); err != nil {
+		t.Fatalf("miniotest: %v\nminio output:\n%s", err, s.Output())
 	}
 	return s
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -243,12 +242,7 @@ func checkAdminIndex(t *testing.T, env *coldEnv, dataDir string) {
 			t.Errorf("row (%d,%d) is 'uploaded' but object %s is missing", r.stream, r.seg, r.key)
 			continue
 		}
-		rc, err := env.bucket.Get(ctx, r.key, 0, -1)
-		if err != nil {
-			t.Fatalf("get %s: %v", r.key, err)
-		}
-		b, err := io.ReadAll(rc)
-		rc.Close()
+		b, err := env.bucket.read(ctx, r.key)
 		if err != nil {
 			t.Fatalf("get %s: %v", r.key, err)
 		}

@@ -69,23 +69,11 @@ func runConformance(t *testing.T, script string, srv *Server, label string) {
 		"--log", logPath,
 		"--json", jsonPath,
 		srv.URL)
-	// The script runs npm and node (vitest) under bash: on timeout kill the
-	// whole process group, not just bash.
-	cmd.SysProcAttr = sysProcAttr()
-	cmd.Cancel = func() error { killProcess(cmd); return nil }
-	cmd.WaitDelay = 10 * time.Second
-	out := &lineLogger{t: t}
-	cmd.Stdout = out
-	cmd.Stderr = out
-
 	t.Logf("running %s against %s (timeout %v)", script, srv.URL, conformanceTimeout)
-	start := time.Now()
-	runErr := cmd.Run()
-	out.flush()
-	elapsed := time.Since(start).Round(100 * time.Millisecond)
+	lines, elapsed, runErr := runLogged(t, cmd, 10*time.Second)
 
 	summary := ""
-	for _, l := range out.all() {
+	for _, l := range lines {
 		if conformanceLine.MatchString(l) {
 			summary = l
 		}
@@ -208,4 +196,21 @@ func (w *lineLogger) all() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([]string(nil), w.lines...)
+}
+
+// runLogged runs cmd (made with exec.CommandContext) in its own process
+// group, all of which is killed when the context ends (scripts run npm and
+// node under bash), with stdout and stderr logged line by line. It returns
+// the lines, how long the run took and its error.
+func runLogged(t *testing.T, cmd *exec.Cmd, waitDelay time.Duration) ([]string, time.Duration, error) {
+	cmd.SysProcAttr = sysProcAttr()
+	cmd.Cancel = func() error { killProcess(cmd); return nil }
+	cmd.WaitDelay = waitDelay
+	out := &lineLogger{t: t}
+	cmd.Stdout = out
+	cmd.Stderr = out
+	start := time.Now()
+	err := cmd.Run()
+	out.flush()
+	return out.all(), time.Since(start).Round(100 * time.Millisecond), err
 }
