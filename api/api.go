@@ -44,6 +44,19 @@ type Options struct {
 	SSEMaxDuration  time.Duration // SSE connections are closed after this (default 60s) so CDNs can collapse them
 	MaxAppendBytes  int64         // default 8 MiB; larger bodies get 413
 	MaxReadChunk    int           // default 1 MiB
+	// ReadResponseMax bounds catch-up responses: 0 (the default) streams
+	// everything from the offset to the tail in one response, reading
+	// MaxReadChunk bytes at a time; a positive value answers with one read
+	// of at most that many bytes that never crosses a segment boundary
+	// (see catchUp).
+	ReadResponseMax int
+	// DisableCompression never compresses responses; otherwise read
+	// responses of compressible content types are compressed with the
+	// coding the client accepts (gzip, zstd), see encodingFor.
+	DisableCompression bool
+	// DisableZeroCopy sends bytes of cached cold segments through memory
+	// like all others, instead of from the file with sendfile.
+	DisableZeroCopy bool
 	CacheMode       cache.Mode
 	// EdgeSecret, if set, lets a trusted edge that presents it in
 	// X-Edge-Secret pick the cache mode of a request with X-Cache-Mode.
@@ -111,6 +124,8 @@ type API struct {
 	cache   *cache.Policy
 	reads   *cache.Collapser[readKey, sequencer.Chunk]
 	waiters atomic.Int64 // live reads waiting for data
+	// zeroCopied counts bytes sent from files with sendfile.
+	zeroCopied atomic.Int64
 
 	metrics *metrics.Metrics
 	after   *afterQueue // nil without an AfterAppend hook

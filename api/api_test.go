@@ -877,7 +877,8 @@ func TestJSONForkReadInsideInheritedMessageHTTP(t *testing.T) {
 // inherited positions must be the source's (docs/offsets.md, "Forks share
 // the offset space"), and position 0 is all zeros.
 func TestForkTokensOverHTTP(t *testing.T) {
-	s := newServer(t, func(c *server.Config) { c.Rotation.SealMessages = 2 }, nil)
+	// Bounded responses end at segment boundaries, where tokens change.
+	s := newServer(t, func(c *server.Config) { c.Rotation.SealMessages, c.ReadResponseMax = 2, 1<<20 }, nil)
 	s.create("src", "text/plain", "")
 	for _, m := range []string{"a", "bb", "ccc"} { // segment 0 = [0,3) sealed; "ccc" in open segment 1
 		s.appendTo("src", "text/plain", m)

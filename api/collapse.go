@@ -12,8 +12,9 @@ import (
 // readKey identifies a storage read within one snapshot of a stream (the
 // collapser's scope and generation are the stream and its snapshot).
 type readKey struct {
-	pos int64
-	max int
+	pos  int64
+	max  int
+	file bool // a chunk that may name a file (ReadChunkFile)
 }
 
 // Bounds of the read results kept for late arrivals. A result is only
@@ -46,20 +47,37 @@ type ReadStats struct {
 	// requests still to come.
 	KeptReads     int
 	KeptReadBytes int64
+	// ZeroCopyBytes counts the response bytes sent from cached cold
+	// segment files without passing through memory (sendfile).
+	ZeroCopyBytes int64
 }
 
 // ReadStats returns the read path's counters (for metrics).
 func (a *API) ReadStats() ReadStats {
 	st := a.reads.Stats()
 	return ReadStats{StorageReads: st.Computed, CollapsedReads: st.Shared, LiveWaiters: a.waiters.Load(),
-		KeptReads: st.Kept, KeptReadBytes: st.KeptBytes}
+		KeptReads: st.Kept, KeptReadBytes: st.KeptBytes, ZeroCopyBytes: a.zeroCopied.Load()}
 }
 
 // readChunk reads from pos in snap, sharing one storage read among all
 // requests for the same stream, offset and snapshot: concurrent catch-up
 // reads, and the long-poll and SSE readers one append wakes at once.
 func (a *API) readChunk(ctx context.Context, snap *sequencer.Snapshot, pos int64) (sequencer.Chunk, error) {
+	return a.readChunkMax(ctx, snap, pos, a.opt.MaxReadChunk)
+}
+
+// readChunkFile is readChunk for a reader that can send bytes from a file
+// (sequencer.Registry.ReadChunkFile).
+func (a *API) readChunkFile(ctx context.Context, snap *sequencer.Snapshot, pos int64) (sequencer.Chunk, error) {
 	max := a.opt.MaxReadChunk
+	ch, _, err := a.reads.Do(ctx, snap.ID, snap.Changed(), readKey{pos: pos, max: max, file: true}, func(ctx context.Context) (sequencer.Chunk, error) {
+		return a.reg.ReadChunkFile(ctx, snap, pos, max)
+	})
+	return ch, err
+}
+
+// readChunkMax is readChunk with a budget of max bytes.
+func (a *API) readChunkMax(ctx context.Context, snap *sequencer.Snapshot, pos int64, max int) (sequencer.Chunk, error) {
 	ch, _, err := a.reads.Do(ctx, snap.ID, snap.Changed(), readKey{pos: pos, max: max}, func(ctx context.Context) (sequencer.Chunk, error) {
 		return a.reg.ReadChunk(ctx, snap, pos, max)
 	})

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/streamtier/durable-streams/cache"
+	"github.com/streamtier/durable-streams/internal/contentenc"
 	"github.com/streamtier/durable-streams/internal/protocol"
 	"github.com/streamtier/durable-streams/sequencer"
 )
@@ -50,21 +51,19 @@ func (a *API) get(c echo.Context, name string) error {
 			return badRequest("offset is beyond the end of the stream")
 		}
 	}
+	enc, negotiated := a.encodingFor(r, snap.ContentType)
+	cr.Negotiated = negotiated
 	switch live {
 	case protocol.LiveLongPoll:
-		return a.longPoll(c, h, pos, q.Get("cursor"), cr)
+		return a.longPoll(c, h, pos, q.Get("cursor"), cr, enc)
 	case protocol.LiveSSE:
-		return a.sse(c, h, pos, q.Get("cursor"), cr)
+		return a.sse(c, h, pos, q.Get("cursor"), cr, enc)
 	}
 	if off.Kind == protocol.OffsetNow {
 		return a.writeNow(c, h, snap)
 	}
-	chunk, err := a.readChunk(r.Context(), snap, pos)
-	if err != nil {
-		return err
-	}
 	cr.Kind = cache.CatchUp
-	return a.writeChunk(c, h, snap, &chunk, cr, "")
+	return a.catchUp(c, h, snap, pos, cr, enc)
 }
 
 // writeNow answers offset=now: no data, the tail offset, never cached.
@@ -85,13 +84,15 @@ func (a *API) writeNow(c echo.Context, h *sequencer.Handle, snap *sequencer.Snap
 
 // writeChunk answers a read that found its bytes (or an empty read at the
 // tail) with the protocol headers, ETag revalidation and caching policy;
-// cr carries the kind of read and its request-dependent caching inputs.
-func (a *API) writeChunk(c echo.Context, h *sequencer.Handle, snap *sequencer.Snapshot, chunk *sequencer.Chunk, cr cache.Request, cursor string) error {
+// cr carries the kind of read and its request-dependent caching inputs,
+// enc the content coding negotiated for it.
+func (a *API) writeChunk(c echo.Context, h *sequencer.Handle, snap *sequencer.Snapshot, chunk *sequencer.Chunk, cr cache.Request, cursor string, enc contentenc.Encoding) error {
 	hd := c.Response().Header()
 	upToDate := chunk.End == snap.Tail
 	closed := upToDate && snap.Closed
 	startTok := snap.TokenFor(c.Request().Context(), chunk.From)
-	etag := cache.ETag(snap.ID, startTok.String(), chunk.EndToken.String(), closed)
+	enc = sizedEncoding(enc, int64(chunk.Bytes()))
+	etag := cache.EncodedETag(cache.ETag(snap.ID, startTok.String(), chunk.EndToken.String(), closed), string(enc))
 	hd.Set(protocol.HeaderStreamNextOffset, chunk.EndToken.String())
 	if upToDate {
 		hd.Set(protocol.HeaderStreamUpToDate, "true")
@@ -110,7 +111,15 @@ func (a *API) writeChunk(c echo.Context, h *sequencer.Handle, snap *sequencer.Sn
 	if cache.Matches(c.Request().Header.Get("If-None-Match"), etag) {
 		return c.NoContent(http.StatusNotModified)
 	}
-	return writeMessages(c, snap.ContentType, isJSON(snap), chunk.Messages)
+	if enc == contentenc.Identity {
+		return writeMessages(c, snap.ContentType, isJSON(snap), chunk.Messages)
+	}
+	done := compress(c, enc)
+	err := writeMessages(c, snap.ContentType, isJSON(snap), chunk.Messages)
+	if cerr := done(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // remaining is the time left before the stream expires (0: never).
@@ -167,7 +176,7 @@ func jsonArray(msgs []sequencer.Message) []byte {
 
 // longPoll answers at once when data exists at pos, otherwise waits for an
 // append, close or deletion, up to the long-poll timeout (then 204).
-func (a *API) longPoll(c echo.Context, h *sequencer.Handle, pos int64, clientCursor string, cr cache.Request) error {
+func (a *API) longPoll(c echo.Context, h *sequencer.Handle, pos int64, clientCursor string, cr cache.Request, enc contentenc.Encoding) error {
 	ctx := c.Request().Context()
 	timer := time.NewTimer(a.opt.LongPollTimeout)
 	defer timer.Stop()
@@ -182,7 +191,7 @@ func (a *API) longPoll(c echo.Context, h *sequencer.Handle, pos int64, clientCur
 				return err
 			}
 			cr.Kind = cache.LongPollData
-			return a.writeChunk(c, h, snap, &chunk, cr, a.cursor(clientCursor))
+			return a.writeChunk(c, h, snap, &chunk, cr, a.cursor(clientCursor), enc)
 		}
 		if snap.Closed {
 			return a.noContent(c, snap, "")
@@ -253,7 +262,10 @@ type controlEvent struct {
 // sse streams data and control events from pos, then follows the stream
 // live until it closes, is deleted, the client leaves, or SSEMaxDuration
 // passes (so CDNs can collapse reconnecting clients).
-func (a *API) sse(c echo.Context, h *sequencer.Handle, pos int64, clientCursor string, cr cache.Request) error {
+//
+// A compressed SSE response is flushed through the compressor after every
+// event, so compression never holds an event back.
+func (a *API) sse(c echo.Context, h *sequencer.Handle, pos int64, clientCursor string, cr cache.Request, enc contentenc.Encoding) error {
 	ctx := c.Request().Context()
 	snap := h.Snapshot()
 	text := isText(snap)
@@ -265,6 +277,9 @@ func (a *API) sse(c echo.Context, h *sequencer.Handle, pos int64, clientCursor s
 	hd.Set("X-Accel-Buffering", "no")
 	if !text {
 		hd.Set(protocol.HeaderSSEDataEncoding, "base64")
+	}
+	if enc != contentenc.Identity {
+		defer compress(c, enc)()
 	}
 	w.WriteHeader(http.StatusOK)
 	deadline := time.NewTimer(a.opt.SSEMaxDuration)

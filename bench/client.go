@@ -84,11 +84,14 @@ func (c *client) appendData(ctx context.Context, path, ctype string, data []byte
 	return nil
 }
 
-// readAll catches up from the start to the tail, calling fn for each body.
+// readAll catches up from the start to the tail, calling fn for each piece
+// of the bodies as it arrives.
 // It returns the number of body bytes read.
 func (c *client) readAll(ctx context.Context, path string, fn func([]byte)) (int64, error) {
 	off, total := "-1", int64(0)
-	buf := make([]byte, 0, 1<<20)
+	// A response may hold the whole stream: read it through one buffer,
+	// as a streaming consumer would, rather than hold it all.
+	buf := make([]byte, 1<<20)
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(path)+"?offset="+off, nil)
 		if err != nil {
@@ -98,17 +101,14 @@ func (c *client) readAll(ctx context.Context, path string, fn func([]byte)) (int
 		if err != nil {
 			return total, err
 		}
-		buf, err = readInto(buf[:0], resp.Body)
+		n, err := readThrough(buf, resp.Body, fn)
 		resp.Body.Close()
+		total += n
 		if err != nil {
 			return total, err
 		}
 		if resp.StatusCode != http.StatusOK {
 			return total, fmt.Errorf("read %s at %s: status %d", path, off, resp.StatusCode)
-		}
-		total += int64(len(buf))
-		if fn != nil {
-			fn(buf)
 		}
 		next := resp.Header.Get("Stream-Next-Offset")
 		if resp.Header.Get("Stream-Up-To-Date") == "true" || next == off || next == "" {
@@ -118,19 +118,21 @@ func (c *client) readAll(ctx context.Context, path string, fn func([]byte)) (int
 	}
 }
 
-// readInto reads r to its end into buf, reusing its capacity.
-func readInto(buf []byte, r io.Reader) ([]byte, error) {
+// readThrough reads r to its end through buf, passing each piece to fn
+// (if set), and returns the number of bytes read.
+func readThrough(buf []byte, r io.Reader, fn func([]byte)) (int64, error) {
+	var total int64
 	for {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, 64<<10)
+		n, err := r.Read(buf)
+		total += int64(n)
+		if fn != nil && n > 0 {
+			fn(buf[:n])
 		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
 		if err == io.EOF {
-			return buf, nil
+			return total, nil
 		}
 		if err != nil {
-			return buf, err
+			return total, err
 		}
 	}
 }

@@ -170,6 +170,10 @@ type Request struct {
 	// EdgeSelectable: a trusted edge may pick the mode with
 	// HeaderCacheMode (Policy.EdgeSelectable).
 	EdgeSelectable bool
+	// Negotiated: the response's content coding is chosen from the
+	// request's Accept-Encoding (compression is on and the content type
+	// is compressible), whichever coding this one response got.
+	Negotiated bool
 }
 
 // restricted reports whether the response depends on the request's
@@ -200,6 +204,11 @@ func Decide(r Request) Decision {
 	}
 	if r.EdgeSelectable {
 		d.Vary = append(d.Vary, HeaderCacheMode)
+	}
+	if r.Negotiated {
+		// Every variant says so, the identity one included: a cache that
+		// stored one must know the others exist.
+		d.Vary = append(d.Vary, "Accept-Encoding")
 	}
 	return d
 }
@@ -316,6 +325,18 @@ func ETag(streamID int64, start, end string, closed bool) string {
 		return fmt.Sprintf(`"%d:%s:%s:c"`, streamID, start, end)
 	}
 	return fmt.Sprintf(`"%d:%s:%s"`, streamID, start, end)
+}
+
+// EncodedETag returns the entity tag of the representation of a response
+// with entity tag etag in content coding coding ("" for identity, which
+// keeps etag). A compressed body is a different sequence of bytes, so it
+// needs its own strong tag: a cache that revalidates one coding's copy
+// must not be told that the other's is current.
+func EncodedETag(etag, coding string) string {
+	if coding == "" || len(etag) < 2 {
+		return etag
+	}
+	return etag[:len(etag)-1] + "+" + coding + `"`
 }
 
 // Matches reports whether an If-None-Match header value matches etag.

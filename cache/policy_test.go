@@ -356,3 +356,43 @@ func TestMatches(t *testing.T) {
 		})
 	}
 }
+
+// TestVaryAcceptEncoding: a response whose coding is negotiated varies
+// with Accept-Encoding whenever it may be stored, in every coding.
+func TestVaryAcceptEncoding(t *testing.T) {
+	cases := []struct {
+		name string
+		r    Request
+		want []string
+	}{
+		{"catch-up", Request{Kind: CatchUp, Negotiated: true}, []string{"Accept-Encoding"}},
+		{"not negotiated", Request{Kind: CatchUp}, nil},
+		{"long-poll 200", Request{Kind: LongPollData, Negotiated: true}, []string{"Accept-Encoding"}},
+		{"SSE", Request{Kind: EventStream, Negotiated: true}, []string{"Accept-Encoding"}},
+		{"no-store", Request{Kind: NoStore, Negotiated: true}, nil},
+		{"with the others", Request{Kind: CatchUp, Negotiated: true, Authenticated: true, EdgeSelectable: true},
+			[]string{"Authorization", HeaderCacheMode, "Accept-Encoding"}},
+	}
+	for _, tc := range cases {
+		if got := Decide(tc.r).Vary; fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: Vary %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestEncodedETag(t *testing.T) {
+	e := ETag(7, "a", "b", true)
+	cases := []struct{ coding, want string }{
+		{"", `"7:a:b:c"`},
+		{"gzip", `"7:a:b:c+gzip"`},
+		{"zstd", `"7:a:b:c+zstd"`},
+	}
+	for _, tc := range cases {
+		if got := EncodedETag(e, tc.coding); got != tc.want {
+			t.Errorf("EncodedETag(%s, %q) = %s, want %s", e, tc.coding, got, tc.want)
+		}
+	}
+	if Matches(EncodedETag(e, "gzip"), EncodedETag(e, "zstd")) || Matches(EncodedETag(e, "gzip"), e) {
+		t.Error("the ETags of two codings match each other")
+	}
+}

@@ -34,9 +34,14 @@ type Chunk struct {
 	// Sealed is true when the chunk lies inside a sealed segment, so the
 	// same request will always return the same bytes.
 	Sealed bool
+	// Path, when set, names a local file whose Ranges hold the chunk's
+	// bytes instead of Messages (see ReadChunkFile).
+	Path   string
+	Ranges []FileRange
 }
 
-// Bytes returns the total size of the chunk's messages.
+// Bytes returns the total size of the chunk's messages (the memory it
+// holds: nothing for a chunk that names a file).
 func (c *Chunk) Bytes() int {
 	n := 0
 	for _, m := range c.Messages {

@@ -56,6 +56,13 @@ type Config struct {
 	SSEMaxDuration  time.Duration // default 60s
 	MaxAppendBytes  int64         // default 8 MiB
 	MaxReadChunk    int           // default 1 MiB
+	// ReadResponseMax bounds catch-up responses (0: one response to the
+	// tail); see api.Options.ReadResponseMax.
+	ReadResponseMax int
+	// DisableCompression turns response compression off.
+	DisableCompression bool
+	// DisableZeroCopy: see api.Options.DisableZeroCopy.
+	DisableZeroCopy bool
 	CacheMode       cache.Mode
 	IdleTimeout     time.Duration // close idle stream actors after this (default 30s)
 	MaxOpenStreams  int           // soft bound on open stream actors (default 4096)
@@ -188,6 +195,10 @@ func (l Limits) withDefaults() Limits {
 	}
 	return l
 }
+
+// The disk cache of cold segments serves zero-copy reads: sequencer sends
+// a chunk from the cached file when its cold reader can name the ranges.
+var _ sequencer.ColdFileReader = (*segcache.Cache)(nil)
 
 // DefaultRotation seals a segment at 4 MiB, or after 15 minutes, or on close.
 var DefaultRotation = sequencer.RotationPolicy{Enabled: true, SealBytes: 4 << 20, SealAge: 15 * time.Minute}
@@ -360,31 +371,34 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		budget: connlimit.NewBudget(cfg.Limits.MaxBodyBytes, cfg.Limits.MaxBodyBytesPerClient)}
 	s.subs = subs
 	s.api = api.New(api.Options{
-		Registry:        reg,
-		Logger:          cfg.Logger,
-		LongPollTimeout: cfg.LongPollTimeout,
-		SSEMaxDuration:  cfg.SSEMaxDuration,
-		MaxAppendBytes:  cfg.MaxAppendBytes,
-		MaxReadChunk:    cfg.MaxReadChunk,
-		CacheMode:       cfg.CacheMode,
-		EdgeSecret:      cfg.EdgeSecret,
-		Health:          s.healthChecks(),
-		Metrics:         s.metrics,
-		Admin:           adm,
-		Auth:            authn,
-		RateLimit:       limiter,
-		Hooks:           hooks.Hooks{BeforeAppend: cfg.Hooks.BeforeAppend, AfterAppend: cfg.Hooks.AfterAppend},
-		ReadOnlyStream:  cfg.RegistryStream,
-		BodyMinRate:     cfg.Limits.BodyMinRate,
-		BodyReadGrace:   cfg.Limits.BodyReadGrace,
-		BodyBudget:      s.budget,
-		Proxies:         cfg.RateLimit.Proxies(),
-		Catalog:         cat,
-		Faults:          cfg.Faults,
-		Subscriptions:   subsAPI,
-		CORS:            cfg.CORS,
-		CursorEpoch:     cfg.CursorEpoch,
-		CursorInterval:  cfg.CursorInterval,
+		Registry:           reg,
+		Logger:             cfg.Logger,
+		LongPollTimeout:    cfg.LongPollTimeout,
+		SSEMaxDuration:     cfg.SSEMaxDuration,
+		MaxAppendBytes:     cfg.MaxAppendBytes,
+		MaxReadChunk:       cfg.MaxReadChunk,
+		CacheMode:          cfg.CacheMode,
+		EdgeSecret:         cfg.EdgeSecret,
+		Health:             s.healthChecks(),
+		Metrics:            s.metrics,
+		Admin:              adm,
+		Auth:               authn,
+		RateLimit:          limiter,
+		Hooks:              hooks.Hooks{BeforeAppend: cfg.Hooks.BeforeAppend, AfterAppend: cfg.Hooks.AfterAppend},
+		ReadOnlyStream:     cfg.RegistryStream,
+		BodyMinRate:        cfg.Limits.BodyMinRate,
+		BodyReadGrace:      cfg.Limits.BodyReadGrace,
+		BodyBudget:         s.budget,
+		Proxies:            cfg.RateLimit.Proxies(),
+		Catalog:            cat,
+		Faults:             cfg.Faults,
+		Subscriptions:      subsAPI,
+		CORS:               cfg.CORS,
+		CursorEpoch:        cfg.CursorEpoch,
+		CursorInterval:     cfg.CursorInterval,
+		ReadResponseMax:    cfg.ReadResponseMax,
+		DisableZeroCopy:    cfg.DisableZeroCopy,
+		DisableCompression: cfg.DisableCompression,
 	})
 	if err := s.metrics.Watch(metrics.Sources{
 		Streams:  reg,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -36,6 +37,8 @@ type serveFlags struct {
 	sseMax          time.Duration
 	maxAppend       int64
 	maxChunk        int64
+	readRespMax     int64
+	compression     string
 	logLevel        string
 	cacheMode       string
 	edgeSecret      string
@@ -115,7 +118,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&f.longPollTimeout, "long-poll-timeout", envDuration("DS_LONG_POLL_TIMEOUT", 30*time.Second), "long-poll wait before 204 (DS_LONG_POLL_TIMEOUT)")
 	fs.DurationVar(&f.sseMax, "sse-max-duration", envDuration("DS_SSE_MAX_DURATION", 60*time.Second), "SSE connections are closed after this (DS_SSE_MAX_DURATION)")
 	fs.Int64Var(&f.maxAppend, "max-append-bytes", envInt("DS_MAX_APPEND_BYTES", 8<<20), "largest append body; larger gets 413 (DS_MAX_APPEND_BYTES)")
-	fs.Int64Var(&f.maxChunk, "max-read-chunk", envInt("DS_MAX_READ_CHUNK", 1<<20), "largest read response body (DS_MAX_READ_CHUNK)")
+	fs.Int64Var(&f.maxChunk, "max-read-chunk", envInt("DS_MAX_READ_CHUNK", 1<<20), "bytes read from storage at a time, the memory a reader holds (DS_MAX_READ_CHUNK)")
+	fs.Int64Var(&f.readRespMax, "read-response-max", envInt("DS_READ_RESPONSE_MAX", 0), "largest catch-up response body, which then also ends at segment boundaries; 0 = everything up to the tail in one response (DS_READ_RESPONSE_MAX)")
+	fs.StringVar(&f.compression, "compression", envOr("DS_COMPRESSION", "on"), "on: compress read responses (gzip, zstd) when the client accepts it; off: never (DS_COMPRESSION)")
 	fs.StringVar(&f.logLevel, "log-level", envOr("DS_LOG_LEVEL", "info"), "debug, info, warn or error (DS_LOG_LEVEL)")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", envDuration("DS_IDLE_TIMEOUT", 30*time.Second), "close a stream's actor and files after this long without use (DS_IDLE_TIMEOUT)")
 	fs.Int64Var(&f.maxOpen, "max-open-streams", envInt("DS_MAX_OPEN_STREAMS", 4096), "soft bound on streams held open at once (DS_MAX_OPEN_STREAMS)")
@@ -201,6 +206,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	default:
 		return usageError{fmt.Errorf("bad -verify-uploads %q (want full or size)", f.verify)}
 	}
+	if f.compression != "on" && f.compression != "off" {
+		return usageError{fmt.Errorf("bad -compression %q (want on or off)", f.compression)}
+	}
+	if f.readRespMax < 0 || f.readRespMax > math.MaxInt32 {
+		return usageError{fmt.Errorf("-read-response-max must be between 0 and %d, got %d", math.MaxInt32, f.readRespMax)}
+	}
 	if f.coldKind == coldstore.KindS3 && f.s3.Bucket == "" {
 		return usageError{errors.New("-cold-store s3 needs -s3-bucket")}
 	}
@@ -255,7 +266,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		CursorInterval:  f.cursorInterval,
 		Subscriptions: server.SubscriptionConfig{Webhooks: f.webhooks, WebhookAllowPrivate: f.webhookAllowPrivate,
 			PublicURL: f.publicURL},
-		Cluster: f.cluster,
+		Cluster:            f.cluster,
+		ReadResponseMax:    int(f.readRespMax),
+		DisableCompression: f.compression == "off",
 	})
 	if err != nil {
 		return err

@@ -274,6 +274,44 @@ func (c *Cache) evictLocked() {
 	}
 }
 
+// file returns the path of the cached copy of object key, fetching it if
+// needed. ok is false without a cache directory, or when crc is unknown:
+// only a copy verified whole at download may be read without checking
+// its blocks. The file may be evicted at any time; open it and retry on
+// os.ErrNotExist.
+func (c *Cache) file(ctx context.Context, key string, crc uint32) (path string, ok bool, err error) {
+	if c.dir == "" || crc == 0 {
+		return "", false, nil
+	}
+	e, err := c.ensure(ctx, key, crc)
+	if err != nil {
+		return "", false, err
+	}
+	return e.path, true, nil
+}
+
+// SegmentFile is ReadSegment naming byte ranges of the cached copy of the
+// object instead of returning messages, so that a response can be sent
+// from the file without passing through memory. ok is false (the caller
+// then uses ReadSegment) when there is no cached copy verified whole, or
+// when the read cannot be named without reading it (small messages share
+// blocks).
+func (c *Cache) SegmentFile(ctx context.Context, key string, checksum uint32, from, limit int64, budget int) (path string, ext []segment.Extent, ok bool, err error) {
+	path, ok, err = c.file(ctx, key, checksum)
+	if err != nil || !ok {
+		return "", nil, false, err
+	}
+	rd, err := c.reader(ctx, key, checksum)
+	if err != nil {
+		return "", nil, false, err
+	}
+	ext, ok = rd.Index().Extents(from, limit, budget)
+	if !ok {
+		return "", nil, false, nil
+	}
+	return path, ext, true, nil
+}
+
 // Forget drops a deleted object from the cache.
 func (c *Cache) Forget(key string) {
 	c.mu.Lock()

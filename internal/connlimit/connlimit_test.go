@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -183,5 +184,56 @@ func TestListenerRefusalFlood(t *testing.T) {
 	}
 	if l.Open() != 0 || l.refusing.Load() != 0 {
 		t.Fatalf("open %d, refusing %d after every connection closed", l.Open(), l.refusing.Load())
+	}
+}
+
+// TestListenerConnReadFrom: accepted connections keep the TCP
+// connection's ReadFrom, through which net/http sends files with
+// sendfile, and it delivers the file's bytes.
+func TestListenerConnReadFrom(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := NewConns(ConnsConfig{MaxConns: 2}).Listen(ln)
+	defer l.Close()
+	want := strings.Repeat("zero-copy ", 100000)
+	f, err := os.CreateTemp(t.TempDir(), "body")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(f, want)
+	f.Seek(0, io.SeekStart)
+	defer f.Close()
+	sent := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			sent <- err
+			return
+		}
+		defer c.Close()
+		rf, ok := c.(io.ReaderFrom)
+		if !ok {
+			sent <- errors.New("accepted connection has no ReadFrom")
+			return
+		}
+		_, err = rf.ReadFrom(io.LimitReader(f, int64(len(want))))
+		sent <- err
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want {
+		t.Fatalf("got %d bytes, want %d", len(got), len(want))
 	}
 }

@@ -157,6 +157,20 @@ func (c *conn) Close() error {
 	return c.Conn.Close()
 }
 
+// ReadFrom passes a response body on to the connection's own ReadFrom, so
+// that net/http still sends a file to a TCP connection with sendfile(2)
+// (a wrapper without it would make every body go through a buffer).
+func (c *conn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(writerOnly{c.Conn}, r)
+}
+
+// writerOnly hides every method of a writer but Write, so io.Copy cannot
+// loop back into ReadFrom.
+type writerOnly struct{ io.Writer }
+
 // CloseWrite shuts the write side down when the connection supports it,
 // as net/http does before closing a connection it answered with
 // Connection: close.

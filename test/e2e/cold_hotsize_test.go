@@ -26,7 +26,7 @@ func TestHotLogStaysSmall(t *testing.T) {
 		appendSize = 64 << 10
 		total      = 40 << 20
 	)
-	env := startCold(t, "--seal-bytes", fmt.Sprint(segBytes), "--max-read-chunk", fmt.Sprint(1<<20))
+	env := startCold(t, "--seal-bytes", fmt.Sprint(segBytes), "--max-read-chunk", fmt.Sprint(1<<20), "--read-response-max", fmt.Sprint(1<<20))
 	srv, c := env.srv, env.client
 	const ct = "application/octet-stream"
 	url := srv.StreamURL("cold/hot/big")

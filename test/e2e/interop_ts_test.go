@@ -15,9 +15,13 @@ import (
 const (
 	// interopMinChecks is how many checks test/interop/ts/interop.mjs runs
 	// with the options below; fewer means checks were lost, not passed.
-	interopMinChecks = 24
-	// interopTimeout bounds the whole node run (it takes about 20 s).
-	interopTimeout = 2 * time.Minute
+	interopMinChecks = 25
+	// interopTimeout bounds the whole node run (it takes about 40 s, half
+	// of it writing and reading a 100 MB stream).
+	interopTimeout = 5 * time.Minute
+	// interopSealBytes is small so that streams span many sealed segments
+	// (the 100 MB live:false check).
+	interopSealBytes = "1048576"
 	// Short server timeouts let the script wait across a timed-out long
 	// poll and a server-closed SSE connection within a few seconds.
 	interopLongPoll = 2 * time.Second
@@ -46,7 +50,7 @@ func TestInteropTS(t *testing.T) {
 
 	srv := StartServer(t, BuildServer(t),
 		WithLongPollTimeout(interopLongPoll),
-		WithArgs("--sse-max-duration", interopSSEMax.String()))
+		WithArgs("--sse-max-duration", interopSSEMax.String(), "--seal-bytes", interopSealBytes))
 
 	ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
 	defer cancel()

@@ -102,7 +102,9 @@ func startEdgeEnv(t *testing.T, cfg edgeConfig, serverArgs ...string) *edgeEnv {
 // each chunk's URL once. Then, with the origin stopped, the sealed chunks
 // must still be served from the cache.
 func TestNginxCatchUpCollapsing(t *testing.T) {
-	env := startEdgeEnv(t, edgeConfig{}, "--cache-mode", "shared", "--seal-bytes", "4096")
+	// Bounded responses: sealed ones are the segment-aligned, immutable
+	// chunks a CDN deployment wants (docs/caching.md).
+	env := startEdgeEnv(t, edgeConfig{}, "--cache-mode", "shared", "--seal-bytes", "4096", "--read-response-max", "1048576")
 	const (
 		path    = "edge/catchup"
 		ct      = "application/octet-stream"
