@@ -74,7 +74,7 @@ func TestFilesWellFormed(t *testing.T) {
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
-	if got, want := Versions(), []int{1, 2}; !slices.Equal(got, want) {
+	if got, want := Versions(), []int{1, 2, 3}; !slices.Equal(got, want) {
 		t.Errorf("Versions() = %v, want %v", got, want)
 	}
 	for _, m := range ms {
@@ -100,14 +100,16 @@ func TestApplyCreatesSchema(t *testing.T) {
 		{"table", "segments"},
 		{"index", "segments_state"},
 		{"index", "segments_object_key"},
+		{"table", "journal_checkpoint"},
 	} {
 		if !objectExists(t, db, o.typ, o.name) {
 			t.Errorf("%s %s missing", o.typ, o.name)
 		}
 	}
 	rows := appliedRows(t, db)
-	if len(rows) != 2 || rows[0].version != 1 || rows[0].name != "0001_catalog.sql" ||
-		rows[1].version != 2 || rows[1].name != "0002_segments.sql" {
+	if len(rows) != 3 || rows[0].version != 1 || rows[0].name != "0001_catalog.sql" ||
+		rows[1].version != 2 || rows[1].name != "0002_segments.sql" ||
+		rows[2].version != 3 || rows[2].name != "0003_journal.sql" {
 		t.Errorf("schema_migrations = %+v", rows)
 	}
 	for _, r := range rows {
@@ -204,7 +206,7 @@ func TestApplyRefusesNewerSchema(t *testing.T) {
 			name:       "after known versions",
 			applyFirst: true,
 			setup: []string{
-				"INSERT INTO schema_migrations VALUES (3, '0003_future.sql', 1)",
+				"INSERT INTO schema_migrations VALUES (9998, '9998_future.sql', 1)",
 			},
 		},
 	}
