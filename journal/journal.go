@@ -154,6 +154,7 @@ type Journal struct {
 	dirtySince time.Time
 
 	wake chan struct{} // buffered: the flusher has work
+	want chan struct{} // buffered: NeedsCheckpoint turned true
 	stop chan struct{}
 	done chan struct{} // closed when the flusher exits
 
@@ -165,7 +166,7 @@ type Journal struct {
 func Open(dir string, opts Options) (*Journal, error) {
 	opts.setDefaults()
 	j := &Journal{fs: opts.FS, dir: dir, opts: opts, lg: opts.Logger,
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		wake: make(chan struct{}, 1), want: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if err := j.recover(); err != nil {
 		return nil, fmt.Errorf("journal: open %s: %w", dir, err)
 	}
@@ -322,6 +323,12 @@ func (j *Journal) flusher() {
 		g.err = err
 		close(g.done)
 		spare = buf
+		if err == nil && j.NeedsCheckpoint() {
+			select {
+			case j.want <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 
@@ -442,6 +449,11 @@ func (j *Journal) Stats() Stats {
 	}
 	return s
 }
+
+// CheckpointWanted returns a channel that receives when a group commit
+// has made NeedsCheckpoint true (the age limit is only seen by calling
+// NeedsCheckpoint).
+func (j *Journal) CheckpointWanted() <-chan struct{} { return j.want }
 
 // NeedsCheckpoint reports whether the owners should make their state
 // durable and Release: the files hold Options.CheckpointBytes, or a

@@ -1,7 +1,6 @@
 package sequencer
 
 import (
-	"context"
 	"time"
 
 	"github.com/streamtier/durable-streams/hotlog"
@@ -46,7 +45,7 @@ func (s *Stream) process(ops []any) {
 			batch.Producers = append(batch.Producers, p)
 		}
 		batch.Meta = s.meta
-		if err := s.log.Commit(context.Background(), &batch); err != nil {
+		if err := s.commitBatch(&batch); err != nil {
 			s.lg.Error("commit failed", "stream", s.path, "err", err)
 			s.restore(undo)
 			ierr := internal("commit failed", err)
@@ -347,7 +346,7 @@ func (s *Stream) sealByAge() {
 	var b hotlog.Batch
 	s.sealOpen(&b)
 	b.Meta = s.meta
-	if err := s.log.Commit(context.Background(), &b); err != nil {
+	if err := s.commitBatch(&b); err != nil {
 		s.lg.Error("age seal failed", "stream", s.path, "err", err)
 		s.restore(undo)
 		return

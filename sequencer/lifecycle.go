@@ -197,7 +197,7 @@ func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateRe
 		meta.OpenSegBytes += int64(len(msgs[i].Data))
 		meta.OpenSegSince = now
 	}
-	if err := hotlog.Create(ctx, r.StreamPath(id), meta, msgs); err != nil {
+	if err := r.createHotLog(ctx, row, meta, msgs); err != nil {
 		return nil, internal("create hot log", err)
 	}
 	err = r.cat.Insert(ctx, row)

@@ -54,6 +54,8 @@ type Config struct {
 	// Registry: hand the event to another goroutine.
 	OnLifecycle func(LifecycleEvent)
 	Now         func() time.Time
+	// Journal configures the commit journal all streams share.
+	Journal JournalConfig
 }
 
 // Registry owns the open streams.
@@ -77,6 +79,8 @@ type Registry struct {
 	bg        sync.WaitGroup
 
 	counters counters // see Stats
+
+	jnl *streamJournal // nil when Config.Journal.Disabled
 }
 
 type slot struct {
@@ -110,6 +114,20 @@ func NewRegistry(cfg Config) (*Registry, error) {
 	}
 	r := &Registry{cfg: cfg, cat: cfg.Catalog, lg: cfg.Logger, slots: map[int64]*slot{}, rows: newRowCache(2 * cfg.MaxOpen),
 		access: map[int64]time.Time{}, dirty: map[int64]struct{}{}, closing: make(chan struct{})}
+	if !cfg.Journal.Disabled {
+		// Before anything serves: the hot logs must have caught up.
+		jnl, err := openStreamJournal(r)
+		if err != nil {
+			return nil, err
+		}
+		if err := jnl.recover(context.Background()); err != nil {
+			jnl.j.Close()
+			return nil, err
+		}
+		r.jnl = jnl
+		r.bg.Add(1)
+		go jnl.checkpointer()
+	}
 	r.bg.Add(3)
 	go r.janitor()
 	go r.flusher()
@@ -149,6 +167,9 @@ func (r *Registry) Close(ctx context.Context) error {
 		go func() { defer wg.Done(); st.stop() }()
 	}
 	wg.Wait()
+	if r.jnl != nil {
+		return r.jnl.close(ctx)
+	}
 	return nil
 }
 
@@ -292,7 +313,7 @@ func (r *Registry) open(ctx context.Context, id int64, sl *slot) {
 }
 
 func (r *Registry) startActor(ctx context.Context, id int64) (*Stream, error) {
-	lg, err := hotlog.Open(ctx, r.StreamPath(id), hotlog.Options{})
+	lg, err := hotlog.Open(ctx, r.StreamPath(id), r.hotlogOptions())
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,26 @@
+package sequencer
+
+// Abandon stops r the way a crash would as far as the commit journal
+// goes: the actors stop (closing their hot logs) and the journal closes
+// without the final checkpoint, so the next registry on the same
+// directory replays it.
+func Abandon(r *Registry) {
+	r.BeginShutdown()
+	r.bg.Wait()
+	r.mu.Lock()
+	var all []*Stream
+	for _, sl := range r.slots {
+		if sl.st != nil {
+			sl.st.closing = true
+			all = append(all, sl.st)
+		}
+	}
+	r.mu.Unlock()
+	for _, st := range all {
+		st.stop()
+	}
+	if r.jnl != nil {
+		r.jnl.j.Close()
+		r.jnl = nil // Close must not checkpoint either
+	}
+}

@@ -1,0 +1,380 @@
+package sequencer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/streamtier/durable-streams/catalog"
+	"github.com/streamtier/durable-streams/hotlog"
+	"github.com/streamtier/durable-streams/journal"
+)
+
+// The commit journal (package journal) makes every acknowledged change
+// durable with one fsync shared by all streams; hot logs are written
+// without syncs of their own (hotlog.Options.NoSync) and catch up from the
+// journal after a crash.
+//
+// Crash safety of a change, in order:
+//  1. its record is appended to the journal and durable (the actor waits);
+//  2. it is applied to the hot log, together with the record's LSN
+//     (meta.applied_lsn), unsynced;
+//  3. the client is answered.
+//
+// A checkpoint then:
+//  1. takes L, the highest LSN below which every record is applied
+//     (records durable but still being applied hold it back), and the
+//     set of hot logs changed since the last checkpoint;
+//  2. fsyncs those hot logs (WAL, file and directory entry);
+//  3. records L in the catalog (journal_checkpoint), durably;
+//  4. releases the journal files holding only records up to L.
+//
+// Recovery (at start, before any stream serves) replays the records after
+// the catalog's checkpoint: a stream's creation recreates its hot log from
+// the record (an unsynced new file may be missing or damaged), and a
+// batch is applied to a hot log whose applied_lsn is below it. The
+// catalog, which still syncs its own commits, says which streams exist:
+// records of streams never entered (the create failed) or since deleted
+// are skipped.
+
+// JournalConfig configures the commit journal.
+type JournalConfig struct {
+	// Disabled turns the journal off: every hot log commit is synced by
+	// itself, as before the journal.
+	Disabled bool
+	// Dir is where the journal lives (default <DataDir>/journal).
+	Dir string
+	// FileBytes, CheckpointBytes, CheckpointAge and MaxBytes bound the
+	// journal's disk use, see journal.Options.
+	FileBytes       int64
+	CheckpointBytes int64
+	CheckpointAge   time.Duration
+	MaxBytes        int64
+}
+
+// streamJournal ties the registry to its commit journal.
+type streamJournal struct {
+	j   *journal.Journal
+	cat *catalog.Catalog
+	reg *Registry
+
+	mu       sync.Mutex
+	inflight map[uint64]struct{} // durable or queued records not yet applied
+	dirty    map[int64]struct{}  // streams whose hot logs changed since the last checkpoint
+
+	ckMu sync.Mutex // serializes checkpoints
+}
+
+func openStreamJournal(r *Registry) (*streamJournal, error) {
+	c := r.cfg.Journal
+	dir := c.Dir
+	if dir == "" {
+		dir = filepath.Join(r.cfg.DataDir, "journal")
+	}
+	j, err := journal.Open(dir, journal.Options{FileBytes: c.FileBytes, CheckpointBytes: c.CheckpointBytes,
+		CheckpointAge: c.CheckpointAge, MaxBytes: c.MaxBytes, Logger: r.lg, MaxRecordBytes: 1 << 30})
+	if err != nil {
+		return nil, err
+	}
+	return &streamJournal{j: j, cat: r.cat, reg: r, inflight: map[uint64]struct{}{}, dirty: map[int64]struct{}{}}, nil
+}
+
+// write appends a record and waits until it is durable. The caller must
+// then apply the change and call applied, or leave the record in flight
+// (holding checkpoints back) if it cannot.
+func (sj *streamJournal) write(kind journal.Kind, payload []byte) (uint64, error) {
+	sj.mu.Lock()
+	t, err := sj.j.Enqueue(kind, payload)
+	if err == nil {
+		sj.inflight[t.LSN] = struct{}{}
+	}
+	sj.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	// Not the client's context: once queued, the outcome decides what the
+	// actor's state is.
+	if err := t.Wait(context.Background()); err != nil {
+		// The journal has failed for good (see journal.Journal): nothing
+		// after this record can be durable either, so it holds nothing
+		// back.
+		sj.mu.Lock()
+		delete(sj.inflight, t.LSN)
+		sj.mu.Unlock()
+		return 0, err
+	}
+	return t.LSN, nil
+}
+
+// applied records that record lsn is applied to stream id's hot log
+// (lsn 0: a replayed record, never in flight).
+func (sj *streamJournal) applied(lsn uint64, id int64) {
+	sj.mu.Lock()
+	delete(sj.inflight, lsn)
+	sj.dirty[id] = struct{}{}
+	sj.mu.Unlock()
+}
+
+// checkpoint makes every applied record durable outside the journal and
+// releases the journal files that hold nothing else (see the steps above).
+func (sj *streamJournal) checkpoint(ctx context.Context) error {
+	sj.ckMu.Lock()
+	defer sj.ckMu.Unlock()
+	sj.mu.Lock()
+	upto := sj.j.DurableLSN()
+	for lsn := range sj.inflight {
+		upto = min(upto, lsn-1)
+	}
+	dirty := sj.dirty
+	sj.dirty = map[int64]struct{}{}
+	sj.mu.Unlock()
+	for id := range dirty {
+		err := hotlog.SyncFiles(sj.reg.StreamPath(id))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			sj.mu.Lock()
+			for id := range dirty {
+				sj.dirty[id] = struct{}{}
+			}
+			sj.mu.Unlock()
+			return fmt.Errorf("journal checkpoint: %w", err)
+		}
+	}
+	if err := sj.cat.SetJournalCheckpoint(ctx, upto); err != nil {
+		return fmt.Errorf("journal checkpoint: %w", err)
+	}
+	return sj.j.Release(upto)
+}
+
+// checkpointer runs checkpoints when the journal's size or age asks for
+// them.
+func (sj *streamJournal) checkpointer() {
+	defer sj.reg.bg.Done()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-sj.reg.closing:
+			return
+		case <-sj.j.CheckpointWanted():
+		case <-t.C:
+			if !sj.j.NeedsCheckpoint() {
+				continue
+			}
+		}
+		if err := sj.checkpoint(context.Background()); err != nil {
+			sj.reg.lg.Warn("journal checkpoint failed", "err", err)
+		}
+	}
+}
+
+// close checkpoints everything (the actors have stopped) and closes the
+// journal.
+func (sj *streamJournal) close(ctx context.Context) error {
+	err := sj.checkpoint(ctx)
+	return errors.Join(err, sj.j.Close())
+}
+
+// commitBatch makes b durable in the journal, then writes it to the hot
+// log. A hot log that fails after the journal has the batch cannot take
+// later batches (its applied position would skip this one), so the stream
+// stops accepting writes until a restart replays the journal into it.
+func (s *Stream) commitBatch(b *hotlog.Batch) error {
+	sj := s.reg.jnl
+	if sj == nil {
+		return s.log.Commit(context.Background(), b)
+	}
+	if s.broken != nil {
+		return s.broken
+	}
+	rec := streamBatch{id: s.id, batch: *b}
+	lsn, err := sj.write(journal.KindStreamBatch, rec.encode())
+	if err != nil {
+		return err
+	}
+	b.Meta.AppliedLSN = lsn
+	s.meta.AppliedLSN = lsn
+	if err := s.log.Commit(context.Background(), b); err != nil {
+		s.broken = fmt.Errorf("hot log behind the journal until a restart: %w", err)
+		s.lg.Error("hot log commit failed after the journal record", "stream", s.path, "lsn", lsn, "err", err)
+		return err
+	}
+	sj.applied(lsn, s.id)
+	return nil
+}
+
+// createHotLog creates the hot log of a new stream: through the journal
+// (one record, no syncs of the file's own) when there is one.
+func (r *Registry) createHotLog(ctx context.Context, row catalog.Stream, meta hotlog.Meta, msgs []hotlog.Message) error {
+	path := r.StreamPath(row.ID)
+	if r.jnl == nil {
+		return hotlog.Create(ctx, path, meta, msgs)
+	}
+	rec := streamCreate{row: row, meta: meta, msgs: msgs}
+	lsn, err := r.jnl.write(journal.KindStreamCreate, rec.encode())
+	if err != nil {
+		return err
+	}
+	meta.AppliedLSN = lsn
+	if err := hotlog.CreateUnsynced(ctx, path, meta, msgs); err != nil {
+		// Replayed at the next start if the catalog entry follows; until
+		// then the journal must keep it.
+		return err
+	}
+	r.jnl.applied(lsn, row.ID)
+	return nil
+}
+
+// hotlogOptions are the options actors open hot logs with.
+func (r *Registry) hotlogOptions() hotlog.Options {
+	return hotlog.Options{NoSync: r.jnl != nil}
+}
+
+// recoverJournal replays the journal past the catalog's checkpoint into
+// the hot logs, makes them durable and checkpoints, before any actor
+// starts.
+func (sj *streamJournal) recover(ctx context.Context) error {
+	from, err := sj.cat.JournalCheckpoint(ctx)
+	if err != nil {
+		return err
+	}
+	rp := &replayer{sj: sj, ctx: ctx, live: map[int64]bool{}, logs: map[int64]*replayLog{}}
+	start := time.Now()
+	err = sj.j.Replay(from, rp.apply)
+	err = errors.Join(err, rp.closeAll())
+	if err != nil {
+		return fmt.Errorf("journal recovery: %w", err)
+	}
+	if err := sj.checkpoint(ctx); err != nil {
+		return err
+	}
+	if rp.records > 0 {
+		sj.reg.lg.Info("journal replayed", "from_lsn", from, "records", rp.records, "applied", rp.appliedN,
+			"created", rp.created, "streams", len(rp.live), "took", time.Since(start))
+	}
+	return nil
+}
+
+// replayer applies journal records during recovery.
+type replayer struct {
+	sj   *streamJournal
+	ctx  context.Context
+	live map[int64]bool // stream id -> has a catalog row
+	logs map[int64]*replayLog
+
+	records, appliedN, created int
+}
+
+type replayLog struct {
+	log     *hotlog.Log
+	applied uint64
+}
+
+// exists reports whether stream id has a catalog row, live or
+// soft-deleted.
+func (rp *replayer) exists(id int64) (bool, error) {
+	if v, ok := rp.live[id]; ok {
+		return v, nil
+	}
+	_, err := rp.sj.cat.GetByID(rp.ctx, id)
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		rp.live[id] = false
+	case err != nil:
+		return false, err
+	default:
+		rp.live[id] = true
+	}
+	return rp.live[id], nil
+}
+
+// open returns stream id's hot log, opened for replay.
+func (rp *replayer) open(id int64) (*replayLog, error) {
+	if l := rp.logs[id]; l != nil {
+		return l, nil
+	}
+	// Bounded: close the logs opened so far rather than hold thousands.
+	if len(rp.logs) >= 256 {
+		if err := rp.closeAll(); err != nil {
+			return nil, err
+		}
+	}
+	l, err := hotlog.Open(rp.ctx, rp.sj.reg.StreamPath(id), hotlog.Options{NoSync: true, ReadConns: 1})
+	if err != nil {
+		return nil, err
+	}
+	meta, _, _, err := l.Load(rp.ctx)
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	rl := &replayLog{log: l, applied: meta.AppliedLSN}
+	rp.logs[id] = rl
+	return rl, nil
+}
+
+func (rp *replayer) closeAll() error {
+	var errs []error
+	for id, l := range rp.logs {
+		errs = append(errs, l.log.Close())
+		delete(rp.logs, id)
+	}
+	return errors.Join(errs...)
+}
+
+func (rp *replayer) apply(rec journal.Record) error {
+	rp.records++
+	switch rec.Kind {
+	case journal.KindStreamCreate:
+		c, err := decodeStreamCreate(rec.Payload)
+		if err != nil {
+			return fmt.Errorf("lsn %d: %w", rec.LSN, err)
+		}
+		id := c.row.ID
+		ok, err := rp.exists(id)
+		if err != nil || !ok {
+			return err
+		}
+		// Never checkpointed, so made without syncs: whatever is on disk
+		// may be partial. Everything since is in the journal.
+		if l := rp.logs[id]; l != nil {
+			l.log.Close()
+			delete(rp.logs, id)
+		}
+		c.meta.AppliedLSN = rec.LSN
+		if err := hotlog.CreateUnsynced(rp.ctx, rp.sj.reg.StreamPath(id), c.meta, c.msgs); err != nil {
+			return fmt.Errorf("lsn %d: %w", rec.LSN, err)
+		}
+		rp.sj.applied(0, id)
+		rp.created++
+	case journal.KindStreamBatch:
+		b, err := decodeStreamBatch(rec.Payload)
+		if err != nil {
+			return fmt.Errorf("lsn %d: %w", rec.LSN, err)
+		}
+		ok, err := rp.exists(b.id)
+		if err != nil || !ok {
+			return err
+		}
+		l, err := rp.open(b.id)
+		if err != nil {
+			return fmt.Errorf("lsn %d: stream %d: %w", rec.LSN, b.id, err)
+		}
+		if l.applied >= rec.LSN {
+			return nil
+		}
+		b.batch.Meta.AppliedLSN = rec.LSN
+		if err := l.log.Commit(rp.ctx, &b.batch); err != nil {
+			return fmt.Errorf("lsn %d: %w", rec.LSN, err)
+		}
+		l.applied = rec.LSN
+		rp.sj.applied(0, b.id)
+		rp.appliedN++
+	default:
+		return fmt.Errorf("lsn %d: unexpected record kind %v", rec.LSN, rec.Kind)
+	}
+	return nil
+}
