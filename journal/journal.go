@@ -60,10 +60,11 @@ type Options struct {
 	// FS is the file system (default vfs.OS).
 	FS vfs.FS
 	// FileBytes is the size after which the writer starts a new file
-	// (default 64 MiB). A file exceeds it by at most one group commit.
+	// (default a quarter of CheckpointBytes, at most 32 MiB). A file
+	// exceeds it by at most one group commit.
 	FileBytes int64
 	// CheckpointBytes: NeedsCheckpoint reports true once the files hold
-	// this much (default 256 MiB, at least 2 × FileBytes).
+	// this much (default 128 MiB, at least 2 × FileBytes).
 	CheckpointBytes int64
 	// CheckpointAge: NeedsCheckpoint reports true once a record has been
 	// unreleased this long (default 1 minute).
@@ -83,11 +84,11 @@ func (o *Options) setDefaults() {
 	if o.FS == nil {
 		o.FS = vfs.OS
 	}
-	if o.FileBytes <= 0 {
-		o.FileBytes = 64 << 20
-	}
 	if o.CheckpointBytes <= 0 {
-		o.CheckpointBytes = 256 << 20
+		o.CheckpointBytes = 128 << 20
+	}
+	if o.FileBytes <= 0 {
+		o.FileBytes = min(32<<20, max(o.CheckpointBytes/4, 64<<10))
 	}
 	o.CheckpointBytes = max(o.CheckpointBytes, 2*o.FileBytes)
 	if o.CheckpointAge <= 0 {
@@ -185,7 +186,7 @@ func Open(dir string, opts Options) (*Journal, error) {
 func (j *Journal) startFile(first uint64) error {
 	f, err := j.fs.Create(filepath.Join(j.dir, fileName(first)))
 	if err != nil {
-		return err
+		return &undoneError{err} // nothing written
 	}
 	if err := j.fs.SyncDir(j.dir); err != nil {
 		f.Close()
@@ -303,6 +304,12 @@ func (j *Journal) flusher() {
 			continue
 		}
 		err := j.writeGroup(g, buf)
+		var undone *undoneError
+		if errors.As(err, &undone) {
+			j.undo(g, undone)
+			spare = buf
+			continue
+		}
 		j.mu.Lock()
 		if err != nil {
 			err = fmt.Errorf("journal: write records %d-%d: %w", g.first, g.last, err)
@@ -332,9 +339,37 @@ func (j *Journal) flusher() {
 	}
 }
 
+// undoneError is a failed write of a group that left no trace: the file
+// is back at its size before the group, durably.
+type undoneError struct{ err error }
+
+func (e *undoneError) Error() string { return e.err.Error() }
+func (e *undoneError) Unwrap() error { return e.err }
+
+// undo fails group g, whose write was undone, and every record queued
+// after it, and hands their LSNs out again: none of them was written, so
+// reusing them leaves no gap in the sequence. A full disk thus fails the
+// appends it hits without stopping the journal.
+func (j *Journal) undo(g *group, undone *undoneError) {
+	err := fmt.Errorf("journal: write records %d-%d: %w", g.first, g.last, undone.err)
+	j.mu.Lock()
+	later := j.group
+	j.next = g.first
+	j.pending = j.pending[:0]
+	j.group = &group{first: g.first, done: make(chan struct{})}
+	j.mu.Unlock()
+	j.lg.Warn("journal write failed and was undone", "err", err)
+	for _, x := range []*group{g, later} {
+		x.err = err
+		close(x.done)
+	}
+}
+
 // writeGroup writes buf, the framed records of g, and syncs them, after
 // starting a new file if the current one is full. Only the flusher calls
-// it.
+// it. A write that fails (a full disk) is undone if it can be, and then
+// returns an *undoneError; a failed sync cannot be undone (the kernel may
+// have dropped the data while later syncs succeed) and stops the journal.
 func (j *Journal) writeGroup(g *group, buf []byte) error {
 	j.mu.Lock()
 	err := j.err
@@ -351,9 +386,16 @@ func (j *Journal) writeGroup(g *group, buf []byte) error {
 		if err := j.startFile(g.first); err != nil {
 			return err
 		}
+		last = file{first: g.first}
 	}
 	if _, err := j.cur.Write(buf); err != nil {
-		return err
+		if terr := j.cur.Truncate(last.size); terr != nil {
+			return errors.Join(err, terr)
+		}
+		if serr := j.cur.Sync(); serr != nil {
+			return errors.Join(err, serr)
+		}
+		return &undoneError{err}
 	}
 	if err := j.cur.Sync(); err != nil {
 		return err

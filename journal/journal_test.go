@@ -56,7 +56,7 @@ func mustAppend(t *testing.T, j *Journal, kind Kind, payload string) uint64 {
 func TestAppendReopenReplay(t *testing.T) {
 	m := vfs.NewMem()
 	j := openMem(t, m, Options{})
-	kinds := []Kind{KindStreamBatch, KindStreamCreate, KindCatalog}
+	kinds := []Kind{KindStreamBatch, KindStreamCreate, KindStreamAbort}
 	for i := range 30 {
 		if lsn := mustAppend(t, j, kinds[i%3], fmt.Sprint("rec", i)); lsn != uint64(i+1) {
 			t.Fatalf("lsn = %d, want %d", lsn, i+1)
@@ -65,7 +65,7 @@ func TestAppendReopenReplay(t *testing.T) {
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := j.Append(context.Background(), KindCatalog, nil); !errors.Is(err, ErrClosed) {
+	if _, err := j.Append(context.Background(), KindStreamAbort, nil); !errors.Is(err, ErrClosed) {
 		t.Errorf("append after close: %v", err)
 	}
 	j = openMem(t, m.Crash(nil), Options{})
@@ -80,7 +80,7 @@ func TestAppendReopenReplay(t *testing.T) {
 			t.Errorf("record %d = %d %v %q", i, r.LSN, r.Kind, r.Payload)
 		}
 	}
-	if lsn := mustAppend(t, j, KindCatalog, "next"); lsn != 31 {
+	if lsn := mustAppend(t, j, KindStreamAbort, "next"); lsn != 31 {
 		t.Errorf("lsn after reopen = %d, want 31", lsn)
 	}
 }
@@ -94,7 +94,7 @@ func TestEnqueueRejects(t *testing.T) {
 	}{
 		{0, nil},
 		{maxKind + 1, nil},
-		{KindCatalog, make([]byte, 11)},
+		{KindStreamAbort, make([]byte, 11)},
 	} {
 		if _, err := j.Enqueue(tt.kind, tt.payload); err == nil {
 			t.Errorf("Enqueue(%d, %d bytes) succeeded", tt.kind, len(tt.payload))
@@ -159,7 +159,7 @@ func TestWaitContext(t *testing.T) {
 	j := openMem(t, m, Options{})
 	hold := make(chan struct{})
 	m.SetSyncHook(func() { <-hold })
-	tk, err := j.Enqueue(KindCatalog, []byte("x"))
+	tk, err := j.Enqueue(KindStreamAbort, []byte("x"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,18 +178,42 @@ func TestWaitContext(t *testing.T) {
 func TestSyncErrorIsSticky(t *testing.T) {
 	m := vfs.NewMem()
 	j := openMem(t, m, Options{})
-	mustAppend(t, j, KindCatalog, "ok")
+	mustAppend(t, j, KindStreamAbort, "ok")
 	disk := errors.New("disk on fire")
 	m.SetSyncError(disk)
-	if _, err := j.Append(context.Background(), KindCatalog, []byte("lost")); !errors.Is(err, disk) {
+	if _, err := j.Append(context.Background(), KindStreamAbort, []byte("lost")); !errors.Is(err, disk) {
 		t.Fatalf("append with failing sync: %v", err)
 	}
 	m.SetSyncError(nil)
-	if _, err := j.Append(context.Background(), KindCatalog, []byte("after")); !errors.Is(err, disk) {
+	if _, err := j.Append(context.Background(), KindStreamAbort, []byte("after")); !errors.Is(err, disk) {
 		t.Errorf("append after a failed sync: %v, want the sticky error", err)
 	}
 	if err := j.Close(); !errors.Is(err, disk) {
 		t.Errorf("Close = %v, want the sticky error", err)
+	}
+}
+
+// TestWriteErrorIsUndone fails writes (a full disk): the appends hit
+// fail, and once writes work again the sequence goes on without a gap.
+func TestWriteErrorIsUndone(t *testing.T) {
+	m := vfs.NewMem()
+	j := openMem(t, m, Options{})
+	mustAppend(t, j, KindStreamBatch, "one")
+	full := errors.New("no space left")
+	m.SetWriteError(full)
+	if _, err := j.Append(context.Background(), KindStreamBatch, []byte("refused")); !errors.Is(err, full) {
+		t.Fatalf("append on a full disk: %v", err)
+	}
+	m.SetWriteError(nil)
+	if lsn := mustAppend(t, j, KindStreamBatch, "two"); lsn != 2 {
+		t.Errorf("lsn after the failed write = %d, want 2", lsn)
+	}
+	j.Close()
+	j = openMem(t, m.Crash(nil), Options{})
+	defer j.Close()
+	got := readAll(t, j, 0)
+	if len(got) != 2 || string(got[0].Payload) != "one" || string(got[1].Payload) != "two" {
+		t.Errorf("after reopen: %+v", got)
 	}
 }
 
@@ -226,7 +250,7 @@ func TestRotateAndRelease(t *testing.T) {
 	if j.NeedsCheckpoint() {
 		t.Errorf("NeedsCheckpoint with everything released (stats %+v)", j.Stats())
 	}
-	lsn := mustAppend(t, j, KindCatalog, "after")
+	lsn := mustAppend(t, j, KindStreamAbort, "after")
 	if j.NeedsCheckpoint() {
 		t.Errorf("NeedsCheckpoint for one fresh record (stats %+v)", j.Stats())
 	}
@@ -253,7 +277,7 @@ func TestFull(t *testing.T) {
 	defer j.Close()
 	var err error
 	for i := 0; i < 100 && err == nil; i++ {
-		_, err = j.Append(context.Background(), KindCatalog, []byte("0123456789"))
+		_, err = j.Append(context.Background(), KindStreamAbort, []byte("0123456789"))
 	}
 	if !errors.Is(err, ErrFull) {
 		t.Fatalf("append past MaxBytes: %v", err)
@@ -261,7 +285,7 @@ func TestFull(t *testing.T) {
 	if err := j.Release(j.DurableLSN()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := j.Append(context.Background(), KindCatalog, []byte("again")); err != nil {
+	if _, err := j.Append(context.Background(), KindStreamAbort, []byte("again")); err != nil {
 		t.Errorf("append after release: %v", err)
 	}
 }
@@ -301,7 +325,7 @@ func TestTornTail(t *testing.T) {
 			m := vfs.NewMem()
 			j := openMem(t, m, Options{})
 			for i := range 5 {
-				mustAppend(t, j, KindCatalog, fmt.Sprint("rec-", i))
+				mustAppend(t, j, KindStreamAbort, fmt.Sprint("rec-", i))
 			}
 			j.Close()
 			corrupt(t, m, filepath.Join(dir, fileName(1)), tt.edit)
@@ -312,7 +336,7 @@ func TestTornTail(t *testing.T) {
 			}
 			// New records continue the sequence and survive a second
 			// recovery: the torn bytes were cut off.
-			lsn := mustAppend(t, j, KindCatalog, "new")
+			lsn := mustAppend(t, j, KindStreamAbort, "new")
 			if lsn != uint64(tt.want+1) {
 				t.Errorf("next lsn = %d, want %d", lsn, tt.want+1)
 			}
@@ -330,7 +354,7 @@ func TestCorruptionBeforeIntactFileIsRefused(t *testing.T) {
 	m := vfs.NewMem()
 	j := openMem(t, m, Options{FileBytes: 60})
 	for i := range 10 {
-		mustAppend(t, j, KindCatalog, fmt.Sprint("rec-", i))
+		mustAppend(t, j, KindStreamAbort, fmt.Sprint("rec-", i))
 	}
 	j.Close()
 	corrupt(t, m, filepath.Join(dir, fileName(1)), func(b []byte) []byte { b[len(b)-1] ^= 1; return b })

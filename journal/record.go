@@ -23,11 +23,13 @@ const (
 	// contents of its hot log (metadata and initial messages, for a fork
 	// the materialized prefix).
 	KindStreamCreate Kind = 2
-	// KindCatalog is a change to the stream directory alone (close,
-	// delete, access times, expiry).
-	KindCatalog Kind = 3
+	// KindStreamAbort voids an earlier record of the same stream whose
+	// change the stream's hot log could not take: the writer answered
+	// the request with an error, so replaying the change would apply
+	// what was refused.
+	KindStreamAbort Kind = 3
 
-	maxKind = KindCatalog
+	maxKind = KindStreamAbort
 )
 
 func (k Kind) String() string {
@@ -36,8 +38,8 @@ func (k Kind) String() string {
 		return "stream-batch"
 	case KindStreamCreate:
 		return "stream-create"
-	case KindCatalog:
-		return "catalog"
+	case KindStreamAbort:
+		return "stream-abort"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }

@@ -63,10 +63,13 @@ type streamJournal struct {
 	reg *Registry
 
 	mu       sync.Mutex
-	inflight map[uint64]struct{} // durable or queued records not yet applied
-	dirty    map[int64]struct{}  // streams whose hot logs changed since the last checkpoint
+	inflight map[uint64]int     // durable or queued records not yet applied (a failed write's LSN is handed out again)
+	dirty    map[int64]struct{} // streams whose hot logs changed since the last checkpoint
 
 	ckMu sync.Mutex // serializes checkpoints
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 func openStreamJournal(r *Registry) (*streamJournal, error) {
@@ -80,7 +83,7 @@ func openStreamJournal(r *Registry) (*streamJournal, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &streamJournal{j: j, cat: r.cat, reg: r, inflight: map[uint64]struct{}{}, dirty: map[int64]struct{}{}}, nil
+	return &streamJournal{j: j, cat: r.cat, reg: r, inflight: map[uint64]int{}, dirty: map[int64]struct{}{}}, nil
 }
 
 // write appends a record and waits until it is durable. The caller must
@@ -90,7 +93,7 @@ func (sj *streamJournal) write(kind journal.Kind, payload []byte) (uint64, error
 	sj.mu.Lock()
 	t, err := sj.j.Enqueue(kind, payload)
 	if err == nil {
-		sj.inflight[t.LSN] = struct{}{}
+		sj.inflight[t.LSN]++
 	}
 	sj.mu.Unlock()
 	if err != nil {
@@ -103,7 +106,7 @@ func (sj *streamJournal) write(kind journal.Kind, payload []byte) (uint64, error
 		// after this record can be durable either, so it holds nothing
 		// back.
 		sj.mu.Lock()
-		delete(sj.inflight, t.LSN)
+		sj.done(t.LSN)
 		sj.mu.Unlock()
 		return 0, err
 	}
@@ -114,9 +117,34 @@ func (sj *streamJournal) write(kind journal.Kind, payload []byte) (uint64, error
 // (lsn 0: a replayed record, never in flight).
 func (sj *streamJournal) applied(lsn uint64, id int64) {
 	sj.mu.Lock()
-	delete(sj.inflight, lsn)
+	sj.done(lsn)
 	sj.dirty[id] = struct{}{}
 	sj.mu.Unlock()
+}
+
+// done takes lsn out of flight. The caller holds sj.mu.
+func (sj *streamJournal) done(lsn uint64) {
+	if sj.inflight[lsn]--; sj.inflight[lsn] <= 0 {
+		delete(sj.inflight, lsn)
+	}
+}
+
+// abort voids record lsn of stream id, which its hot log could not take,
+// with a durable stream-abort record; the replay skips voided records.
+func (sj *streamJournal) abort(lsn uint64, id int64) error {
+	e := &encoder{}
+	e.uint(recordVersion)
+	e.int(id)
+	e.uint(lsn)
+	alsn, err := sj.write(journal.KindStreamAbort, e.b)
+	if err != nil {
+		return err
+	}
+	sj.mu.Lock()
+	sj.done(lsn)
+	sj.done(alsn)
+	sj.mu.Unlock()
+	return nil
 }
 
 // checkpoint makes every applied record durable outside the journal and
@@ -172,16 +200,21 @@ func (sj *streamJournal) checkpointer() {
 }
 
 // close checkpoints everything (the actors have stopped) and closes the
-// journal.
+// journal; calls after the first return the first's outcome.
 func (sj *streamJournal) close(ctx context.Context) error {
-	err := sj.checkpoint(ctx)
-	return errors.Join(err, sj.j.Close())
+	sj.closeOnce.Do(func() {
+		err := sj.checkpoint(ctx)
+		sj.closeErr = errors.Join(err, sj.j.Close())
+	})
+	return sj.closeErr
 }
 
 // commitBatch makes b durable in the journal, then writes it to the hot
-// log. A hot log that fails after the journal has the batch cannot take
-// later batches (its applied position would skip this one), so the stream
-// stops accepting writes until a restart replays the journal into it.
+// log. When the hot log fails after the journal has the batch (a full
+// disk), a stream-abort record voids the batch and the caller answers
+// with the error as before the journal. Only if that record cannot be
+// written either does the stream stop accepting writes until a restart:
+// its later batches would skip the one the journal still holds.
 func (s *Stream) commitBatch(b *hotlog.Batch) error {
 	sj := s.reg.jnl
 	if sj == nil {
@@ -198,8 +231,10 @@ func (s *Stream) commitBatch(b *hotlog.Batch) error {
 	b.Meta.AppliedLSN = lsn
 	s.meta.AppliedLSN = lsn
 	if err := s.log.Commit(context.Background(), b); err != nil {
-		s.broken = fmt.Errorf("hot log behind the journal until a restart: %w", err)
-		s.lg.Error("hot log commit failed after the journal record", "stream", s.path, "lsn", lsn, "err", err)
+		if aerr := sj.abort(lsn, s.id); aerr != nil {
+			s.broken = fmt.Errorf("hot log behind the journal until a restart: %w", err)
+			s.lg.Error("hot log commit failed after the journal record", "stream", s.path, "lsn", lsn, "err", err, "abort_err", aerr)
+		}
 		return err
 	}
 	sj.applied(lsn, s.id)
@@ -241,9 +276,12 @@ func (sj *streamJournal) recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rp := &replayer{sj: sj, ctx: ctx, live: map[int64]bool{}, logs: map[int64]*replayLog{}}
+	rp := &replayer{sj: sj, ctx: ctx, live: map[int64]bool{}, logs: map[int64]*replayLog{}, aborted: map[uint64]bool{}}
 	start := time.Now()
-	err = sj.j.Replay(from, rp.apply)
+	err = sj.j.Replay(from, rp.collectAborts)
+	if err == nil {
+		err = sj.j.Replay(from, rp.apply)
+	}
 	err = errors.Join(err, rp.closeAll())
 	if err != nil {
 		return fmt.Errorf("journal recovery: %w", err)
@@ -260,10 +298,11 @@ func (sj *streamJournal) recover(ctx context.Context) error {
 
 // replayer applies journal records during recovery.
 type replayer struct {
-	sj   *streamJournal
-	ctx  context.Context
-	live map[int64]bool // stream id -> has a catalog row
-	logs map[int64]*replayLog
+	sj      *streamJournal
+	ctx     context.Context
+	live    map[int64]bool // stream id -> has a catalog row
+	logs    map[int64]*replayLog
+	aborted map[uint64]bool // records voided by a stream-abort record
 
 	records, appliedN, created int
 }
@@ -325,9 +364,29 @@ func (rp *replayer) closeAll() error {
 	return errors.Join(errs...)
 }
 
+// collectAborts is the first pass: an abort follows the record it voids.
+func (rp *replayer) collectAborts(rec journal.Record) error {
+	if rec.Kind != journal.KindStreamAbort {
+		return nil
+	}
+	d := &decoder{b: rec.Payload}
+	d.version()
+	d.int() // stream id
+	lsn := d.uint()
+	if err := d.done("stream abort"); err != nil {
+		return fmt.Errorf("lsn %d: %w", rec.LSN, err)
+	}
+	rp.aborted[lsn] = true
+	return nil
+}
+
 func (rp *replayer) apply(rec journal.Record) error {
 	rp.records++
+	if rp.aborted[rec.LSN] {
+		return nil
+	}
 	switch rec.Kind {
+	case journal.KindStreamAbort:
 	case journal.KindStreamCreate:
 		c, err := decodeStreamCreate(rec.Payload)
 		if err != nil {
@@ -351,20 +410,29 @@ func (rp *replayer) apply(rec journal.Record) error {
 		rp.sj.applied(0, id)
 		rp.created++
 	case journal.KindStreamBatch:
-		b, err := decodeStreamBatch(rec.Payload)
-		if err != nil {
-			return fmt.Errorf("lsn %d: %w", rec.LSN, err)
+		// The stream id first: after a clean stop or a process crash
+		// (not of the machine) nearly every record is applied already,
+		// and decoding its messages would be wasted.
+		d := &decoder{b: rec.Payload}
+		d.version()
+		id := d.int()
+		if d.err != nil {
+			return fmt.Errorf("lsn %d: %w", rec.LSN, d.err)
 		}
-		ok, err := rp.exists(b.id)
+		ok, err := rp.exists(id)
 		if err != nil || !ok {
 			return err
 		}
-		l, err := rp.open(b.id)
+		l, err := rp.open(id)
 		if err != nil {
-			return fmt.Errorf("lsn %d: stream %d: %w", rec.LSN, b.id, err)
+			return fmt.Errorf("lsn %d: stream %d: %w", rec.LSN, id, err)
 		}
 		if l.applied >= rec.LSN {
 			return nil
+		}
+		b, err := decodeStreamBatch(rec.Payload)
+		if err != nil {
+			return fmt.Errorf("lsn %d: %w", rec.LSN, err)
 		}
 		b.batch.Meta.AppliedLSN = rec.LSN
 		if err := l.log.Commit(rp.ctx, &b.batch); err != nil {

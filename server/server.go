@@ -88,6 +88,9 @@ type Config struct {
 	// for every stream created or deleted. It is created on start if
 	// missing; clients can read it like any stream but not write to it.
 	RegistryStream string
+	// Journal configures the commit journal shared by all streams
+	// (default: on, in <DataDir>/journal); see docs/journal.md.
+	Journal sequencer.JournalConfig
 	// Faults, if set, injects test faults into requests and serves POST
 	// and DELETE /_test/inject-error to control them. For tests only:
 	// leave it nil in production, where that path is then a 404.
@@ -186,6 +189,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		OnSeal:       rot.OnSeal,
 		OnHardDelete: rot.OnHardDelete,
 		OnLifecycle:  onLifecycle,
+		Journal:      cfg.Journal,
 	})
 	if err != nil {
 		cat.Close()

@@ -28,6 +28,8 @@ type MemFS struct {
 	syncs int  // file syncs so far
 	// syncErr, if set, is returned by every File.Sync (a failing disk).
 	syncErr error
+	// writeErr, if set, fails every File.Write (a full disk).
+	writeErr error
 	// syncHook, if set, runs at the start of every File.Sync.
 	syncHook func()
 }
@@ -64,6 +66,14 @@ func (m *MemFS) Syncs() int {
 func (m *MemFS) SetSyncError(err error) {
 	m.mu.Lock()
 	m.syncErr = err
+	m.mu.Unlock()
+}
+
+// SetWriteError makes every later File.Write fail with err, writing
+// nothing (nil: succeed).
+func (m *MemFS) SetWriteError(err error) {
+	m.mu.Lock()
+	m.writeErr = err
 	m.mu.Unlock()
 }
 
@@ -308,6 +318,9 @@ func (f *memFile) Write(p []byte) (int, error) {
 	}
 	if !f.write {
 		return 0, fmt.Errorf("vfs: %s is open read-only", f.name)
+	}
+	if f.fs.writeErr != nil {
+		return 0, f.fs.writeErr
 	}
 	f.n.data = append(f.n.data, p...)
 	return len(p), nil

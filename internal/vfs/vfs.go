@@ -39,8 +39,9 @@ type File interface {
 
 // FS is a file system.
 type FS interface {
-	// Create creates name, or truncates it if it exists, for writing at
-	// offset 0. The new directory entry is durable after SyncDir.
+	// Create creates name, or truncates it if it exists, for writing.
+	// Writes always append at the file's end, also after a Truncate. The
+	// new directory entry is durable after SyncDir.
 	Create(name string) (File, error)
 	// Open opens name for reading.
 	Open(name string) (File, error)
@@ -76,7 +77,7 @@ func (f osFile) Size() (int64, error) {
 }
 
 func (osFS) Create(name string) (File, error) {
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
