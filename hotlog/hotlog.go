@@ -25,6 +25,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/streamtier/durable-streams/internal/vfs"
+
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
@@ -228,6 +230,50 @@ func create(ctx context.Context, path string, meta Meta, initial []Message, sync
 	return syncDir(dir)
 }
 
+// Image is an empty hot log file (schema, settings, a placeholder meta
+// row and no messages) kept in memory: writing it out is the cheapest way
+// to make a new hot log, about a tenth of the work of [Create], which
+// builds the schema statement by statement. The new file's first
+// [Log.Commit] must write the real meta row.
+type Image struct{ b []byte }
+
+// NewImage builds the image in a temporary file under dir.
+func NewImage(ctx context.Context, dir string) (*Image, error) {
+	tmp, err := os.MkdirTemp(dir, "hotlog-image-")
+	if err != nil {
+		return nil, fmt.Errorf("hotlog: image: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	path := filepath.Join(tmp, "image.db")
+	if err := create(ctx, path, Meta{}, nil, syncOff); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("hotlog: image: %w", err)
+	}
+	return &Image{b: b}, nil
+}
+
+// WriteFile writes the image to path without any fsync, replacing any
+// file there (and its -wal, -shm and -journal files). Like
+// [CreateUnsynced] it is for callers whose commit journal can make the
+// file again after a crash.
+func (im *Image) WriteFile(path string) error {
+	if err := mkdirAllSync(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("hotlog: create %s: %w", path, err)
+	}
+	for _, p := range []string{path + "-wal", path + "-shm", path + "-journal"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("hotlog: create %s: %w", path, err)
+		}
+	}
+	if err := os.WriteFile(path, im.b, 0o644); err != nil {
+		return fmt.Errorf("hotlog: create %s: %w", path, err)
+	}
+	return nil
+}
+
 // SyncFiles makes everything committed so far to the hot log at path
 // durable, whether or not it is open: its WAL, its database file and its
 // directory entry are fsynced. An open Log in NoSync mode may commit
@@ -313,44 +359,9 @@ func initialize(ctx context.Context, db *sql.DB, meta *Meta, initial []Message) 
 
 // mkdirAllSync is os.MkdirAll that also fsyncs the parent of every
 // directory it creates, so that the new path survives power loss.
-func mkdirAllSync(dir string) error {
-	var missing []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil {
-			break
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		missing = append(missing, d)
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		if err := syncDir(filepath.Dir(missing[i])); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func mkdirAllSync(dir string) error { return vfs.OS.MkdirAll(dir) }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		d.Close()
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return d.Close()
-}
+func syncDir(dir string) error { return vfs.OS.SyncDir(dir) }
 
 // Open opens an existing hot log. It fails with an error wrapping
 // [fs.ErrNotExist] if the file does not exist, and refuses files written by

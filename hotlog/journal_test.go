@@ -91,3 +91,41 @@ func TestUpgradeFromVersion1(t *testing.T) {
 		t.Errorf("user_version = %d (%v), want %d", v, err, schemaVersion)
 	}
 }
+
+// TestImage makes a hot log from the image and writes its real contents
+// with the first commit.
+func TestImage(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	im, err := NewImage(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "x", "9.db")
+	if err := im.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(ctx, path, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	meta := rootMeta()
+	meta.Tail, meta.AppliedLSN = 5, 3
+	if err := l.Commit(ctx, &Batch{Messages: msgs(0, 0, 5), Meta: meta}); err != nil {
+		t.Fatal(err)
+	}
+	got, prods, segs, err := l.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.StreamID != meta.StreamID || got.Tail != 5 || got.AppliedLSN != 3 || len(prods) != 0 || len(segs) != 0 {
+		t.Errorf("loaded %+v, %d producers, %d segments", got, len(prods), len(segs))
+	}
+	var page, vacuum int
+	l.wdb.QueryRow("PRAGMA page_size").Scan(&page)
+	l.wdb.QueryRow("PRAGMA auto_vacuum").Scan(&vacuum)
+	if page != 16384 || vacuum != 2 {
+		t.Errorf("page_size %d, auto_vacuum %d", page, vacuum)
+	}
+}

@@ -7,18 +7,7 @@ package sequencer
 func Abandon(r *Registry) {
 	r.BeginShutdown()
 	r.bg.Wait()
-	r.mu.Lock()
-	var all []*Stream
-	for _, sl := range r.slots {
-		if sl.st != nil {
-			sl.st.closing = true
-			all = append(all, sl.st)
-		}
-	}
-	r.mu.Unlock()
-	for _, st := range all {
-		st.stop()
-	}
+	r.stopActors()
 	if r.jnl != nil {
 		r.jnl.j.Close()
 		r.jnl = nil // Close must not checkpoint either

@@ -62,9 +62,15 @@ type streamJournal struct {
 	cat *catalog.Catalog
 	reg *Registry
 
+	// image is written out as the file of every new stream, whose
+	// contents come with the first commit of its actor (see
+	// createHotLog).
+	image *hotlog.Image
+
 	mu       sync.Mutex
-	inflight map[uint64]int     // durable or queued records not yet applied (a failed write's LSN is handed out again)
-	dirty    map[int64]struct{} // streams whose hot logs changed since the last checkpoint
+	inflight map[uint64]int           // durable or queued records not yet applied (a failed write's LSN is handed out again)
+	dirty    map[int64]struct{}       // streams whose hot logs changed since the last checkpoint
+	pending  map[int64]*pendingCreate // new streams whose hot logs still hold the image
 
 	ckMu sync.Mutex // serializes checkpoints
 
@@ -78,12 +84,26 @@ func openStreamJournal(r *Registry) (*streamJournal, error) {
 	if dir == "" {
 		dir = filepath.Join(r.cfg.DataDir, "journal")
 	}
+	im, err := hotlog.NewImage(context.Background(), r.cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	j, err := journal.Open(dir, journal.Options{FileBytes: c.FileBytes, CheckpointBytes: c.CheckpointBytes,
 		CheckpointAge: c.CheckpointAge, MaxBytes: c.MaxBytes, Logger: r.lg, MaxRecordBytes: 1 << 30})
 	if err != nil {
 		return nil, err
 	}
-	return &streamJournal{j: j, cat: r.cat, reg: r, inflight: map[uint64]int{}, dirty: map[int64]struct{}{}}, nil
+	return &streamJournal{j: j, cat: r.cat, reg: r, image: im, inflight: map[uint64]int{}, dirty: map[int64]struct{}{},
+		pending: map[int64]*pendingCreate{}}, nil
+}
+
+// pendingCreate is a new stream whose hot log file is still the image:
+// its contents, from the journal record at lsn, are written by the first
+// commit when its actor starts, right after the catalog entry.
+type pendingCreate struct {
+	lsn  uint64
+	meta hotlog.Meta
+	msgs []hotlog.Message
 }
 
 // write appends a record and waits until it is durable. The caller must
@@ -241,26 +261,70 @@ func (s *Stream) commitBatch(b *hotlog.Batch) error {
 	return nil
 }
 
-// createHotLog creates the hot log of a new stream: through the journal
-// (one record, no syncs of the file's own) when there is one.
+// createHotLog creates the hot log of a new stream. With the journal, a
+// new stream is one journal record and the image written out, without
+// syncs; the actor that opens it first writes its contents (loadHotLog).
+// Should the catalog entry not follow, abandonCreate undoes this.
 func (r *Registry) createHotLog(ctx context.Context, row catalog.Stream, meta hotlog.Meta, msgs []hotlog.Message) error {
 	path := r.StreamPath(row.ID)
-	if r.jnl == nil {
+	sj := r.jnl
+	if sj == nil {
 		return hotlog.Create(ctx, path, meta, msgs)
 	}
 	rec := streamCreate{row: row, meta: meta, msgs: msgs}
-	lsn, err := r.jnl.write(journal.KindStreamCreate, rec.encode())
+	lsn, err := sj.write(journal.KindStreamCreate, rec.encode())
 	if err != nil {
 		return err
 	}
 	meta.AppliedLSN = lsn
-	if err := hotlog.CreateUnsynced(ctx, path, meta, msgs); err != nil {
-		// Replayed at the next start if the catalog entry follows; until
-		// then the journal must keep it.
+	if err := sj.image.WriteFile(path); err != nil {
+		// No catalog entry follows, so a replay skips the record.
+		sj.mu.Lock()
+		sj.done(lsn)
+		sj.mu.Unlock()
 		return err
 	}
-	r.jnl.applied(lsn, row.ID)
+	sj.mu.Lock()
+	sj.pending[row.ID] = &pendingCreate{lsn: lsn, meta: meta, msgs: msgs}
+	sj.mu.Unlock()
 	return nil
+}
+
+// abandonCreate removes the files of a stream whose catalog entry failed.
+func (r *Registry) abandonCreate(id int64) {
+	if sj := r.jnl; sj != nil {
+		sj.mu.Lock()
+		if p := sj.pending[id]; p != nil {
+			delete(sj.pending, id)
+			sj.done(p.lsn) // without a catalog entry, a replay skips it
+		}
+		sj.mu.Unlock()
+	}
+	_ = r.removeFiles(id)
+}
+
+// loadHotLog reads an actor's starting state from its hot log, first
+// writing the contents of a new stream (see createHotLog).
+func (r *Registry) loadHotLog(ctx context.Context, id int64, l *hotlog.Log) (hotlog.Meta, []hotlog.Producer, []hotlog.Segment, error) {
+	sj := r.jnl
+	var p *pendingCreate
+	if sj != nil {
+		sj.mu.Lock()
+		p = sj.pending[id]
+		delete(sj.pending, id)
+		sj.mu.Unlock()
+	}
+	if p == nil {
+		return l.Load(ctx)
+	}
+	if err := l.Commit(ctx, &hotlog.Batch{Messages: p.msgs, Meta: p.meta}); err != nil {
+		sj.mu.Lock()
+		sj.pending[id] = p // the record stays in flight: a restart replays it
+		sj.mu.Unlock()
+		return hotlog.Meta{}, nil, nil, err
+	}
+	sj.applied(p.lsn, id)
+	return p.meta, nil, nil, nil
 }
 
 // hotlogOptions are the options actors open hot logs with.

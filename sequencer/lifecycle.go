@@ -206,7 +206,7 @@ func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateRe
 		r.rows.forgetIDs(row.ParentID) // its reference count went up
 	}
 	if err != nil {
-		_ = r.removeFiles(id)
+		r.abandonCreate(id)
 		switch {
 		case errors.Is(err, catalog.ErrParentGone):
 			return nil, errf(KindConflict, "fork source stream was deleted")

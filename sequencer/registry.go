@@ -152,6 +152,15 @@ func (r *Registry) Close(ctx context.Context) error {
 	r.BeginShutdown()
 	r.bg.Wait()
 	r.flushAccess(ctx)
+	r.stopActors()
+	if r.jnl != nil {
+		return r.jnl.close(ctx)
+	}
+	return nil
+}
+
+// stopActors stops every actor after its queued operations.
+func (r *Registry) stopActors() {
 	r.mu.Lock()
 	var all []*Stream
 	for _, sl := range r.slots {
@@ -167,10 +176,6 @@ func (r *Registry) Close(ctx context.Context) error {
 		go func() { defer wg.Done(); st.stop() }()
 	}
 	wg.Wait()
-	if r.jnl != nil {
-		return r.jnl.close(ctx)
-	}
-	return nil
 }
 
 // StreamPath returns where the hot log of stream id lives: a two-level
@@ -317,7 +322,7 @@ func (r *Registry) startActor(ctx context.Context, id int64) (*Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	meta, prods, segs, err := lg.Load(ctx)
+	meta, prods, segs, err := r.loadHotLog(ctx, id, lg)
 	if err != nil {
 		lg.Close()
 		return nil, err
