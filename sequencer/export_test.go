@@ -13,3 +13,7 @@ func Abandon(r *Registry) {
 		r.jnl = nil // Close must not checkpoint either
 	}
 }
+
+// CloseHotLog closes s's hot log under its actor, so that its next
+// commit fails after the journal has the batch.
+func CloseHotLog(s *Stream) { s.log.Close() }

@@ -71,6 +71,7 @@ type streamJournal struct {
 	inflight map[uint64]int           // durable or queued records not yet applied (a failed write's LSN is handed out again)
 	dirty    map[int64]struct{}       // streams whose hot logs changed since the last checkpoint
 	pending  map[int64]*pendingCreate // new streams whose hot logs still hold the image
+	broken   map[int64]error          // streams whose hot logs lack a batch the journal holds (see commitBatch)
 
 	ckMu sync.Mutex // serializes checkpoints
 
@@ -94,7 +95,7 @@ func openStreamJournal(r *Registry) (*streamJournal, error) {
 		return nil, err
 	}
 	return &streamJournal{j: j, cat: r.cat, reg: r, image: im, inflight: map[uint64]int{}, dirty: map[int64]struct{}{},
-		pending: map[int64]*pendingCreate{}}, nil
+		pending: map[int64]*pendingCreate{}, broken: map[int64]error{}}, nil
 }
 
 // pendingCreate is a new stream whose hot log file is still the image:
@@ -253,6 +254,11 @@ func (s *Stream) commitBatch(b *hotlog.Batch) error {
 	if err := s.log.Commit(context.Background(), b); err != nil {
 		if aerr := sj.abort(lsn, s.id); aerr != nil {
 			s.broken = fmt.Errorf("hot log behind the journal until a restart: %w", err)
+			// Also for the actors after this one: loaded from the hot
+			// log, they would hand out the batch's positions again.
+			sj.mu.Lock()
+			sj.broken[s.id] = s.broken
+			sj.mu.Unlock()
 			s.lg.Error("hot log commit failed after the journal record", "stream", s.path, "lsn", lsn, "err", err, "abort_err", aerr)
 		}
 		return err
@@ -310,9 +316,13 @@ func (r *Registry) loadHotLog(ctx context.Context, id int64, l *hotlog.Log) (hot
 	var p *pendingCreate
 	if sj != nil {
 		sj.mu.Lock()
+		berr := sj.broken[id]
 		p = sj.pending[id]
 		delete(sj.pending, id)
 		sj.mu.Unlock()
+		if berr != nil {
+			return hotlog.Meta{}, nil, nil, berr
+		}
 	}
 	if p == nil {
 		return l.Load(ctx)

@@ -152,3 +152,32 @@ func TestJournalCheckpointReleases(t *testing.T) {
 		t.Errorf("tail %d", got)
 	}
 }
+
+// TestJournalAbortsRefusedBatch makes the hot log refuse a batch the
+// journal already holds: the append fails, and no later start replays it.
+func TestJournalAbortsRefusedBatch(t *testing.T) {
+	dir := t.TempDir()
+	e := openEnv(t, dir, nil)
+	const ct = "text/plain"
+	e.createStream("a", ct)
+	e.appendMsgs("a", ct, "kept")
+	h := e.acquire("a")
+	sequencer.CloseHotLog(h.Stream)
+	if _, err := e.tryAppend("a", &sequencer.AppendRequest{ContentType: mustCT(t, ct), Messages: byteMsgs("refused"),
+		Producer: &protocol.Producer{ID: "p", Epoch: 0, Seq: 0}}); err == nil {
+		t.Fatal("append on a closed hot log succeeded")
+	}
+	h.Release()
+	sequencer.Abandon(e.reg)
+	e.cat.Close()
+	e2 := openEnv(t, dir, nil)
+	if got := e2.content("a"); got != "kept" {
+		t.Errorf("a = %q after restart, want only the acknowledged append", got)
+	}
+	// The refused producer request left no trace: its retry is new.
+	res, err := e2.tryAppend("a", &sequencer.AppendRequest{ContentType: mustCT(t, ct), Messages: byteMsgs("retried"),
+		Producer: &protocol.Producer{ID: "p", Epoch: 0, Seq: 0}})
+	if err != nil || res.Outcome != sequencer.Appended {
+		t.Errorf("retry after restart: %v %+v, want appended", err, res)
+	}
+}
