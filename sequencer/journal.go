@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -59,6 +60,7 @@ type JournalConfig struct {
 // streamJournal ties the registry to its commit journal.
 type streamJournal struct {
 	j   *journal.Journal
+	dir string
 	cat *catalog.Catalog
 	reg *Registry
 
@@ -94,7 +96,7 @@ func openStreamJournal(r *Registry) (*streamJournal, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &streamJournal{j: j, cat: r.cat, reg: r, image: im, inflight: map[uint64]int{}, dirty: map[int64]struct{}{},
+	return &streamJournal{j: j, dir: dir, cat: r.cat, reg: r, image: im, inflight: map[uint64]int{}, dirty: map[int64]struct{}{},
 		pending: map[int64]*pendingCreate{}, broken: map[int64]error{}}, nil
 }
 
@@ -350,7 +352,8 @@ func (sj *streamJournal) recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rp := &replayer{sj: sj, ctx: ctx, live: map[int64]bool{}, logs: map[int64]*replayLog{}, aborted: map[uint64]bool{}}
+	rp := &replayer{sj: sj, ctx: ctx, live: map[int64]bool{}, logs: map[int64]*replayLog{}, aborted: map[uint64]bool{},
+		sameBoot: sj.sameBoot()}
 	start := time.Now()
 	err = sj.j.Replay(from, rp.collectAborts)
 	if err == nil {
@@ -363,6 +366,7 @@ func (sj *streamJournal) recover(ctx context.Context) error {
 	if err := sj.checkpoint(ctx); err != nil {
 		return err
 	}
+	sj.recordBoot()
 	if rp.records > 0 {
 		sj.reg.lg.Info("journal replayed", "from_lsn", from, "records", rp.records, "applied", rp.appliedN,
 			"created", rp.created, "streams", len(rp.live), "took", time.Since(start))
@@ -377,6 +381,9 @@ type replayer struct {
 	live    map[int64]bool // stream id -> has a catalog row
 	logs    map[int64]*replayLog
 	aborted map[uint64]bool // records voided by a stream-abort record
+	// sameBoot: the machine has not restarted since the last run, so
+	// nothing written then was lost, synced or not (see sameBoot).
+	sameBoot bool
 
 	records, appliedN, created int
 }
@@ -471,8 +478,15 @@ func (rp *replayer) apply(rec journal.Record) error {
 		if err != nil || !ok {
 			return err
 		}
-		// Never checkpointed, so made without syncs: whatever is on disk
-		// may be partial. Everything since is in the journal.
+		// Never checkpointed, so made without syncs: after a crash of the
+		// machine whatever is on disk may be partial, and everything
+		// since is in the journal. After a crash of the process alone
+		// the file is whole, and has the record if its actor started.
+		if rp.sameBoot {
+			if l, err := rp.open(id); err == nil && l.applied >= rec.LSN {
+				return nil
+			}
+		}
 		if l := rp.logs[id]; l != nil {
 			l.log.Close()
 			delete(rp.logs, id)
@@ -519,4 +533,38 @@ func (rp *replayer) apply(rec journal.Record) error {
 		return fmt.Errorf("lsn %d: unexpected record kind %v", rec.LSN, rec.Kind)
 	}
 	return nil
+}
+
+// bootIDPath is where Linux names the running boot; it changes with every
+// start of the machine.
+const bootIDPath = "/proc/sys/kernel/random/boot_id"
+
+// bootFile is the file in the journal directory that records the boot the
+// server last ran in.
+func (sj *streamJournal) bootFile() string { return filepath.Join(sj.dir, "boot_id") }
+
+// sameBoot reports whether the server last ran in the running boot of the
+// machine: then only the process crashed (or stopped), the kernel kept
+// every write, synced or not, and a file the journal would otherwise
+// rebuild from scratch is whole. Without a boot id (not Linux) it reports
+// false, which is always safe.
+func (sj *streamJournal) sameBoot() bool {
+	cur, err := os.ReadFile(bootIDPath)
+	if err != nil || len(cur) == 0 {
+		return false
+	}
+	last, err := os.ReadFile(sj.bootFile())
+	return err == nil && string(last) == string(cur)
+}
+
+// recordBoot notes the running boot for the next start. It needs no sync:
+// after a crash of the machine the boot differs whatever the file holds.
+func (sj *streamJournal) recordBoot() {
+	cur, err := os.ReadFile(bootIDPath)
+	if err != nil {
+		return
+	}
+	if err := os.WriteFile(sj.bootFile(), cur, 0o644); err != nil {
+		sj.reg.lg.Warn("journal: record boot id", "err", err)
+	}
 }
