@@ -2,11 +2,12 @@
 // index of segments, queried together with the stream directory, and the
 // actions an operator runs against the index and the object store.
 //
-// The admin index is the catalog database's segments table. The rotation
-// uploader (package rotation) mirrors every sealed segment into it, first in
-// state "sealed" and, once the object is stored and verified, in state
-// "uploaded" with the object's size and CRC32C; the collector of deleted
-// streams removes a stream's rows after its objects. The streams' own hot
+// The admin index is the catalog's segment index (catalog/segments.go). The
+// rotation uploader (package rotation) mirrors every sealed segment into it,
+// first in state "sealed" and, once the object is stored and verified, in
+// state "uploaded" with the object's size and CRC32C; the collector of
+// deleted streams (package reclaim) removes a stream's rows after its
+// objects. The streams' own hot
 // logs stay authoritative: the index exists so that questions across all
 // streams ("which segments are not uploaded yet", "how many bytes does this
 // prefix keep in the cold store") are one SQL query instead of opening every
@@ -34,20 +35,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/streamtier/durable-streams/catalog"
 	"github.com/streamtier/durable-streams/coldstore"
-	"github.com/streamtier/durable-streams/rotation"
+	"github.com/streamtier/durable-streams/coldstore/segment"
+	"github.com/streamtier/durable-streams/reclaim"
 	"github.com/streamtier/durable-streams/sequencer"
 )
 
-// States of a row of the admin index, as written by package rotation.
+// States of a row of the admin index, as written by package rotation; the
+// type is the one the hot log and the catalog use.
 const (
-	StateSealed   = "sealed"   // sealed in the hot log; upload pending or running
-	StateUploaded = "uploaded" // object stored and verified; rows trimmed from the hot log
+	StateSealed   = segment.Sealed   // sealed in the hot log; upload pending or running
+	StateUploaded = segment.Uploaded // object stored and verified; rows trimmed from the hot log
 )
 
 // States of the stream a segment belongs to.
@@ -79,10 +80,14 @@ type Config struct {
 	Registry *sequencer.Registry
 	Logger   *slog.Logger
 	// MinAge protects objects without an index row and fresh GC queue
-	// entries from GC, so that it never races an upload or the rotator's
+	// entries from GC, so that it never races an upload or the collector's
 	// own collection of a deleted stream (default DefaultMinAge; negative:
 	// no protection).
 	MinAge time.Duration
+	// Collector deletes objects, index rows, hot files and GC queue
+	// entries for GC; default: one over Catalog and Store, and the hot logs
+	// of Registry.
+	Collector *reclaim.Collector
 	// Now is the clock that MinAge is measured with (default time.Now).
 	Now func() time.Time
 	// MaxReport bounds each list of a Report or GCReport (default 1000);
@@ -97,6 +102,8 @@ type Service struct {
 	cat   *catalog.Catalog
 	store coldstore.Store
 	reg   *sequencer.Registry
+	col   *reclaim.Collector
+	hot   bool // col knows where hot logs are
 	lg    *slog.Logger
 }
 
@@ -120,34 +127,26 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MaxReport <= 0 {
 		cfg.MaxReport = 1000
 	}
-	return &Service{cfg: cfg, cat: cfg.Catalog, store: cfg.Store, reg: cfg.Registry, lg: cfg.Logger}, nil
-}
-
-// ParseObjectKey returns the stream id and segment number of a key in the
-// format of rotation.ObjectKey ("<stream id>/<segment, 16 digits>.seg"),
-// and false for any other key.
-func ParseObjectKey(key string) (stream, seg int64, ok bool) {
-	id, name, found := strings.Cut(key, "/")
-	if !found {
-		return 0, 0, false
+	s := &Service{cfg: cfg, cat: cfg.Catalog, store: cfg.Store, reg: cfg.Registry, col: cfg.Collector, lg: cfg.Logger}
+	s.hot = s.col != nil || s.reg != nil
+	if s.col == nil {
+		hotPath := func(int64) string { return "" }
+		if s.reg != nil {
+			hotPath = s.reg.StreamPath
+		}
+		// GC calls only its synchronous methods, so it starts no worker.
+		col, err := reclaim.New(reclaim.Config{Catalog: cfg.Catalog, Store: cfg.Store, HotPath: hotPath, Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("admin: %w", err)
+		}
+		s.col = col
 	}
-	name, found = strings.CutSuffix(name, ".seg")
-	if !found {
-		return 0, 0, false
-	}
-	stream, err1 := strconv.ParseInt(id, 10, 64)
-	seg, err2 := strconv.ParseInt(name, 10, 64)
-	if err1 != nil || err2 != nil || stream <= 0 || seg < 0 || rotation.ObjectKey(stream, seg) != key {
-		return 0, 0, false
-	}
-	return stream, seg, true
+	return s, nil
 }
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
-
-func validState(s string) bool { return s == StateSealed || s == StateUploaded }
 
 // streamState names the state of a stream from its catalog row, if any.
 func streamState(exists, softDeleted bool) string {

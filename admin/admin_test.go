@@ -17,15 +17,17 @@ import (
 	"time"
 
 	"github.com/streamtier/durable-streams/admin"
+	"github.com/streamtier/durable-streams/catalog"
 	"github.com/streamtier/durable-streams/coldstore"
+	"github.com/streamtier/durable-streams/coldstore/segment"
 	"github.com/streamtier/durable-streams/internal/servertest"
-	"github.com/streamtier/durable-streams/rotation"
 	"github.com/streamtier/durable-streams/sequencer"
 	"github.com/streamtier/durable-streams/server"
 )
 
 type env struct {
 	t     *testing.T
+	dir   string // the server's data directory
 	srv   *server.Server
 	ts    *httptest.Server
 	svc   *admin.Service // the server's own, on the real clock
@@ -36,8 +38,9 @@ type env struct {
 // with the default local cold store under its data directory.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	srv, ts := servertest.Start(t, server.Config{Rotation: sequencer.RotationPolicy{SealMessages: 2}})
-	return &env{t: t, srv: srv, ts: ts, svc: srv.Admin(), store: srv.ColdStore()}
+	dir := t.TempDir()
+	srv, ts := servertest.Start(t, server.Config{DataDir: dir, Rotation: sequencer.RotationPolicy{SealMessages: 2}})
+	return &env{t: t, dir: dir, srv: srv, ts: ts, svc: srv.Admin(), store: srv.ColdStore()}
 }
 
 // at returns a service over the same server whose clock is shifted by d.
@@ -179,7 +182,7 @@ func TestAdmin(t *testing.T) {
 	for _, g := range all.Segments {
 		byPath[g.Stream] = append(byPath[g.Stream], g)
 		if g.State != admin.StateUploaded || g.StreamState != admin.StreamLive || g.Checksum == 0 ||
-			g.ObjectKey != rotation.ObjectKey(g.StreamID, g.Seg) || g.Messages != 2 || g.EndPos-g.FirstPos != 20 {
+			g.ObjectKey != segment.ObjectKey(g.StreamID, g.Seg) || g.Messages != 2 || g.EndPos-g.FirstPos != 20 {
 			t.Fatalf("unexpected row %+v", g)
 		}
 	}
@@ -216,10 +219,10 @@ func TestAdmin(t *testing.T) {
 	if p := e.list(admin.Filter{Prefix: "logs/", Limit: 2, After: e.list(admin.Filter{Prefix: "logs/", Limit: 2}).Next}); len(p.Segments) != 2 {
 		t.Fatalf("prefix filter, second page: %d segments", len(p.Segments))
 	}
-	if p := e.list(admin.Filter{State: admin.StateSealed}); len(p.Segments) != 0 {
+	if p := e.list(admin.Filter{State: string(admin.StateSealed)}); len(p.Segments) != 0 {
 		t.Fatalf("sealed: %+v", p.Segments)
 	}
-	if p := e.list(admin.Filter{State: admin.StateUploaded, Prefix: "other/"}); len(p.Segments) != 1 {
+	if p := e.list(admin.Filter{State: string(admin.StateUploaded), Prefix: "other/"}); len(p.Segments) != 1 {
 		t.Fatalf("uploaded in other/: %+v", p.Segments)
 	}
 	for _, f := range []admin.Filter{{State: "bogus"}, {After: "not a cursor"}, {After: "czE6eA"}, {Limit: -1}} {
@@ -262,7 +265,7 @@ func TestAdmin(t *testing.T) {
 
 	corrupt := byPath["logs/a"][1]
 	missing := byPath["logs/b"][0]
-	stray := rotation.ObjectKey(999999, 0)
+	stray := segment.ObjectKey(999999, 0)
 	rc, err := e.store.Get(ctx, corrupt.ObjectKey, 0, -1)
 	if err != nil {
 		t.Fatal(err)
@@ -353,31 +356,38 @@ func TestGCLeftovers(t *testing.T) {
 	e.stream("live", 2)
 	e.awaitUploaded(1, "live")
 	live := e.list(admin.Filter{}).Segments[0]
-	db := e.srv.Catalog().DB()
-	old := time.Now().Add(-time.Hour).UnixMilli()
+	cat := e.srv.Catalog()
+	old := time.Now().Add(-time.Hour)
 
 	// An upload in progress: a sealed row and its object.
-	inProgress := rotation.ObjectKey(live.StreamID, 7)
-	exec(t, db, `INSERT INTO segments (stream_id, seg, first_pos, end_pos, bytes, messages, object_key, checksum, created_at, state)
-		VALUES (?, 7, 0, 0, 0, 0, ?, 0, ?, 'sealed')`, live.StreamID, inProgress, old)
+	inProgress := segment.ObjectKey(live.StreamID, 7)
+	if err := cat.RecordSealed(ctx, catalog.Segment{StreamID: live.StreamID, Seg: 7, ObjectKey: inProgress, CreatedAt: old}); err != nil {
+		t.Fatal(err)
+	}
 	put(t, e.store, inProgress, "partial")
 	// A rowless object of the live stream.
-	rowless := rotation.ObjectKey(live.StreamID, 8)
+	rowless := segment.ObjectKey(live.StreamID, 8)
 	put(t, e.store, rowless, "rowless")
 	// Leftovers of a stream deleted for real (id 500000, not in the catalog):
 	// an indexed object, a row without an object, a key not in the format.
 	const gone = 500000
-	goneKey := rotation.ObjectKey(gone, 0)
-	for seg, key := range []string{goneKey, rotation.ObjectKey(gone, 1)} {
-		exec(t, db, `INSERT INTO segments (stream_id, seg, first_pos, end_pos, bytes, messages, object_key, checksum, created_at, state)
-			VALUES (?, ?, 0, 0, 4, 1, ?, 0, ?, 'uploaded')`, gone, seg, key, old)
+	goneKey := segment.ObjectKey(gone, 0)
+	for seg, key := range []string{goneKey, segment.ObjectKey(gone, 1)} {
+		if err := cat.RecordSealed(ctx, catalog.Segment{StreamID: gone, Seg: int64(seg), ObjectKey: key, CreatedAt: old}); err != nil {
+			t.Fatal(err)
+		}
+		if err := cat.MarkUploaded(ctx, gone, int64(seg), 4, 0, 1); err != nil {
+			t.Fatal(err)
+		}
 	}
 	put(t, e.store, goneKey, "gone")
 	junk := "junk/file.txt"
 	put(t, e.store, junk, "junk")
 	// A stale GC queue entry whose hot file was left behind.
 	const queued = 600000
-	exec(t, db, `INSERT INTO gc_queue (stream_id, queued_at) VALUES (?, ?)`, queued, old)
+	// The catalog queues only ids it deletes: write the entry behind its
+	// back, as a crash between the steps of a deletion would leave it.
+	exec(t, filepath.Join(e.dir, "catalog.db"), `INSERT INTO gc_queue (stream_id, queued_at) VALUES (?, ?)`, queued, old.UnixMilli())
 	hot := e.srv.Registry().StreamPath(queued)
 	if err := os.MkdirAll(filepath.Dir(hot), 0o755); err != nil {
 		t.Fatal(err)
@@ -388,7 +398,7 @@ func TestGCLeftovers(t *testing.T) {
 
 	rep := e.verify()
 	if rep.InProgress != 1 || !slices.Equal(problemKeys(rep.Orphaned), []string{rowless, junk}) ||
-		!slices.Equal(problemKeys(rep.Missing), []string{rotation.ObjectKey(gone, 1)}) ||
+		!slices.Equal(problemKeys(rep.Missing), []string{segment.ObjectKey(gone, 1)}) ||
 		!slices.Equal(problemKeys(rep.Mismatched), []string{goneKey}) {
 		t.Fatalf("verify: %+v", rep)
 	}
@@ -429,25 +439,6 @@ func TestGCLeftovers(t *testing.T) {
 	}
 }
 
-func TestParseObjectKey(t *testing.T) {
-	for key, want := range map[string]bool{
-		rotation.ObjectKey(1, 0):          true,
-		rotation.ObjectKey(42, 123456789): true,
-		"1/0.seg":                         false,
-		"01/0000000000000000.seg":         false,
-		"0/0000000000000000.seg":          false,
-		"1/0000000000000000.dat":          false,
-		"1/0000000000000000.seg/x":        false,
-		"x/0000000000000000.seg":          false,
-		"1/-000000000000001.seg":          false,
-		"junk":                            false,
-	} {
-		if _, _, ok := admin.ParseObjectKey(key); ok != want {
-			t.Errorf("ParseObjectKey(%q) ok = %t, want %t", key, ok, want)
-		}
-	}
-}
-
 func put(t *testing.T, s coldstore.Store, key, data string) {
 	t.Helper()
 	if err := s.Put(t.Context(), key, strings.NewReader(data), int64(len(data))); err != nil {
@@ -455,8 +446,15 @@ func put(t *testing.T, s coldstore.Store, key, data string) {
 	}
 }
 
-func exec(t *testing.T, db *sql.DB, query string, args ...any) {
+// exec runs one statement on the SQLite database at path, next to the
+// server's own connections.
+func exec(t *testing.T, path, query string, args ...any) {
 	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
 	if _, err := db.ExecContext(t.Context(), query, args...); err != nil {
 		t.Fatal(err)
 	}

@@ -2,16 +2,14 @@ package admin
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
-	"io/fs"
 	"math"
-	"os"
-	"strconv"
 	"time"
 
+	"github.com/streamtier/durable-streams/catalog"
 	"github.com/streamtier/durable-streams/coldstore"
+	"github.com/streamtier/durable-streams/coldstore/segment"
+	"github.com/streamtier/durable-streams/internal/invariants"
 )
 
 // Reasons in a GCReport.
@@ -22,7 +20,7 @@ const (
 	// Objects left alone.
 	ReasonTooYoung          = "too_young"          // no index row yet, but younger than MinAge: may be an upload in progress
 	ReasonStreamExists      = "stream_exists"      // no index row, but its stream exists: its hot log may refer to it
-	ReasonCollectionPending = "collection_pending" // its stream's deletion is younger than MinAge: the rotator collects it
+	ReasonCollectionPending = "collection_pending" // its stream's deletion is younger than MinAge: the collector (package reclaim) collects it
 )
 
 // GCObject is an object GC deleted (or, in a dry run, would delete) or
@@ -81,8 +79,8 @@ func addBounded[T any](list *[]T, max int, v T, truncated *bool) {
 // owner is what the catalog says about a stream id.
 type owner struct {
 	id       int64
-	exists   bool  // a streams row, live or soft-deleted
-	queuedAt int64 // unix ms of its GC queue entry; 0 if none
+	exists   bool      // a streams row, live or soft-deleted
+	queuedAt time.Time // of its GC queue entry; zero if none
 }
 
 // GC removes what the normal paths left behind, in this order:
@@ -98,8 +96,8 @@ type owner struct {
 // and are kept while their stream exists, as are objects without a row
 // whose stream exists (its hot log, which is authoritative, may refer to
 // them; Verify reports them as orphaned). A deleted stream whose GC queue
-// entry is younger than MinAge is left to the rotator, which collects it
-// right after the deletion.
+// entry is younger than MinAge is left to the collector (package reclaim),
+// which collects it right after the deletion.
 //
 // With dryRun nothing is changed and the report says what would be.
 func (s *Service) GC(ctx context.Context, dryRun bool) (GCReport, error) {
@@ -118,7 +116,7 @@ func (s *Service) GC(ctx context.Context, dryRun bool) (GCReport, error) {
 		return o, err
 	}
 	young := func(o owner) bool {
-		return o.queuedAt != 0 && now.Sub(time.UnixMilli(o.queuedAt)) < s.cfg.MinAge
+		return !o.queuedAt.IsZero() && now.Sub(o.queuedAt) < s.cfg.MinAge
 	}
 	skip := func(obj *coldstore.ObjectInfo, id int64, reason string) {
 		rep.SkippedCount++
@@ -126,8 +124,8 @@ func (s *Service) GC(ctx context.Context, dryRun bool) (GCReport, error) {
 	}
 	remove := func(obj *coldstore.ObjectInfo, id int64, reason string) error {
 		if !dryRun {
-			if err := s.store.Delete(ctx, obj.Key); err != nil {
-				return fmt.Errorf("admin: gc: delete %s: %w", obj.Key, err)
+			if err := s.col.DeleteObject(ctx, obj.Key); err != nil {
+				return fmt.Errorf("admin: gc: %w", err)
 			}
 			s.lg.Info("admin gc: deleted object", "key", obj.Key, "bytes", obj.Size, "reason", reason)
 		}
@@ -150,19 +148,19 @@ func (s *Service) GC(ctx context.Context, dryRun bool) (GCReport, error) {
 			}
 		}
 		if row != nil {
-			o, err := ownerOf(row.streamID)
+			o, err := ownerOf(row.StreamID)
 			switch {
 			case err != nil:
 				return err
 			case o.exists:
 				return nil // live data, or an upload in progress (state sealed)
 			case young(o):
-				skip(obj, row.streamID, ReasonCollectionPending)
+				skip(obj, row.StreamID, ReasonCollectionPending)
 				return nil
 			}
-			return remove(obj, row.streamID, ReasonDeletedStream)
+			return remove(obj, row.StreamID, ReasonDeletedStream)
 		}
-		id, _, ok := ParseObjectKey(obj.Key)
+		id, _, ok := segment.ParseObjectKey(obj.Key)
 		if !ok {
 			id = 0
 		} else if o, err := ownerOf(id); err != nil {
@@ -198,105 +196,60 @@ func (s *Service) GC(ctx context.Context, dryRun bool) (GCReport, error) {
 }
 
 func (s *Service) owner(ctx context.Context, id int64) (owner, error) {
-	o := owner{id: id}
-	var queued sql.NullInt64
-	err := s.cat.DB().QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM streams WHERE id = ?1),
-		(SELECT queued_at FROM gc_queue WHERE stream_id = ?1)`, id).Scan(&o.exists, &queued)
+	o, err := s.cat.OwnerOf(ctx, id)
 	if err != nil {
-		return owner{}, fmt.Errorf("admin: gc: look up stream %d: %w", id, err)
+		return owner{}, fmt.Errorf("admin: gc: %w", err)
 	}
-	o.queuedAt = queued.Int64
-	return o, nil
+	return owner{id: id, exists: o.Exists, queuedAt: o.QueuedAt}, nil
 }
 
 // gcRows removes the index rows of streams that are not in the catalog,
 // except those whose deletion is younger than MinAge.
 func (s *Service) gcRows(ctx context.Context, dryRun bool, now time.Time, rep *GCReport) error {
-	type group struct {
-		id, rows int64
-		queued   sql.NullInt64
-	}
 	for after := int64(math.MinInt64); ; {
-		rows, err := s.cat.DB().QueryContext(ctx, `SELECT s.stream_id, count(*),
-			(SELECT queued_at FROM gc_queue WHERE stream_id = s.stream_id)
-			FROM segments s WHERE s.stream_id > ? AND NOT EXISTS (SELECT 1 FROM streams WHERE id = s.stream_id)
-			GROUP BY s.stream_id ORDER BY s.stream_id LIMIT ?`, after, rowPage)
+		page, err := s.cat.SegmentsOfDeleted(ctx, after, rowPage)
 		if err != nil {
-			return fmt.Errorf("admin: gc: read index: %w", err)
-		}
-		var page []group
-		for rows.Next() {
-			var g group
-			if err := rows.Scan(&g.id, &g.rows, &g.queued); err != nil {
-				rows.Close()
-				return fmt.Errorf("admin: gc: read index: %w", err)
-			}
-			page = append(page, g)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("admin: gc: read index: %w", err)
+			return fmt.Errorf("admin: gc: %w", err)
 		}
 		for _, g := range page {
-			if g.queued.Valid && now.Sub(time.UnixMilli(g.queued.Int64)) < s.cfg.MinAge {
-				continue // the rotator is collecting it
+			if !g.QueuedAt.IsZero() && now.Sub(g.QueuedAt) < s.cfg.MinAge {
+				continue // the collector is collecting it
 			}
-			n := g.rows
+			n := g.Rows
 			if !dryRun {
-				res, err := s.cat.DB().ExecContext(ctx, `DELETE FROM segments
-					WHERE stream_id = ?1 AND NOT EXISTS (SELECT 1 FROM streams WHERE id = ?1)`, g.id)
-				if err != nil {
-					return fmt.Errorf("admin: gc: delete index rows of stream %d: %w", g.id, err)
+				if n, err = s.col.DeleteRows(ctx, g.StreamID); err != nil {
+					return fmt.Errorf("admin: gc: %w", err)
 				}
-				if n, err = res.RowsAffected(); err != nil {
-					return fmt.Errorf("admin: gc: delete index rows of stream %d: %w", g.id, err)
-				}
-				s.lg.Info("admin gc: deleted index rows", "stream_id", g.id, "rows", n)
+				s.lg.Info("admin gc: deleted index rows", "stream_id", g.StreamID, "rows", n)
 			}
 			rep.IndexRowCount += n
-			addBounded(&rep.IndexRows, s.cfg.MaxReport, GCRows{StreamID: g.id, Rows: n}, &rep.Truncated)
+			addBounded(&rep.IndexRows, s.cfg.MaxReport, GCRows{StreamID: g.StreamID, Rows: n}, &rep.Truncated)
 		}
 		if len(page) < rowPage {
 			return nil
 		}
-		after = page[len(page)-1].id
+		after = page[len(page)-1].StreamID
 	}
 }
 
 // gcQueue finishes GC queue entries older than MinAge whose stream has no
 // objects and no index rows left: it removes the stream's hot files (which
-// the registry removes before it queues the stream for the rotator, unless
-// that failed) and the entry. It needs the Registry for the hot files'
-// location; without one it does nothing.
+// the collector removes first, unless that failed) and the entry. It needs
+// to know where hot logs are (Config.Collector or Config.Registry);
+// without either it does nothing.
 func (s *Service) gcQueue(ctx context.Context, dryRun bool, now time.Time, rep *GCReport) error {
-	if s.reg == nil {
+	if !s.hot {
 		return nil
 	}
-	cutoff := now.Add(-s.cfg.MinAge).UnixMilli()
-	type entry struct{ id, queued int64 }
-	lastQ, lastID := int64(math.MinInt64), int64(math.MinInt64)
+	cutoff := now.Add(-s.cfg.MinAge)
+	var last catalog.GCEntry
 	for {
-		rows, err := s.cat.DB().QueryContext(ctx, `SELECT stream_id, queued_at FROM gc_queue
-			WHERE queued_at <= ? AND (queued_at, stream_id) > (?, ?) ORDER BY queued_at, stream_id LIMIT ?`,
-			cutoff, lastQ, lastID, rowPage)
+		page, err := s.cat.GCQueue(ctx, cutoff, last, rowPage)
 		if err != nil {
-			return fmt.Errorf("admin: gc: read queue: %w", err)
-		}
-		var page []entry
-		for rows.Next() {
-			var e entry
-			if err := rows.Scan(&e.id, &e.queued); err != nil {
-				rows.Close()
-				return fmt.Errorf("admin: gc: read queue: %w", err)
-			}
-			page = append(page, e)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("admin: gc: read queue: %w", err)
+			return fmt.Errorf("admin: gc: %w", err)
 		}
 		for _, e := range page {
-			done, err := s.finishQueued(ctx, dryRun, e.id, e.queued, rep)
+			done, err := s.finishQueued(ctx, dryRun, e.StreamID, e.QueuedAt, rep)
 			if err != nil {
 				return err
 			}
@@ -307,49 +260,45 @@ func (s *Service) gcQueue(ctx context.Context, dryRun bool, now time.Time, rep *
 		if len(page) < rowPage {
 			return nil
 		}
-		lastQ, lastID = page[len(page)-1].queued, page[len(page)-1].id
+		last = page[len(page)-1]
 	}
 }
 
-func (s *Service) finishQueued(ctx context.Context, dryRun bool, id, queued int64, rep *GCReport) (bool, error) {
+func (s *Service) finishQueued(ctx context.Context, dryRun bool, id int64, queued time.Time, rep *GCReport) (bool, error) {
 	o, err := s.owner(ctx, id)
-	if err != nil || o.exists {
-		return false, err // a queued id with a streams row cannot happen; leave it
+	if err != nil {
+		return false, err
+	}
+	if o.exists {
+		// The catalog queues an id in the transaction that removes its
+		// row, and ids are never reused; leave such an entry alone.
+		invariants.Failf(s.lg, "admin: gc: stream %d is queued for GC but still in the catalog", id)
+		return false, nil
 	}
 	if !dryRun {
 		// Finished only once nothing of the stream is left in the cold tier
 		// (a dry run deleted nothing, so it reports what step 1 would allow).
-		for _, err := range s.store.List(ctx, strconv.FormatInt(id, 10)+"/") {
+		for _, err := range s.store.List(ctx, segment.StreamPrefix(id)) {
 			if err != nil {
 				return false, fmt.Errorf("admin: gc: list stream %d: %w", id, err)
 			}
 			return false, nil // an object is left (skipped above)
 		}
-		var left bool
-		if err := s.cat.DB().QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM segments WHERE stream_id = ?)`, id).Scan(&left); err != nil {
-			return false, fmt.Errorf("admin: gc: read index: %w", err)
-		}
-		if left {
+		if left, err := s.cat.HasSegments(ctx, id); err != nil {
+			return false, fmt.Errorf("admin: gc: %w", err)
+		} else if left {
 			return false, nil
 		}
 	}
-	ent := GCQueueEntry{StreamID: id, QueuedAt: time.UnixMilli(queued).UTC()}
-	p := s.reg.StreamPath(id)
-	for _, f := range []string{p, p + "-wal", p + "-shm", p + "-journal"} {
-		if _, err := os.Lstat(f); errors.Is(err, fs.ErrNotExist) {
-			continue
-		} else if err != nil {
-			return false, fmt.Errorf("admin: gc: %w", err)
-		}
-		if !dryRun {
-			if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return false, fmt.Errorf("admin: gc: %w", err)
-			}
-		}
-		ent.HotFiles = append(ent.HotFiles, f)
+	ent := GCQueueEntry{StreamID: id, QueuedAt: queued.UTC()}
+	if ent.HotFiles, err = s.col.HotFiles(id); err != nil {
+		return false, fmt.Errorf("admin: gc: %w", err)
 	}
 	if !dryRun {
-		if err := s.cat.DoneGC(ctx, id); err != nil {
+		if err := s.col.RemoveHot(id); err != nil {
+			return false, fmt.Errorf("admin: gc: %w", err)
+		}
+		if err := s.col.Finish(ctx, id); err != nil {
 			return false, fmt.Errorf("admin: gc: %w", err)
 		}
 		s.lg.Info("admin gc: finished deleted stream", "stream_id", id, "hot_files", len(ent.HotFiles))

@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/streamtier/durable-streams/catalog"
+	"github.com/streamtier/durable-streams/coldstore/segment"
 )
 
 // Limits of a page of ListSegments.
@@ -19,7 +22,7 @@ const (
 type Filter struct {
 	StreamPath string // exactly this stream
 	Prefix     string // streams whose path starts with this (byte-wise)
-	State      string // StateSealed or StateUploaded
+	State      string // "sealed" or "uploaded" (StateSealed, StateUploaded)
 	After      string // cursor: Page.Next of the previous page
 	Limit      int    // page size: default DefaultLimit, at most MaxLimit
 }
@@ -36,12 +39,12 @@ type Segment struct {
 	EndPos      int64  `json:"end_pos"`   // byte position just past the last message
 	// Bytes is the object's size once uploaded; while sealed, the size of
 	// the messages' data in the hot log.
-	Bytes     int64     `json:"bytes"`
-	Messages  int64     `json:"messages"`
-	ObjectKey string    `json:"object_key"`
-	Checksum  uint32    `json:"checksum"` // CRC32C of the object; 0 until uploaded
-	CreatedAt time.Time `json:"created_at"`
-	State     string    `json:"state"`
+	Bytes     int64         `json:"bytes"`
+	Messages  int64         `json:"messages"`
+	ObjectKey string        `json:"object_key"`
+	Checksum  uint32        `json:"checksum"` // CRC32C of the object; 0 until uploaded
+	CreatedAt time.Time     `json:"created_at"`
+	State     segment.State `json:"state"`
 }
 
 // Page is one page of ListSegments, in (stream id, segment) order.
@@ -63,61 +66,27 @@ func (s *Service) ListSegments(ctx context.Context, f Filter) (Page, error) {
 	case limit > MaxLimit:
 		limit = MaxLimit
 	}
-	var conds []string
-	var args []any
-	if f.StreamPath != "" {
-		conds, args = append(conds, "st.path = ?"), append(args, f.StreamPath)
-	}
-	if f.Prefix != "" {
-		conds, args = append(conds, "st.path >= ?"), append(args, f.Prefix)
-		if end, ok := prefixEnd(f.Prefix); ok {
-			conds, args = append(conds, "st.path < ?"), append(args, end)
-		}
-	}
-	if f.State != "" {
-		if !validState(f.State) {
-			return Page{}, invalid("unknown state %q (want %s or %s)", f.State, StateSealed, StateUploaded)
-		}
-		conds, args = append(conds, "s.state = ?"), append(args, f.State)
+	cf := catalog.SegmentFilter{StreamPath: f.StreamPath, Prefix: f.Prefix, State: segment.State(f.State), Limit: limit + 1}
+	if !cf.State.Valid() && cf.State != "" {
+		return Page{}, invalid("unknown state %q (want %s or %s)", f.State, StateSealed, StateUploaded)
 	}
 	if f.After != "" {
 		id, seg, err := decodeCursor(f.After)
 		if err != nil {
 			return Page{}, err
 		}
-		conds, args = append(conds, "(s.stream_id, s.seg) > (?, ?)"), append(args, id, seg)
+		cf.After = &[2]int64{id, seg}
 	}
-	q := `SELECT s.stream_id, s.seg, s.first_pos, s.end_pos, s.bytes, s.messages, s.object_key, s.checksum,
-		s.created_at, s.state, st.id IS NOT NULL, coalesce(st.path, ''), st.deleted_at IS NOT NULL
-		FROM segments s LEFT JOIN streams st ON st.id = s.stream_id`
-	if len(conds) > 0 {
-		q += " WHERE " + strings.Join(conds, " AND ")
-	}
-	q += " ORDER BY s.stream_id, s.seg LIMIT ?"
-	args = append(args, limit+1)
-	rows, err := s.cat.DB().QueryContext(ctx, q, args...)
+	rows, err := s.cat.ListSegments(ctx, cf)
 	if err != nil {
 		return Page{}, fmt.Errorf("admin: list segments: %w", err)
 	}
-	defer rows.Close()
-	page := Page{Segments: []Segment{}}
-	for rows.Next() {
-		var (
-			g               Segment
-			checksum, ctime int64
-			exists, soft    bool
-		)
-		if err := rows.Scan(&g.StreamID, &g.Seg, &g.FirstPos, &g.EndPos, &g.Bytes, &g.Messages, &g.ObjectKey,
-			&checksum, &ctime, &g.State, &exists, &g.Stream, &soft); err != nil {
-			return Page{}, fmt.Errorf("admin: list segments: %w", err)
-		}
-		g.Checksum = uint32(checksum)
-		g.CreatedAt = time.UnixMilli(ctime).UTC()
-		g.StreamState = streamState(exists, soft)
-		page.Segments = append(page.Segments, g)
-	}
-	if err := rows.Err(); err != nil {
-		return Page{}, fmt.Errorf("admin: list segments: %w", err)
+	page := Page{Segments: make([]Segment, 0, len(rows))}
+	for _, r := range rows {
+		page.Segments = append(page.Segments, Segment{StreamID: r.StreamID, Stream: r.Path,
+			StreamState: streamState(r.StreamExists, r.SoftDeleted), Seg: r.Seg, FirstPos: r.FirstPos, EndPos: r.EndPos,
+			Bytes: r.Bytes, Messages: r.Messages, ObjectKey: r.ObjectKey, Checksum: r.Checksum,
+			CreatedAt: r.CreatedAt.UTC(), State: r.State})
 	}
 	if len(page.Segments) > limit {
 		page.Segments = page.Segments[:limit]
@@ -150,18 +119,4 @@ func decodeCursor(c string) (id, seg int64, err error) {
 		return 0, 0, invalid("malformed cursor")
 	}
 	return id, seg, nil
-}
-
-// prefixEnd returns the smallest string greater than every string that
-// starts with prefix, and false if there is none (all bytes 0xff). SQLite
-// compares TEXT byte-wise.
-func prefixEnd(prefix string) (string, bool) {
-	b := []byte(prefix)
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] < 0xff {
-			b[i]++
-			return string(b[:i+1]), true
-		}
-	}
-	return "", false
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/streamtier/durable-streams/catalog"
+	"github.com/streamtier/durable-streams/coldstore/segment"
 	"github.com/streamtier/durable-streams/sequencer"
 )
 
@@ -18,9 +19,9 @@ type HotStats struct {
 
 // ColdStats sums up rows of the admin index.
 type ColdStats struct {
-	Segments int64            `json:"segments"` // index rows
-	Bytes    int64            `json:"bytes"`    // object bytes of uploaded segments
-	ByState  map[string]int64 `json:"by_state"` // index rows per state
+	Segments int64                   `json:"segments"` // index rows
+	Bytes    int64                   `json:"bytes"`    // object bytes of uploaded segments
+	ByState  map[segment.State]int64 `json:"by_state"` // index rows per state
 }
 
 // StreamStats describes one stream.
@@ -69,7 +70,7 @@ func (s *Service) StreamStats(ctx context.Context, path string) (StreamStats, er
 			return StreamStats{}, err
 		}
 	}
-	st.Cold, err = s.coldStats(ctx, "WHERE stream_id = ?", row.ID)
+	st.Cold, err = s.coldStats(ctx, row.ID)
 	if err != nil {
 		return StreamStats{}, err
 	}
@@ -88,7 +89,7 @@ func (s *Service) hotStats(ctx context.Context, st *StreamStats) error {
 	snap := stream.Snapshot()
 	tail := snap.Tail
 	st.Tail = &tail
-	st.TailOffset = s.reg.TailToken(ctx, snap).String()
+	st.TailOffset = snap.TailToken(ctx).String()
 	st.Closed = st.Closed || snap.Closed
 	hs, err := stream.HotStats(ctx)
 	if err != nil {
@@ -98,45 +99,31 @@ func (s *Service) hotStats(ctx context.Context, st *StreamStats) error {
 	return nil
 }
 
-// coldStats sums the index rows selected by where.
-func (s *Service) coldStats(ctx context.Context, where string, args ...any) (ColdStats, error) {
-	cs := ColdStats{ByState: map[string]int64{StateSealed: 0, StateUploaded: 0}}
-	rows, err := s.cat.DB().QueryContext(ctx, `SELECT state, count(*), coalesce(sum(bytes), 0) FROM segments `+
-		where+` GROUP BY state`, args...)
+// coldStats sums the index rows of stream (of all streams if 0).
+func (s *Service) coldStats(ctx context.Context, stream int64) (ColdStats, error) {
+	counts, err := s.cat.SegmentStats(ctx, stream)
 	if err != nil {
 		return ColdStats{}, fmt.Errorf("admin: stats: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var state string
-		var n, bytes int64
-		if err := rows.Scan(&state, &n, &bytes); err != nil {
-			return ColdStats{}, fmt.Errorf("admin: stats: %w", err)
-		}
-		cs.ByState[state] = n
-		cs.Segments += n
+	cs := ColdStats{ByState: map[segment.State]int64{StateSealed: 0, StateUploaded: 0}}
+	for state, n := range counts {
+		cs.ByState[state] = n.Segments
+		cs.Segments += n.Segments
 		if state == StateUploaded {
-			cs.Bytes += bytes
+			cs.Bytes += n.Bytes
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return ColdStats{}, fmt.Errorf("admin: stats: %w", err)
 	}
 	return cs, nil
 }
 
 // Totals returns the statistics of all streams.
 func (s *Service) Totals(ctx context.Context) (Totals, error) {
-	var t Totals
-	err := s.cat.DB().QueryRowContext(ctx, `SELECT
-		(SELECT count(*) FROM streams),
-		(SELECT count(*) FROM streams WHERE deleted_at IS NOT NULL),
-		(SELECT count(DISTINCT stream_id) FROM segments s WHERE NOT EXISTS (SELECT 1 FROM streams WHERE id = s.stream_id)),
-		(SELECT count(*) FROM gc_queue)`).Scan(&t.Streams, &t.SoftDeleted, &t.DeletedStreams, &t.PendingGC)
+	ct, err := s.cat.Totals(ctx)
 	if err != nil {
 		return Totals{}, fmt.Errorf("admin: totals: %w", err)
 	}
-	t.Cold, err = s.coldStats(ctx, "")
+	t := Totals{Streams: ct.Streams, SoftDeleted: ct.SoftDeleted, DeletedStreams: ct.DeletedStreams, PendingGC: ct.PendingGC}
+	t.Cold, err = s.coldStats(ctx, 0)
 	if err != nil {
 		return Totals{}, err
 	}

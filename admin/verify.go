@@ -5,12 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 
 	"github.com/streamtier/durable-streams/coldstore"
-	"github.com/streamtier/durable-streams/rotation/segment"
+	"github.com/streamtier/durable-streams/coldstore/segment"
 )
 
 // Problem is one finding of Verify.
@@ -58,8 +57,6 @@ func (r *Report) add(list *[]Problem, count *int64, max int, p Problem) {
 	}
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // memVerifyLimit is the largest object Verify checks in memory; larger ones
 // are spooled to a temporary file.
 const memVerifyLimit = 16 << 20
@@ -89,7 +86,7 @@ func (s *Service) Verify(ctx context.Context) (Report, error) {
 			}
 			if r == nil {
 				p := Problem{Key: obj.Key, Bytes: obj.Size, Reason: "no index row"}
-				if id, seg, ok := ParseObjectKey(obj.Key); ok {
+				if id, seg, ok := segment.ParseObjectKey(obj.Key); ok {
 					p.StreamID, p.Seg = id, &seg
 				} else {
 					p.Reason = "not a segment key"
@@ -99,18 +96,18 @@ func (s *Service) Verify(ctx context.Context) (Report, error) {
 			}
 			row = r
 		}
-		if row.state != StateUploaded {
+		if row.State != StateUploaded {
 			rep.InProgress++
 			return nil
 		}
 		if obj == nil {
 			// The object may have been stored after the listing passed it.
-			info, err := s.store.Head(ctx, row.key)
+			info, err := s.store.Head(ctx, row.ObjectKey)
 			if errors.Is(err, coldstore.ErrNotFound) {
 				return s.reportMissing(ctx, &rep, row)
 			}
 			if err != nil {
-				return fmt.Errorf("admin: head %s: %w", row.key, err)
+				return fmt.Errorf("admin: head %s: %w", row.ObjectKey, err)
 			}
 			obj = &info
 		}
@@ -123,9 +120,9 @@ func (s *Service) Verify(ctx context.Context) (Report, error) {
 			return err
 		}
 		if reason != "" {
-			seg := row.seg
+			seg := row.Seg
 			rep.add(&rep.Mismatched, &rep.MismatchedCount, max,
-				Problem{Key: row.key, StreamID: row.streamID, Seg: &seg, Bytes: obj.Size, Reason: reason})
+				Problem{Key: row.ObjectKey, StreamID: row.StreamID, Seg: &seg, Bytes: obj.Size, Reason: reason})
 		}
 		return nil
 	})
@@ -139,68 +136,70 @@ func (s *Service) Verify(ctx context.Context) (Report, error) {
 // reportMissing reports row's object as missing unless the row is gone or
 // no longer uploaded (the stream was collected meanwhile).
 func (s *Service) reportMissing(ctx context.Context, rep *Report, row *indexRow) error {
-	cur, err := s.rowFor(ctx, row.key)
+	cur, err := s.rowFor(ctx, row.ObjectKey)
 	if err != nil {
 		return err
 	}
-	if cur == nil || cur.state != StateUploaded {
+	if cur == nil || cur.State != StateUploaded {
 		return nil
 	}
-	seg := cur.seg
+	seg := cur.Seg
 	rep.add(&rep.Missing, &rep.MissingCount, s.cfg.MaxReport,
-		Problem{Key: cur.key, StreamID: cur.streamID, Seg: &seg, Bytes: cur.bytes, Reason: "object not in the store"})
+		Problem{Key: cur.ObjectKey, StreamID: cur.StreamID, Seg: &seg, Bytes: cur.Bytes, Reason: "object not in the store"})
 	return nil
 }
 
 // checkObject reads obj back and returns why it does not match row, or ""
 // when it does. buf is reused between calls.
 func (s *Service) checkObject(ctx context.Context, obj *coldstore.ObjectInfo, row *indexRow, buf *[]byte) (string, error) {
-	if obj.Size != row.bytes {
-		return fmt.Sprintf("size %d, index says %d", obj.Size, row.bytes), nil
+	if obj.Size != row.Bytes {
+		return fmt.Sprintf("size %d, index says %d", obj.Size, row.Bytes), nil
 	}
-	rc, err := s.store.Get(ctx, row.key, 0, -1)
+	rc, err := s.store.Get(ctx, row.ObjectKey, 0, -1)
 	if err != nil {
-		return "", fmt.Errorf("admin: get %s: %w", row.key, err)
+		return "", fmt.Errorf("admin: get %s: %w", row.ObjectKey, err)
 	}
 	defer rc.Close()
-	h := crc32.New(castagnoli)
 	var (
 		ra   io.ReaderAt
 		size int64
+		sum  uint32
 	)
+	// The checksum is compared last (want 0): a structural finding says
+	// more than a checksum mismatch.
 	if obj.Size <= memVerifyLimit {
 		b := bytes.NewBuffer((*buf)[:0])
-		if _, err := io.Copy(io.MultiWriter(b, h), io.LimitReader(rc, memVerifyLimit+1)); err != nil {
-			return "", fmt.Errorf("admin: read %s: %w", row.key, err)
+		if _, sum, err = segment.CopyChecked(b, io.LimitReader(rc, memVerifyLimit+1), 0); err != nil {
+			return "", fmt.Errorf("admin: read %s: %w", row.ObjectKey, err)
 		}
 		*buf = b.Bytes()
 		ra, size = bytes.NewReader(*buf), int64(len(*buf))
 	} else {
 		f, err := os.CreateTemp("", "durable-streams-verify-*")
 		if err != nil {
-			return "", fmt.Errorf("admin: verify %s: %w", row.key, err)
+			return "", fmt.Errorf("admin: verify %s: %w", row.ObjectKey, err)
 		}
 		defer os.Remove(f.Name())
 		defer f.Close()
-		if size, err = io.Copy(io.MultiWriter(f, h), rc); err != nil {
-			return "", fmt.Errorf("admin: read %s: %w", row.key, err)
+		if size, sum, err = segment.CopyChecked(f, rc, 0); err != nil {
+			return "", fmt.Errorf("admin: read %s: %w", row.ObjectKey, err)
 		}
 		ra = f
 	}
-	if size != row.bytes {
-		return fmt.Sprintf("read %d bytes, index says %d", size, row.bytes), nil
+	if size != row.Bytes {
+		return fmt.Sprintf("read %d bytes, index says %d", size, row.Bytes), nil
 	}
 	ix, err := segment.Verify(ra, size)
 	if errors.Is(err, segment.ErrCorrupt) {
 		return err.Error(), nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("admin: verify %s: %w", row.key, err)
+		return "", fmt.Errorf("admin: verify %s: %w", row.ObjectKey, err)
 	}
-	if sum := h.Sum32(); sum != row.checksum {
-		return fmt.Sprintf("checksum %08x, index says %08x", sum, row.checksum), nil
+	if sum != row.Checksum {
+		return fmt.Sprintf("checksum %08x, index says %08x", sum, row.Checksum), nil
 	}
-	if ix.Header.StreamID != row.streamID || ix.Header.Segment != row.seg {
+	if ix.Header.StreamID != row.StreamID || ix.Header.Segment != row.Seg {
 		return fmt.Sprintf("object holds stream %d segment %d", ix.Header.StreamID, ix.Header.Segment), nil
 	}
 	return "", nil

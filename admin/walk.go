@@ -2,52 +2,35 @@ package admin
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"iter"
 	"math"
 
+	"github.com/streamtier/durable-streams/catalog"
 	"github.com/streamtier/durable-streams/coldstore"
+	"github.com/streamtier/durable-streams/coldstore/segment"
 )
 
-// indexRow is the part of an admin index row that Verify and GC compare
-// with the store.
-type indexRow struct {
-	streamID, seg int64
-	key           string
-	bytes         int64
-	checksum      uint32
-	state         string
-}
+// indexRow is a row of the admin index that Verify and GC compare with
+// the store.
+type indexRow = catalog.Segment
 
 // rowPage is how many index rows a walk reads per query, so that no read
 // transaction stays open while objects are listed, read or deleted.
 const rowPage = 500
 
-const rowColumns = "stream_id, seg, object_key, bytes, checksum, state"
-
-func scanRow(sc interface{ Scan(...any) error }) (indexRow, error) {
-	var r indexRow
-	var checksum int64
-	err := sc.Scan(&r.streamID, &r.seg, &r.key, &r.bytes, &checksum, &r.state)
-	r.checksum = uint32(checksum)
-	return r, err
-}
-
 // rowCursor reads the admin index in object key order, a page at a time.
 type rowCursor struct {
-	db   *sql.DB
+	cat  *catalog.Catalog
 	page []indexRow
 	pos  int
 	done bool
 	// The last row read: the next page starts after it.
-	lastKey         string
-	lastID, lastSeg int64
+	last catalog.KeyCursor
 }
 
-func newRowCursor(db *sql.DB) *rowCursor {
-	return &rowCursor{db: db, lastID: math.MinInt64, lastSeg: math.MinInt64}
+func newRowCursor(cat *catalog.Catalog) *rowCursor {
+	return &rowCursor{cat: cat, last: catalog.KeyCursor{Stream: math.MinInt64, Seg: math.MinInt64}}
 }
 
 // next returns the next row, or nil after the last.
@@ -69,29 +52,16 @@ func (c *rowCursor) next(ctx context.Context) (*indexRow, error) {
 }
 
 func (c *rowCursor) fetch(ctx context.Context) error {
-	rows, err := c.db.QueryContext(ctx, `SELECT `+rowColumns+` FROM segments
-		WHERE (object_key, stream_id, seg) > (?, ?, ?) ORDER BY object_key, stream_id, seg LIMIT ?`,
-		c.lastKey, c.lastID, c.lastSeg, rowPage)
+	page, err := c.cat.SegmentsByKey(ctx, c.last, rowPage)
 	if err != nil {
-		return fmt.Errorf("admin: read index: %w", err)
+		return fmt.Errorf("admin: %w", err)
 	}
-	defer rows.Close()
-	c.page, c.pos = c.page[:0], 0
-	for rows.Next() {
-		r, err := scanRow(rows)
-		if err != nil {
-			return fmt.Errorf("admin: read index: %w", err)
-		}
-		c.page = append(c.page, r)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("admin: read index: %w", err)
-	}
+	c.page, c.pos = page, 0
 	if len(c.page) < rowPage {
 		c.done = true
 	}
 	if n := len(c.page); n > 0 {
-		c.lastKey, c.lastID, c.lastSeg = c.page[n-1].key, c.page[n-1].streamID, c.page[n-1].seg
+		c.last = catalog.KeyCursor{Key: c.page[n-1].ObjectKey, Stream: c.page[n-1].StreamID, Seg: c.page[n-1].Seg}
 	}
 	return nil
 }
@@ -120,7 +90,7 @@ func (s *Service) walk(ctx context.Context, fn func(obj *coldstore.ObjectInfo, r
 		}
 		return nil
 	}
-	rows := newRowCursor(s.cat.DB())
+	rows := newRowCursor(s.cat)
 	if err := nextObj(); err != nil {
 		return err
 	}
@@ -133,14 +103,14 @@ func (s *Service) walk(ctx context.Context, fn func(obj *coldstore.ObjectInfo, r
 			return err
 		}
 		switch {
-		case obj != nil && (row == nil || obj.Key < row.key):
+		case obj != nil && (row == nil || obj.Key < row.ObjectKey):
 			if err := fn(obj, nil); err != nil {
 				return err
 			}
 			if err := nextObj(); err != nil {
 				return err
 			}
-		case row != nil && (obj == nil || row.key < obj.Key):
+		case row != nil && (obj == nil || row.ObjectKey < obj.Key):
 			if err := fn(nil, row); err != nil {
 				return err
 			}
@@ -166,17 +136,16 @@ func (s *Service) walk(ctx context.Context, fn func(obj *coldstore.ObjectInfo, r
 // object_key is key, or for a key in the segment format, the row of its
 // (stream, segment).
 func (s *Service) rowFor(ctx context.Context, key string) (*indexRow, error) {
-	id, seg, ok := ParseObjectKey(key)
+	id, seg, ok := segment.ParseObjectKey(key)
 	if !ok {
 		id, seg = -1, -1
 	}
-	r, err := scanRow(s.cat.DB().QueryRowContext(ctx, `SELECT `+rowColumns+` FROM segments
-		WHERE object_key = ? OR (stream_id = ? AND seg = ?) LIMIT 1`, key, id, seg))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
+	r, ok, err := s.cat.SegmentFor(ctx, key, id, seg)
 	if err != nil {
-		return nil, fmt.Errorf("admin: read index: %w", err)
+		return nil, fmt.Errorf("admin: %w", err)
+	}
+	if !ok {
+		return nil, nil
 	}
 	return &r, nil
 }

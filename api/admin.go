@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/streamtier/durable-streams/admin"
+	"github.com/streamtier/durable-streams/cache"
 )
 
 // AdminRoute is the path prefix of the segment administration API:
@@ -39,7 +40,7 @@ var adminRoutes = map[string]adminRoute{
 // checked the token already, so that without it nothing, not even which
 // routes exist, is revealed.
 func (a *API) admin(c echo.Context) error {
-	c.Response().Header().Set("Cache-Control", "no-store")
+	cache.SetNoStore(c.Response().Header())
 	rt, ok := adminRoutes[strings.TrimPrefix(c.Request().URL.Path, AdminRoute)]
 	if !ok {
 		return &httpError{status: http.StatusNotFound, code: "NOT_FOUND", msg: "no such admin endpoint"}

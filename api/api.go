@@ -26,6 +26,7 @@ import (
 	"github.com/streamtier/durable-streams/faults"
 	"github.com/streamtier/durable-streams/health"
 	"github.com/streamtier/durable-streams/hooks"
+	"github.com/streamtier/durable-streams/internal/connlimit"
 	"github.com/streamtier/durable-streams/internal/protocol"
 	"github.com/streamtier/durable-streams/internal/requestid"
 	"github.com/streamtier/durable-streams/metrics"
@@ -65,11 +66,39 @@ type Options struct {
 	// Hooks are the embedding application's append callbacks (see
 	// package hooks); lifecycle hooks are run by package server.
 	Hooks hooks.Hooks
+	// BodyMinRate is the average rate, in bytes per second, at which a
+	// request body must arrive once BodyReadGrace has passed; slower
+	// bodies get 408 and their connection is closed. 0 means
+	// DefaultBodyMinRate, negative no minimum.
+	BodyMinRate int64
+	// BodyReadGrace is how long a body may take before BodyMinRate
+	// applies (default DefaultBodyReadGrace).
+	BodyReadGrace time.Duration
+	// BodyBudget bounds the request body bytes received at once, in total
+	// and per client address (nil: unbounded).
+	BodyBudget *connlimit.Budget
+	// Proxies are the trusted proxies whose X-Forwarded-For names the
+	// client of the per-client body budget (see ratelimit.ClientAddr).
+	Proxies ratelimit.Proxies
+	// ReadOnlyStream, if set, is the path of a stream only the server
+	// writes (the registry stream): clients may read it, but appends,
+	// closes, PUTs with data and DELETE get 403 READ_ONLY_STREAM.
+	ReadOnlyStream string
 	// Catalog serves the stream listing at ListRoute (nil: not served).
 	Catalog *catalog.Catalog
 	// Faults, if set, injects test faults and serves faults.ControlPath;
 	// nil (production) leaves both out, so the control path is a 404.
 	Faults *faults.Injector
+	// Subscriptions serves the subscription APIs under ControlRoute and
+	// hears of every acknowledged append (nil: ControlRoute answers 404).
+	Subscriptions Subscriptions
+	// CORS is the cross-origin policy (zero value: every origin).
+	CORS CORS
+	// CursorEpoch and CursorInterval set the Stream-Cursor clock of live
+	// responses (protocol section 8.1); zero values take the protocol's
+	// defaults, 2024-10-09T00:00:00Z and 20 s.
+	CursorEpoch    time.Time
+	CursorInterval time.Duration
 }
 
 // API serves the protocol.
@@ -86,8 +115,9 @@ type API struct {
 	metrics *metrics.Metrics
 	after   *afterQueue // nil without an AfterAppend hook
 
-	rndMu sync.Mutex
-	rnd   *rand.Rand
+	cursorClock protocol.CursorClock
+	rndMu       sync.Mutex
+	rnd         *rand.Rand
 }
 
 // New builds the HTTP layer.
@@ -106,16 +136,23 @@ func New(opt Options) *API {
 	if opt.MaxAppendBytes <= 0 {
 		opt.MaxAppendBytes = 8 << 20
 	}
+	if opt.BodyMinRate == 0 {
+		opt.BodyMinRate = DefaultBodyMinRate
+	}
+	if opt.BodyReadGrace <= 0 {
+		opt.BodyReadGrace = DefaultBodyReadGrace
+	}
 	if opt.MaxReadChunk <= 0 {
 		opt.MaxReadChunk = 1 << 20
 	}
 	a := &API{opt: opt, reg: opt.Registry, lg: opt.Logger, rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-		cache: cache.NewPolicy(opt.CacheMode, opt.EdgeSecret), reads: newReadCollapser(), metrics: opt.Metrics}
+		cache: cache.NewPolicy(opt.CacheMode, opt.EdgeSecret), reads: newReadCollapser(), metrics: opt.Metrics,
+		cursorClock: protocol.CursorClock{Epoch: opt.CursorEpoch, Interval: opt.CursorInterval}}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = a.echoError
 	e.Use(a.observe) // outermost: it sees every answer, errors included
-	e.Use(securityHeaders, cors)
+	e.Use(securityHeaders, corsMiddleware(opt.CORS), a.guardBody)
 	if opt.Auth.Enabled() || opt.RateLimit != nil {
 		e.Use(a.guard)
 	}
@@ -132,6 +169,7 @@ func New(opt Options) *API {
 		e.GET(MetricsRoute, echo.WrapHandler(opt.Metrics.Handler()))
 	}
 	e.Any(StreamsRoute+"*", a.stream)
+	e.Any(ControlRoute+"*", a.control) // reserved: routed before streams
 	if opt.Admin != nil {
 		e.Any(AdminRoute+"*", a.admin)
 	}
@@ -150,6 +188,9 @@ func (a *API) stream(c echo.Context) error {
 	name := strings.TrimPrefix(r.URL.Path, StreamsRoute)
 	if err := protocol.ValidateStreamPath(name); err != nil {
 		return badRequest(err.Error())
+	}
+	if isControlPath(name) {
+		return a.control(c)
 	}
 	switch r.Method {
 	case http.MethodPut:
@@ -170,7 +211,7 @@ func (a *API) stream(c echo.Context) error {
 func (a *API) cursor(client string) string {
 	a.rndMu.Lock()
 	defer a.rndMu.Unlock()
-	return protocol.Cursor(time.Now(), client, a.rnd)
+	return a.cursorClock.Cursor(time.Now(), client, a.rnd)
 }
 
 // securityHeaders adds the browser hardening headers of protocol section
@@ -180,33 +221,6 @@ func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		h := c.Response().Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Cross-Origin-Resource-Policy", "cross-origin")
-		return next(c)
-	}
-}
-
-var (
-	corsAllowHeaders = strings.Join([]string{"Content-Type", "Authorization", "If-None-Match", "Last-Event-ID",
-		protocol.HeaderStreamTTL, protocol.HeaderStreamExpiresAt, protocol.HeaderStreamSeq, protocol.HeaderStreamClosed,
-		protocol.HeaderProducerID, protocol.HeaderProducerEpoch, protocol.HeaderProducerSeq,
-		protocol.HeaderForkedFrom, protocol.HeaderForkOffset, protocol.HeaderForkSubOffset, requestid.Header}, ", ")
-	corsExposeHeaders = strings.Join([]string{"ETag", "Location", "Content-Type", "WWW-Authenticate", "Retry-After", requestid.Header,
-		protocol.HeaderStreamNextOffset, protocol.HeaderStreamCursor, protocol.HeaderStreamUpToDate, protocol.HeaderStreamClosed,
-		protocol.HeaderStreamTTL, protocol.HeaderStreamExpiresAt, protocol.HeaderSSEDataEncoding,
-		protocol.HeaderProducerEpoch, protocol.HeaderProducerSeq, protocol.HeaderProducerExpectedSeq, protocol.HeaderProducerReceivedSeq}, ", ")
-)
-
-// cors lets browsers on any origin use the protocol and read its headers.
-func cors(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		h := c.Response().Header()
-		h.Set("Access-Control-Allow-Origin", "*")
-		h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
-		if c.Request().Method == http.MethodOptions {
-			h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
-			h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
-			h.Set("Access-Control-Max-Age", "86400")
-			return c.NoContent(http.StatusNoContent)
-		}
 		return next(c)
 	}
 }
@@ -288,7 +302,7 @@ func (a *API) echoError(err error, c echo.Context) {
 	for k, v := range he.header {
 		h.Set(k, v)
 	}
-	h.Set("Cache-Control", "no-store")
+	cache.SetNoStore(h)
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(he.status)
 		return

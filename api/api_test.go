@@ -252,7 +252,6 @@ func TestBadInput(t *testing.T) {
 		{"expires-at space separator", "PUT", "/v1/stream/t1", hdr{"Stream-Expires-At", "2099-01-01 00:00:00Z"}, "", 400},
 		{"expires-at no zone", "PUT", "/v1/stream/t1", hdr{"Stream-Expires-At", "2099-01-01T00:00:00"}, "", 400},
 		{"expires-at date only", "PUT", "/v1/stream/t1", hdr{"Stream-Expires-At", "2099-01-01"}, "", 400},
-		{"closed header garbage", "PUT", "/v1/stream/t1", hdr{"Stream-Closed", "yes"}, "", 400},
 		{"content type garbage", "PUT", "/v1/stream/t1", hdr{"Content-Type", "notatype"}, "", 400},
 		{"invalid json initial body", "PUT", "/v1/stream/t1", hdr{"Content-Type", "application/json"}, `{"a":`, 400},
 

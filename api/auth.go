@@ -20,8 +20,12 @@ import (
 //	GET, HEAD /v1/stream/<path>                    read on <path> (or <path> is public-read)
 //	PUT, POST, DELETE /v1/stream/<path>            write on <path>
 //	PUT with Stream-Forked-From: <src>             also read on <src>
+//	GET /v1/stream/__ds/jwks.json, POST            open (subscriptions.go: a wake's
+//	/v1/stream/__ds/subscriptions/:id/callback,    token authenticates the last three)
+//	.../ack, .../release
 //	everything else (/v1/admin/*, /metrics,        admin scope on all streams
-//	/v1/streams, /_test/*, unknown routes)
+//	/v1/streams, /_test/*, /v1/stream/__ds/*,
+//	unknown routes)
 //
 // Unknown routes need admin so that a route added later is closed until
 // it is given a rule here.
@@ -41,7 +45,7 @@ func (a *API) guard(next echo.HandlerFunc) echo.HandlerFunc {
 		if ok, wait := a.opt.RateLimit.Allow(a.clientKey(r, p, authErr)); !ok {
 			return tooManyRequests(wait)
 		}
-		if !a.opt.Auth.Enabled() {
+		if !a.opt.Auth.Enabled() || tokenAuthenticated(r) {
 			return next(c)
 		}
 		if authErr != nil {
@@ -71,7 +75,7 @@ func (a *API) clientKey(r *http.Request, p auth.Principal, authErr error) string
 // authorize applies the access rules to an authenticated request.
 func (a *API) authorize(r *http.Request, p auth.Principal) error {
 	name, isStream := strings.CutPrefix(r.URL.Path, StreamsRoute)
-	if !isStream {
+	if !isStream || isControlPath(name) {
 		if p.IsAdmin() {
 			return nil
 		}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/streamtier/durable-streams/hotlog"
+	"github.com/streamtier/durable-streams/sequencer"
 )
 
 func TestReadAll(t *testing.T) {
@@ -42,19 +42,54 @@ func TestReadAll(t *testing.T) {
 	}
 }
 
+// TestReadAllGrowsWithReceivedBytes: the buffer follows the bytes that
+// arrived, never the announced size beyond maxEagerRead, and an honest
+// body ends in a buffer of its own size.
+func TestReadAllGrowsWithReceivedBytes(t *testing.T) {
+	tests := []struct {
+		name     string
+		sent     int
+		size     int64
+		maxCap   int
+		exactCap bool
+	}{
+		{"one byte of 8 MiB announced", 1, 8 << 20, maxEagerRead, false},
+		{"one byte of unknown length", 1, -1, maxEagerRead, false},
+		{"small exact", 100, 100, 101, true},
+		{"1 MiB exact", 1 << 20, 1 << 20, 1<<20 + 1, true},
+		{"100 KiB of 8 MiB announced", 100 << 10, 8 << 20, 256 << 10, false},
+		{"understated", 200 << 10, 10, 512 << 10, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readAll(io.LimitReader(zeros{}, int64(tt.sent)), tt.size)
+			if err != nil || len(got) != tt.sent {
+				t.Fatalf("readAll = %d bytes, %v; want %d", len(got), err, tt.sent)
+			}
+			if cap(got) > tt.maxCap || (tt.exactCap && cap(got) < tt.maxCap) {
+				t.Errorf("buffer capacity %d for %d bytes received, want at most %d", cap(got), tt.sent, tt.maxCap)
+			}
+		})
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
 func TestWriteMessages(t *testing.T) {
 	big := bytes.Repeat([]byte("x"), 3*bodyBufSize)
-	msgs := func(data ...[]byte) []hotlog.Message {
-		out := make([]hotlog.Message, len(data))
+	msgs := func(data ...[]byte) []sequencer.Message {
+		out := make([]sequencer.Message, len(data))
 		for i, d := range data {
-			out[i] = hotlog.Message{Data: d}
+			out[i] = sequencer.Message{Data: d}
 		}
 		return out
 	}
 	tests := []struct {
 		name string
 		json bool
-		msgs []hotlog.Message
+		msgs []sequencer.Message
 		want string
 	}{
 		{"one", false, msgs([]byte("hello")), "hello"},

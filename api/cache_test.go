@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamtier/durable-streams/admin"
 	"github.com/streamtier/durable-streams/api"
 	"github.com/streamtier/durable-streams/auth"
 	"github.com/streamtier/durable-streams/cache"
@@ -27,6 +28,8 @@ const (
 	immPrivate  = "private, max-age=31536000, immutable"
 	tailPublic  = "public, no-cache"
 	tailPrivate = "private, no-cache"
+	// privateMode is every read in private cache mode.
+	privateMode = "private, no-store"
 )
 
 // wantCache checks the caching headers of a response: Cache-Control and
@@ -57,8 +60,18 @@ func sealedStream(t *testing.T, s *testServer) {
 		s.appendTo("s", "text/plain", m)
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; {
+		// Private mode shows no difference between hot and sealed
+		// chunks, so the segment index tells when the seal is done there.
 		r := s.must(200, "GET", "/v1/stream/s?offset=-1", nil, "")
-		if strings.Contains(r.header.Get("Cache-Control"), "immutable") {
+		cc := r.header.Get("Cache-Control")
+		if strings.Contains(cc, "immutable") {
+			return
+		}
+		page, err := s.srv.Admin().ListSegments(t.Context(), admin.Filter{StreamPath: "s"})
+		if err != nil {
+			t.Fatalf("segments: %v", err)
+		}
+		if cc == privateMode && len(page.Segments) > 0 {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -81,9 +94,9 @@ func sealingConfig(mode cache.Mode) func(*server.Config) {
 func TestCacheHeadersByState(t *testing.T) {
 	for _, mode := range []cache.Mode{cache.Shared, cache.Private} {
 		t.Run(mode.String(), func(t *testing.T) {
-			hot, imm, tail := hotPublic, immPublic, tailPublic
+			hot, imm, tail, sse := hotPublic, immPublic, tailPublic, "no-cache"
 			if mode == cache.Private {
-				hot, imm, tail = hotPrivate, immPrivate, tailPrivate
+				hot, imm, tail, sse = privateMode, privateMode, privateMode, privateMode
 			}
 			s := newServer(t, sealingConfig(mode), nil)
 			sealedStream(t, s)
@@ -123,10 +136,6 @@ func TestCacheHeadersByState(t *testing.T) {
 			}
 			r = s.must(204, "GET", "/v1/stream/s?offset="+tok(12)+"&live=long-poll", nil, "")
 			wantCache(t, "long-poll 204 closed", r, "no-store", "", false, false)
-			sse := "no-cache"
-			if mode == cache.Private {
-				sse = "private, no-cache"
-			}
 			wantCache(t, "SSE", get("offset="+tok(10)+"&live=sse", nil), sse, "", false, false)
 		})
 	}
@@ -185,7 +194,7 @@ func TestEdgeCacheMode(t *testing.T) {
 		cc   string
 	}{
 		{"default", nil, hotPublic},
-		{"edge private", hdr{"X-Cache-Mode", "private", "X-Edge-Secret", secret}, hotPrivate},
+		{"edge private", hdr{"X-Cache-Mode", "private", "X-Edge-Secret", secret}, privateMode},
 		{"edge shared", hdr{"X-Cache-Mode", "shared", "X-Edge-Secret", secret}, hotPublic},
 		{"no secret", hdr{"X-Cache-Mode", "private"}, hotPublic},
 		{"wrong secret", hdr{"X-Cache-Mode", "private", "X-Edge-Secret", "guess"}, hotPublic},

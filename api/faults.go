@@ -6,13 +6,18 @@ import (
 	"github.com/streamtier/durable-streams/faults"
 )
 
-// faultMiddleware answers requests that match an injected fault.
+// faultMiddleware applies injected faults to the requests they match.
 func faultMiddleware(in *faults.Injector) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			if in.Apply(c.Response(), c.Request()) {
+			res := c.Response()
+			answered, body := in.Apply(res, c.Request())
+			if answered {
 				return nil
 			}
+			// Below echo's Response, so that its status and size
+			// bookkeeping stays in front of the altered body.
+			res.Writer = body.Wrap(res.Writer)
 			return next(c)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/streamtier/durable-streams/cache"
 )
 
 // ListRoute lists streams:
@@ -50,7 +52,7 @@ func decodeCursor(s string) (string, bool) {
 }
 
 func (a *API) listStreams(c echo.Context) error {
-	c.Response().Header().Set("Cache-Control", "no-store")
+	cache.SetNoStore(c.Response().Header())
 	q := c.Request().URL.Query()
 	for k := range q {
 		if k != "prefix" && k != "limit" && k != "cursor" {

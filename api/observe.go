@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/streamtier/durable-streams/cache"
 	"github.com/streamtier/durable-streams/internal/requestid"
 	"github.com/streamtier/durable-streams/metrics"
 )
@@ -111,7 +112,7 @@ func liveMode(r *http.Request) string {
 // passes or only non-critical ones fail ("degraded": the server still
 // accepts appends), 503 when a critical one fails.
 func (a *API) readyz(c echo.Context) error {
-	c.Response().Header().Set("Cache-Control", "no-store")
+	cache.SetNoStore(c.Response().Header())
 	if a.opt.Health != nil {
 		rep := a.opt.Health.Check(c.Request().Context())
 		return c.JSON(rep.HTTPStatus(), rep)

@@ -12,7 +12,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/streamtier/durable-streams/cache"
-	"github.com/streamtier/durable-streams/hotlog"
 	"github.com/streamtier/durable-streams/internal/protocol"
 	"github.com/streamtier/durable-streams/sequencer"
 )
@@ -71,7 +70,7 @@ func (a *API) get(c echo.Context, name string) error {
 // writeNow answers offset=now: no data, the tail offset, never cached.
 func (a *API) writeNow(c echo.Context, h *sequencer.Handle, snap *sequencer.Snapshot) error {
 	hd := c.Response().Header()
-	hd.Set(protocol.HeaderStreamNextOffset, a.reg.TailToken(c.Request().Context(), snap).String())
+	hd.Set(protocol.HeaderStreamNextOffset, snap.TailToken(c.Request().Context()).String())
 	hd.Set(protocol.HeaderStreamUpToDate, "true")
 	hd.Set("Cache-Control", cache.CacheControl(cache.Request{Kind: cache.NoStore}))
 	if snap.Closed {
@@ -91,7 +90,7 @@ func (a *API) writeChunk(c echo.Context, h *sequencer.Handle, snap *sequencer.Sn
 	hd := c.Response().Header()
 	upToDate := chunk.End == snap.Tail
 	closed := upToDate && snap.Closed
-	startTok := a.reg.TokenFor(c.Request().Context(), snap, chunk.From)
+	startTok := snap.TokenFor(c.Request().Context(), chunk.From)
 	etag := cache.ETag(snap.ID, startTok.String(), chunk.EndToken.String(), closed)
 	hd.Set(protocol.HeaderStreamNextOffset, chunk.EndToken.String())
 	if upToDate {
@@ -132,7 +131,7 @@ func isJSON(snap *sequencer.Snapshot) bool {
 
 // encodeBody renders messages as the response body: raw bytes, or a JSON
 // array for JSON streams.
-func encodeBody(snap *sequencer.Snapshot, msgs []hotlog.Message) []byte {
+func encodeBody(snap *sequencer.Snapshot, msgs []sequencer.Message) []byte {
 	if !isJSON(snap) {
 		if len(msgs) == 1 {
 			return msgs[0].Data
@@ -150,7 +149,7 @@ func encodeBody(snap *sequencer.Snapshot, msgs []hotlog.Message) []byte {
 	return jsonArray(msgs)
 }
 
-func jsonArray(msgs []hotlog.Message) []byte {
+func jsonArray(msgs []sequencer.Message) []byte {
 	n := 2 + len(msgs)
 	for _, m := range msgs {
 		n += len(m.Data)
@@ -228,7 +227,7 @@ func goneOrMissing(snap *sequencer.Snapshot) error {
 // noContent is the long-poll answer when there is nothing new.
 func (a *API) noContent(c echo.Context, snap *sequencer.Snapshot, cursor string) error {
 	hd := c.Response().Header()
-	hd.Set(protocol.HeaderStreamNextOffset, a.reg.TailToken(c.Request().Context(), snap).String())
+	hd.Set(protocol.HeaderStreamNextOffset, snap.TailToken(c.Request().Context()).String())
 	hd.Set(protocol.HeaderStreamUpToDate, "true")
 	d := cache.Decide(cache.Request{Kind: cache.LongPollEmpty, Closed: snap.Closed})
 	d.Apply(hd)
@@ -301,7 +300,7 @@ func (a *API) sse(c echo.Context, h *sequencer.Handle, pos int64, clientCursor s
 		}
 		if !announced || snap.Closed {
 			buf.Reset()
-			writeControl(&buf, a.reg.TailToken(ctx, snap).String(), cursor, true, snap.Closed)
+			writeControl(&buf, snap.TailToken(ctx).String(), cursor, true, snap.Closed)
 			if _, err := w.Write(buf.Bytes()); err != nil {
 				return nil
 			}
@@ -326,7 +325,7 @@ func isText(snap *sequencer.Snapshot) bool {
 // terminator so payload bytes can never end the event early; binary data
 // is base64 on one line; JSON messages (compact, so newline-free) form an
 // array.
-func writeDataEvent(buf *bytes.Buffer, snap *sequencer.Snapshot, msgs []hotlog.Message, text bool) {
+func writeDataEvent(buf *bytes.Buffer, snap *sequencer.Snapshot, msgs []sequencer.Message, text bool) {
 	buf.WriteString("event: data\n")
 	switch {
 	case isJSON(snap):

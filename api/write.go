@@ -26,10 +26,7 @@ func (a *API) readBody(c echo.Context) ([]byte, error) {
 	}
 	body, err := readAll(http.MaxBytesReader(c.Response(), r.Body, a.opt.MaxAppendBytes), r.ContentLength)
 	if err != nil {
-		if _, ok := err.(*http.MaxBytesError); ok {
-			return nil, err
-		}
-		return nil, badRequest("could not read request body")
+		return nil, bodyReadError(err)
 	}
 	return body, nil
 }
@@ -75,9 +72,7 @@ func (a *API) put(c echo.Context, name string) error {
 	if err := parseExpiry(r.Header, req); err != nil {
 		return err
 	}
-	if req.Closed, err = protocol.ParseClosed(r.Header); err != nil {
-		return badRequest(err.Error())
-	}
+	req.Closed = protocol.ParseClosed(r.Header)
 	if req.Fork, err = parseFork(r); err != nil {
 		return err
 	}
@@ -86,6 +81,9 @@ func (a *API) put(c echo.Context, name string) error {
 		return err
 	}
 	if len(body) > 0 {
+		if err := a.writable(name); err != nil {
+			return err
+		}
 		effective := ct
 		if effective == nil && req.Fork != nil {
 			effective, err = a.sourceContentType(c, req.Fork.Source)
@@ -113,6 +111,9 @@ func (a *API) put(c echo.Context, name string) error {
 	}
 	defer res.Handle.Release()
 	snap := res.Handle.Snapshot()
+	if res.Created && len(req.Initial) > 0 {
+		a.appended(name, tailToken(a, c, snap).String())
+	}
 	if a.after != nil && res.Created && len(req.Initial) > 0 {
 		a.after.push(r.Context(), hooks.AppendResult{Path: name, ContentType: snap.ContentType,
 			StartByte: res.Start, EndByte: snap.Tail, NextOffset: tailToken(a, c, snap).String(),
@@ -261,11 +262,15 @@ func externalURL(r *http.Request) string {
 
 func (a *API) post(c echo.Context, name string) error {
 	r := c.Request()
-	closeReq, err := protocol.ParseClosed(r.Header)
+	if err := a.writable(name); err != nil {
+		return err
+	}
+	closeReq := protocol.ParseClosed(r.Header)
+	prod, err := protocol.ParseProducer(r.Header)
 	if err != nil {
 		return badRequest(err.Error())
 	}
-	prod, err := protocol.ParseProducer(r.Header)
+	seq, err := protocol.ParseStreamSeq(r.Header)
 	if err != nil {
 		return badRequest(err.Error())
 	}
@@ -288,7 +293,7 @@ func (a *API) post(c echo.Context, name string) error {
 		return err
 	}
 	defer h.Release()
-	req := &sequencer.AppendRequest{Close: closeReq, Producer: prod, StreamSeq: r.Header.Get(protocol.HeaderStreamSeq)}
+	req := &sequencer.AppendRequest{Close: closeReq, Producer: prod, StreamSeq: seq}
 	if len(body) > 0 {
 		streamCT, _ := protocol.ParseContentType(h.Snapshot().ContentType)
 		if !streamCT.SameMedia(*ct) {
@@ -317,6 +322,9 @@ func (a *API) post(c echo.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	if res.Outcome == sequencer.Appended && len(req.Messages) > 0 {
+		a.appended(name, res.Tail.String())
+	}
 	if a.after != nil && res.Outcome == sequencer.Appended && len(req.Messages) > 0 {
 		a.after.push(r.Context(), hooks.AppendResult{Path: name, ContentType: h.Snapshot().ContentType,
 			StartByte: res.Start, EndByte: res.Tail.Position, NextOffset: res.Tail.String(),
@@ -324,7 +332,7 @@ func (a *API) post(c echo.Context, name string) error {
 	}
 	hd := c.Response().Header()
 	hd.Set(protocol.HeaderStreamNextOffset, res.Tail.String())
-	hd.Set("Cache-Control", "no-store")
+	cache.SetNoStore(hd)
 	if res.Closed {
 		hd.Set(protocol.HeaderStreamClosed, "true")
 	}
@@ -366,13 +374,26 @@ func setExpiryHeaders(hd http.Header, h *sequencer.Handle) {
 }
 
 func (a *API) delete(c echo.Context, name string) error {
+	if err := a.writable(name); err != nil {
+		return err
+	}
 	if err := a.reg.Delete(c.Request().Context(), name); err != nil {
 		return err
 	}
-	c.Response().Header().Set("Cache-Control", "no-store")
+	cache.SetNoStore(c.Response().Header())
 	return c.NoContent(http.StatusNoContent)
 }
 
+// writable refuses writes and deletes of the server's own read-only
+// stream (Options.ReadOnlyStream), so that its history cannot be forged or
+// wiped by clients.
+func (a *API) writable(name string) error {
+	if a.opt.ReadOnlyStream != "" && name == a.opt.ReadOnlyStream {
+		return &httpError{status: http.StatusForbidden, code: "READ_ONLY_STREAM", msg: "this stream is written by the server only"}
+	}
+	return nil
+}
+
 func tailToken(a *API, c echo.Context, snap *sequencer.Snapshot) offset.Token {
-	return a.reg.TailToken(c.Request().Context(), snap)
+	return snap.TailToken(c.Request().Context())
 }

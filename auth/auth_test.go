@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -337,5 +338,70 @@ func BenchmarkAuthenticate(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// signPayload signs a hand-written JSON payload with HS256, for payloads
+// that no claims type can produce (such as duplicate names).
+func signPayload(t *testing.T, payload string) string {
+	t.Helper()
+	return signWithHeader(t, `{"alg":"HS256","typ":"JWT"}`, payload)
+}
+
+// signWithHeader is signPayload with a hand-written header too.
+func signWithHeader(t *testing.T, header, payload string) string {
+	t.Helper()
+	enc := base64.RawURLEncoding
+	unsigned := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(payload))
+	sig, err := jwt.SigningMethodHS256.Sign(unsigned, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return unsigned + "." + enc.EncodeToString(sig)
+}
+
+// TestJWTDuplicateClaimNames: a token naming a claim twice, in the same
+// or another case, has no single meaning (encoding/json would take the
+// last spelling, another reader the first) and is refused.
+func TestJWTDuplicateClaimNames(t *testing.T) {
+	a := newAuth(t, auth.Config{HS256Secret: secret})
+	exp := now.Add(time.Hour).Unix()
+	claims := func(extra string) string {
+		return `{"sub":"alice","scope":"read write","exp":` + strconv.FormatInt(exp, 10) + extra + `}`
+	}
+	for _, tc := range []struct {
+		name    string
+		payload string
+		ok      bool
+	}{
+		{"plain", claims(`,"prefix":"alice/"`), true},
+		{"distinct names", claims(`,"prefix":"alice/","prefixes":"x"`), true},
+		{"case variant", claims(`,"prefix":"alice/","PREFIX":""`), false},
+		{"exact duplicate", claims(`,"prefix":"alice/","prefix":""`), false},
+		{"duplicate scope", claims(`,"Scope":"admin"`), false},
+		{"duplicate exp", claims(`,"EXP":99999999999`), false},
+		{"kelvin sign folds to k", `{"k":1,"\u212a":2,"sub":"a","exp":` + strconv.FormatInt(exp, 10) + `}`, false},
+		{"nested names are not claims", claims(`,"prefix":"alice/","x":{"a":1,"A":2}`), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := a.Authenticate("Bearer " + signPayload(t, tc.payload))
+			if tc.ok {
+				if err != nil || p.Prefix != "alice/" {
+					t.Fatalf("Authenticate = %+v, %v; want prefix alice/", p, err)
+				}
+				return
+			}
+			if !errors.Is(err, auth.ErrInvalidToken) || !strings.Contains(err.Error(), "duplicate claim names") {
+				t.Fatalf("Authenticate = %+v, %v; want a duplicate-claims error", p, err)
+			}
+			if !p.Anonymous {
+				t.Errorf("principal %+v is not anonymous", p)
+			}
+		})
+	}
+	// Header parameters too.
+	tok := signWithHeader(t, `{"alg":"HS256","typ":"JWT","ALG":"none"}`, claims(`,"prefix":"alice/"`))
+	if _, err := a.Authenticate("Bearer " + tok); err == nil || !strings.Contains(err.Error(), "duplicate header parameters") {
+		t.Fatalf("duplicate header parameter: %v", err)
 	}
 }

@@ -1,10 +1,14 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -62,6 +66,64 @@ func Sign(c Claims, key any) (string, error) {
 
 var errAlg = errors.New("signing algorithm not accepted")
 
+var (
+	errClaimNames  = errors.New("duplicate claim names (claim names are compared without regard to case)")
+	errHeaderNames = errors.New("duplicate header parameters (names are compared without regard to case)")
+)
+
+// uniqueClaimNames checks that no two top-level members of the compact
+// JWT token's header, nor of its claims, have names equal under Unicode
+// case folding, the comparison encoding/json uses when it fills Claims.
+// The signature has been verified, so the token is the issuer's, but an
+// issuer (or a library) that emits both spellings must not get the wider
+// reading by accident.
+func uniqueClaimNames(token string) error {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return errClaimNames
+	}
+	if !uniqueNames(parts[0]) {
+		return errHeaderNames
+	}
+	if !uniqueNames(parts[1]) {
+		return errClaimNames
+	}
+	return nil
+}
+
+// uniqueNames reports whether the base64url-encoded JSON object seg has
+// no two members whose names are equal under strings.EqualFold.
+func uniqueNames(seg string) bool {
+	data, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(seg, "="))
+	if err != nil {
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return false
+	}
+	// A signed token has few members; comparing each pair is cheap.
+	var seen []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		name, _ := tok.(string)
+		for _, k := range seen {
+			if strings.EqualFold(k, name) {
+				return false
+			}
+		}
+		seen = append(seen, name)
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
 func (a *Authenticator) parseJWT(token string) (Principal, error) {
 	var c Claims
 	t, err := a.parser.ParseWithClaims(token, &c, a.key)
@@ -71,6 +133,13 @@ func (a *Authenticator) parseJWT(token string) (Principal, error) {
 			alg = t.Method.Alg()
 		}
 		return Principal{Anonymous: true}, fmt.Errorf("%w: %s", ErrInvalidToken, a.reason(err, alg))
+	}
+	// encoding/json matches field names case-insensitively and lets the
+	// last duplicate win, so {"prefix":"a/","PREFIX":""} would grant every
+	// stream while a checker reading the first "prefix" saw "a/". Such a
+	// token has no single meaning; refuse it.
+	if err := uniqueClaimNames(t.Raw); err != nil {
+		return Principal{Anonymous: true}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
 	s := ParseScopes(c.Scope)
 	for _, name := range c.Scopes {

@@ -22,7 +22,7 @@ type Mode int
 const (
 	// Shared lets CDNs and proxies cache reads ("public").
 	Shared Mode = iota
-	// Private restricts caching to the requesting client ("private").
+	// Private keeps reads out of every cache ("private, no-store").
 	Private
 )
 
@@ -140,6 +140,7 @@ const (
 	hotStale       = 300
 	immutableAge   = 365 * 24 * 3600
 	noStoreControl = "no-store"
+	privateNoStore = "private, no-store"
 )
 
 // Request describes what the caching decision of one response depends on.
@@ -227,12 +228,40 @@ func headerHasToken(values []string, tok string) bool {
 	return false
 }
 
+// SetNoStore sets the Cache-Control of a response that no cache may keep:
+// writes, errors, listings, admin, metrics and test endpoints. Every
+// Cache-Control value of the server is spelled in this package.
+func SetNoStore(h http.Header) { h.Set("Cache-Control", noStoreControl) }
+
+// keySetMaxAge is how long a key set (the webhook signing JWKS) may be
+// cached: long enough to spare receivers a fetch per delivery, short
+// enough that a rotated key is picked up within minutes.
+const keySetMaxAge = 300
+
+// SetKeySet marks a response carrying a public key set (JWKS) cacheable
+// by anyone for keySetMaxAge seconds.
+func SetKeySet(h http.Header) {
+	h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d", keySetMaxAge))
+}
+
 // CacheControl returns the Cache-Control header value for r.
 func CacheControl(r Request) string { return cacheControl(r) }
 
 func cacheControl(r Request) string {
+	switch r.Kind {
+	case CatchUp, SealedChunk, LongPollData, EventStream:
+	default:
+		return noStoreControl
+	}
+	if r.Mode == Private {
+		// Private mode keeps stream contents out of every cache, the
+		// client's own included (the Durable Object design's rule). Vary
+		// stays as for stored responses, so that all responses for a URL
+		// agree on it.
+		return privateNoStore
+	}
 	scope := "public"
-	if r.Mode == Private || r.restricted() {
+	if r.restricted() {
 		scope = "private"
 	}
 	switch r.Kind {

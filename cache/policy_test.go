@@ -18,9 +18,9 @@ func TestCacheControl(t *testing.T) {
 	}{
 		// Hot catch-up reads: one minute, revalidate in the background.
 		{CatchUp, Shared, 0, "public, max-age=60, stale-while-revalidate=300"},
-		{CatchUp, Private, 0, "private, max-age=60, stale-while-revalidate=300"},
+		{CatchUp, Private, 0, "private, no-store"},
 		{CatchUp, Shared, 30 * time.Second, "public, max-age=30, stale-while-revalidate=300"},
-		{CatchUp, Private, 30 * time.Second, "private, max-age=30, stale-while-revalidate=300"},
+		{CatchUp, Private, 30 * time.Second, "private, no-store"},
 		{CatchUp, Shared, 30*time.Second + 999*time.Millisecond, "public, max-age=30, stale-while-revalidate=300"},
 		{CatchUp, Shared, 60 * time.Second, "public, max-age=60, stale-while-revalidate=300"},
 		{CatchUp, Shared, 2 * time.Hour, "public, max-age=60, stale-while-revalidate=300"},
@@ -28,15 +28,15 @@ func TestCacheControl(t *testing.T) {
 		{CatchUp, Shared, time.Nanosecond, "public, max-age=0, stale-while-revalidate=300"},
 		// Long-poll data follows the catch-up rules.
 		{LongPollData, Shared, 0, "public, max-age=60, stale-while-revalidate=300"},
-		{LongPollData, Private, 0, "private, max-age=60, stale-while-revalidate=300"},
+		{LongPollData, Private, 0, "private, no-store"},
 		{LongPollData, Shared, 10 * time.Second, "public, max-age=10, stale-while-revalidate=300"},
 		// Sealed chunks never change: immutable for a year unless the
 		// stream expires first, when the age is clamped and "immutable"
 		// is dropped.
 		{SealedChunk, Shared, 0, fmt.Sprintf("public, max-age=%d, immutable", year)},
-		{SealedChunk, Private, 0, fmt.Sprintf("private, max-age=%d, immutable", year)},
+		{SealedChunk, Private, 0, "private, no-store"},
 		{SealedChunk, Shared, time.Hour, "public, max-age=3600"},
-		{SealedChunk, Private, time.Hour, "private, max-age=3600"},
+		{SealedChunk, Private, time.Hour, "private, no-store"},
 		{SealedChunk, Shared, 2 * 365 * 24 * time.Hour, fmt.Sprintf("public, max-age=%d", year)},
 		{SealedChunk, Shared, time.Nanosecond, "public, max-age=0"},
 		// Never stored.
@@ -44,7 +44,7 @@ func TestCacheControl(t *testing.T) {
 		{NoStore, Private, time.Hour, "no-store"},
 		{LongPollEmpty, Shared, 0, "no-store"},
 		{EventStream, Shared, 0, "no-cache"},
-		{EventStream, Private, time.Hour, "private, no-cache"},
+		{EventStream, Private, time.Hour, "private, no-store"},
 		{Kind(99), Shared, 0, "no-store"},
 	}
 	for _, tc := range tests {
@@ -72,6 +72,7 @@ func TestDecide(t *testing.T) {
 		immPriv  = "private, max-age=31536000, immutable"
 		tailPub  = "public, no-cache"
 		tailPriv = "private, no-cache"
+		privNone = "private, no-store"
 	)
 	// Stream states of a read response.
 	type state struct{ sealed, upToDate, closed, empty bool }
@@ -115,25 +116,25 @@ func TestDecide(t *testing.T) {
 		{"closed tail", CatchUp, Shared, closedTail, open, immPub, "", false},
 		{"closed empty", CatchUp, Shared, closedEmpty, open, immPub, "", false},
 		{"closed sealed", CatchUp, Shared, closedSeal, open, immPub, "", false},
-		// Catch-up, private mode.
-		{"private hot mid", CatchUp, Private, hotMid, open, hotPriv, "", false},
-		{"private empty tail", CatchUp, Private, emptyTail, open, tailPriv, "", false},
-		{"private sealed mid", CatchUp, Private, sealedMid, open, immPriv, "", false},
-		{"private closed tail", CatchUp, Private, closedTail, open, immPriv, "", false},
+		// Catch-up, private mode: never stored, whatever the state.
+		{"private hot mid", CatchUp, Private, hotMid, open, privNone, "", false},
+		{"private empty tail", CatchUp, Private, emptyTail, open, privNone, "", false},
+		{"private sealed mid", CatchUp, Private, sealedMid, open, privNone, "", false},
+		{"private closed tail", CatchUp, Private, closedTail, open, privNone, "", false},
 		// Authentication: public only when the stream is public-read.
 		{"auth public-read", CatchUp, Shared, hotMid, authPub, hotPub, "", false},
 		{"auth restricted", CatchUp, Shared, hotMid, authPriv, hotPriv, "Authorization", false},
 		{"auth restricted sealed", CatchUp, Shared, sealedMid, authPriv, immPriv, "Authorization", false},
 		{"auth restricted empty tail", CatchUp, Shared, emptyTail, authPriv, tailPriv, "Authorization", false},
-		{"auth restricted private", CatchUp, Private, hotMid, authPriv, hotPriv, "Authorization", false},
+		{"auth restricted private", CatchUp, Private, hotMid, authPriv, privNone, "Authorization", false},
 		{"anonymous restricted", CatchUp, Shared, hotMid, anonPriv, hotPub, "", false},
 		// Edge-selectable mode varies on X-Cache-Mode.
 		{"edge", CatchUp, Shared, hotMid, anonEdge, hotPub, "X-Cache-Mode", false},
-		{"edge private", CatchUp, Private, sealedMid, anonEdge, immPriv, "X-Cache-Mode", false},
+		{"edge private", CatchUp, Private, sealedMid, anonEdge, privNone, "X-Cache-Mode", false},
 		{"edge auth restricted", CatchUp, Shared, hotMid, authPrivE, hotPriv, "Authorization, X-Cache-Mode", false},
 		// Long-poll 200: like catch-up, plus a cursor.
 		{"long-poll hot", LongPollData, Shared, hotTail, open, hotPub, "", true},
-		{"long-poll private", LongPollData, Private, hotTail, open, hotPriv, "", true},
+		{"long-poll private", LongPollData, Private, hotTail, open, privNone, "", true},
 		{"long-poll sealed", LongPollData, Shared, sealedMid, open, immPub, "", true},
 		{"long-poll closed", LongPollData, Shared, closedTail, open, immPub, "", true},
 		{"long-poll auth restricted", LongPollData, Shared, hotTail, authPriv, hotPriv, "Authorization", true},
@@ -144,7 +145,7 @@ func TestDecide(t *testing.T) {
 		{"long-poll 204 auth edge", LongPollEmpty, Shared, emptyTail, authPrivE, "no-store", "", true},
 		// SSE.
 		{"sse", EventStream, Shared, state{}, open, "no-cache", "", false},
-		{"sse private", EventStream, Private, state{}, open, "private, no-cache", "", false},
+		{"sse private", EventStream, Private, state{}, open, privNone, "", false},
 		{"sse auth restricted", EventStream, Shared, state{}, authPriv, "private, no-cache", "Authorization", false},
 		{"sse edge", EventStream, Shared, state{}, anonEdge, "no-cache", "X-Cache-Mode", false},
 		// offset=now, HEAD, writes, errors.
@@ -181,7 +182,7 @@ func TestDecideExpiry(t *testing.T) {
 		want string
 	}{
 		{Request{Kind: CatchUp, UpToDate: true, Closed: true, Remaining: 90 * time.Second}, "public, max-age=90"},
-		{Request{Kind: CatchUp, Sealed: true, Remaining: 90 * time.Second, Mode: Private}, "private, max-age=90"},
+		{Request{Kind: CatchUp, Sealed: true, Remaining: 90 * time.Second, Mode: Private}, "private, no-store"},
 		{Request{Kind: LongPollData, Remaining: 5 * time.Second}, "public, max-age=5, stale-while-revalidate=300"},
 		{Request{Kind: CatchUp, UpToDate: true, Empty: true, Remaining: 5 * time.Second}, "public, no-cache"},
 	}

@@ -1,11 +1,14 @@
 // Package catalog keeps the directory of durable streams: which path names
 // which stream, the stream's expiry and closure, the fork relationships
-// between streams, and the queue of deleted streams whose files and objects
-// still have to be removed.
+// between streams, the queue of deleted streams whose files and objects
+// still have to be removed, and the index of sealed segments (see
+// segments.go). It is the only code that runs SQL on its database.
 //
-// The catalog is one small SQLite database. A stream's data is not in it:
-// each stream keeps its data in files named after its id, which is why ids
-// are never reused.
+// The catalog is one small SQLite database ([Open]) or, in cluster mode, a
+// PostgreSQL database that every node shares ([OpenPostgres]; see
+// postgres.go): the same methods with the same semantics and errors on
+// both. A stream's data is not in it: each stream keeps its data in files
+// named after its id, which is why ids are never reused.
 //
 // Forks and deletion: a fork reads its parent's data up to the fork point,
 // so a parent cannot disappear while forks of it exist. Every stream counts
@@ -26,9 +29,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -110,10 +116,15 @@ var pragmas = []string{
 	"synchronous(FULL)",
 }
 
-// Catalog is the stream directory. It is safe for concurrent use.
+// Catalog is the stream directory. It is safe for concurrent use, and on
+// PostgreSQL also across processes sharing the database.
 type Catalog struct {
 	db  *sql.DB
 	now func() time.Time
+	pg  bool // the database is PostgreSQL (see postgres.go)
+
+	// claim holds the connection of ClaimSingleNode's lock; nil if none.
+	claim *sql.Conn
 
 	// wlock is held by the goroutine committing a group of writes (see
 	// write): this process's write transactions queue in Go, honouring
@@ -179,6 +190,12 @@ func open(ctx context.Context, path string) (*Catalog, error) {
 			return nil, err
 		}
 	}
+	return newCatalog(ctx, db, false)
+}
+
+// newCatalog returns the catalog on db, whose schema is up to date. It
+// closes db if it fails.
+func newCatalog(ctx context.Context, db *sql.DB, pg bool) (*Catalog, error) {
 	getByPath, err := db.PrepareContext(ctx, getByPathSQL)
 	if err != nil {
 		db.Close()
@@ -187,6 +204,7 @@ func open(ctx context.Context, path string) (*Catalog, error) {
 	return &Catalog{
 		db:        db,
 		now:       time.Now,
+		pg:        pg,
 		wlock:     make(chan struct{}, 1),
 		idLock:    make(chan struct{}, 1),
 		getByPath: getByPath,
@@ -227,16 +245,23 @@ func dsn(abs string) string {
 // Close closes the database.
 func (c *Catalog) Close() error {
 	c.getByPath.Close()
+	if c.claim != nil {
+		// Closing the pool ends the session, and with it the lock.
+		c.claim.Close()
+	}
 	if err := c.db.Close(); err != nil {
 		return fmt.Errorf("catalog: close: %w", err)
 	}
 	return nil
 }
 
-// DB returns the underlying database handle, for code that keeps its own
-// tables in the catalog database (such as the admin index of segments).
-// Its transactions begin IMMEDIATE.
-func (c *Catalog) DB() *sql.DB { return c.db }
+// Ping checks that the database answers (the readiness check).
+func (c *Catalog) Ping(ctx context.Context) error {
+	if err := c.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("catalog: ping: %w", err)
+	}
+	return nil
+}
 
 // writeReq is one write waiting for a group commit.
 type writeReq struct {
@@ -255,7 +280,13 @@ type writeReq struct {
 // one after another. Creating streams from many clients at once otherwise
 // waits for one catalog fsync per stream, and those fsyncs are slow while
 // the same clients create files.
+//
+// On PostgreSQL every write is its own transaction instead (see
+// postgres.go).
 func (c *Catalog) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if c.pg {
+		return c.writePostgres(ctx, fn)
+	}
 	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	c.pendMu.Lock()
 	c.pending = append(c.pending, req)
@@ -470,6 +501,9 @@ func (c *Catalog) insert(ctx context.Context, s Stream) error {
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			s.ID, s.Path, s.ContentType, ttl, millis(s.ExpiresAt),
 			s.LastAccess.UnixMilli(), s.Closed, parent, s.ForkOffset, s.ForkSubOffset, s.CreatedAt.UnixMilli())
+		if isPathConflict(err) {
+			return ErrExists
+		}
 		return err
 	})
 }
@@ -557,7 +591,7 @@ func (c *Catalog) Delete(ctx context.Context, id int64) (DeleteResult, error) {
 		now := c.now().UnixMilli()
 		var refcount int64
 		var deleted sql.NullInt64
-		err := tx.QueryRowContext(ctx, "SELECT refcount, deleted_at FROM streams WHERE id = ?", id).Scan(&refcount, &deleted)
+		err := tx.QueryRowContext(ctx, "SELECT refcount, deleted_at FROM streams WHERE id = ?"+c.forUpdate(), id).Scan(&refcount, &deleted)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return ErrNotFound
@@ -612,7 +646,7 @@ func (c *Catalog) Delete(ctx context.Context, id int64) (DeleteResult, error) {
 func (c *Catalog) SetClosed(ctx context.Context, id int64) error {
 	err := c.write(ctx, func(tx *sql.Tx) error {
 		var softDeleted bool
-		err := tx.QueryRowContext(ctx, "SELECT deleted_at IS NOT NULL FROM streams WHERE id = ?", id).Scan(&softDeleted)
+		err := tx.QueryRowContext(ctx, "SELECT deleted_at IS NOT NULL FROM streams WHERE id = ?"+c.forUpdate(), id).Scan(&softDeleted)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return ErrNotFound
@@ -621,7 +655,7 @@ func (c *Catalog) SetClosed(ctx context.Context, id int64) error {
 		case softDeleted:
 			return ErrSoftDeleted
 		}
-		_, err = tx.ExecContext(ctx, "UPDATE streams SET closed = 1 WHERE id = ?", id)
+		_, err = tx.ExecContext(ctx, "UPDATE streams SET closed = TRUE WHERE id = ?", id)
 		return err
 	})
 	if err != nil {
@@ -644,8 +678,10 @@ func (c *Catalog) TouchMany(ctx context.Context, access map[int64]time.Time) err
 			return err
 		}
 		defer stmt.Close()
-		for id, t := range access {
-			if _, err := stmt.ExecContext(ctx, t.UnixMilli(), id); err != nil {
+		// In id order: two nodes touching overlapping sets then lock their
+		// rows in the same order and cannot deadlock each other.
+		for _, id := range slices.Sorted(maps.Keys(access)) {
+			if _, err := stmt.ExecContext(ctx, access[id].UnixMilli(), id); err != nil {
 				return fmt.Errorf("stream %d: %w", id, err)
 			}
 		}
@@ -657,12 +693,13 @@ func (c *Catalog) TouchMany(ctx context.Context, access map[int64]time.Time) err
 	return nil
 }
 
-// limitArg converts a limit for SQL, where -1 means none.
-func limitArg(limit int) int {
+// limitArg converts a limit for SQL, where a limit <= 0 means none.
+// (SQLite reads a negative LIMIT as none; PostgreSQL refuses it.)
+func limitArg(limit int) int64 {
 	if limit <= 0 {
-		return -1
+		return math.MaxInt64
 	}
-	return limit
+	return int64(limit)
 }
 
 // Expired returns the live (not soft-deleted) streams whose deadline is at
@@ -710,7 +747,7 @@ func (c *Catalog) list(ctx context.Context, prefix, after string, limit int, liv
 	} else {
 		conds, args = append(conds, "path >= ?"), append(args, prefix)
 	}
-	if end, ok := prefixEnd(prefix); ok {
+	if end, ok := c.prefixEnd(prefix); ok {
 		conds, args = append(conds, "path < ?"), append(args, end)
 	}
 	args = append(args, limitArg(limit))
@@ -724,6 +761,15 @@ func (c *Catalog) list(ctx context.Context, prefix, after string, limit int, liv
 		return nil, fmt.Errorf("catalog: list %q: %w", prefix, err)
 	}
 	return out, nil
+}
+
+// prefixEnd is the package's prefixEnd on SQLite and validPrefixEnd on
+// PostgreSQL.
+func (c *Catalog) prefixEnd(prefix string) (string, bool) {
+	if c.pg {
+		return validPrefixEnd(prefix)
+	}
+	return prefixEnd(prefix)
 }
 
 // prefixEnd returns the smallest string greater than every string that
@@ -765,10 +811,14 @@ func (c *Catalog) PendingGC(ctx context.Context, limit int) ([]int64, error) {
 }
 
 // DoneGC removes id from the garbage collection queue once its files and
-// objects are gone. Removing an id that is not queued succeeds, so a
-// collector that crashed after cleaning up can simply repeat.
+// objects are gone, together with its lease (see cluster.go). Removing an
+// id that is not queued succeeds, so a collector that crashed after
+// cleaning up can simply repeat.
 func (c *Catalog) DoneGC(ctx context.Context, id int64) error {
 	err := c.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM stream_leases WHERE stream_id = ?", id); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, "DELETE FROM gc_queue WHERE stream_id = ?", id)
 		return err
 	})

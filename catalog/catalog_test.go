@@ -74,9 +74,9 @@ func paths(ss []Stream) []string {
 	return out
 }
 
-func TestInsertGetRoundTrip(t *testing.T) {
+func testInsertGetRoundTrip(t *testing.T, open opener) {
 	ctx := context.Background()
-	c, _ := openTemp(t)
+	c := open(t)
 	parent := create(t, c, Stream{Path: "parent"})
 
 	tests := []struct {
@@ -138,8 +138,8 @@ func TestInsertGetRoundTrip(t *testing.T) {
 	}
 }
 
-func TestInsertDefaults(t *testing.T) {
-	c, _ := openTemp(t)
+func testInsertDefaults(t *testing.T, open opener) {
+	c := open(t)
 	fixed := t0.Add(5 * time.Minute)
 	c.now = func() time.Time { return fixed }
 	ctx := context.Background()
@@ -160,9 +160,9 @@ func TestInsertDefaults(t *testing.T) {
 	}
 }
 
-func TestInsertErrors(t *testing.T) {
+func testInsertErrors(t *testing.T, open opener) {
 	ctx := context.Background()
-	c, _ := openTemp(t)
+	c := open(t)
 	live := create(t, c, Stream{Path: "live"})
 	soft := create(t, c, Stream{Path: "soft"})
 	create(t, c, Stream{Path: "soft/child", ParentID: soft, ForkOffset: "x"})
@@ -223,9 +223,9 @@ func TestInsertErrors(t *testing.T) {
 	}
 }
 
-func TestNotFound(t *testing.T) {
+func testNotFound(t *testing.T, open opener) {
 	ctx := context.Background()
-	c, _ := openTemp(t)
+	c := open(t)
 	if _, err := c.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get = %v, want ErrNotFound", err)
 	}
@@ -240,9 +240,9 @@ func TestNotFound(t *testing.T) {
 	}
 }
 
-func TestForkRefCountAndChildren(t *testing.T) {
+func testForkRefCountAndChildren(t *testing.T, open opener) {
 	ctx := context.Background()
-	c, _ := openTemp(t)
+	c := open(t)
 	p := create(t, c, Stream{Path: "p"})
 	a := create(t, c, Stream{Path: "p/a", ParentID: p, ForkOffset: "o1"})
 	b := create(t, c, Stream{Path: "p/b", ParentID: p, ForkOffset: "o2", ForkSubOffset: 3})
@@ -282,7 +282,7 @@ func TestForkRefCountAndChildren(t *testing.T) {
 	}
 }
 
-func TestDelete(t *testing.T) {
+func testDelete(t *testing.T, open opener) {
 	type node struct{ name, parent string }
 	type step struct {
 		del  string // a name not among the nodes means a missing id
@@ -382,7 +382,7 @@ func TestDelete(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			c, _ := openTemp(t)
+			c := open(t)
 			ids := make(map[string]int64)
 			names := make(map[int64]string)
 			for _, n := range tt.nodes {
@@ -462,9 +462,9 @@ func TestDelete(t *testing.T) {
 	}
 }
 
-func TestPathReusableAfterHardDelete(t *testing.T) {
+func testPathReusableAfterHardDelete(t *testing.T, open opener) {
 	ctx := context.Background()
-	c, _ := openTemp(t)
+	c := open(t)
 	old := create(t, c, Stream{Path: "reuse", ContentType: "text/plain"})
 	if _, err := c.Delete(ctx, old); err != nil {
 		t.Fatal(err)
@@ -516,9 +516,9 @@ func TestAllocateIDUniqueAcrossReopen(t *testing.T) {
 	}
 }
 
-func TestAllocateIDConcurrent(t *testing.T) {
+func testAllocateIDConcurrent(t *testing.T, open opener) {
 	ctx := context.Background()
-	c, _ := openTemp(t)
+	c := open(t)
 	const workers, each = 8, 400
 	var mu sync.Mutex
 	seen := make(map[int64]bool)
@@ -573,7 +573,7 @@ func TestDeadline(t *testing.T) {
 func dbDeadline(t *testing.T, c *Catalog, id int64) (int64, bool) {
 	t.Helper()
 	var d *int64
-	if err := c.DB().QueryRow("SELECT deadline FROM streams WHERE id = ?", id).Scan(&d); err != nil {
+	if err := c.db.QueryRow("SELECT deadline FROM streams WHERE id = ?", id).Scan(&d); err != nil {
 		t.Fatal(err)
 	}
 	if d == nil {
@@ -582,9 +582,9 @@ func dbDeadline(t *testing.T, c *Catalog, id int64) (int64, bool) {
 	return *d, true
 }
 
-func TestTouchMany(t *testing.T) {
+func testTouchMany(t *testing.T, open opener) {
 	ctx := context.Background()
-	c, _ := openTemp(t)
+	c := open(t)
 	ttl := create(t, c, Stream{Path: "ttl", TTL: time.Minute, LastAccess: t0})
 	both := create(t, c, Stream{Path: "both", TTL: time.Minute, ExpiresAt: t0.Add(5 * time.Minute), LastAccess: t0})
 	abs := create(t, c, Stream{Path: "abs", ExpiresAt: t0.Add(time.Hour), LastAccess: t0})
@@ -652,9 +652,9 @@ func TestTouchMany(t *testing.T) {
 	}
 }
 
-func TestExpired(t *testing.T) {
+func testExpired(t *testing.T, open opener) {
 	ctx := context.Background()
-	c, _ := openTemp(t)
+	c := open(t)
 	// Inserted out of deadline order so that ordering is not insertion order.
 	create(t, c, Stream{Path: "d30", ExpiresAt: t0.Add(30 * time.Second)})
 	create(t, c, Stream{Path: "d10", TTL: 10 * time.Second, LastAccess: t0})
@@ -694,7 +694,7 @@ func TestExpired(t *testing.T) {
 
 func TestExpiredUsesIndex(t *testing.T) {
 	c, _ := openTemp(t)
-	rows, err := c.DB().Query("EXPLAIN QUERY PLAN SELECT "+streamColumns+` FROM streams
+	rows, err := c.db.Query("EXPLAIN QUERY PLAN SELECT "+streamColumns+` FROM streams
 		WHERE deadline <= ? AND deadline IS NOT NULL AND deleted_at IS NULL
 		ORDER BY deadline, id LIMIT ?`, 0, 10)
 	if err != nil {
@@ -719,9 +719,9 @@ func TestExpiredUsesIndex(t *testing.T) {
 	}
 }
 
-func TestList(t *testing.T) {
+func testList(t *testing.T, open opener) {
 	ctx := context.Background()
-	c, _ := openTemp(t)
+	c := open(t)
 	all := []string{
 		"a", "a%b/1", "a%b/2", "a%c", "a_b/1", "aab/1", "axb/1", "a\u00bfx", "a\u00c0", "b", "b/1",
 	}
@@ -775,9 +775,9 @@ func TestList(t *testing.T) {
 	}
 }
 
-func TestListLive(t *testing.T) {
+func testListLive(t *testing.T, open opener) {
 	ctx := context.Background()
-	c, _ := openTemp(t)
+	c := open(t)
 	for _, p := range []string{"a/1", "a/2", "a/3", "a/4", "b/1"} {
 		create(t, c, Stream{Path: p})
 	}
@@ -811,28 +811,34 @@ func TestListLive(t *testing.T) {
 }
 
 func TestPrefixEnd(t *testing.T) {
-	tests := []struct {
-		prefix, want string
-		ok           bool
-	}{
+	checkPrefixEnd(t, "prefixEnd", prefixEnd, []prefixEndCase{
 		{"", "", false},
 		{"a", "b", true},
 		{"a/", "a0", true},
 		{"a\xff", "b", true},
 		{"\xff\xff", "", false},
 		{"a\u00bf", "a\xc2\xc0", true},
-	}
+	})
+}
+
+type prefixEndCase struct {
+	prefix, want string
+	ok           bool
+}
+
+func checkPrefixEnd(t *testing.T, name string, fn func(string) (string, bool), tests []prefixEndCase) {
+	t.Helper()
 	for _, tt := range tests {
-		got, ok := prefixEnd(tt.prefix)
+		got, ok := fn(tt.prefix)
 		if got != tt.want || ok != tt.ok {
-			t.Errorf("prefixEnd(%q) = %q, %v, want %q, %v", tt.prefix, got, ok, tt.want, tt.ok)
+			t.Errorf("%s(%q) = %q, %v, want %q, %v", name, tt.prefix, got, ok, tt.want, tt.ok)
 		}
 	}
 }
 
-func TestSetClosed(t *testing.T) {
+func testSetClosed(t *testing.T, openCatalog opener) {
 	ctx := context.Background()
-	c, _ := openTemp(t)
+	c := openCatalog(t)
 	open := create(t, c, Stream{Path: "open"})
 	soft := create(t, c, Stream{Path: "soft"})
 	create(t, c, Stream{Path: "fork", ParentID: soft, ForkOffset: "o"})
@@ -862,9 +868,9 @@ func TestSetClosed(t *testing.T) {
 	}
 }
 
-func TestGCQueue(t *testing.T) {
+func testGCQueue(t *testing.T, open opener) {
 	ctx := context.Background()
-	c, _ := openTemp(t)
+	c := open(t)
 	var ids []int64
 	for i, p := range []string{"a", "b", "c"} {
 		c.now = func() time.Time { return t0.Add(time.Duration(i) * time.Second) }
@@ -897,7 +903,7 @@ func TestOpenSettings(t *testing.T) {
 		{"busy_timeout", "10000"},
 	} {
 		var got string
-		if err := c.DB().QueryRow("PRAGMA " + p.pragma).Scan(&got); err != nil {
+		if err := c.db.QueryRow("PRAGMA " + p.pragma).Scan(&got); err != nil {
 			t.Fatal(err)
 		}
 		if got != p.want {
@@ -919,7 +925,7 @@ func TestReopenKeepsDataAndMigrations(t *testing.T) {
 			t.Fatalf("reopen: %v", err)
 		}
 		var n int
-		if err := c2.DB().QueryRow("SELECT count(*) FROM schema_migrations").Scan(&n); err != nil {
+		if err := c2.db.QueryRow("SELECT count(*) FROM schema_migrations").Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		if n != len(migrations.Versions()) {
@@ -935,7 +941,7 @@ func TestReopenKeepsDataAndMigrations(t *testing.T) {
 func TestOpenRefusesNewerSchema(t *testing.T) {
 	ctx := context.Background()
 	c, path := openTemp(t)
-	if _, err := c.DB().Exec("INSERT INTO schema_migrations VALUES (9999, '9999_future.sql', 0)"); err != nil {
+	if _, err := c.db.Exec("INSERT INTO schema_migrations VALUES (9999, '9999_future.sql', 0)"); err != nil {
 		t.Fatal(err)
 	}
 	c.Close()
@@ -947,8 +953,8 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	}
 }
 
-func TestCanceledContext(t *testing.T) {
-	c, _ := openTemp(t)
+func testCanceledContext(t *testing.T, open opener) {
+	c := open(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := c.AllocateID(ctx); !errors.Is(err, context.Canceled) {

@@ -21,7 +21,7 @@ func (c *Catalog) JournalCheckpoint(ctx context.Context) (uint64, error) {
 // recorded one is ignored: checkpoints only move forward.
 func (c *Catalog) SetJournalCheckpoint(ctx context.Context, lsn uint64) error {
 	err := c.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, "UPDATE journal_checkpoint SET lsn = ?1 WHERE id = 1 AND lsn < ?1", int64(lsn))
+		_, err := tx.ExecContext(ctx, "UPDATE journal_checkpoint SET lsn = $1 WHERE id = 1 AND lsn < $1", int64(lsn))
 		return err
 	})
 	if err != nil {

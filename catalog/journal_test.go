@@ -3,6 +3,8 @@ package catalog
 import (
 	"context"
 	"testing"
+
+	"github.com/streamtier/durable-streams/internal/pgtest"
 )
 
 func TestJournalCheckpoint(t *testing.T) {
@@ -15,5 +17,16 @@ func TestJournalCheckpoint(t *testing.T) {
 		if got, err := c.JournalCheckpoint(ctx); err != nil || got != step.want {
 			t.Errorf("after set %d: checkpoint %d (%v), want %d", step.set, got, err, step.want)
 		}
+	}
+}
+
+func TestJournalCheckpointPostgres(t *testing.T) {
+	c := openPostgresTemp(t, pgtest.Start(t).NewDatabase(t))
+	ctx := context.Background()
+	if err := c.SetJournalCheckpoint(ctx, 12); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.JournalCheckpoint(ctx); err != nil || got != 12 {
+		t.Errorf("checkpoint %d (%v), want 12", got, err)
 	}
 }

@@ -6,6 +6,9 @@
 // tail it live with long-polling or Server-Sent Events, reconnecting on
 // network errors. A Producer appends with exactly-once semantics using the
 // protocol's idempotent producer headers, with several batches in flight.
+// Stream.Consume calls a handler per batch and commits its offset to an
+// OffsetStore, resuming there after a restart; Stream.ReadAll returns
+// everything up to the current end.
 //
 //	c := client.New("http://127.0.0.1:4437")
 //	s := c.Stream("logs/app")

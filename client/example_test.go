@@ -111,3 +111,59 @@ func ExampleHTTPError() {
 		}
 	}
 }
+
+func ExampleStream_Consume() {
+	ctx := context.Background()
+	s := client.New("http://127.0.0.1:4437").Stream("demo/events")
+
+	// Handle every batch once (at least once across crashes); a restart
+	// resumes after the last batch the handler accepted.
+	err := s.Consume(ctx, func(ctx context.Context, b client.Batch) error {
+		msgs, err := b.JSONMessages()
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			fmt.Printf("%s\n", m)
+		}
+		return nil // commits b.NextOffset; an error retries the batch after a backoff
+	}, client.ConsumeOptions{
+		Store:   client.NewFileOffsetStore("/var/lib/myapp/demo-events.offset"),
+		OnError: func(err error, wait time.Duration) { log.Printf("consumer: %v (retry in %v)", err, wait) },
+	})
+	if err != nil {
+		log.Fatal(err) // the stream does not exist, access denied, ...
+	}
+}
+
+func ExampleStream_ReadAll() {
+	ctx := context.Background()
+	s := client.New("http://127.0.0.1:4437").Stream("demo/events")
+
+	b, err := s.ReadAll(ctx, client.OffsetStart)
+	if err != nil {
+		log.Fatal(err)
+	}
+	msgs, _ := b.JSONMessages()
+	fmt.Println(len(msgs), "messages; continue from", b.NextOffset)
+}
+
+func ExampleAppendOptions_producer() {
+	ctx := context.Background()
+	s := client.New("http://127.0.0.1:4437").Stream("demo/events")
+
+	// The caller keeps the producer's epoch and seq; retries of this
+	// append are stored at most once.
+	res, err := s.AppendJSON(ctx, map[string]int{"n": 1}, client.AppendOptions{
+		Producer: &client.ProducerState{ID: "importer-1", Epoch: 3, Seq: 17},
+	})
+	var stale *client.StaleEpochError
+	switch {
+	case errors.As(err, &stale):
+		log.Fatalf("fenced by epoch %d", stale.CurrentEpoch)
+	case err != nil:
+		log.Fatal(err)
+	case res.Duplicate:
+		fmt.Println("already stored")
+	}
+}

@@ -499,23 +499,69 @@ func joinPayloads(p [][]byte, jsonArrays bool) []byte {
 	if !jsonArrays {
 		return bytes.Join(p, nil)
 	}
-	out := []byte{'['}
+	var out []byte
 	for _, a := range p {
-		a = bytes.TrimSpace(a)
-		if len(a) < 2 {
-			continue
-		}
-		inner := bytes.TrimSpace(a[1 : len(a)-1])
-		if len(inner) == 0 {
-			continue
-		}
-		if len(out) > 1 {
-			out = append(out, ',')
-		}
-		out = append(out, inner...)
+		out = appendJSONArray(out, a)
 	}
-	if len(out) == 1 {
+	return closeJSONArray(out)
+}
+
+// appendJSONArray adds the elements of the JSON array a to the array
+// being built in out (nil: none yet), which closeJSONArray finishes.
+func appendJSONArray(out, a []byte) []byte {
+	a = bytes.TrimSpace(a)
+	if len(a) < 2 {
+		return out
+	}
+	inner := bytes.TrimSpace(a[1 : len(a)-1])
+	if len(inner) == 0 {
+		return out
+	}
+	if out == nil {
+		out = append(make([]byte, 0, len(inner)+2), '[')
+	} else {
+		out = append(out, ',')
+	}
+	return append(out, inner...)
+}
+
+// closeJSONArray finishes an array built by appendJSONArray; nil stays nil
+// (no elements).
+func closeJSONArray(out []byte) []byte {
+	if out == nil {
 		return nil
 	}
 	return append(out, ']')
+}
+
+// ReadAll reads the stream from offset (OffsetStart if empty) to its
+// current end, across as many responses as the server splits it into, and
+// returns it as one batch: Data is all the bytes (for JSON streams one
+// JSON array of all the messages, see Batch.JSONMessages), NextOffset the
+// offset to continue from, Closed whether the stream is closed. It holds
+// everything in memory; read large streams with a Reader instead.
+func (s *Stream) ReadAll(ctx context.Context, offset string) (Batch, error) {
+	r := s.Read(ctx, ReadOptions{Offset: offset})
+	defer r.Close()
+	var data []byte
+	closed := false
+	for {
+		b, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return Batch{}, err
+		}
+		if isJSONType(b.ContentType) {
+			data = appendJSONArray(data, b.Data)
+		} else {
+			data = append(data, b.Data...)
+		}
+		closed = b.Closed
+	}
+	if isJSONType(r.ContentType()) {
+		data = closeJSONArray(data)
+	}
+	return Batch{Data: data, NextOffset: r.Offset(), UpToDate: true, Closed: closed, ContentType: r.ContentType()}, nil
 }

@@ -150,12 +150,38 @@ type AppendOptions struct {
 	Seq string
 	// Close closes the stream atomically with this append.
 	Close bool
+	// Producer, if set, sends the idempotent producer headers
+	// (Producer-Id, Producer-Epoch, Producer-Seq): the server stores each
+	// (id, epoch, seq) at most once, so the append is retried after any
+	// transient failure. The caller numbers its appends: Seq starts at 0
+	// in each epoch and grows by one per append. A Producer does this
+	// bookkeeping, with batching and pipelining; this is for callers that
+	// keep the state themselves. A newer epoch on the server is a
+	// *StaleEpochError, a seq out of order a *SequenceGapError.
+	Producer *ProducerState
+}
+
+// ProducerState identifies one append of an idempotent producer: its id,
+// epoch and sequence number.
+type ProducerState struct {
+	ID    string
+	Epoch int64
+	Seq   int64
 }
 
 // AppendResult describes the stream after an append or close.
 type AppendResult struct {
 	NextOffset string // the tail offset after the append
 	Closed     bool   // the stream is closed
+	// Duplicate is true, for an append with producer headers, when the
+	// server had already stored this seq (204 No Content): nothing new
+	// was appended. This happens when an earlier attempt's answer was
+	// lost, and when another writer uses the same id and epoch.
+	Duplicate bool
+	// Producer echoes the producer state the server answered with
+	// (Producer-Epoch and Producer-Seq) for appends with producer
+	// headers; nil otherwise.
+	Producer *ProducerState
 }
 
 // Append appends data to the stream. For JSON streams data is one JSON
@@ -202,6 +228,10 @@ func (s *Stream) Close(ctx context.Context) (AppendResult, error) {
 }
 
 func (s *Stream) post(ctx context.Context, body []byte, ct string, opts AppendOptions) (AppendResult, error) {
+	op := "append to"
+	if len(body) == 0 {
+		op = "close"
+	}
 	h := http.Header{}
 	if len(body) > 0 {
 		h.Set("Content-Type", ct)
@@ -212,18 +242,46 @@ func (s *Stream) post(ctx context.Context, body []byte, ct string, opts AppendOp
 	if opts.Close {
 		h.Set(hdrStreamClosed, "true")
 	}
-	// A bare close is idempotent on the server, so it may be retried
-	// after any failure.
-	resp, err := s.c.do(ctx, &request{method: http.MethodPost, url: s.url, header: h, body: body, idempotent: len(body) == 0})
+	if p := opts.Producer; p != nil {
+		if p.ID == "" || p.Epoch < 0 || p.Seq < 0 {
+			return AppendResult{}, fmt.Errorf("%s %s: producer needs an ID and a non-negative epoch and seq", op, s.path)
+		}
+		h.Set(hdrProducerID, p.ID)
+		h.Set(hdrProducerEpoch, strconv.FormatInt(p.Epoch, 10))
+		h.Set(hdrProducerSeq, strconv.FormatInt(p.Seq, 10))
+	}
+	// A bare close is idempotent on the server, and so is an append the
+	// server deduplicates by producer seq: both may be retried after any
+	// failure.
+	idem := len(body) == 0 || opts.Producer != nil
+	resp, err := s.c.do(ctx, &request{method: http.MethodPost, url: s.url, header: h, body: body, idempotent: idem})
 	if err != nil {
-		op := "append to"
-		if len(body) == 0 {
-			op = "close"
+		var se *StaleEpochError
+		if opts.Producer != nil && errors.As(err, &se) {
+			se.Epoch = opts.Producer.Epoch
 		}
 		return AppendResult{}, fmt.Errorf("%s %s: %w", op, s.path, err)
 	}
 	drain(resp)
-	return AppendResult{NextOffset: resp.Header.Get(hdrStreamNextOffset), Closed: isTrue(resp.Header.Get(hdrStreamClosed))}, nil
+	res := AppendResult{NextOffset: resp.Header.Get(hdrStreamNextOffset), Closed: isTrue(resp.Header.Get(hdrStreamClosed))}
+	if opts.Producer != nil {
+		res.Duplicate = resp.StatusCode == http.StatusNoContent
+		res.Producer = echoedProducer(resp.Header, *opts.Producer)
+	}
+	return res, nil
+}
+
+// echoedProducer reads the producer state a server answered with; a
+// server that echoes nothing leaves the state that was sent.
+func echoedProducer(h http.Header, sent ProducerState) *ProducerState {
+	st := sent
+	if n, err := strconv.ParseInt(h.Get(hdrProducerEpoch), 10, 64); err == nil {
+		st.Epoch = n
+	}
+	if n, err := strconv.ParseInt(h.Get(hdrProducerSeq), 10, 64); err == nil {
+		st.Seq = n
+	}
+	return &st
 }
 
 // Metadata describes a stream, as answered by Stream.Head.

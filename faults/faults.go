@@ -2,13 +2,20 @@
 // retry and resilience logic. It is off unless an application creates an
 // [Injector] and mounts it; production servers should never do so.
 //
-// A fault answers the next Count requests that match its path (and method,
-// if set) with its status and optional Retry-After header, optionally
-// after a delay, or drops their connections; then requests pass through
-// again. The control endpoint (see [Injector.ServeControl]) accepts the
-// JSON body of the reference server's POST /_test/inject-error:
+// A fault applies to the next Count requests that match its path (and
+// method, if set), or to each of them only with a probability. It can
+// answer them with its status and optional Retry-After header, delay them
+// (with jitter), drop their connections, or let them through and alter the
+// response: cut or corrupt a successful body, or send an extra event first
+// on an SSE response. Then requests pass through unchanged again. The
+// control endpoint (see [Injector.ServeControl]) accepts the JSON body of
+// the reference server's POST /_test/inject-error:
 //
 //	{"path":"/v1/stream/x","status":503,"count":2,"retryAfter":1,"method":"POST"}
+//	{"path":"/v1/stream/x","delayMs":300,"jitterMs":300}
+//	{"path":"/v1/stream/x","truncateBodyBytes":10,"method":"GET"}
+//	{"path":"/v1/stream/x","corruptBody":true,"probability":0.5}
+//	{"path":"/v1/stream/x","injectSseEvent":{"eventType":"control","data":"{"}}
 //
 // and DELETE clears every fault.
 package faults
@@ -18,12 +25,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/streamtier/durable-streams/cache"
 )
 
 // ControlPath is where a server mounts [Injector.ServeControl].
@@ -41,17 +51,48 @@ type Fault struct {
 	Prefix bool `json:"prefix,omitempty"`
 	// Method limits the fault to one HTTP method ("" matches all).
 	Method string `json:"method,omitempty"`
-	// Status is the status to answer with (400-599); 0 with Delay only
-	// delays matching requests, which are then served normally.
+	// Status is the status to answer with (400-599); 0 serves matching
+	// requests normally after the other effects.
 	Status int `json:"status,omitempty"`
-	// Count is how many matching requests fail (default 1).
+	// Count is how many matching requests the fault applies to (default 1).
 	Count int `json:"count,omitempty"`
+	// Probability, if set, is the chance (0 to 1) that a matching request
+	// triggers the fault; a request it spares does not use up Count.
+	Probability *float64 `json:"probability,omitempty"`
 	// RetryAfter, if positive, is sent as Retry-After (seconds).
 	RetryAfter int `json:"retryAfter,omitempty"`
 	// Delay is waited before answering (or before passing through).
 	Delay time.Duration `json:"-"`
+	// Jitter adds a random wait in [0, Jitter) to Delay.
+	Jitter time.Duration `json:"-"`
 	// DropConnection closes the connection without an answer.
 	DropConnection bool `json:"dropConnection,omitempty"`
+	// TruncateBody, if set, cuts a successful non-SSE response body after
+	// that many bytes (dropping Content-Length, so the response still ends
+	// cleanly: the client sees a short body, not a broken connection).
+	TruncateBody *int64 `json:"truncateBodyBytes,omitempty"`
+	// CorruptBody overwrites bytes of a successful non-SSE response body:
+	// the first two become 'X' and 'Y', and about one in ten of the others
+	// 'Z'. The length stays the same.
+	CorruptBody bool `json:"corruptBody,omitempty"`
+	// SSEEvent, if set, is sent before anything else on a successful SSE
+	// response.
+	SSEEvent *SSEEvent `json:"injectSseEvent,omitempty"`
+}
+
+// SSEEvent is an extra server-sent event for [Fault.SSEEvent].
+type SSEEvent struct {
+	// Type is the event's "event:" field; it must not be empty or hold a
+	// line break.
+	Type string `json:"eventType"`
+	// Data is the event's data; each of its lines is sent as a "data:" field.
+	Data string `json:"data"`
+}
+
+// altersBody reports whether f lets requests through to change their
+// responses.
+func (f *Fault) altersBody() bool {
+	return f.TruncateBody != nil || f.CorruptBody || f.SSEEvent != nil
 }
 
 // Validate reports what is wrong with f, if anything.
@@ -61,14 +102,20 @@ func (f *Fault) Validate() error {
 		return errors.New("path must start with /")
 	case f.Status != 0 && (f.Status < 400 || f.Status > 599):
 		return fmt.Errorf("status %d is not an error status (400-599)", f.Status)
-	case f.Status == 0 && f.Delay == 0 && !f.DropConnection:
-		return errors.New("a fault needs a status, a delayMs or dropConnection")
+	case f.Status == 0 && f.Delay == 0 && f.Jitter == 0 && !f.DropConnection && !f.altersBody():
+		return errors.New("a fault needs a status, delayMs, jitterMs, dropConnection, truncateBodyBytes, corruptBody or injectSseEvent")
 	case f.Count < 0:
 		return errors.New("count must not be negative")
+	case f.Probability != nil && !(*f.Probability >= 0 && *f.Probability <= 1):
+		return errors.New("probability must be between 0 and 1")
 	case f.RetryAfter < 0:
 		return errors.New("retryAfter must not be negative")
-	case f.Delay < 0 || f.Delay > maxDelay:
-		return fmt.Errorf("delay must be between 0 and %v", maxDelay)
+	case f.Delay < 0 || f.Jitter < 0 || f.Delay+f.Jitter > maxDelay:
+		return fmt.Errorf("delay and jitter must not be negative nor add up to more than %v", maxDelay)
+	case f.TruncateBody != nil && *f.TruncateBody < 0:
+		return errors.New("truncateBodyBytes must not be negative")
+	case f.SSEEvent != nil && (f.SSEEvent.Type == "" || strings.ContainsAny(f.SSEEvent.Type, "\r\n")):
+		return errors.New("injectSseEvent needs an eventType without line breaks")
 	case f.Method != "" && strings.ContainsAny(f.Method, " \t/"):
 		return fmt.Errorf("invalid method %q", f.Method)
 	}
@@ -140,7 +187,8 @@ func (in *Injector) Pending() []Fault {
 	return out
 }
 
-// take consumes one use of the first fault matching r.
+// take consumes one use of the first fault matching r, unless its
+// Probability spares the request.
 func (in *Injector) take(r *http.Request) (Fault, bool) {
 	if !in.active.Load() {
 		return Fault{}, false
@@ -150,6 +198,9 @@ func (in *Injector) take(r *http.Request) (Fault, bool) {
 	for i, f := range in.faults {
 		if !f.matches(r.Method, r.URL.Path) {
 			continue
+		}
+		if f.Probability != nil && rand.Float64() >= *f.Probability {
+			return Fault{}, false
 		}
 		hit := *f
 		if f.Count--; f.Count <= 0 {
@@ -161,30 +212,33 @@ func (in *Injector) take(r *http.Request) (Fault, bool) {
 	return Fault{}, false
 }
 
-// Middleware answers requests that match a fault and passes the others to
-// next. Requests to ControlPath are never faulted.
+// Middleware applies faults to the requests they match and passes the
+// others to next. Requests to ControlPath are never faulted.
 func (in *Injector) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if in.Apply(w, r) {
+		answered, body := in.Apply(w, r)
+		if answered {
 			return
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(body.Wrap(w), r)
 	})
 }
 
-// Apply consumes the first fault matching r, if any, and reports whether
-// it answered the request (a status or a dropped connection); a delay-only
-// fault waits and returns false so the request is served normally.
-func (in *Injector) Apply(w http.ResponseWriter, r *http.Request) bool {
+// Apply consumes the first fault matching r, if any, and waits its delay.
+// It reports whether the fault answered the request (a status or a dropped
+// connection). Otherwise the request is to be served normally, through
+// body.Wrap of the innermost response writer: body is nil unless the fault
+// alters the response, and Wrap of nil returns the writer unchanged.
+func (in *Injector) Apply(w http.ResponseWriter, r *http.Request) (answered bool, body *BodyFault) {
 	if r.URL.Path == ControlPath {
-		return false
+		return false, nil
 	}
 	f, ok := in.take(r)
 	if !ok {
-		return false
+		return false, nil
 	}
-	if f.Delay > 0 {
-		t := time.NewTimer(f.Delay)
+	if d := f.Delay + randDuration(f.Jitter); d > 0 {
+		t := time.NewTimer(d)
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
@@ -197,23 +251,35 @@ func (in *Injector) Apply(w http.ResponseWriter, r *http.Request) bool {
 		panic(http.ErrAbortHandler)
 	}
 	if f.Status == 0 {
-		return false
+		if f.altersBody() {
+			return false, &BodyFault{truncate: f.TruncateBody, corrupt: f.CorruptBody, event: f.SSEEvent}
+		}
+		return false, nil
 	}
 	h := w.Header()
 	if f.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(f.RetryAfter))
 	}
-	h.Set("Cache-Control", "no-store")
+	cache.SetNoStore(h)
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(f.Status)
 	fmt.Fprintf(w, "{\"error\":\"INJECTED_FAULT\",\"message\":\"injected error for testing (status %d)\"}\n", f.Status)
-	return true
+	return true, nil
+}
+
+// randDuration returns a random duration in [0, d), or 0 if d <= 0.
+func randDuration(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return rand.N(d)
 }
 
 // controlRequest is the JSON body of POST ControlPath.
 type controlRequest struct {
 	Fault
-	DelayMs int64 `json:"delayMs,omitempty"`
+	DelayMs  int64 `json:"delayMs,omitempty"`
+	JitterMs int64 `json:"jitterMs,omitempty"`
 }
 
 // ServeControl serves ControlPath: POST adds a fault from a JSON body,
@@ -229,11 +295,17 @@ func (in *Injector) ServeControl(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "BAD_REQUEST", "invalid fault JSON: "+err.Error())
 			return
 		}
-		if req.DelayMs < 0 || req.DelayMs > maxDelay.Milliseconds() {
-			writeError(w, http.StatusBadRequest, "BAD_REQUEST", fmt.Sprintf("delayMs must be between 0 and %d", maxDelay.Milliseconds()))
-			return
+		for _, ms := range []struct {
+			name string
+			v    int64
+		}{{"delayMs", req.DelayMs}, {"jitterMs", req.JitterMs}} {
+			if ms.v < 0 || ms.v > maxDelay.Milliseconds() {
+				writeError(w, http.StatusBadRequest, "BAD_REQUEST", fmt.Sprintf("%s must be between 0 and %d", ms.name, maxDelay.Milliseconds()))
+				return
+			}
 		}
 		req.Fault.Delay = time.Duration(req.DelayMs) * time.Millisecond
+		req.Fault.Jitter = time.Duration(req.JitterMs) * time.Millisecond
 		if err := in.Inject(req.Fault); err != nil {
 			writeError(w, http.StatusBadRequest, "BAD_REQUEST", strings.TrimPrefix(err.Error(), "faults: "))
 			return
@@ -245,7 +317,7 @@ func (in *Injector) ServeControl(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "use POST to inject a fault or DELETE to clear them")
 		return
 	}
-	w.Header().Set("Cache-Control", "no-store")
+	cache.SetNoStore(w.Header())
 	w.Header().Set("Content-Type", "application/json")
 	io.WriteString(w, "{\"ok\":true}\n")
 }
@@ -255,7 +327,7 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 		Code    string `json:"error"`
 		Message string `json:"message"`
 	}{code, msg})
-	w.Header().Set("Cache-Control", "no-store")
+	cache.SetNoStore(w.Header())
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(append(body, '\n'))

@@ -106,10 +106,16 @@ func TestControlEndpoint(t *testing.T) {
 		{"delay", "POST", `{"path":"/v1/stream/y","delayMs":10}`, 200, `"ok":true`},
 		{"clear", "DELETE", ``, 200, `"ok":true`},
 		{"no path", "POST", `{"status":503}`, 400, "path must start with /"},
-		{"no fault", "POST", `{"path":"/x"}`, 400, "needs a status"},
+		{"no fault", "POST", `{"path":"/x","jitterMs":0,"count":2}`, 400, "needs a status"},
 		{"bad status", "POST", `{"path":"/x","status":200}`, 400, "not an error status"},
 		{"negative count", "POST", `{"path":"/x","status":500,"count":-1}`, 400, "count"},
-		{"unknown field", "POST", `{"path":"/x","status":500,"truncateBodyBytes":3}`, 400, "truncateBodyBytes"},
+		{"unknown field", "POST", `{"path":"/x","status":500,"truncateBodyByte":3}`, 400, "truncateBodyByte"},
+		{"reference body", "POST", `{"path":"/x","count":1,"delayMs":300,"jitterMs":300,"truncateBodyBytes":0,"probability":0.5,"method":"GET","corruptBody":true,"injectSseEvent":{"eventType":"control","data":"{"}}`, 200, `"ok":true`},
+		{"negative truncate", "POST", `{"path":"/x","truncateBodyBytes":-1}`, 400, "truncateBodyBytes"},
+		{"probability", "POST", `{"path":"/x","status":500,"probability":1.5}`, 400, "probability"},
+		{"event type", "POST", `{"path":"/x","injectSseEvent":{"eventType":"a\nb","data":""}}`, 400, "eventType"},
+		{"no event type", "POST", `{"path":"/x","injectSseEvent":{"data":"x"}}`, 400, "eventType"},
+		{"huge jitter", "POST", `{"path":"/x","delayMs":1,"jitterMs":999999999}`, 400, "jitterMs"},
 		{"bad json", "POST", `{`, 400, "invalid fault JSON"},
 		{"huge delay", "POST", `{"path":"/x","delayMs":999999999}`, 400, "delayMs"},
 		{"method", "GET", ``, 405, "METHOD_NOT_ALLOWED"},
@@ -131,7 +137,7 @@ func TestControlEndpoint(t *testing.T) {
 func TestControlPathIsNeverFaulted(t *testing.T) {
 	in := New()
 	must(t, in.Inject(Fault{Path: "/", Prefix: true, Status: 500, Count: 100}))
-	if in.Apply(httptest.NewRecorder(), httptest.NewRequest("POST", ControlPath, nil)) {
+	if answered, _ := in.Apply(httptest.NewRecorder(), httptest.NewRequest("POST", ControlPath, nil)); answered {
 		t.Fatal("control path was faulted")
 	}
 }

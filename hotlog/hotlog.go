@@ -28,6 +28,8 @@ import (
 	"github.com/streamtier/durable-streams/internal/vfs"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/streamtier/durable-streams/coldstore/segment"
 )
 
 // Message is one stored message. Positions are byte positions in the
@@ -90,15 +92,6 @@ type Producer struct {
 	Updated time.Time // stored with millisecond precision
 }
 
-// SegmentState is the lifecycle state of a sealed segment.
-type SegmentState string
-
-// The states of a sealed segment, in lifecycle order.
-const (
-	SegmentSealed   SegmentState = "sealed"   // range closed; rows still in the hot log; not yet uploaded
-	SegmentUploaded SegmentState = "uploaded" // object uploaded and verified, rows trimmed from the hot log
-)
-
 // Segment is one sealed range [Start, End) of this stream's own segment
 // numbering.
 type Segment struct {
@@ -107,9 +100,9 @@ type Segment struct {
 	End       int64
 	Messages  int64
 	Bytes     int64
-	State     SegmentState
-	ObjectKey string // set when uploaded
-	Checksum  uint32 // CRC32C of the object, set when uploaded
+	State     segment.State // segment.Sealed or segment.Uploaded
+	ObjectKey string        // set when uploaded
+	Checksum  uint32        // CRC32C of the object, set when uploaded
 	SealedAt  time.Time
 }
 
@@ -119,7 +112,7 @@ type Batch struct {
 	Messages  []Message  // new messages, in position order (may be empty, e.g. close-only)
 	Producers []Producer // producer rows to upsert
 	Meta      Meta       // the complete new meta row
-	Seal      *Segment   // optional newly sealed segment to insert (State == SegmentSealed)
+	Seal      *Segment   // optional newly sealed segment to insert (State == segment.Sealed)
 }
 
 // Options tune a Log. Zero values mean defaults.
@@ -201,10 +194,8 @@ func create(ctx context.Context, path string, meta Meta, initial []Message, sync
 		return err
 	}
 	// A stale WAL left next to a fresh database would be replayed into it.
-	for _, p := range []string{path + "-wal", path + "-shm", path + "-journal", path} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
+	if err := Remove(path); err != nil {
+		return err
 	}
 	name, err := dsn(path, dsnCreate, sync)
 	if err != nil {

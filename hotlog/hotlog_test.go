@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/streamtier/durable-streams/coldstore/segment"
 )
 
 // ms returns a time that survives the millisecond storage unchanged, so
@@ -132,7 +134,7 @@ func TestCommitLoad(t *testing.T) {
 		{Messages: msgs(30, 0, 5), Producers: []Producer{
 			{ID: "a", Epoch: 0, LastSeq: 1, Updated: stamp(2000)},
 			{ID: "b", Epoch: 3, LastSeq: 7, Updated: stamp(2001)},
-		}, Seal: &Segment{Seg: 0, Start: 0, End: 35, Messages: 3, Bytes: 35, State: SegmentSealed, SealedAt: stamp(2002)}},
+		}, Seal: &Segment{Seg: 0, Start: 0, End: 35, Messages: 3, Bytes: 35, State: segment.Sealed, SealedAt: stamp(2002)}},
 		{Messages: msgs(35, 1, 1), Producers: []Producer{{ID: "a", Epoch: 1, LastSeq: 0, Updated: stamp(3000)}}},
 		// Close-only batch.
 		{},
@@ -185,7 +187,7 @@ func TestCommitLoad(t *testing.T) {
 
 func TestCommitRejects(t *testing.T) {
 	l, _ := newLog(t, rootMeta(), msgs(0, 0, 10))
-	seal := &Segment{Seg: 0, Start: 0, End: 10, Messages: 1, Bytes: 10, State: SegmentSealed}
+	seal := &Segment{Seg: 0, Start: 0, End: 10, Messages: 1, Bytes: 10, State: segment.Sealed}
 	if err := l.Commit(context.Background(), &Batch{Meta: rootMeta(), Seal: seal}); err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +200,7 @@ func TestCommitRejects(t *testing.T) {
 		{"overlap", &Batch{Messages: []Message{{Pos: 10, Data: []byte("abc")}, {Pos: 12, Data: []byte("d")}}}},
 		{"unordered", &Batch{Messages: []Message{{Pos: 20, Data: []byte("a")}, {Pos: 10, Data: []byte("b")}}}},
 		{"duplicate position", &Batch{Messages: []Message{{Pos: 0, Data: []byte("a")}}}},
-		{"seal not sealed", &Batch{Seal: &Segment{Seg: 1, State: SegmentUploaded}}},
+		{"seal not sealed", &Batch{Seal: &Segment{Seg: 1, State: segment.Uploaded}}},
 		{"seal twice", &Batch{Seal: seal}},
 	}
 	for _, tt := range tests {
@@ -341,7 +343,7 @@ func TestMarkUploaded(t *testing.T) {
 		meta.Tail = tail(ms, pos)
 		b := &Batch{Messages: ms, Meta: meta}
 		if seg < 2 {
-			b.Seal = &Segment{Seg: seg, Start: pos, End: meta.Tail, Messages: perSeg, Bytes: meta.Tail - pos, State: SegmentSealed, SealedAt: stamp(1_700_000_000_000 + seg)}
+			b.Seal = &Segment{Seg: seg, Start: pos, End: meta.Tail, Messages: perSeg, Bytes: meta.Tail - pos, State: segment.Sealed, SealedAt: stamp(1_700_000_000_000 + seg)}
 			meta.OpenSeg, meta.OpenSegStart = seg+1, meta.Tail
 			b.Meta = meta
 		}
@@ -373,8 +375,8 @@ func TestMarkUploaded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(segs) != 2 || segs[0].State != SegmentSealed || segs[0].ObjectKey != "" ||
-		segs[1].State != SegmentUploaded || segs[1].ObjectKey != "streams/7/1" || segs[1].Checksum != 0xdeadbeef {
+	if len(segs) != 2 || segs[0].State != segment.Sealed || segs[0].ObjectKey != "" ||
+		segs[1].State != segment.Uploaded || segs[1].ObjectKey != "streams/7/1" || segs[1].Checksum != 0xdeadbeef {
 		t.Errorf("segments after upload: %+v", segs)
 	}
 	for seg, n := range map[int64]int{0: perSeg, 1: 0, 2: perSeg} {
@@ -435,7 +437,7 @@ func TestMarkUploadedDoesNotWaitForReaders(t *testing.T) {
 	l, _ := newLogOpts(t, meta, nil, Options{ReclaimBytes: 1}) // reclaims, so checkpoints
 	appendBatch(t, l, &meta, msgs(0, 0, 64<<10, 64<<10))       // frees pages, so the trim reclaims
 	meta.OpenSeg, meta.OpenSegStart = 1, meta.Tail
-	seal := &Segment{Seg: 0, Start: 0, End: meta.Tail, Messages: 2, Bytes: meta.Tail, State: SegmentSealed}
+	seal := &Segment{Seg: 0, Start: 0, End: meta.Tail, Messages: 2, Bytes: meta.Tail, State: segment.Sealed}
 	if err := l.Commit(ctx, &Batch{Meta: meta, Seal: seal}); err != nil {
 		t.Fatal(err)
 	}
@@ -480,7 +482,7 @@ func sealSegments(t *testing.T, l *Log, meta *Meta, n int) {
 		start := meta.Tail
 		ms := msgs(start, meta.OpenSeg, 1<<20)
 		meta.Tail = tail(ms, start)
-		seal := &Segment{Seg: meta.OpenSeg, Start: start, End: meta.Tail, Messages: 1, Bytes: meta.Tail - start, State: SegmentSealed}
+		seal := &Segment{Seg: meta.OpenSeg, Start: start, End: meta.Tail, Messages: 1, Bytes: meta.Tail - start, State: segment.Sealed}
 		meta.OpenSeg, meta.OpenSegStart = meta.OpenSeg+1, meta.Tail
 		if err := l.Commit(context.Background(), &Batch{Messages: ms, Meta: *meta, Seal: seal}); err != nil {
 			t.Fatal(err)
@@ -1017,7 +1019,7 @@ func TestOpenDropsSegIndex(t *testing.T) {
 		t.Fatalf("index count after Open = %d, %v; want 0", n, err)
 	}
 	meta.OpenSeg, meta.OpenSegStart = 1, 30
-	seal := &Segment{Seg: 0, Start: 0, End: 30, Messages: 2, Bytes: 30, State: SegmentSealed}
+	seal := &Segment{Seg: 0, Start: 0, End: 30, Messages: 2, Bytes: 30, State: segment.Sealed}
 	if err := l.Commit(ctx, &Batch{Meta: meta, Seal: seal}); err != nil {
 		t.Fatal(err)
 	}
@@ -1076,7 +1078,7 @@ func TestReadsWhileFileShrinks(t *testing.T) {
 		start := meta.Tail
 		appendBatch(t, l, &meta, msgs(meta.Tail, seg, sizes...))
 		meta.OpenSeg, meta.OpenSegStart = seg+1, meta.Tail
-		s := &Segment{Seg: seg, Start: start, End: meta.Tail, Messages: perSeg, Bytes: meta.Tail - start, State: SegmentSealed}
+		s := &Segment{Seg: seg, Start: start, End: meta.Tail, Messages: perSeg, Bytes: meta.Tail - start, State: segment.Sealed}
 		if err := l.Commit(ctx, &Batch{Meta: meta, Seal: s}); err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+
+	"github.com/streamtier/durable-streams/coldstore/segment"
 )
 
 // Load returns the persisted state: the meta row, all producers ordered by
@@ -74,7 +76,7 @@ func loadSegments(ctx context.Context, tx *sql.Tx) ([]Segment, error) {
 		if err := rows.Scan(&s.Seg, &s.Start, &s.End, &s.Messages, &s.Bytes, &state, &s.ObjectKey, &checksum, &sealed); err != nil {
 			return nil, err
 		}
-		s.State, s.Checksum, s.SealedAt = SegmentState(state), uint32(checksum), fromMillis(sealed)
+		s.State, s.Checksum, s.SealedAt = segment.State(state), uint32(checksum), fromMillis(sealed)
 		out = append(out, s)
 	}
 	return out, rows.Err()

@@ -6,6 +6,8 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+
+	"github.com/streamtier/durable-streams/coldstore/segment"
 )
 
 // Commit writes the batch atomically and durably: it returns nil only after
@@ -24,8 +26,8 @@ func (l *Log) commit(ctx context.Context, b *Batch) error {
 	if err := checkMessages(b.Messages); err != nil {
 		return err
 	}
-	if b.Seal != nil && b.Seal.State != SegmentSealed {
-		return fmt.Errorf("new segment %d has state %q, want %q", b.Seal.Seg, b.Seal.State, SegmentSealed)
+	if b.Seal != nil && b.Seal.State != segment.Sealed {
+		return fmt.Errorf("new segment %d has state %q, want %q", b.Seal.Seg, b.Seal.State, segment.Sealed)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -123,7 +125,7 @@ func (l *Log) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
 }
 
 // MarkUploaded records that segment seg is uploaded (object key and
-// checksum, state [SegmentUploaded]) and deletes its message rows, in one
+// checksum, state [segment.Uploaded]) and deletes its message rows, in one
 // transaction.
 //
 // The freed pages stay in the file, where the next appends reuse them, so
@@ -150,7 +152,7 @@ func (l *Log) markUploaded(ctx context.Context, seg int64, objectKey string, che
 	err := l.writeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
 			"UPDATE segments SET state = ?, object_key = ?, checksum = ? WHERE seg = ?",
-			string(SegmentUploaded), objectKey, int64(checksum), seg)
+			string(segment.Uploaded), objectKey, int64(checksum), seg)
 		if err != nil {
 			return fmt.Errorf("update segment: %w", err)
 		}

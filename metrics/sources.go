@@ -6,8 +6,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/streamtier/durable-streams/coldstore/segcache"
+	"github.com/streamtier/durable-streams/reclaim"
 	"github.com/streamtier/durable-streams/rotation"
 	"github.com/streamtier/durable-streams/sequencer"
+	"github.com/streamtier/durable-streams/subscriptions"
 )
 
 // ReadStats are the counters of the read path (see api.ReadStats).
@@ -31,12 +34,18 @@ type ReadStats struct {
 type Sources struct {
 	Streams  interface{ Stats() sequencer.Stats }
 	Rotation interface{ Stats() rotation.Stats }
+	Cache    interface{ Stats() segcache.Stats }
+	Reclaim  interface{ Stats() reclaim.Stats }
 	Reads    func() ReadStats
+	// Subscriptions are the subscription APIs' deliveries.
+	Subscriptions interface{ Stats() subscriptions.Stats }
 	// HotDir is the directory holding the per-stream hot logs; its size is
 	// measured at most once per HotDirInterval (default 1 minute), because
 	// walking a large tree on every scrape would be costly.
 	HotDir         string
 	HotDirInterval time.Duration
+	// Limits reports the connection and body byte bounds' use.
+	Limits func() LimitStats
 	// Now is the clock (default time.Now), for the rotation lag.
 	Now func() time.Time
 }
@@ -53,11 +62,23 @@ func (m *Metrics) Watch(src Sources) error {
 	if r := src.Rotation; r != nil {
 		cs = append(cs, rotationCollector(r.Stats, src.Now))
 	}
+	if c := src.Reclaim; c != nil {
+		cs = append(cs, reclaimCollector(c.Stats))
+	}
+	if c := src.Cache; c != nil {
+		cs = append(cs, coldCacheCollector(c.Stats))
+	}
 	if src.Reads != nil {
 		cs = append(cs, readsCollector(src.Reads))
 	}
+	if sub := src.Subscriptions; sub != nil {
+		cs = append(cs, subscriptionsCollector(sub.Stats))
+	}
 	if src.HotDir != "" {
 		cs = append(cs, newDirCollector(src.HotDir, src.HotDirInterval, src.Now))
+	}
+	if src.Limits != nil {
+		cs = append(cs, limitsCollector(src.Limits))
 	}
 	for _, c := range cs {
 		if err := m.reg.Register(c); err != nil {
@@ -152,10 +173,29 @@ func rotationCollector(stats func() rotation.Stats, now func() time.Time) promet
 			}),
 			counter("rotation_uploads_total", "Segments uploaded to the cold store and verified.", func(s S) float64 { return float64(s.Uploaded) }),
 			counter("rotation_uploaded_bytes_total", "Object bytes of verified uploads.", func(s S) float64 { return float64(s.UploadedBytes) }),
-			counter("rotation_failures_total", "Failed upload or collection attempts (each is retried).", func(s S) float64 { return float64(s.Failures) }),
+			counter("rotation_failures_total", "Failed upload attempts (each is retried).", func(s S) float64 { return float64(s.Failures) }),
+		},
+	}
+}
+
+func reclaimCollector(stats func() reclaim.Stats) prometheus.Collector {
+	type S = reclaim.Stats
+	return &statsCollector[S]{
+		stats: stats,
+		values: []statValue[S]{
 			counter("rotation_collected_streams_total", "Deleted streams whose cold objects were collected.", func(s S) float64 { return float64(s.Collected) }),
-			counter("cold_cache_hits_total", "Cold segment reads served from the local disk cache.", func(s S) float64 { return float64(s.CacheHits) }),
-			counter("cold_cache_misses_total", "Cold segment reads that fetched the object from the cold store.", func(s S) float64 { return float64(s.CacheMisses) }),
+			counter("collection_failures_total", "Failed attempts to collect a deleted stream's cold objects (each is retried).", func(s S) float64 { return float64(s.Failures) }),
+		},
+	}
+}
+
+func coldCacheCollector(stats func() segcache.Stats) prometheus.Collector {
+	type S = segcache.Stats
+	return &statsCollector[S]{
+		stats: stats,
+		values: []statValue[S]{
+			counter("cold_cache_hits_total", "Cold segment reads served from the local disk cache.", func(s S) float64 { return float64(s.Hits) }),
+			counter("cold_cache_misses_total", "Cold segment reads that fetched the object from the cold store.", func(s S) float64 { return float64(s.Misses) }),
 		},
 	}
 }
@@ -170,6 +210,22 @@ func readsCollector(stats func() ReadStats) prometheus.Collector {
 			gauge("live_waiters", "Long-poll and SSE reads waiting for data now.", func(s S) float64 { return float64(s.LiveWaiters) }),
 			gauge("read_results_kept", "Read results kept for requests still to come.", func(s S) float64 { return float64(s.KeptReads) }),
 			gauge("read_results_kept_bytes", "Bytes of the read results kept.", func(s S) float64 { return float64(s.KeptReadBytes) }),
+		},
+	}
+}
+
+func subscriptionsCollector(stats func() subscriptions.Stats) prometheus.Collector {
+	type S = subscriptions.Stats
+	return &statsCollector[S]{
+		stats: stats,
+		values: []statValue[S]{
+			gauge("subscriptions", "Subscriptions (webhook and pull-wake).", func(s S) float64 { return float64(s.Subscriptions) }),
+			gauge("subscriptions_failing", "Subscriptions whose current delivery is being retried (status failed).", func(s S) float64 { return float64(s.Failing) }),
+			gauge("subscription_delivery_queue_length", "Deliveries waiting for a worker.", func(s S) float64 { return float64(s.Queued) }),
+			counter("subscription_wakes_total", "Wakes issued (new generations).", func(s S) float64 { return float64(s.Wakes) }),
+			counter("webhook_deliveries_total", "Webhook deliveries accepted by their receivers (2xx).", func(s S) float64 { return float64(s.Delivered) }),
+			counter("wake_events_total", "Wake events appended to pull-wake wake streams.", func(s S) float64 { return float64(s.WakeEvents) }),
+			counter("subscription_delivery_failures_total", "Failed delivery attempts (each is retried with backoff).", func(s S) float64 { return float64(s.Failures) }),
 		},
 	}
 }

@@ -1,5 +1,11 @@
 // Package migrations holds the schema of the catalog database as numbered
-// SQL files and applies the ones a database has not seen yet.
+// SQL files and applies the ones a database has not seen yet. There is one
+// set per catalog backend: the SQLite files in this directory ([Apply])
+// and the PostgreSQL files in postgres/ ([ApplyPostgres]). Both sets
+// describe the same schema version by version: a change to the catalog's
+// tables adds a file with the same number and name to each.
+// ApplyFS applies another SQLite database's files by the same rules (each
+// database has its own files and its own owner package).
 //
 // A file is named NNNN_name.sql, where NNNN is its version, a positive
 // decimal number. Files are applied in version order, each in its own
@@ -16,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -24,6 +31,9 @@ import (
 
 //go:embed *.sql
 var files embed.FS
+
+//go:embed postgres/*.sql
+var postgresFiles embed.FS
 
 // ErrNewerSchema is returned by [Apply] when the database records a
 // version that no known file has: it was written by a newer binary, and an
@@ -48,8 +58,11 @@ var fileName = regexp.MustCompile(`^([0-9]+)_[A-Za-z0-9_-]+\.sql$`)
 // load returns the embedded files in version order. It fails on names that
 // do not follow the convention and on duplicate versions, both of which
 // would make the applied state ambiguous.
-func load() ([]migration, error) {
-	entries, err := fs.ReadDir(files, ".")
+func load() ([]migration, error) { return loadFrom(files, ".") }
+
+// loadFrom is load for the files in dir of fsys.
+func loadFrom(fsys fs.FS, dir string) ([]migration, error) {
+	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +76,7 @@ func load() ([]migration, error) {
 		if err != nil || v <= 0 {
 			return nil, fmt.Errorf("file %q: version must be a positive number", e.Name())
 		}
-		b, err := fs.ReadFile(files, e.Name())
+		b, err := fs.ReadFile(fsys, path.Join(dir, e.Name()))
 		if err != nil {
 			return nil, err
 		}
@@ -84,8 +97,9 @@ func load() ([]migration, error) {
 // Versions returns the versions of the known migration files in ascending
 // order. It returns nil if the files are malformed, which [Apply] reports
 // as an error.
-func Versions() []int {
-	ms, err := load()
+func Versions() []int { return versions(load()) }
+
+func versions(ms []migration, err error) []int {
 	if err != nil {
 		return nil
 	}
@@ -106,14 +120,20 @@ func Versions() []int {
 // processes: each transaction begins IMMEDIATE (taking the write lock up
 // front) and checks again whether its file was applied meanwhile.
 func Apply(ctx context.Context, db *sql.DB) error {
-	if err := apply(ctx, db); err != nil {
+	return ApplyFS(ctx, db, files)
+}
+
+// ApplyFS is [Apply] with the migration files at the root of fsys (named
+// NNNN_name.sql, as here), for SQLite databases other than the catalog.
+func ApplyFS(ctx context.Context, db *sql.DB, fsys fs.FS) error {
+	if err := apply(ctx, db, fsys); err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}
 	return nil
 }
 
-func apply(ctx context.Context, db *sql.DB) error {
-	ms, err := load()
+func apply(ctx context.Context, db *sql.DB, fsys fs.FS) error {
+	ms, err := loadFrom(fsys, ".")
 	if err != nil {
 		return err
 	}
@@ -171,30 +191,42 @@ func appliedVersions(ctx context.Context, conn *sql.Conn) (map[int]bool, int, er
 }
 
 func applyOne(ctx context.Context, conn *sql.Conn, m migration, latest int) error {
-	return inTx(ctx, conn, func() error {
-		// Another process may have got here first between the read in
-		// apply and taking the write lock.
-		var newest, done int
-		err := conn.QueryRowContext(ctx,
-			"SELECT coalesce(max(version), 0), count(*) FILTER (WHERE version = ?) FROM schema_migrations",
-			m.version).Scan(&newest, &done)
-		if err != nil {
-			return err
-		}
-		if newest > latest {
-			return fmt.Errorf("%w: database is at version %d, newest known version is %d", ErrNewerSchema, newest, latest)
-		}
-		if done > 0 {
-			return nil
-		}
-		if _, err := conn.ExecContext(ctx, m.sql); err != nil {
-			return err
-		}
-		_, err = conn.ExecContext(ctx,
-			"INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-			m.version, m.name, time.Now().UnixMilli())
+	return inTx(ctx, conn, func() error { return applyFile(ctx, conn, m, latest) })
+}
+
+// execer is what applyFile needs: the connection or transaction that
+// holds the lock of the transaction recording the file.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// applyFile runs m and records it through e unless it is recorded already,
+// and fails with ErrNewerSchema if the database is newer than latest. Its
+// statements ($N placeholders) run on SQLite and PostgreSQL alike.
+func applyFile(ctx context.Context, e execer, m migration, latest int) error {
+	// Another process may have got here first between the read in apply
+	// and taking the lock.
+	var newest, done int
+	err := e.QueryRowContext(ctx,
+		"SELECT coalesce(max(version), 0), count(*) FILTER (WHERE version = $1) FROM schema_migrations",
+		m.version).Scan(&newest, &done)
+	if err != nil {
 		return err
-	})
+	}
+	if newest > latest {
+		return fmt.Errorf("%w: database is at version %d, newest known version is %d", ErrNewerSchema, newest, latest)
+	}
+	if done > 0 {
+		return nil
+	}
+	if _, err := e.ExecContext(ctx, m.sql); err != nil {
+		return err
+	}
+	_, err = e.ExecContext(ctx,
+		"INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+		m.version, m.name, time.Now().UnixMilli())
+	return err
 }
 
 // inTx runs fn inside BEGIN IMMEDIATE ... COMMIT on conn. The transaction

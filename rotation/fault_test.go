@@ -156,7 +156,12 @@ func (e *faultEnv) readAll(t *testing.T) (status int, code string) {
 
 func (e *faultEnv) hotRows(t *testing.T) int64 {
 	t.Helper()
-	hs, err := e.h.HotStats(t.Context())
+	st, release, err := e.srv.Registry().AcquireID(t.Context(), e.h.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	hs, err := st.HotStats(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

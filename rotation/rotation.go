@@ -1,9 +1,11 @@
 // Package rotation moves sealed segments of streams from their hot logs to
-// the cold object store and serves reads of uploaded segments.
+// the cold object store. It only uploads: reads of uploaded segments go
+// through package coldstore/segcache, and the objects of deleted streams are
+// removed by package reclaim.
 //
 // The order of an upload is what makes it crash-safe:
 //
-//  1. encode the segment (rotation/segment) and Put it under its key;
+//  1. encode the segment (coldstore/segment) and Put it under its key;
 //     a re-upload after a crash overwrites the same bytes;
 //  2. verify the stored object (size, and its CRC32C by reading it back);
 //  3. record it in the admin index (catalog segments table, state uploaded);
@@ -21,7 +23,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"log/slog"
 	"sync"
@@ -30,8 +31,9 @@ import (
 
 	"github.com/streamtier/durable-streams/catalog"
 	"github.com/streamtier/durable-streams/coldstore"
+	"github.com/streamtier/durable-streams/coldstore/segment"
 	"github.com/streamtier/durable-streams/hotlog"
-	"github.com/streamtier/durable-streams/rotation/segment"
+	"github.com/streamtier/durable-streams/internal/retry"
 	"github.com/streamtier/durable-streams/sequencer"
 )
 
@@ -47,22 +49,19 @@ const (
 
 // Config configures a Rotator.
 type Config struct {
-	Store      coldstore.Store
-	Catalog    *catalog.Catalog
-	Logger     *slog.Logger
-	Workers    int // concurrent uploads (default 2)
-	Verify     VerifyMode
-	CacheDir   string // on-disk read-through cache of cold objects
-	CacheBytes int64  // its bound (default 1 GiB)
-	RetryMin   time.Duration
-	RetryMax   time.Duration
+	Store    coldstore.Store
+	Catalog  *catalog.Catalog
+	Logger   *slog.Logger
+	Workers  int // concurrent uploads (default 2)
+	Verify   VerifyMode
+	RetryMin time.Duration
+	RetryMax time.Duration
 }
 
 // Stats are the rotator's counters.
 type Stats struct {
-	Queued, Uploaded, Failures, Collected int64
-	CacheHits, CacheMisses                int64
-	LastError                             string
+	Queued, Uploaded, Failures int64
+	LastError                  string
 	// UploadedBytes sums the object bytes of verified uploads.
 	UploadedBytes int64
 	// OldestQueued is when the oldest segment still waiting for its
@@ -70,25 +69,23 @@ type Stats struct {
 	OldestQueued time.Time
 }
 
-// Rotator uploads sealed segments and reads uploaded ones.
+// Rotator uploads sealed segments.
 type Rotator struct {
 	cfg   Config
 	store coldstore.Store
 	cat   *catalog.Catalog
 	lg    *slog.Logger
 	reg   *sequencer.Registry
-	cache *diskCache
 
 	mu       sync.Mutex
 	queued   map[job]bool
 	queuedAt map[job]time.Time // when each queued segment was sealed
-	gcIDs    []int64
 	wake     chan struct{}
 	started  bool
 
 	stats struct {
-		queued, uploaded, failures, collected atomic.Int64
-		uploadedBytes                         atomic.Int64
+		queued, uploaded, failures atomic.Int64
+		uploadedBytes              atomic.Int64
 	}
 	lastErr atomic.Value
 
@@ -114,40 +111,21 @@ func New(cfg Config) (*Rotator, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 2
 	}
-	if cfg.CacheBytes <= 0 {
-		cfg.CacheBytes = 1 << 30
-	}
 	if cfg.RetryMin <= 0 {
 		cfg.RetryMin = 200 * time.Millisecond
 	}
 	if cfg.RetryMax <= 0 {
 		cfg.RetryMax = 30 * time.Second
 	}
-	dc, err := newDiskCache(cfg.CacheDir, cfg.CacheBytes, cfg.Store)
-	if err != nil {
-		return nil, err
-	}
 	runCtx, halt := context.WithCancel(context.Background())
-	return &Rotator{cfg: cfg, store: cfg.Store, cat: cfg.Catalog, lg: cfg.Logger, cache: dc,
+	return &Rotator{cfg: cfg, store: cfg.Store, cat: cfg.Catalog, lg: cfg.Logger,
 		queued: map[job]bool{}, queuedAt: map[job]time.Time{}, wake: make(chan struct{}, 1), stop: make(chan struct{}),
 		runCtx: runCtx, halt: halt}, nil
 }
 
-// ObjectKey is the key of a segment object: "<stream id>/<segment>.seg"
-// below the store's prefix.
-func ObjectKey(stream, seg int64) string { return fmt.Sprintf("%d/%016d.seg", stream, seg) }
-
 // OnSeal queues an upload; it never blocks (it runs on actor goroutines).
 func (r *Rotator) OnSeal(stream int64, seg hotlog.Segment) {
 	r.enqueue(job{stream, seg.Seg}, seg.SealedAt)
-}
-
-// OnHardDelete queues the collection of deleted streams' objects.
-func (r *Rotator) OnHardDelete(ids []int64) {
-	r.mu.Lock()
-	r.gcIDs = append(r.gcIDs, ids...)
-	r.mu.Unlock()
-	r.signal()
 }
 
 func (r *Rotator) enqueue(j job, sealed time.Time) {
@@ -177,28 +155,12 @@ func (r *Rotator) signal() {
 // or shutdown interrupted.
 func (r *Rotator) Start(ctx context.Context, reg *sequencer.Registry) error {
 	r.reg = reg
-	rows, err := r.cat.DB().QueryContext(ctx, `SELECT stream_id, seg, created_at FROM segments WHERE state = 'sealed'`)
+	pending, err := r.cat.SealedSegments(ctx)
 	if err != nil {
 		return fmt.Errorf("rotation: list pending uploads: %w", err)
 	}
-	type pendingJob struct {
-		job
-		sealed time.Time
-	}
-	var pending []pendingJob
-	for rows.Next() {
-		var j pendingJob
-		var ms int64
-		if err := rows.Scan(&j.stream, &j.seg, &ms); err != nil {
-			rows.Close()
-			return fmt.Errorf("rotation: list pending uploads: %w", err)
-		}
-		j.sealed = time.UnixMilli(ms)
-		pending = append(pending, j)
-	}
-	rows.Close()
-	for _, j := range pending {
-		r.enqueue(j.job, j.sealed)
+	for _, g := range pending {
+		r.enqueue(job{g.StreamID, g.Seg}, g.CreatedAt)
 	}
 	r.mu.Lock()
 	r.started = true
@@ -225,7 +187,6 @@ func (r *Rotator) Close() {
 // Stats returns the current counters.
 func (r *Rotator) Stats() Stats {
 	s := Stats{Uploaded: r.stats.uploaded.Load(), Failures: r.stats.failures.Load(),
-		Collected: r.stats.collected.Load(), CacheHits: r.cache.hits.Load(), CacheMisses: r.cache.misses.Load(),
 		UploadedBytes: r.stats.uploadedBytes.Load()}
 	r.mu.Lock()
 	s.Queued = int64(len(r.queued))
@@ -250,72 +211,46 @@ func (r *Rotator) QueueLen() int {
 
 func (r *Rotator) worker() {
 	defer r.wg.Done()
-	backoff := time.Duration(0)
-	for {
-		if backoff > 0 {
-			select {
-			case <-r.stop:
-				return
-			case <-time.After(backoff):
-			}
-		}
-		j, gc, ok := r.next()
+	var cur job
+	loop := retry.Loop{Stop: r.stop, Wake: r.wake, Min: r.cfg.RetryMin, Max: r.cfg.RetryMax}
+	loop.Run(func() (bool, error) {
+		j, ok := r.next()
 		if !ok {
-			select {
-			case <-r.stop:
-				return
-			case <-r.wake:
-			}
-			continue
+			return false, nil
 		}
+		cur = j
 		ctx, cancel := context.WithTimeout(r.runCtx, 2*time.Minute)
-		var err error
-		if gc != 0 {
-			err = r.collect(ctx, gc)
-		} else {
-			err = r.upload(ctx, j)
-		}
+		err := r.upload(ctx, j)
 		cancel()
-		r.done(j, gc, err)
-		if err != nil {
-			r.stats.failures.Add(1)
-			r.lastErr.Store(err.Error())
-			backoff = min(max(backoff*2, r.cfg.RetryMin), r.cfg.RetryMax)
-			r.lg.Warn("rotation: will retry", "stream", j.stream, "segment", j.seg, "gc", gc, "retry_in", backoff, "err", err)
-			continue
-		}
-		backoff = 0
-	}
+		r.done(j, err)
+		return true, err
+	}, func(err error, retryIn time.Duration) {
+		r.stats.failures.Add(1)
+		r.lastErr.Store(err.Error())
+		r.lg.Warn("rotation: will retry", "stream", cur.stream, "segment", cur.seg, "retry_in", retryIn, "err", err)
+	})
 }
 
-// next picks a GC id or an upload job that no other worker is running.
-func (r *Rotator) next() (job, int64, bool) {
+// next picks an upload job that no other worker is running.
+func (r *Rotator) next() (job, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.started {
-		return job{}, 0, false
-	}
-	if len(r.gcIDs) > 0 {
-		id := r.gcIDs[0]
-		r.gcIDs = r.gcIDs[1:]
-		return job{}, id, true
+		return job{}, false
 	}
 	for j, idle := range r.queued {
 		if idle {
 			r.queued[j] = false // in progress
-			return j, 0, true
+			return j, true
 		}
 	}
-	return job{}, 0, false
+	return job{}, false
 }
 
-func (r *Rotator) done(j job, gc int64, err error) {
+func (r *Rotator) done(j job, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
-	case gc != 0 && err != nil:
-		r.gcIDs = append(r.gcIDs, gc)
-	case gc != 0:
 	case err != nil:
 		r.queued[j] = true // retry
 	default:
@@ -348,10 +283,10 @@ func (r *Rotator) upload(ctx context.Context, j job) error {
 			seg, found = g, true
 		}
 	}
-	if !found || seg.State == hotlog.SegmentUploaded {
+	if !found || seg.State == segment.Uploaded {
 		return nil
 	}
-	key := ObjectKey(j.stream, j.seg)
+	key := segment.ObjectKey(j.stream, j.seg)
 	if err := r.recordSealed(ctx, j, seg, key); err != nil {
 		return err
 	}
@@ -376,9 +311,8 @@ func (r *Rotator) upload(ctx context.Context, j job) error {
 	if err := r.verify(ctx, key, size, crc); err != nil {
 		return err
 	}
-	if _, err := r.cat.DB().ExecContext(ctx, `UPDATE segments SET state = 'uploaded', bytes = ?, checksum = ?, messages = ?
-		WHERE stream_id = ? AND seg = ?`, size, int64(crc), len(msgs), j.stream, j.seg); err != nil {
-		return fmt.Errorf("admin index: %w", err)
+	if err := r.cat.MarkUploaded(ctx, j.stream, j.seg, size, crc, int64(len(msgs))); err != nil {
+		return err
 	}
 	if err := st.Trim(ctx, j.seg, key, crc); err != nil {
 		return fmt.Errorf("trim: %w", err)
@@ -391,13 +325,8 @@ func (r *Rotator) upload(ctx context.Context, j job) error {
 // recordSealed notes the sealed segment in the admin index so an upload
 // interrupted by a restart is found again.
 func (r *Rotator) recordSealed(ctx context.Context, j job, seg hotlog.Segment, key string) error {
-	_, err := r.cat.DB().ExecContext(ctx, `INSERT INTO segments (stream_id, seg, first_pos, end_pos, bytes, messages, object_key, checksum, created_at, state)
-		VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, 'sealed') ON CONFLICT(stream_id, seg) DO NOTHING`,
-		j.stream, j.seg, seg.Start, seg.End, seg.Bytes, seg.Messages, key, time.Now().UnixMilli())
-	if err != nil {
-		return fmt.Errorf("admin index: %w", err)
-	}
-	return nil
+	return r.cat.RecordSealed(ctx, catalog.Segment{StreamID: j.stream, Seg: j.seg, FirstPos: seg.Start, EndPos: seg.End,
+		Bytes: seg.Bytes, Messages: seg.Messages, ObjectKey: key, CreatedAt: time.Now()})
 }
 
 func (r *Rotator) verify(ctx context.Context, key string, size int64, crc uint32) error {
@@ -416,52 +345,8 @@ func (r *Rotator) verify(ctx context.Context, key string, size int64, crc uint32
 		return fmt.Errorf("verify %s: %w", key, err)
 	}
 	defer rc.Close()
-	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
-	if _, err := io.Copy(h, rc); err != nil {
+	if _, _, err := segment.CopyChecked(io.Discard, rc, crc); err != nil {
 		return fmt.Errorf("verify %s: %w", key, err)
 	}
-	if h.Sum32() != crc {
-		return fmt.Errorf("verify %s: checksum mismatch", key)
-	}
 	return nil
-}
-
-// collect deletes every object of a deleted stream, then its admin index
-// rows, then finishes its GC entry.
-func (r *Rotator) collect(ctx context.Context, id int64) error {
-	prefix := fmt.Sprintf("%d/", id)
-	for obj, err := range r.store.List(ctx, prefix) {
-		if err != nil {
-			return fmt.Errorf("list %s: %w", prefix, err)
-		}
-		if err := r.store.Delete(ctx, obj.Key); err != nil {
-			return fmt.Errorf("delete %s: %w", obj.Key, err)
-		}
-		r.cache.forget(obj.Key)
-	}
-	if _, err := r.cat.DB().ExecContext(ctx, `DELETE FROM segments WHERE stream_id = ?`, id); err != nil {
-		return fmt.Errorf("admin index: %w", err)
-	}
-	if err := r.cat.DoneGC(ctx, id); err != nil {
-		return err
-	}
-	r.stats.collected.Add(1)
-	return nil
-}
-
-// ReadSegment implements sequencer.ColdReader.
-func (r *Rotator) ReadSegment(ctx context.Context, stream int64, seg hotlog.Segment, from, limit int64, budget int) ([]hotlog.Message, error) {
-	rd, err := r.cache.reader(ctx, seg.ObjectKey, seg.Checksum)
-	if err != nil {
-		return nil, err
-	}
-	msgs, err := rd.Read(ctx, from, limit, budget)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]hotlog.Message, len(msgs))
-	for i, m := range msgs {
-		out[i] = hotlog.Message{Pos: m.Pos, Seg: seg.Seg, Data: m.Data, BatchEnd: m.BatchEnd}
-	}
-	return out, nil
 }

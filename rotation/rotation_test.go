@@ -107,7 +107,12 @@ func TestUploadTrimAndColdRead(t *testing.T) {
 			if got.String() != want.String() {
 				t.Fatalf("read back %q, want %q", got.String(), want.String())
 			}
-			hot, err := h.HotStats(ctx)
+			st, release, err := reg.AcquireID(ctx, h.ID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer release()
+			hot, err := st.HotStats(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -68,7 +68,10 @@ fi
 # uses the embedded default (a local cold directory), as a laptop would.
 local_list=$(tr ',' '\n' <<<"$list" | grep -vx 'read-cold-remote' | paste -sd, -)
 
-ours="$bin/durable-streams serve --addr {addr} --data-dir {dir} --log-level warn"
+# Every bench client is one loopback address (sse-fanout-10k holds 10,000
+# connections from it): the connection bounds are off, as the reference
+# server has none.
+ours="$bin/durable-streams serve --addr {addr} --data-dir {dir} --log-level warn --max-conns 0 --max-conns-per-client 0"
 peer="node $PWD/bench/node/start.mjs {port} {dir}"
 for r in $(seq 1 "$runs"); do
   log "run $r/$runs: this server"

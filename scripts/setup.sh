@@ -102,20 +102,41 @@ ensure_nginx() {
   fi
 }
 
+ensure_postgres() {
+  # PostgreSQL from Debian for the PostgreSQL catalog backend's tests
+  # (internal/pgtest), which run their own server as the postgres user on a
+  # temp data dir and a free loopback port; the package's system service is
+  # not used. The binaries are in /usr/lib/postgresql/<major>/bin.
+  apt_install postgresql
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || die "initdb not found after apt-get install postgresql"
+}
+
 ensure_npm_packages() {
-  # The upstream TypeScript client for test/e2e/interop_ts_test.go, exactly
-  # as locked in test/interop/ts/package-lock.json. (The conformance suite is
-  # installed by run-conformance.sh itself, see the header.)
-  local dir=test/interop/ts key
+  # Exactly as locked in each folder's package-lock.json:
+  # - test/interop/ts: the upstream TypeScript client for
+  #   test/e2e/interop_ts_test.go;
+  # - test/interop/client-conformance: the dependencies of the upstream
+  #   client conformance runner (scripts/client-conformance.sh,
+  #   test/e2e/client_conformance_test.go).
+  # (The server conformance suite is installed by run-conformance.sh
+  # itself, see the header.)
   if ! command -v npm >/dev/null; then
-    log "warning: npm not found; TestInteropTS will be skipped (or fail in CI)"
+    log "warning: npm not found; TestInteropTS and TestClientConformance will be skipped (or fail in CI)"
     return
   fi
+  npm_ci test/interop/ts npm-interop-ts node_modules/@durable-streams/client
+  npm_ci test/interop/client-conformance npm-client-conformance node_modules/.bin/tsx
+}
+
+# npm_ci DIR STAMP MARKER: npm ci in DIR unless its lock file and node's
+# version are unchanged since the last success and DIR/MARKER exists.
+npm_ci() {
+  local dir=$1 stamp=$2 marker=$3 key
   key=$(hash_of "$dir/package-lock.json" "$(node --version)")
-  if stamp_ok npm-interop-ts "$key" && [ -d "$dir/node_modules/@durable-streams/client" ]; then return; fi
+  if stamp_ok "$stamp" "$key" && [ -e "$dir/$marker" ]; then return; fi
   log "npm ci in $dir"
   quiet npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
-  stamp_set npm-interop-ts "$key"
+  stamp_set "$stamp" "$key"
 }
 
 main() {
@@ -124,6 +145,7 @@ main() {
   ensure_node
   ensure_minio
   ensure_nginx
+  ensure_postgres
   ensure_npm_packages
 }
 

@@ -7,7 +7,7 @@
 # Race detector: on for every package's tests. Measured on the 2-core machine
 # (Go 1.26.8, modernc.org/sqlite 1.61.1, other jobs sharing the cores): the
 # unit tests of cache, catalog, coldstore, hotlog, internal/..., migrations and
-# rotation/segment took 99 s with -race against 29 s without (rotation/segment
+# coldstore/segment took 99 s with -race against 29 s without (coldstore/segment
 # 3 -> 43 s, coldstore 13 -> 34 s, hotlog 8 -> 24 s, catalog 2 -> 11 s); CPU-
 # bound SQLite work is 4-10x slower under -race, but fsync-bound commits
 # (synchronous=FULL) barely change, and a cold build cache costs ~80 s with
@@ -15,7 +15,7 @@
 # everywhere. The e2e server binary itself is built WITHOUT -race (see
 # serverRace in test/e2e/harness.go: the suite's 1-2 s TTL windows); set
 # DS_E2E_SERVER_RACE=1 to race-check it. If a package gets too slow under
-# -race, list it in NORACE_PKGS below (first candidate: ./rotation/segment);
+# -race, list it in NORACE_PKGS below (first candidate: ./coldstore/segment);
 # it then runs without -race in a second go test. DS_TEST_RACE=0 turns -race
 # off everywhere (quick local runs only).
 #
@@ -32,8 +32,13 @@ bash scripts/setup.sh
 export PATH="$PWD/.tools/bin:$PATH"
 
 echo "== $(go version)"
-echo "== go vet ./..."
-go vet ./...
+# Invariant checks (internal/invariants) are on in every test run: a broken
+# invariant panics where it is found instead of being logged and tolerated.
+# The e2e harness builds its server binary with the same tag.
+tags=(-tags invariants)
+
+echo "== go vet ${tags[*]} ./..."
+go vet "${tags[@]}" ./...
 
 race=(-race)
 [ "${DS_TEST_RACE:-1}" = 0 ] && race=()
@@ -61,17 +66,17 @@ fi
 E2E=./test/e2e
 if [ ${#NORACE_PKGS[@]} -eq 0 ]; then
   mapfile -t unit < <(go list -e ./... | grep -vx "$(go list -e "$E2E")")
-  echo "== go test ${race[*]} -count=1 -timeout 20m (all packages but $E2E)"
-  go test "${race[@]}" -count=1 -timeout 20m "${extra[@]}" "${unit[@]}" || rc=$?
-  echo "== go test ${race[*]} -count=1 -timeout 20m $E2E"
-  go test "${race[@]}" -count=1 -timeout 20m "${extra[@]}" "$E2E" || rc=$?
+  echo "== go test ${race[*]} ${tags[*]} -count=1 -timeout 20m (all packages but $E2E)"
+  go test "${race[@]}" "${tags[@]}" -count=1 -timeout 20m "${extra[@]}" "${unit[@]}" || rc=$?
+  echo "== go test ${race[*]} ${tags[*]} -count=1 -timeout 20m $E2E"
+  go test "${race[@]}" "${tags[@]}" -count=1 -timeout 20m "${extra[@]}" "$E2E" || rc=$?
 else
   mapfile -t norace < <(go list -e "${NORACE_PKGS[@]}")
   mapfile -t withrace < <(go list -e ./... | grep -vxF -f <(printf '%s\n' "${norace[@]}"))
-  echo "== go test ${race[*]} -count=1 -timeout 20m (all but: ${norace[*]})"
-  go test "${race[@]}" -count=1 -timeout 20m "${extra[@]}" "${withrace[@]}" || rc=$?
-  echo "== go test -count=1 -timeout 20m ${norace[*]}"
-  go test -count=1 -timeout 20m "${extra[@]}" "${norace[@]}" || rc=$?
+  echo "== go test ${race[*]} ${tags[*]} -count=1 -timeout 20m (all but: ${norace[*]})"
+  go test "${race[@]}" "${tags[@]}" -count=1 -timeout 20m "${extra[@]}" "${withrace[@]}" || rc=$?
+  echo "== go test ${tags[*]} -count=1 -timeout 20m ${norace[*]}"
+  go test "${tags[@]}" -count=1 -timeout 20m "${extra[@]}" "${norace[@]}" || rc=$?
 fi
 
 if [ -s "$summary" ]; then

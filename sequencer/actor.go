@@ -45,10 +45,28 @@ type AppendResult struct {
 	Epoch, Seq int64
 }
 
+// op is a message to a stream's actor. Appends are applied as they are
+// drained and answered once their batch is committed; the other ops
+// (afterCommitOp) run after that commit, in mailbox order.
+type op interface {
+	// fail answers the op's caller with err without running it: the actor
+	// stopped before it got to the op.
+	fail(err error)
+}
+
+// afterCommitOp is an op that the actor runs once the appends drained
+// before it are committed.
+type afterCommitOp interface {
+	op
+	afterCommit(s *Stream)
+}
+
 type appendOp struct {
 	req   *AppendRequest
 	reply chan appendReply
 }
+
+func (o appendOp) fail(err error) { o.reply <- appendReply{err: err} }
 
 type appendReply struct {
 	res AppendResult
@@ -60,6 +78,13 @@ type forkPointOp struct {
 	tok   *offset.Token
 	sub   int64
 	reply chan forkPointReply
+}
+
+func (o forkPointOp) fail(err error) { o.reply <- forkPointReply{err: err} }
+
+func (o forkPointOp) afterCommit(s *Stream) {
+	base, prefix, err := s.forkPoint(o.tok, o.sub)
+	o.reply <- forkPointReply{base: base, prefix: prefix, err: err}
 }
 
 type forkPointReply struct {
@@ -78,7 +103,7 @@ type Stream struct {
 	lg   *slog.Logger
 
 	snap    atomic.Pointer[Snapshot]
-	mailbox chan any
+	mailbox chan op
 	done    chan struct{} // closed when the actor goroutine has exited
 
 	// Registry bookkeeping, guarded by reg.mu.
@@ -116,7 +141,7 @@ func (s *Stream) run() {
 	}
 	batchMax := s.reg.cfg.MaxBatch
 	for {
-		var first any
+		var first op
 		select {
 		case first = <-s.mailbox:
 		case <-s.sealTimerC():
@@ -127,17 +152,17 @@ func (s *Stream) run() {
 			s.drainStopped()
 			return
 		}
-		ops := []any{first}
+		ops := []op{first}
 		stop := false
 	drain:
 		for len(ops) < batchMax {
 			select {
-			case op := <-s.mailbox:
-				if _, ok := op.(stopOp); ok {
+			case o := <-s.mailbox:
+				if _, ok := o.(stopOp); ok {
 					stop = true
 					break drain
 				}
-				ops = append(ops, op)
+				ops = append(ops, o)
 			default:
 				break drain
 			}
@@ -150,30 +175,20 @@ func (s *Stream) run() {
 	}
 }
 
+// stopOp asks the actor to exit after the ops queued before it.
 type stopOp struct{}
+
+func (stopOp) fail(error) {}
 
 // drainStopped fails whatever is still queued after a stop.
 func (s *Stream) drainStopped() {
 	for {
 		select {
-		case op := <-s.mailbox:
-			failOp(op, errStopped)
+		case o := <-s.mailbox:
+			o.fail(errStopped)
 		default:
 			return
 		}
-	}
-}
-
-func failOp(op any, err error) {
-	switch op := op.(type) {
-	case appendOp:
-		op.reply <- appendReply{err: err}
-	case forkPointOp:
-		op.reply <- forkPointReply{err: err}
-	case trimOp:
-		op.reply <- err
-	case deleteOp:
-		close(op.reply)
 	}
 }
 
@@ -185,14 +200,14 @@ func (s *Stream) sealTimerC() <-chan time.Time {
 }
 
 // send delivers op to the actor unless it has stopped or ctx ends.
-func (s *Stream) send(ctx context.Context, op any) error {
+func (s *Stream) send(ctx context.Context, o op) error {
 	select {
 	case <-s.done: // checked first: a stopped actor's mailbox still has room
 		return s.goneErr()
 	default:
 	}
 	select {
-	case s.mailbox <- op:
+	case s.mailbox <- o:
 		return nil
 	case <-s.done:
 		return s.goneErr()
@@ -249,6 +264,7 @@ func (s *Stream) publish() {
 		Segments:     s.segments,
 		Fork:         s.meta.Fork,
 		recent:       s.recent,
+		reg:          s.reg,
 		changed:      make(chan struct{}),
 	}
 	old := s.snap.Swap(n)

@@ -3,7 +3,9 @@ package sequencer
 import (
 	"time"
 
+	"github.com/streamtier/durable-streams/coldstore/segment"
 	"github.com/streamtier/durable-streams/hotlog"
+	"github.com/streamtier/durable-streams/internal/invariants"
 	"github.com/streamtier/durable-streams/internal/offset"
 	"github.com/streamtier/durable-streams/internal/protocol"
 )
@@ -12,29 +14,29 @@ import (
 // arrival order against the state as updated by the appends before it, and
 // all accepted ones are written in one transaction (group commit). Replies
 // are sent only after that transaction is durable.
-func (s *Stream) process(ops []any) {
+func (s *Stream) process(ops []op) {
 	var (
-		batch   hotlog.Batch
-		pending []pendingReply
-		prodUpd = map[string]hotlog.Producer{}
-		undo    = s.checkpoint()
+		batch    hotlog.Batch
+		appended []appendDone
+		later    []afterCommitOp
+		prodUpd  = map[string]hotlog.Producer{}
+		undo     = s.checkpoint()
 	)
-	for _, op := range ops {
-		switch op := op.(type) {
+	for _, o := range ops {
+		switch o := o.(type) {
 		case appendOp:
-			if p := op.req.Producer; p != nil {
+			if p := o.req.Producer; p != nil {
 				undo.saveProducer(s.producers, p.ID)
 			}
-			res, err := s.apply(op.req, &batch, prodUpd)
-			pending = append(pending, pendingReply{op: op, res: res, err: err})
-		case forkPointOp:
+			res, err := s.apply(o.req, &batch, prodUpd)
+			appended = append(appended, appendDone{reply: o.reply, res: res, err: err})
+		case afterCommitOp:
 			// Fork points read committed state only; answer after the
-			// commit so a fork never references uncommitted data.
-			pending = append(pending, pendingReply{fork: &op})
-		case trimOp:
-			pending = append(pending, pendingReply{trim: &op})
-		case deleteOp:
-			pending = append(pending, pendingReply{del: &op})
+			// commit so a fork never references uncommitted data. Trims
+			// and deletions keep their order after the appends.
+			later = append(later, o)
+		default:
+			invariants.Failf(s.lg, "sequencer: unexpected mailbox op %T", o)
 		}
 	}
 	dirty := len(batch.Messages) > 0 || len(prodUpd) > 0 || s.meta != undo.meta
@@ -49,9 +51,9 @@ func (s *Stream) process(ops []any) {
 			s.lg.Error("commit failed", "stream", s.path, "err", err)
 			s.restore(undo)
 			ierr := internal("commit failed", err)
-			for i := range pending {
-				if pending[i].err == nil {
-					pending[i].err = ierr
+			for i := range appended {
+				if appended[i].err == nil {
+					appended[i].err = ierr
 				}
 			}
 		} else {
@@ -59,31 +61,21 @@ func (s *Stream) process(ops []any) {
 			committed = true
 		}
 	}
-	s.reg.counters.countBatch(pending, committed, len(batch.Messages), s.meta.Tail-undo.meta.Tail)
-	for _, p := range pending {
-		switch {
-		case p.fork != nil:
-			base, prefix, err := s.forkPoint(p.fork.tok, p.fork.sub)
-			p.fork.reply <- forkPointReply{base: base, prefix: prefix, err: err}
-		case p.trim != nil:
-			p.trim.reply <- s.trim(p.trim)
-		case p.del != nil:
-			s.deleted, s.softDeleted = true, p.del.soft
-			s.publish()
-			close(p.del.reply)
-		default:
-			p.op.reply <- appendReply{res: p.res, err: p.err}
-		}
+	s.reg.counters.countBatch(appended, committed, len(batch.Messages), s.meta.Tail-undo.meta.Tail)
+	for _, a := range appended {
+		a.reply <- appendReply{res: a.res, err: a.err}
+	}
+	for _, o := range later {
+		o.afterCommit(s)
 	}
 }
 
-type pendingReply struct {
-	op   appendOp
-	res  AppendResult
-	err  error
-	fork *forkPointOp
-	trim *trimOp
-	del  *deleteOp
+// appendDone is the outcome of an append of the batch, sent once the
+// batch's commit is durable (or failed).
+type appendDone struct {
+	reply chan appendReply
+	res   AppendResult
+	err   error
 }
 
 type undoState struct {
@@ -156,12 +148,12 @@ func (s *Stream) apply(req *AppendRequest, batch *hotlog.Batch, prodUpd map[stri
 		switch {
 		case !known && p.Seq != 0:
 			return AppendResult{}, &Error{Kind: KindSeqGap, ExpectedSeq: 0, ReceivedSeq: p.Seq,
-				Msg: "unknown producer: the first request must use Producer-Seq 0"}
+				Msg: "Sequence conflict: unknown producer: the first request must use Producer-Seq 0"}
 		case known && p.Epoch > st.Epoch && p.Seq != 0:
 			return AppendResult{}, errf(KindBadRequest, "a new producer epoch must start at Producer-Seq 0")
 		case known && p.Epoch == st.Epoch && p.Seq != st.LastSeq+1:
 			return AppendResult{}, &Error{Kind: KindSeqGap, ExpectedSeq: st.LastSeq + 1, ReceivedSeq: p.Seq,
-				Msg: "producer sequence gap"}
+				Msg: "Sequence conflict: producer sequence gap"}
 		}
 		prod = hotlog.Producer{ID: p.ID, Epoch: p.Epoch, LastSeq: p.Seq, Updated: s.reg.now()}
 	}
@@ -176,7 +168,7 @@ func (s *Stream) apply(req *AppendRequest, batch *hotlog.Batch, prodUpd map[stri
 	}
 	if req.StreamSeq != "" {
 		if m.StreamSeq != "" && req.StreamSeq <= m.StreamSeq {
-			return AppendResult{}, errf(KindConflict, "Stream-Seq %q is not greater than the last accepted %q", req.StreamSeq, m.StreamSeq)
+			return AppendResult{}, errf(KindConflict, "Sequence conflict: Stream-Seq %q is not greater than the last accepted %q", req.StreamSeq, m.StreamSeq)
 		}
 		m.StreamSeq = req.StreamSeq
 	}
@@ -312,7 +304,7 @@ func (s *Stream) maybeSeal(b *hotlog.Batch) {
 func (s *Stream) sealOpen(b *hotlog.Batch) {
 	m := &s.meta
 	seg := hotlog.Segment{Seg: m.OpenSeg, Start: m.OpenSegStart, End: m.Tail, Messages: m.OpenSegMsgs,
-		Bytes: m.Tail - m.OpenSegStart, State: hotlog.SegmentSealed, SealedAt: s.reg.now()}
+		Bytes: m.Tail - m.OpenSegStart, State: segment.Sealed, SealedAt: s.reg.now()}
 	b.Seal = &seg
 	m.OpenSeg++
 	m.OpenSegStart = m.Tail

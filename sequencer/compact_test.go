@@ -31,12 +31,17 @@ func TestEvictionCompactsHotLog(t *testing.T) {
 	if len(segs) != 3 {
 		t.Fatalf("%d sealed segments, want 3", len(segs))
 	}
+	h.Release()
+	st, release, err := e.reg.AcquireID(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, g := range segs {
-		if err := h.Trim(t.Context(), g.Seg, "k", 0); err != nil {
+		if err := st.Trim(t.Context(), g.Seg, "k", 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	h.Release()
+	release()
 	size := func() int64 {
 		var n int64
 		for _, suffix := range []string{"", "-wal"} {

@@ -49,11 +49,11 @@ func commitSizeBucket(n int) int {
 
 // countBatch records what one processed mailbox batch did: committed
 // tells whether it wrote a transaction, with messages and bytes in it.
-func (c *counters) countBatch(pending []pendingReply, committed bool, messages int, bytes int64) {
+func (c *counters) countBatch(appended []appendDone, committed bool, messages int, bytes int64) {
 	appends, dups := 0, 0
-	for i := range pending {
-		p := &pending[i]
-		if p.fork != nil || p.trim != nil || p.del != nil || p.err != nil {
+	for i := range appended {
+		p := &appended[i]
+		if p.err != nil {
 			continue
 		}
 		switch p.res.Outcome {

@@ -15,12 +15,11 @@ func TestCommitSizeBucket(t *testing.T) {
 
 func TestCountBatch(t *testing.T) {
 	var c counters
-	pending := []pendingReply{
+	pending := []appendDone{
 		{res: AppendResult{Outcome: Appended}},
 		{res: AppendResult{Outcome: Appended}},
 		{res: AppendResult{Outcome: Duplicate}},
 		{res: AppendResult{Outcome: Appended}, err: errNotFound}, // rejected
-		{trim: &trimOp{}},
 	}
 	c.countBatch(pending, true, 3, 30)
 	c.countBatch(pending[:1], false, 0, 0) // an idempotent close: nothing written

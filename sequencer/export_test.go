@@ -14,6 +14,6 @@ func Abandon(r *Registry) {
 	}
 }
 
-// CloseHotLog closes s's hot log under its actor, so that its next
-// commit fails after the journal has the batch.
-func CloseHotLog(s *Stream) { s.log.Close() }
+// CloseHotLog closes the hot log of h's stream under its actor, so that
+// its next commit fails after the journal has the batch.
+func CloseHotLog(h *Handle) { h.st.log.Close() }

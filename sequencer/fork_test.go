@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/streamtier/durable-streams/coldstore/segment"
 	"github.com/streamtier/durable-streams/hotlog"
 	"github.com/streamtier/durable-streams/internal/offset"
 	"github.com/streamtier/durable-streams/internal/protocol"
@@ -24,7 +25,7 @@ func checkChunks(t *testing.T, e *env, path string, maxBytes int) string {
 		if c.EndToken.Position != c.End {
 			t.Fatalf("%s: chunk [%d,%d) end token %v", path, c.From, c.End, c.EndToken)
 		}
-		if want := e.reg.TokenFor(t.Context(), h.Snapshot(), c.End); c.EndToken != want {
+		if want := h.Snapshot().TokenFor(t.Context(), c.End); c.EndToken != want {
 			t.Fatalf("%s: chunk end token %v, TokenFor(%d) = %v", path, c.EndToken, c.End, want)
 		}
 		if s := c.EndToken.String(); s <= prev {
@@ -372,7 +373,7 @@ func TestRotationTokensAndReads(t *testing.T) {
 		h := e.acquire("s")
 		snap := h.Snapshot()
 		for p := int64(0); p <= snap.Tail; p++ {
-			tok := e.reg.TokenFor(t.Context(), snap, p).String()
+			tok := snap.TokenFor(t.Context(), p).String()
 			if old, ok := seen[p]; ok && old != tok {
 				t.Fatalf("after append %d: token of %d changed from %s to %s", i, p, old, tok)
 			}
@@ -386,7 +387,7 @@ func TestRotationTokensAndReads(t *testing.T) {
 	}
 	for i, w := range wantSegs {
 		g := snap.Segments[i]
-		if g.Seg != w.Seg || g.Start != w.Start || g.End != w.End || g.Messages != w.Messages || g.State != hotlog.SegmentSealed {
+		if g.Seg != w.Seg || g.Start != w.Start || g.End != w.End || g.Messages != w.Messages || g.State != segment.Sealed {
 			t.Fatalf("segment %d = %+v, want %+v (sealed)", i, g, w)
 		}
 	}

@@ -227,7 +227,7 @@ func (e *env) tail(path string) int64 {
 func (e *env) tokenAt(path string, p int64) offset.Token {
 	e.t.Helper()
 	h := e.acquire(path)
-	return e.reg.TokenFor(e.t.Context(), h.Snapshot(), p)
+	return h.Snapshot().TokenFor(e.t.Context(), p)
 }
 
 func kindOf(err error) sequencer.Kind { return sequencer.KindOf(err) }

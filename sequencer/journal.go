@@ -308,7 +308,7 @@ func (r *Registry) abandonCreate(id int64) {
 		}
 		sj.mu.Unlock()
 	}
-	_ = r.removeFiles(id)
+	_ = hotlog.Remove(r.StreamPath(id))
 }
 
 // loadHotLog reads an actor's starting state from its hot log, first

@@ -167,7 +167,7 @@ func TestJournalAbortsRefusedBatch(t *testing.T) {
 	e.createStream("a", ct)
 	e.appendMsgs("a", ct, "kept")
 	h := e.acquire("a")
-	sequencer.CloseHotLog(h.Stream)
+	sequencer.CloseHotLog(h)
 	if _, err := e.tryAppend("a", &sequencer.AppendRequest{ContentType: mustCT(t, ct), Messages: byteMsgs("refused"),
 		Producer: &protocol.Producer{ID: "p", Epoch: 0, Seq: 0}}); err == nil {
 		t.Fatal("append on a closed hot log succeeded")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/streamtier/durable-streams/catalog"
+	"github.com/streamtier/durable-streams/coldstore/segment"
 	"github.com/streamtier/durable-streams/hotlog"
 )
 
@@ -295,7 +296,7 @@ func decodeStreamBatch(p []byte) (streamBatch, error) {
 	}
 	if d.bool() {
 		b.Seal = &hotlog.Segment{Seg: d.int(), Start: d.int(), End: d.int(), Messages: d.int(), Bytes: d.int(),
-			SealedAt: d.time(), State: hotlog.SegmentSealed}
+			SealedAt: d.time(), State: segment.Sealed}
 	}
 	b.Messages = d.messages()
 	return r, d.done("stream batch")

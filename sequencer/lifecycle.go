@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/streamtier/durable-streams/catalog"
+	"github.com/streamtier/durable-streams/coldstore/segment"
 	"github.com/streamtier/durable-streams/hotlog"
 	"github.com/streamtier/durable-streams/internal/offset"
 	"github.com/streamtier/durable-streams/internal/protocol"
@@ -142,7 +143,7 @@ func (r *Registry) confirmExisting(ctx context.Context, req *CreateRequest, row 
 	if err != nil {
 		return nil, err
 	}
-	return &CreateResult{Created: false, Handle: &Handle{Stream: st, Info: row, release: release}}, nil
+	return &CreateResult{Created: false, Handle: &Handle{st: st, Info: row, release: release}}, nil
 }
 
 func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateResult, error) {
@@ -221,7 +222,7 @@ func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateRe
 	if err != nil {
 		return nil, err
 	}
-	return &CreateResult{Created: true, Handle: &Handle{Stream: st, Info: row, release: release}, Start: start}, nil
+	return &CreateResult{Created: true, Handle: &Handle{st: st, Info: row, release: release}, Start: start}, nil
 }
 
 // Delete deletes the stream at path: softly (410 from now on) while forks
@@ -292,28 +293,11 @@ func (r *Registry) applyDelete(ctx context.Context, id int64, res catalog.Delete
 	r.collect(ctx, res.HardIDs)
 }
 
-// collect removes hot files of hard-deleted streams and hands them to the
-// cold-tier collector; without one, the GC entry is done.
+// collect hands streams deleted for real, their actors stopped, to the
+// collector.
 func (r *Registry) collect(ctx context.Context, ids []int64) {
-	if len(ids) == 0 {
-		return
-	}
-	var removed []int64
-	for _, id := range ids {
-		if err := r.removeFiles(id); err != nil {
-			// Left in the GC queue: retried at the next start.
-			r.lg.Warn("remove stream files", "id", id, "err", err)
-			continue
-		}
-		removed = append(removed, id)
-		if r.cfg.OnHardDelete == nil {
-			if err := r.cat.DoneGC(ctx, id); err != nil {
-				r.lg.Warn("gc done", "id", id, "err", err)
-			}
-		}
-	}
-	if r.cfg.OnHardDelete != nil && len(removed) > 0 {
-		r.cfg.OnHardDelete(removed)
+	if len(ids) > 0 {
+		r.cfg.Collector.Collect(ctx, ids)
 	}
 }
 
@@ -341,6 +325,14 @@ type deleteOp struct {
 	reply chan struct{}
 }
 
+func (o deleteOp) fail(error) { close(o.reply) }
+
+func (o deleteOp) afterCommit(s *Stream) {
+	s.deleted, s.softDeleted = true, o.soft
+	s.publish()
+	close(o.reply)
+}
+
 // markDeleted has the actor publish a final snapshot that wakes live
 // readers with the deletion.
 func (s *Stream) markDeleted(ctx context.Context, soft bool) {
@@ -360,6 +352,10 @@ type trimOp struct {
 	checksum uint32
 	reply    chan error
 }
+
+func (o trimOp) fail(err error) { o.reply <- err }
+
+func (o trimOp) afterCommit(s *Stream) { o.reply <- s.trim(&o) }
 
 // Trim records that segment seg is uploaded and verified under key and
 // drops its rows from the hot log.
@@ -390,7 +386,7 @@ func (s *Stream) trim(op *trimOp) error {
 	copy(segs, prev)
 	for i := range segs {
 		if segs[i].Seg == op.seg {
-			segs[i].State, segs[i].ObjectKey, segs[i].Checksum = hotlog.SegmentUploaded, op.key, op.checksum
+			segs[i].State, segs[i].ObjectKey, segs[i].Checksum = segment.Uploaded, op.key, op.checksum
 		}
 	}
 	s.segments = segs

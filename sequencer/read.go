@@ -4,17 +4,26 @@ import (
 	"context"
 	"math"
 
+	"github.com/streamtier/durable-streams/coldstore/segment"
 	"github.com/streamtier/durable-streams/hotlog"
 	"github.com/streamtier/durable-streams/internal/offset"
 )
 
-// ColdReader serves messages of uploaded segments from the cold tier.
+// ColdReader serves messages of uploaded segments from the cold tier; the
+// server hands the sequencer one (package coldstore/segcache implements it),
+// so reads go down to the cold tier and never up to the uploader.
 type ColdReader interface {
-	// ReadSegment returns the messages of segment seg of stream that
+	// ReadSegment returns the messages of the segment object key that
 	// overlap [from, limit), starting with the one containing from, whole
-	// messages only, within budget bytes (at least one message).
-	ReadSegment(ctx context.Context, stream int64, seg hotlog.Segment, from, limit int64, budget int) ([]hotlog.Message, error)
+	// messages only, within budget bytes (at least one message). checksum
+	// is the object's CRC32C as verified at upload.
+	ReadSegment(ctx context.Context, key string, checksum uint32, from, limit int64, budget int) ([]segment.Message, error)
 }
+
+// Message is one message as reads return it: its position, data and
+// whether it ends its append request. It is the hot log's type, named here
+// so that the HTTP layer depends on the sequencer alone.
+type Message = hotlog.Message
 
 // Chunk is the result of a catch-up read: the bytes of [From, End).
 type Chunk struct {
@@ -153,16 +162,20 @@ func (r *Registry) readCold(ctx context.Context, snap *Snapshot, sv segView, fro
 	if !ok {
 		return nil, internal("segment metadata missing", nil)
 	}
-	msgs, err := r.cfg.Cold.ReadSegment(ctx, snap.ID, seg, from, lim, budget)
+	cold, err := r.cfg.Cold.ReadSegment(ctx, seg.ObjectKey, seg.Checksum, from, lim, budget)
 	if err != nil {
 		return nil, internal("read cold segment", err)
+	}
+	msgs := make([]hotlog.Message, len(cold))
+	for i, m := range cold {
+		msgs[i] = hotlog.Message{Pos: m.Pos, Seg: seg.Seg, Data: m.Data, BatchEnd: m.BatchEnd}
 	}
 	return msgs, nil
 }
 
 func (r *Registry) uploaded(snap *Snapshot, seg int64) bool {
 	g, ok := findSegment(snap.Segments, seg)
-	return ok && g.State == hotlog.SegmentUploaded
+	return ok && g.State == segment.Uploaded
 }
 
 func findSegment(segs []hotlog.Segment, seg int64) (hotlog.Segment, bool) {
@@ -245,16 +258,6 @@ func (r *Registry) segmentAt(ctx context.Context, snap *Snapshot, p int64) (segV
 }
 
 const unlimited = math.MaxInt32
-
-// TokenFor returns the offset token of position p in the stream viewed by snap.
-func (r *Registry) TokenFor(ctx context.Context, snap *Snapshot, p int64) offset.Token {
-	return r.tokenFor(ctx, snap, p)
-}
-
-// TailToken returns the offset token of snap's tail.
-func (r *Registry) TailToken(ctx context.Context, snap *Snapshot) offset.Token {
-	return r.tokenFor(ctx, snap, snap.Tail)
-}
 
 // SegmentMessages returns every message of sealed segment seg as the stream
 // viewed by snap sees it, including a fork's inherited part of a segment it

@@ -11,15 +11,15 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/streamtier/durable-streams/catalog"
+	"github.com/streamtier/durable-streams/coldstore/segment"
 	"github.com/streamtier/durable-streams/hotlog"
 	"github.com/streamtier/durable-streams/internal/protocol"
+	"github.com/streamtier/durable-streams/reclaim"
 )
 
 // RotationPolicy decides when the open segment of a stream is sealed.
@@ -44,9 +44,10 @@ type Config struct {
 	// OnSeal is called (from the actor goroutine; must not block) when a
 	// segment is sealed.
 	OnSeal func(streamID int64, seg hotlog.Segment)
-	// OnHardDelete is called after a stream's hot files are removed, with
-	// the ids whose cold objects may now be collected.
-	OnHardDelete func(ids []int64)
+	// Collector removes the remains of streams deleted for real (package
+	// reclaim implements it); nil: a collector of the hot logs and the
+	// catalog only, for registries without a cold store.
+	Collector Collector
 	// OnLifecycle, if set, is told about every stream created or deleted
 	// (by a request or by expiry) right after the catalog commit. It is
 	// called with the stream's path lock held, so events of one path
@@ -111,6 +112,14 @@ func NewRegistry(cfg Config) (*Registry, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Collector == nil {
+		c, err := reclaim.New(reclaim.Config{Catalog: cfg.Catalog, Logger: cfg.Logger,
+			HotPath: func(id int64) string { return hotlog.StreamPath(cfg.DataDir, id) }})
+		if err != nil {
+			return nil, fmt.Errorf("sequencer: %w", err)
+		}
+		cfg.Collector = c
 	}
 	r := &Registry{cfg: cfg, cat: cfg.Catalog, lg: cfg.Logger, slots: map[int64]*slot{}, rows: newRowCache(2 * cfg.MaxOpen),
 		access: map[int64]time.Time{}, dirty: map[int64]struct{}{}, closing: make(chan struct{})}
@@ -178,17 +187,36 @@ func (r *Registry) stopActors() {
 	wg.Wait()
 }
 
-// StreamPath returns where the hot log of stream id lives: a two-level
-// sharded tree so no directory grows past a few hundred entries.
-func (r *Registry) StreamPath(id int64) string {
-	return filepath.Join(r.cfg.DataDir, "streams", fmt.Sprintf("%02x", id&0xff), fmt.Sprintf("%02x", (id>>8)&0xff), fmt.Sprintf("%d.db", id))
+// StreamPath returns where the hot log of stream id lives.
+func (r *Registry) StreamPath(id int64) string { return hotlog.StreamPath(r.cfg.DataDir, id) }
+
+// Collector removes what streams deleted for real leave behind.
+type Collector interface {
+	// Collect is given the ids of streams deleted for real whose actors
+	// have stopped; it removes their hot files before it returns and may
+	// remove their cold remains later. It must not call into the Registry.
+	Collect(ctx context.Context, ids []int64)
 }
 
-// Handle is a stream in use by a request together with its catalog row.
+// Handle is a stream in use by a request together with its catalog row:
+// the surface the HTTP layer reads and appends through. Uploads, trims and
+// forks work on the Stream itself, inside this package and for the
+// uploader (AcquireID).
 type Handle struct {
-	*Stream
+	st      *Stream
 	Info    catalog.Stream
 	release func()
+}
+
+// ID returns the stream's internal id.
+func (h *Handle) ID() int64 { return h.st.id }
+
+// Snapshot returns the latest published view of the stream.
+func (h *Handle) Snapshot() *Snapshot { return h.st.Snapshot() }
+
+// Append validates and commits req; it returns after the commit is durable.
+func (h *Handle) Append(ctx context.Context, req *AppendRequest) (AppendResult, error) {
+	return h.st.Append(ctx, req)
 }
 
 // Release lets the stream be evicted again.
@@ -213,7 +241,7 @@ func (r *Registry) Acquire(ctx context.Context, path string, renew bool) (*Handl
 	if renew {
 		r.touch(row.ID)
 	}
-	return &Handle{Stream: st, Info: row, release: release}, nil
+	return &Handle{st: st, Info: row, release: release}, nil
 }
 
 // liveRow returns the catalog row of a live, unexpired stream. Rows come
@@ -328,7 +356,7 @@ func (r *Registry) startActor(ctx context.Context, id int64) (*Stream, error) {
 		return nil, err
 	}
 	st := &Stream{id: id, reg: r, log: lg, lg: r.lg, meta: meta, segments: segs,
-		mailbox: make(chan any, 256), done: make(chan struct{}), lastUsed: r.now(),
+		mailbox: make(chan op, 256), done: make(chan struct{}), lastUsed: r.now(),
 		producers: make(map[string]hotlog.Producer, len(prods))}
 	for _, p := range prods {
 		st.producers[p.ID] = p
@@ -336,7 +364,7 @@ func (r *Registry) startActor(ctx context.Context, id int64) (*Stream, error) {
 	st.publish()
 	st.resetSealTimer()
 	for _, g := range segs {
-		if g.State == hotlog.SegmentSealed {
+		if g.State == segment.Sealed {
 			r.rotationNotify(st, g) // resume uploads interrupted by a restart
 		}
 	}
@@ -425,17 +453,6 @@ func (r *Registry) closedNotify(id int64) {
 
 // closeRecordTimeout bounds how long an actor waits to record a close.
 const closeRecordTimeout = 5 * time.Second
-
-// removeFiles deletes the hot log files of stream id.
-func (r *Registry) removeFiles(id int64) error {
-	p := r.StreamPath(id)
-	for _, f := range []string{p, p + "-wal", p + "-shm", p + "-journal"} {
-		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	}
-	return nil
-}
 
 func contentTypeOf(s string) protocol.ContentType {
 	ct, err := protocol.ParseContentType(s)

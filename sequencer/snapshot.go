@@ -1,9 +1,12 @@
 package sequencer
 
 import (
+	"context"
+	"log/slog"
 	"sort"
 
 	"github.com/streamtier/durable-streams/hotlog"
+	"github.com/streamtier/durable-streams/internal/invariants"
 	"github.com/streamtier/durable-streams/internal/offset"
 )
 
@@ -29,11 +32,26 @@ type Snapshot struct {
 	// so readers at the tail are served from memory.
 	recent []hotlog.Message
 
+	// reg resolves positions a fork inherits to its parent's tokens.
+	reg *Registry
+
 	changed chan struct{}
 }
 
 // Changed returns a channel closed when a newer snapshot is published.
 func (s *Snapshot) Changed() <-chan struct{} { return s.changed }
+
+// TokenFor returns the offset token of position p (0 <= p <= Tail) in the
+// stream this snapshot views. A token names the segment of the byte before
+// p, so positions a fork inherits get its parent's tokens, which is why
+// this may open the parent.
+func (s *Snapshot) TokenFor(ctx context.Context, p int64) offset.Token {
+	return s.reg.tokenFor(ctx, s, p)
+}
+
+// TailToken returns the offset token of the snapshot's tail: the
+// Stream-Next-Offset of a reader that has read everything.
+func (s *Snapshot) TailToken(ctx context.Context) offset.Token { return s.TokenFor(ctx, s.Tail) }
 
 // segView is one segment as seen by a stream: [Start, End) when Sealed,
 // [Start, tail) otherwise.
@@ -83,7 +101,11 @@ func (s *Snapshot) ownSegmentAt(p int64) segView {
 		g := s.Segments[i]
 		return segView{Seg: g.Seg, Start: g.Start, End: g.End, Sealed: true}
 	}
-	// Unreachable for consistent state; treat as the open segment.
+	// Sealed segments tile [ownStart, OpenSegStart), so p below
+	// OpenSegStart lies in one. Should that ever not hold, the open segment
+	// is the safe answer: it makes the read come from the hot log.
+	invariants.Failf(s.logger(), "sequencer: stream %d: position %d below the open segment (start %d) is in no sealed segment (%d segments)",
+		s.ID, p, s.OpenSegStart, len(s.Segments))
 	return segView{Seg: s.OpenSeg, Start: s.OpenSegStart, End: s.Tail}
 }
 
@@ -112,4 +134,11 @@ func (s *Snapshot) recentFrom(from int64) ([]hotlog.Message, bool) {
 	i := sort.Search(len(s.recent), func(i int) bool { return s.recent[i].End() > from })
 	// Capacity is capped so no caller can append into the shared cache.
 	return s.recent[i:len(s.recent):len(s.recent)], true
+}
+
+func (s *Snapshot) logger() *slog.Logger {
+	if s.reg == nil {
+		return nil
+	}
+	return s.reg.lg
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync"
 	"time"
 
@@ -219,28 +218,6 @@ func ensureRegistryStream(ctx context.Context, reg *sequencer.Registry, path str
 	}
 	res.Handle.Release()
 	return nil
-}
-
-// apiHooks are the hooks the HTTP layer runs: the application's append
-// hooks, plus, with a registry stream, a veto on client writes to it, so
-// that its events cannot be forged.
-func apiHooks(h hooks.Hooks, registry string) hooks.Hooks {
-	out := hooks.Hooks{BeforeAppend: h.BeforeAppend, AfterAppend: h.AfterAppend}
-	if registry == "" {
-		return out
-	}
-	user := h.BeforeAppend
-	out.BeforeAppend = func(ctx context.Context, a *hooks.AppendInfo) error {
-		if a.Path == registry {
-			return &hooks.Rejection{Status: http.StatusForbidden, Code: "READ_ONLY_STREAM",
-				Reason: "the registry stream is written by the server only"}
-		}
-		if user != nil {
-			return user(ctx, a)
-		}
-		return nil
-	}
-	return out
 }
 
 // validRegistryPath checks Config.RegistryStream.

@@ -248,13 +248,45 @@ func TestRegistryStream(t *testing.T) {
 	if !slices.Equal(hookEvents, []string{"created x", "created y", "deleted x"}) {
 		t.Errorf("hook events %q", hookEvents)
 	}
-	// A deleted registry stream comes back with the next event.
-	httpcall.Do(t, "DELETE", st+reg, "").Want(t, 204)
+	// A registry stream deleted behind the server's back (clients cannot:
+	// TestRegistryStreamDeleteRefused) comes back with the next event.
+	if err := s.Registry().Delete(t.Context(), reg); err != nil {
+		t.Fatal(err)
+	}
 	httpcall.Do(t, "PUT", st+"z", "", "Content-Type", "text/plain").Want(t, 201)
 	waitHooks(t, s)
 	if got := readRegistry(t, st+reg); !slices.Equal(got, []string{"created z text/plain"}) {
 		t.Fatalf("recreated registry %q", got)
 	}
+}
+
+// TestRegistryStreamDeleteRefused: clients can read the registry stream
+// but neither append to it, close it nor delete it (DELETE used to answer
+// 204 and wipe its history).
+func TestRegistryStreamDeleteRefused(t *testing.T) {
+	const reg = "__registry__"
+	s, hs := startServer(t, Config{DataDir: t.TempDir(), RegistryStream: reg})
+	st := hs.URL + "/v1/stream/"
+	httpcall.Do(t, "PUT", st+"x", "", "Content-Type", "text/plain").Want(t, 201)
+	waitHooks(t, s)
+	for _, tc := range []struct {
+		method, body string
+		h            []string
+	}{
+		{"DELETE", "", nil},
+		{"POST", `{"type":"created","path":"forged"}`, []string{"Content-Type", "application/json"}},
+		{"POST", "", []string{"Stream-Closed", "true"}},
+		{"PUT", `[{"type":"created","path":"forged"}]`, []string{"Content-Type", "application/json"}},
+	} {
+		r := httpcall.Do(t, tc.method, st+reg, tc.body, tc.h...).Want(t, 403)
+		if code, _ := r.ErrorBody(t); code != "READ_ONLY_STREAM" {
+			t.Errorf("%s: code %q", tc.method, code)
+		}
+	}
+	if got := readRegistry(t, st+reg); !slices.Equal(got, []string{"created x text/plain"}) {
+		t.Fatalf("registry after refused writes %q", got)
+	}
+	httpcall.Do(t, "HEAD", st+reg, "").Want(t, 200)
 }
 
 func TestRegistryStreamSurvivesRestart(t *testing.T) {

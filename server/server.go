@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -33,13 +34,19 @@ import (
 	"github.com/streamtier/durable-streams/cache"
 	"github.com/streamtier/durable-streams/catalog"
 	"github.com/streamtier/durable-streams/coldstore"
+	"github.com/streamtier/durable-streams/coldstore/segcache"
 	"github.com/streamtier/durable-streams/faults"
 	"github.com/streamtier/durable-streams/health"
 	"github.com/streamtier/durable-streams/hooks"
+	"github.com/streamtier/durable-streams/hotlog"
+	"github.com/streamtier/durable-streams/internal/connlimit"
+	"github.com/streamtier/durable-streams/internal/protocol"
 	"github.com/streamtier/durable-streams/internal/requestid"
 	"github.com/streamtier/durable-streams/metrics"
+	"github.com/streamtier/durable-streams/reclaim"
 	"github.com/streamtier/durable-streams/rotation"
 	"github.com/streamtier/durable-streams/sequencer"
+	"github.com/streamtier/durable-streams/subscriptions"
 )
 
 // Config configures a Server. Zero values mean defaults.
@@ -91,10 +98,98 @@ type Config struct {
 	// Journal configures the commit journal shared by all streams
 	// (default: on, in <DataDir>/journal); see docs/journal.md.
 	Journal sequencer.JournalConfig
+	// Limits bounds connections and request bodies; zero fields take
+	// DefaultLimits' values, negative ones turn that bound off.
+	Limits Limits
+
 	// Faults, if set, injects test faults into requests and serves POST
 	// and DELETE /_test/inject-error to control them. For tests only:
 	// leave it nil in production, where that path is then a 404.
 	Faults *faults.Injector
+	// Subscriptions configures the subscription APIs and webhooks.
+	Subscriptions SubscriptionConfig
+	// CORS is the cross-origin policy for browsers; the zero value allows
+	// every origin. See docs/operations.md.
+	CORS api.CORS
+	// CursorEpoch and CursorInterval set the clock of the Stream-Cursor of
+	// live responses (protocol section 8.1); zero values take the
+	// protocol's defaults, 2024-10-09T00:00:00Z and 20 s. The interval
+	// must be between 1 s and 1 h.
+	CursorEpoch    time.Time
+	CursorInterval time.Duration
+	// Cluster, with a DSN, keeps the catalog in PostgreSQL (see
+	// docs/cluster.md); without one it is <DataDir>/catalog.db.
+	Cluster Cluster
+}
+
+// Limits bounds what slow, idle and greedy clients can hold. The
+// connection bounds and timeouts apply to the http.Server and listener of
+// HTTPServer and Listener (an embedder serving Handler() with its own
+// http.Server sets its own); the body bounds apply in Handler() itself.
+type Limits struct {
+	// ReadHeaderTimeout bounds reading a request's headers.
+	ReadHeaderTimeout time.Duration
+	// ConnIdleTimeout closes keep-alive connections idle this long
+	// between requests. Long-polls and SSE responses are not idle and keep
+	// their own lifetimes (LongPollTimeout, SSEMaxDuration).
+	ConnIdleTimeout time.Duration
+	// BodyMinRate is the average rate, in bytes per second, at which a
+	// request body must arrive once BodyReadGrace has passed (408 and the
+	// connection closed otherwise).
+	BodyMinRate   int64
+	BodyReadGrace time.Duration
+	// MaxConns and MaxConnsPerClient bound open connections in total and
+	// per client IP address (503 and 429 with Retry-After past them).
+	// Trusted proxies (RateLimit.TrustProxyHeaders, TrustedProxies) are
+	// exempt from the per-client connection bound: a proxy connection
+	// carries many clients.
+	MaxConns          int
+	MaxConnsPerClient int
+	// MaxBodyBytes and MaxBodyBytesPerClient bound the request body bytes
+	// being received at once, in total and per client address (the
+	// forwarded address behind trusted proxies); 503 and 429 past them.
+	MaxBodyBytes          int64
+	MaxBodyBytesPerClient int64
+}
+
+// DefaultLimits are generous enough never to refuse honest traffic.
+var DefaultLimits = Limits{
+	ReadHeaderTimeout:     10 * time.Second,
+	ConnIdleTimeout:       2 * time.Minute,
+	BodyMinRate:           api.DefaultBodyMinRate,
+	BodyReadGrace:         api.DefaultBodyReadGrace,
+	MaxConns:              16384,
+	MaxConnsPerClient:     512,
+	MaxBodyBytes:          256 << 20,
+	MaxBodyBytesPerClient: 64 << 20,
+}
+
+// withDefaults fills zero fields from DefaultLimits.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	pick := func(v *int64, def int64) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	pickDur := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	pickDur(&l.ReadHeaderTimeout, d.ReadHeaderTimeout)
+	pickDur(&l.ConnIdleTimeout, d.ConnIdleTimeout)
+	pickDur(&l.BodyReadGrace, d.BodyReadGrace)
+	pick(&l.BodyMinRate, d.BodyMinRate)
+	pick(&l.MaxBodyBytes, d.MaxBodyBytes)
+	pick(&l.MaxBodyBytesPerClient, d.MaxBodyBytesPerClient)
+	if l.MaxConns == 0 {
+		l.MaxConns = d.MaxConns
+	}
+	if l.MaxConnsPerClient == 0 {
+		l.MaxConnsPerClient = d.MaxConnsPerClient
+	}
+	return l
 }
 
 // DefaultRotation seals a segment at 4 MiB, or after 15 minutes, or on close.
@@ -102,15 +197,21 @@ var DefaultRotation = sequencer.RotationPolicy{Enabled: true, SealBytes: 4 << 20
 
 // Server is a running Durable Streams server.
 type Server struct {
-	cfg     Config
-	catalog *catalog.Catalog
-	store   coldstore.Store
-	rot     *rotation.Rotator
-	reg     *sequencer.Registry
-	admin   *admin.Service
-	api     *api.API
-	lc      *lifecycle
-	metrics *metrics.Metrics
+	cfg       Config
+	catalog   *catalog.Catalog
+	store     coldstore.Store
+	cold      *segcache.Cache
+	collector *reclaim.Collector
+	rot       *rotation.Rotator
+	reg       *sequencer.Registry
+	admin     *admin.Service
+	api       *api.API
+	lc        *lifecycle
+	metrics   *metrics.Metrics
+	conns     *connlimit.Conns  // nil without connection bounds
+	budget    *connlimit.Budget // nil without body byte bounds
+
+	subs *subscriptions.Manager // nil when disabled
 }
 
 // New opens the data directory (creating it) and starts the server's
@@ -127,10 +228,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Auth.AdminToken == "" {
 		cfg.Auth.AdminToken = cfg.AdminToken
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	if err := validRegistryPath(cfg.RegistryStream); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	lc := newLifecycle(cfg.Hooks, cfg.RegistryStream, cfg.Logger)
+	if err := (protocol.CursorClock{Epoch: cfg.CursorEpoch, Interval: cfg.CursorInterval}).Validate(); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	var subDeletes subscriptionDeletes
+	lcHooks := cfg.Hooks
+	if !cfg.Subscriptions.Disabled {
+		lcHooks = subDeletes.wrap(lcHooks)
+	}
+	lc := newLifecycle(lcHooks, cfg.RegistryStream, cfg.Logger)
 	var onLifecycle func(sequencer.LifecycleEvent)
 	if lc.enabled() {
 		onLifecycle = lc.enqueue
@@ -146,7 +256,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("server: create data dir: %w", err)
 	}
-	cat, err := catalog.Open(ctx, filepath.Join(cfg.DataDir, "catalog.db"))
+	cat, err := openCatalog(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("server: open catalog: %w", err)
 	}
@@ -164,9 +274,20 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cat.Close()
 		return nil, fmt.Errorf("server: open cold store: %w", err)
 	}
-	rot, err := rotation.New(rotation.Config{Store: store, Catalog: cat, Logger: cfg.Logger,
-		CacheDir: filepath.Join(cfg.DataDir, "cache"), CacheBytes: cfg.CacheBytes, Verify: cfg.Verify})
+	cold, err := segcache.New(segcache.Config{Store: store, Dir: filepath.Join(cfg.DataDir, "cache"), MaxBytes: cfg.CacheBytes})
 	if err != nil {
+		cat.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	collector, err := reclaim.New(reclaim.Config{Catalog: cat, Store: store, Cache: cold, Logger: cfg.Logger,
+		HotPath: func(id int64) string { return hotlog.StreamPath(cfg.DataDir, id) }})
+	if err != nil {
+		cat.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	rot, err := rotation.New(rotation.Config{Store: store, Catalog: cat, Logger: cfg.Logger, Verify: cfg.Verify})
+	if err != nil {
+		collector.Close()
 		cat.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -179,32 +300,35 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		pol.SealAge = DefaultRotation.SealAge
 	}
 	reg, err := sequencer.NewRegistry(sequencer.Config{
-		DataDir:      cfg.DataDir,
-		Catalog:      cat,
-		Logger:       cfg.Logger,
-		IdleTimeout:  cfg.IdleTimeout,
-		MaxOpen:      cfg.MaxOpenStreams,
-		Rotation:     pol,
-		Cold:         rot,
-		OnSeal:       rot.OnSeal,
-		OnHardDelete: rot.OnHardDelete,
-		OnLifecycle:  onLifecycle,
-		Journal:      cfg.Journal,
+		DataDir:     cfg.DataDir,
+		Catalog:     cat,
+		Logger:      cfg.Logger,
+		IdleTimeout: cfg.IdleTimeout,
+		MaxOpen:     cfg.MaxOpenStreams,
+		Rotation:    pol,
+		Cold:        cold,
+		OnSeal:      rot.OnSeal,
+		Collector:   collector,
+		OnLifecycle: onLifecycle,
+		Journal:     cfg.Journal,
 	})
 	if err != nil {
+		collector.Close()
 		cat.Close()
 		return nil, fmt.Errorf("server: start registry: %w", err)
 	}
 	lc.reg = reg
 	if err := rot.Start(ctx, reg); err != nil {
 		reg.Close(ctx)
+		collector.Close()
 		cat.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	adm, err := admin.New(admin.Config{Catalog: cat, Store: store, Registry: reg, Logger: cfg.Logger})
+	adm, err := admin.New(admin.Config{Catalog: cat, Store: store, Registry: reg, Collector: collector, Logger: cfg.Logger})
 	if err != nil {
 		rot.Close()
 		reg.Close(ctx)
+		collector.Close()
 		cat.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -214,11 +338,31 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			lc.close()
 			rot.Close()
 			reg.Close(ctx)
+			collector.Close()
 			cat.Close()
 			return nil, fmt.Errorf("server: %w", err)
 		}
 	}
-	s := &Server{cfg: cfg, catalog: cat, store: store, rot: rot, reg: reg, admin: adm, metrics: metrics.New(), lc: lc}
+	subs, err := openSubscriptions(ctx, cfg, reg, cat)
+	if err != nil {
+		lc.close()
+		rot.Close()
+		reg.Close(ctx)
+		collector.Close()
+		cat.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	var subsAPI api.Subscriptions
+	if subs != nil {
+		subDeletes.m.Store(subs)
+		subsAPI = subs
+	}
+	s := &Server{cfg: cfg, catalog: cat, store: store, cold: cold, collector: collector, rot: rot, reg: reg, admin: adm,
+		metrics: metrics.New(), lc: lc,
+		conns: connlimit.NewConns(connlimit.ConnsConfig{MaxConns: cfg.Limits.MaxConns,
+			MaxConnsPerClient: cfg.Limits.MaxConnsPerClient, Exempt: cfg.RateLimit.Proxies().Trusted}),
+		budget: connlimit.NewBudget(cfg.Limits.MaxBodyBytes, cfg.Limits.MaxBodyBytesPerClient)}
+	s.subs = subs
 	s.api = api.New(api.Options{
 		Registry:        reg,
 		Logger:          cfg.Logger,
@@ -233,19 +377,35 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Admin:           adm,
 		Auth:            authn,
 		RateLimit:       limiter,
-		Hooks:           apiHooks(cfg.Hooks, cfg.RegistryStream),
+		Hooks:           hooks.Hooks{BeforeAppend: cfg.Hooks.BeforeAppend, AfterAppend: cfg.Hooks.AfterAppend},
+		ReadOnlyStream:  cfg.RegistryStream,
+		BodyMinRate:     cfg.Limits.BodyMinRate,
+		BodyReadGrace:   cfg.Limits.BodyReadGrace,
+		BodyBudget:      s.budget,
+		Proxies:         cfg.RateLimit.Proxies(),
 		Catalog:         cat,
 		Faults:          cfg.Faults,
+		Subscriptions:   subsAPI,
+		CORS:            cfg.CORS,
+		CursorEpoch:     cfg.CursorEpoch,
+		CursorInterval:  cfg.CursorInterval,
 	})
 	if err := s.metrics.Watch(metrics.Sources{
 		Streams:  reg,
 		Rotation: rot,
+		Cache:    cold,
+		Reclaim:  collector,
 		Reads: func() metrics.ReadStats {
 			st := s.api.ReadStats()
 			return metrics.ReadStats{StorageReads: st.StorageReads, CollapsedReads: st.CollapsedReads,
 				LiveWaiters: st.LiveWaiters, KeptReads: int64(st.KeptReads), KeptReadBytes: st.KeptReadBytes}
 		},
 		HotDir: filepath.Join(cfg.DataDir, "streams"),
+		Limits: func() metrics.LimitStats {
+			total, _ := s.budget.InUse("")
+			return metrics.LimitStats{OpenConns: s.conns.Open(), RefusedConns: s.conns.Refused(), BodyBytesInFlight: total}
+		},
+		Subscriptions: subsStats(subs),
 	}); err != nil {
 		s.Close(ctx)
 		return nil, fmt.Errorf("server: %w", err)
@@ -256,6 +416,27 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 // Handler returns the HTTP handler; streams are under /v1/stream/.
 func (s *Server) Handler() http.Handler { return s.api }
 
+// HTTPServer returns an http.Server for Handler() with the connection
+// timeouts of Config.Limits: ReadHeaderTimeout, and ConnIdleTimeout as
+// IdleTimeout. It sets no ReadTimeout or WriteTimeout: request bodies
+// have their own minimum-rate deadline (in Handler()), and a whole-request
+// write deadline would cut long-polls and SSE responses, which end on
+// their own schedule. Serve it on Listener(ln).
+func (s *Server) HTTPServer() *http.Server {
+	l := s.cfg.Limits
+	return &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: max(l.ReadHeaderTimeout, 0),
+		IdleTimeout:       max(l.ConnIdleTimeout, 0),
+		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
+	}
+}
+
+// Listener wraps ln with the connection bounds of Config.Limits. The
+// bounds are the server's: connections of every listener it wrapped
+// count against them together.
+func (s *Server) Listener(ln net.Listener) net.Listener { return s.conns.Listen(ln) }
+
 // Rotator exposes the segment uploader (for tests and tools).
 func (s *Server) Rotator() *rotation.Rotator { return s.rot }
 
@@ -264,6 +445,9 @@ func (s *Server) Registry() *sequencer.Registry { return s.reg }
 
 // Admin exposes the segment administration service (for tests and tools).
 func (s *Server) Admin() *admin.Service { return s.admin }
+
+// Subscriptions exposes the subscriptions manager (nil when disabled).
+func (s *Server) Subscriptions() *subscriptions.Manager { return s.subs }
 
 // Catalog exposes the stream catalog (for tests and tools).
 func (s *Server) Catalog() *catalog.Catalog { return s.catalog }
@@ -283,7 +467,7 @@ func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 func (s *Server) healthChecks() *health.Checker {
 	return health.New(
 		health.Check{Name: "catalog", Critical: true, CacheFor: time.Second,
-			Probe: func(ctx context.Context) error { return s.catalog.DB().PingContext(ctx) }},
+			Probe: func(ctx context.Context) error { return s.catalog.Ping(ctx) }},
 		health.Check{Name: "coldstore", CacheFor: 5 * time.Second,
 			Probe: func(ctx context.Context) error { return coldstore.Probe(ctx, s.store) }},
 	)
@@ -299,7 +483,12 @@ func (s *Server) Close(ctx context.Context) error {
 		s.cfg.Logger.Warn("closing before every hook ran", "err", err)
 	}
 	s.lc.close()
+	var serr error
+	if s.subs != nil {
+		serr = s.subs.Close()
+	}
 	s.rot.Close()
 	err := s.reg.Close(ctx)
-	return errors.Join(err, s.catalog.Close())
+	s.collector.Close()
+	return errors.Join(serr, err, s.catalog.Close())
 }

@@ -5,9 +5,8 @@ package ratelimit
 import (
 	"errors"
 	"math"
-	"net"
 	"net/http"
-	"strings"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -28,8 +27,19 @@ type Config struct {
 	// Only set it when every request comes through such a proxy: clients
 	// can write any X-Forwarded-For themselves.
 	TrustProxyHeaders bool
+	// TrustedProxies are the networks of the proxies in front of the
+	// server, whose X-Forwarded-For entries are believed; requests from
+	// other peers are taken at their address. The narrower, safer form
+	// of TrustProxyHeaders, for servers reached both directly and
+	// through proxies.
+	TrustedProxies []netip.Prefix
 	// Now returns the current time (nil: time.Now); for tests.
 	Now func() time.Time
+}
+
+// Proxies returns the trusted proxies of c.
+func (c Config) Proxies() Proxies {
+	return Proxies{All: c.TrustProxyHeaders, Nets: c.TrustedProxies}
 }
 
 // Enabled reports whether c limits anything.
@@ -156,23 +166,10 @@ func (l *Limiter) Len() int {
 	return len(l.buckets)
 }
 
-// ClientIP returns the address of the client of r: its remote address,
-// or with TrustProxyHeaders the last X-Forwarded-For entry.
+// ClientIP returns the address of the client of r (see ClientAddr).
 func (l *Limiter) ClientIP(r *http.Request) string {
-	if l != nil && l.cfg.TrustProxyHeaders {
-		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
-			last := xff[len(xff)-1]
-			if i := strings.LastIndexByte(last, ','); i >= 0 {
-				last = last[i+1:]
-			}
-			if ip := strings.TrimSpace(last); ip != "" {
-				return ip
-			}
-		}
+	if l == nil {
+		return ClientAddr(r, Proxies{})
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+	return ClientAddr(r, l.cfg.Proxies())
 }

@@ -134,3 +134,42 @@ func TestClientIP(t *testing.T) {
 		}
 	}
 }
+
+// TestClientAddrTrustedProxies: X-Forwarded-For counts only from trusted
+// proxies, and is walked from the right past further trusted hops.
+func TestClientAddrTrustedProxies(t *testing.T) {
+	nets, err := ratelimit.ParsePrefixes("10.0.0.0/8, 192.0.2.1,::1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ratelimit.Proxies{Nets: nets}
+	for _, tc := range []struct {
+		name, peer string
+		xff        []string
+		want       string
+	}{
+		{"direct client, header ignored", "203.0.113.5:1", []string{"198.51.100.1"}, "203.0.113.5"},
+		{"trusted proxy", "10.1.2.3:1", []string{"198.51.100.1"}, "198.51.100.1"},
+		{"trusted single address", "192.0.2.1:1", []string{"198.51.100.1"}, "198.51.100.1"},
+		{"ipv6 proxy", "[::1]:1", []string{"198.51.100.1"}, "198.51.100.1"},
+		{"chain of trusted proxies", "10.1.2.3:1", []string{"spoofed, 198.51.100.1, 10.9.9.9"}, "198.51.100.1"},
+		{"spoofed entries left of the client", "10.1.2.3:1", []string{"10.0.0.1", "198.51.100.1"}, "198.51.100.1"},
+		{"only proxies in the header", "10.1.2.3:1", []string{"10.2.2.2"}, "10.2.2.2"},
+		{"no header", "10.1.2.3:1", nil, "10.1.2.3"},
+		{"mapped ipv4 peer", "[::ffff:10.1.2.3]:1", []string{"198.51.100.1"}, "198.51.100.1"},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = tc.peer
+		for _, v := range tc.xff {
+			r.Header.Add("X-Forwarded-For", v)
+		}
+		if got := ratelimit.ClientAddr(r, p); got != tc.want {
+			t.Errorf("%s: ClientAddr = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	for _, bad := range []string{"10.0.0.0/33", "not-an-ip", "10.0.0.1/x"} {
+		if _, err := ratelimit.ParsePrefixes(bad); err == nil {
+			t.Errorf("ParsePrefixes(%q) accepted", bad)
+		}
+	}
+}

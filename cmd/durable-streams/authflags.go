@@ -27,6 +27,7 @@ type authFlags struct {
 	rate            float64
 	burst           int64
 	trustProxy      bool
+	trustedProxies  string
 }
 
 func (a *authFlags) register(fs *flag.FlagSet) {
@@ -39,7 +40,8 @@ func (a *authFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&a.leeway, "auth-leeway", envDuration("DS_AUTH_LEEWAY", 30*time.Second), "clock skew tolerated in exp, nbf and iat of JWTs (DS_AUTH_LEEWAY)")
 	fs.Float64Var(&a.rate, "rate-limit", envFloat("DS_RATE_LIMIT", 0), "requests per second per client (token subject, else address); 0 = no limit (DS_RATE_LIMIT)")
 	fs.Int64Var(&a.burst, "rate-burst", envInt("DS_RATE_BURST", 0), "requests a client may make at once; 0 = the rate rounded up (DS_RATE_BURST)")
-	fs.BoolVar(&a.trustProxy, "trust-proxy-headers", envBool("DS_TRUST_PROXY_HEADERS", false), "take the client address for rate limits from the last X-Forwarded-For entry; only behind a proxy that sets it (DS_TRUST_PROXY_HEADERS)")
+	fs.BoolVar(&a.trustProxy, "trust-proxy-headers", envBool("DS_TRUST_PROXY_HEADERS", false), "take the client address for per-client limits from the last X-Forwarded-For entry; only when every request comes through a proxy that sets it (DS_TRUST_PROXY_HEADERS)")
+	fs.StringVar(&a.trustedProxies, "trusted-proxies", envOr("DS_TRUSTED_PROXIES", ""), "comma-separated networks (CIDR) or addresses of proxies whose X-Forwarded-For names the client for per-client limits; other peers are taken at their address (DS_TRUSTED_PROXIES)")
 }
 
 // config reads the key files and builds the auth and rate-limit settings.
@@ -71,7 +73,11 @@ func (a *authFlags) config(adminToken string) (auth.Config, ratelimit.Config, er
 			cfg.PublicRead = append(cfg.PublicRead, p)
 		}
 	}
-	rl := ratelimit.Config{Rate: a.rate, Burst: int(a.burst), TrustProxyHeaders: a.trustProxy}
+	nets, err := ratelimit.ParsePrefixes(a.trustedProxies)
+	if err != nil {
+		return cfg, ratelimit.Config{}, fmt.Errorf("-trusted-proxies: %w", err)
+	}
+	rl := ratelimit.Config{Rate: a.rate, Burst: int(a.burst), TrustProxyHeaders: a.trustProxy, TrustedProxies: nets}
 	return cfg, rl, nil
 }
 

@@ -3,8 +3,9 @@
 //	durable-streams serve [flags]   run the server (flags also from DS_* env vars)
 //	durable-streams segments <command> [flags]
 //	                                administer cold segments of a running server
-//	durable-streams server start|stop|restart|status
-//	                                run the server in the background
+//	durable-streams server start|stop|restart|status|run
+//	                                run the server in the background (run: in
+//	                                the foreground, like serve)
 //	durable-streams stream <command> [flags]
 //	                                create, append to, read and follow streams
 //	durable-streams token [flags]   print a signed JWT for access control
@@ -101,9 +102,9 @@ commands:
   serve    run the server (see durable-streams serve -h)
   segments list, stats, verify, gc: administer the cold segments of a
            running server (see durable-streams segments help)
-  server   start, stop, restart, status: run the server in the background
-           (see durable-streams server help)
-  stream   create, append, get, tail, head, close, delete, list: use streams,
+  server   start, stop, restart, status: run the server in the background;
+           run: in the foreground, like serve (see durable-streams server help)
+  stream   create, append, get, tail, subscribe, head, close, delete, list: use streams,
            starting the background server if needed (see durable-streams stream help)
   token    print a signed JWT for access control (see durable-streams token -h)
 

@@ -16,10 +16,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/streamtier/durable-streams/api"
 	"github.com/streamtier/durable-streams/auth"
 	"github.com/streamtier/durable-streams/cache"
 	"github.com/streamtier/durable-streams/coldstore"
 	"github.com/streamtier/durable-streams/faults"
+	"github.com/streamtier/durable-streams/internal/protocol"
 	"github.com/streamtier/durable-streams/rotation"
 	"github.com/streamtier/durable-streams/sequencer"
 	"github.com/streamtier/durable-streams/server"
@@ -53,9 +55,56 @@ type serveFlags struct {
 	auth         authFlags
 	createBucket bool
 
+	cluster server.Cluster
+
 	registryStream string
 	testFaults     bool
 	debugAddr      string
+
+	readHeaderTimeout time.Duration
+	connIdleTimeout   time.Duration
+	bodyMinRate       int64
+	bodyReadGrace     time.Duration
+	maxConns          int64
+	maxConnsPerClient int64
+	maxBodyBytes      int64
+	maxBodyPerClient  int64
+	corsOrigins       string
+	cursorInterval    time.Duration
+	cursorEpoch       string
+
+	// Command line conveniences (issue 14, item 10).
+	port int // --port: replaces the port of addr; -1 when not given
+
+	webhooks            bool
+	webhookAllowPrivate bool
+	publicURL           string
+}
+
+// limits turns the limit flags into server.Limits; a flag's 0 means off.
+func (f *serveFlags) limits() server.Limits {
+	off := func(v int64) int64 {
+		if v == 0 {
+			return -1
+		}
+		return v
+	}
+	offDur := func(d time.Duration) time.Duration {
+		if d == 0 {
+			return -1
+		}
+		return d
+	}
+	return server.Limits{
+		ReadHeaderTimeout:     offDur(f.readHeaderTimeout),
+		ConnIdleTimeout:       offDur(f.connIdleTimeout),
+		BodyMinRate:           off(f.bodyMinRate),
+		BodyReadGrace:         f.bodyReadGrace,
+		MaxConns:              int(off(f.maxConns)),
+		MaxConnsPerClient:     int(off(f.maxConnsPerClient)),
+		MaxBodyBytes:          off(f.maxBodyBytes),
+		MaxBodyBytesPerClient: off(f.maxBodyPerClient),
+	}
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -90,10 +139,36 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&f.verify, "verify-uploads", envOr("DS_VERIFY_UPLOADS", "full"), "check uploads before trimming: full (read back, CRC32C) or size (DS_VERIFY_UPLOADS)")
 	fs.StringVar(&f.adminToken, "admin-token", envOr("DS_ADMIN_TOKEN", ""), "static bearer token granting everything (admin API included); setting it turns access control on; prefer the variable, flags show in process listings (DS_ADMIN_TOKEN)")
 	f.auth.register(fs)
+	fs.StringVar(&f.cluster.DSN, "cluster-dsn", envOr("DS_CLUSTER_DSN", ""), "keep the catalog in this PostgreSQL database (postgres://user@host/db) instead of the data directory; one node per database for now; prefer the variable, it may hold a password (DS_CLUSTER_DSN)")
+	fs.StringVar(&f.cluster.NodeID, "node-id", envOr("DS_NODE_ID", ""), "this node's name in cluster mode (default the host name) (DS_NODE_ID)")
+	fs.StringVar(&f.cluster.AdvertiseURL, "advertise-url", envOr("DS_ADVERTISE_URL", ""), "URL other nodes reach this one at in cluster mode (default http://<addr>) (DS_ADVERTISE_URL)")
 	fs.StringVar(&f.registryStream, "registry-stream", envOr("DS_REGISTRY_STREAM", ""), "path of a JSON stream the server appends every stream create and delete to, e.g. __registry__; empty: none (DS_REGISTRY_STREAM)")
 	fs.BoolVar(&f.testFaults, "enable-test-faults", envBool("DS_ENABLE_TEST_FAULTS", false), "serve POST/DELETE /_test/inject-error to inject errors into requests; for tests only, never in production (DS_ENABLE_TEST_FAULTS)")
 	fs.StringVar(&f.debugAddr, "debug-addr", envOr("DS_DEBUG_ADDR", ""), "serve Go's pprof profiles under /debug/pprof/ on this separate address, e.g. 127.0.0.1:6060; empty: off (DS_DEBUG_ADDR)")
+	fs.BoolVar(&f.webhooks, "webhooks", envBool("DS_WEBHOOKS", false), "allow webhook subscriptions and deliver their signed webhooks (DS_WEBHOOKS)")
+	fs.BoolVar(&f.webhookAllowPrivate, "webhook-allow-private", envBool("DS_WEBHOOK_ALLOW_PRIVATE", false), "also allow webhook targets on loopback (localhost, 127.0.0.0/8, ::1), for development; private networks stay refused (DS_WEBHOOK_ALLOW_PRIVATE)")
+	fs.StringVar(&f.publicURL, "public-url", envOr("DS_PUBLIC_URL", ""), "stream root URL as clients reach it, e.g. https://streams.example/v1/stream, for webhook callback_url and jwks_url; empty: from the request (DS_PUBLIC_URL)")
+	d := server.DefaultLimits
+	fs.DurationVar(&f.readHeaderTimeout, "read-header-timeout", envDuration("DS_READ_HEADER_TIMEOUT", d.ReadHeaderTimeout), "time a client has to send a request's headers; 0 = no limit (DS_READ_HEADER_TIMEOUT)")
+	fs.DurationVar(&f.connIdleTimeout, "conn-idle-timeout", envDuration("DS_CONN_IDLE_TIMEOUT", d.ConnIdleTimeout), "close keep-alive connections idle this long between requests; 0 = never (DS_CONN_IDLE_TIMEOUT)")
+	fs.Int64Var(&f.bodyMinRate, "body-min-rate", envInt("DS_BODY_MIN_RATE", d.BodyMinRate), "bytes per second a request body must average after -body-read-grace, else 408; 0 = no minimum (DS_BODY_MIN_RATE)")
+	fs.DurationVar(&f.bodyReadGrace, "body-read-grace", envDuration("DS_BODY_READ_GRACE", d.BodyReadGrace), "time a request body may take before -body-min-rate applies (DS_BODY_READ_GRACE)")
+	fs.Int64Var(&f.maxConns, "max-conns", envInt("DS_MAX_CONNS", int64(d.MaxConns)), "open connections in total; more get 503; 0 = no limit (DS_MAX_CONNS)")
+	fs.Int64Var(&f.maxConnsPerClient, "max-conns-per-client", envInt("DS_MAX_CONNS_PER_CLIENT", int64(d.MaxConnsPerClient)), "open connections per client IP; more get 429; not applied with -trust-proxy-headers; 0 = no limit (DS_MAX_CONNS_PER_CLIENT)")
+	fs.Int64Var(&f.maxBodyBytes, "max-inflight-body-bytes", envInt("DS_MAX_INFLIGHT_BODY_BYTES", d.MaxBodyBytes), "request body bytes being received at once, in total; more get 503; 0 = no limit (DS_MAX_INFLIGHT_BODY_BYTES)")
+	fs.Int64Var(&f.maxBodyPerClient, "max-inflight-body-bytes-per-client", envInt("DS_MAX_INFLIGHT_BODY_BYTES_PER_CLIENT", d.MaxBodyBytesPerClient), "request body bytes being received at once per client address; more get 429; 0 = no limit (DS_MAX_INFLIGHT_BODY_BYTES_PER_CLIENT)")
+	fs.StringVar(&f.corsOrigins, "cors-origins", envOr("DS_CORS_ORIGINS", "*"), `origins whose web pages may use the server: "*" any, a comma-separated list (https://app.example.com,...), or "off" for no CORS headers (DS_CORS_ORIGINS)`)
+	fs.DurationVar(&f.cursorInterval, "cursor-interval", envDuration("DS_CURSOR_INTERVAL", protocol.DefaultCursorInterval), "length of one Stream-Cursor interval of live reads, 1s to 1h (DS_CURSOR_INTERVAL)")
+	fs.StringVar(&f.cursorEpoch, "cursor-epoch", envOr("DS_CURSOR_EPOCH", protocol.DefaultCursorEpoch.Format(time.RFC3339)), "RFC 3339 instant from which Stream-Cursor intervals are counted (DS_CURSOR_EPOCH)")
+
+	// Command line conveniences.
+	portFlag(fs, &f.port)
+
 	if err := flagError(fs.Parse(args)); err != nil {
+		return err
+	}
+	var err error
+	if f.addr, err = withPort(f.addr, f.port); err != nil {
 		return err
 	}
 	var level slog.Level
@@ -103,6 +178,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	mode, err := cache.ParseMode(f.cacheMode)
 	if err != nil {
 		return usageError{err}
+	}
+	cors, err := api.ParseCORS(f.corsOrigins)
+	if err != nil {
+		return usageError{fmt.Errorf("bad -cors-origins: %w", err)}
+	}
+	cursorEpoch, err := time.Parse(time.RFC3339, f.cursorEpoch)
+	if err != nil {
+		return usageError{fmt.Errorf("bad -cursor-epoch %q: want an RFC 3339 time such as 2024-10-09T00:00:00Z", f.cursorEpoch)}
+	}
+	if err := (protocol.CursorClock{Epoch: cursorEpoch, Interval: f.cursorInterval}).Validate(); err != nil {
+		return usageError{fmt.Errorf("bad -cursor-interval: %w", err)}
 	}
 	lg := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	// Credentials come from DS_S3_ACCESS_KEY_ID/DS_S3_SECRET_ACCESS_KEY or
@@ -120,6 +206,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if f.coldKind == coldstore.KindS3 && f.s3.Bucket == "" {
 		return usageError{errors.New("-cold-store s3 needs -s3-bucket")}
+	}
+	if f.cluster.DSN != "" {
+		if f.cluster.NodeID == "" {
+			if f.cluster.NodeID, err = os.Hostname(); err != nil {
+				return usageError{fmt.Errorf("-node-id: %w", err)}
+			}
+		}
+		if f.cluster.AdvertiseURL == "" {
+			f.cluster.AdvertiseURL = "http://" + f.addr
+		}
 	}
 	authCfg, rateCfg, err := f.auth.config(f.adminToken)
 	if err != nil {
@@ -157,6 +253,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		RegistryStream:  f.registryStream,
 		Faults:          testFaults(f.testFaults, lg),
 		Journal:         f.journal,
+		Limits:          f.limits(),
+		CORS:            cors,
+		CursorEpoch:     cursorEpoch,
+		CursorInterval:  f.cursorInterval,
+		Subscriptions: server.SubscriptionConfig{Webhooks: f.webhooks, WebhookAllowPrivate: f.webhookAllowPrivate,
+			PublicURL: f.publicURL},
+		Cluster: f.cluster,
 	})
 	if err != nil {
 		return err
@@ -175,9 +278,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		defer stopDebug()
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := srv.HTTPServer()
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(srv.Listener(ln)) }()
 	lg.Info("serving", "addr", ln.Addr().String(), "data_dir", f.dataDir)
 	warnIfOpen(lg, ln.Addr(), authn.Enabled())
 

@@ -49,6 +49,8 @@ commands:
   start    start the server unless it runs; waits until it is ready and
            prints its URL
              --addr A       listen address (default $DS_ADDR, else 127.0.0.1:4437)
+             --port P       listen on port P (of the --addr host, default
+                            127.0.0.1) ($DS_PORT)
              --data-dir D   data directory (default <state dir>/data)
              --timeout T    how long to wait for readiness (default 30s)
              -- FLAGS...    further flags for durable-streams serve
@@ -56,6 +58,8 @@ commands:
   restart  stop, then start with the same settings (flags of start override)
   status   print whether it runs, with pid, URL, data dir and uptime;
            exit status 0 if it runs, 3 if not (--json for JSON)
+  run      run the server in the foreground: the same as durable-streams
+           serve, with the same flags
 
 flags of every command:
   --state-dir D  the state directory (DS_STATE_DIR)
@@ -72,6 +76,7 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Usage = func() { fmt.Fprint(stderr, serverUsage) }
 	stateDir := fs.String("state-dir", "", "state directory (DS_STATE_DIR)")
 	var so startOptions
+	port := -1
 	var stopTimeout time.Duration
 	var asJSON bool
 	switch name {
@@ -79,6 +84,7 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.StringVar(&so.addr, "addr", "", "listen address (DS_ADDR, default 127.0.0.1:4437)")
 		fs.StringVar(&so.dataDir, "data-dir", "", "data directory (default <state dir>/data)")
 		fs.DurationVar(&so.timeout, "timeout", 30*time.Second, "how long to wait for readiness")
+		portFlag(fs, &port)
 		if name == "restart" {
 			fs.DurationVar(&stopTimeout, "stop-timeout", 30*time.Second, "SIGKILL the old server after this")
 		}
@@ -86,6 +92,9 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.DurationVar(&stopTimeout, "timeout", 30*time.Second, "SIGKILL after this")
 	case "status":
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
+	case "run":
+		// An alias of serve, for users of CLIs that spell it so.
+		return serve(ctx, rest, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, serverUsage)
 		return nil
@@ -108,6 +117,9 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case "start":
 		if so.addr == "" {
 			so.addr = envOr("DS_ADDR", defaultDaemonAddr)
+		}
+		if so.addr, err = withPort(so.addr, port); err != nil {
+			return err
 		}
 		return serverStart(ctx, d, so, stdout, stderr)
 	case "stop":
@@ -143,6 +155,11 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		if so.addr == "" {
 			so.addr = envOr("DS_ADDR", defaultDaemonAddr)
+		}
+		if set["port"] {
+			if so.addr, err = withPort(so.addr, port); err != nil {
+				return err
+			}
 		}
 		return serverStart(ctx, d, so, stdout, stderr)
 	default: // status

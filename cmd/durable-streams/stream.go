@@ -48,16 +48,29 @@ commands:
                    -e JSON           a JSON value as one message (JSON streams); repeatable
                    --chunk-size N    bytes per append (default 1048576)
                    --no-progress     no progress bar (shown for large input on a terminal)
+                   --create          create the stream if it does not exist (always
+                                     done with the local background server)
+                   --content-type T  type of a stream created so (default
+                                     application/json for -e values, else
+                                     application/octet-stream); --json for JSON
   get PATH       print the stream from --offset to its current end; the next
                  offset goes to stderr
                    --offset O        -1 (start, default), now, or an offset
+                   -n N              stop after N messages (JSON) or chunks (others)
                    --limit-bytes N   stop after the response that reaches N bytes
-                   --json-lines      one line per message (JSON) or chunk (other types)
+                   --output F        raw (default: the data, JSON streams as one
+                                     array), lines (--json-lines) or jsonl (--jsonl)
   tail PATH      follow the stream, one JSON line per message (JSON streams)
                  or per chunk ({"offset":...,"data":TEXT} for text/*,
                  {"offset":...,"base64":DATA} for others); ends at the end of a
                  closed stream
                    --offset O        -1 (start, default), now, or an offset
+                   -n N              stop after N messages or chunks
+                   --output F        lines (default), jsonl (--jsonl: every line
+                                     {"offset":...,"data":VALUE}, JSON streams too) or raw
+  subscribe PATH like tail, from now on: prints what is appended from now
+                   --offset O        now (default), -1 (start), or an offset
+                   -n N, --output F  as for tail
   head PATH      print the stream's metadata (--json for JSON)
   close PATH     close the stream: no more appends; prints its final offset
   delete PATH    delete the stream and its data
@@ -70,13 +83,14 @@ flags of every command:
 
 exit status: 0 ok, 1 error, 2 usage error or request rejected as malformed
 (400), 3 stream not found, 4 conflict (stream closed, exists differently),
-130 tail interrupted
+130 tail or subscribe interrupted
 `
 
 // streamEnv is what every stream command shares.
 type streamEnv struct {
 	url, token, stateDir string
 	base                 string // the server's base URL, once connected
+	local                bool   // the server is the CLI's own background server
 	stdin                io.Reader
 	stdout, stderr       io.Writer
 	client               *client.Client
@@ -99,8 +113,12 @@ func (e *streamEnv) connect(ctx context.Context) error {
 		}
 		info, _ := d.inspect()
 		if info == nil || info.URL == "" {
+			addr, err := withPort(envOr("DS_ADDR", defaultDaemonAddr), int(envInt("DS_PORT", -1)))
+			if err != nil {
+				return err
+			}
 			var started bool
-			info, started, err = d.start(ctx, startOptions{addr: envOr("DS_ADDR", defaultDaemonAddr)})
+			info, started, err = d.start(ctx, startOptions{addr: addr})
 			if err != nil {
 				return fmt.Errorf("no server: DURABLE_STREAMS_URL is not set and the local server did not start: %w", err)
 			}
@@ -109,6 +127,7 @@ func (e *streamEnv) connect(ctx context.Context) error {
 			}
 		}
 		base = info.URL
+		e.local = true
 	} else if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return usageError{fmt.Errorf("bad --url %q: want http(s)://host[:port]", base)}
 	}
@@ -158,7 +177,9 @@ func streamCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	case "get":
 		cmd = getCommand(fs)
 	case "tail":
-		cmd = tailCommand(fs)
+		cmd = followCommand(fs, client.OffsetStart)
+	case "subscribe":
+		cmd = followCommand(fs, client.OffsetNow)
 	case "head":
 		cmd = headCommand(fs)
 	case "close":
@@ -299,18 +320,24 @@ func parseTTL(v string) (time.Duration, error) {
 func getCommand(fs *flag.FlagSet) streamCommand {
 	var offset string
 	var limit int64
-	var lines bool
+	var count int
+	var of outputFlags
 	fs.StringVar(&offset, "offset", client.OffsetStart, "where to start: -1 (start), now, or an offset")
 	fs.Int64Var(&limit, "limit-bytes", 0, "stop after the response that reaches this many bytes (0: no limit)")
-	fs.BoolVar(&lines, "json-lines", false, "one line per message (JSON) or chunk (other types)")
+	fs.IntVar(&count, "n", 0, "stop after this many messages (JSON) or chunks (other types); 0: no limit")
+	of.register(fs, outRaw)
 	return streamCommand{args: "PATH", run: func(ctx context.Context, e *streamEnv, args []string) error {
-		if limit < 0 {
-			return usageError{errors.New("--limit-bytes must not be negative")}
+		if limit < 0 || count < 0 {
+			return usageError{errors.New("--limit-bytes and -n must not be negative")}
+		}
+		format, err := of.format()
+		if err != nil {
+			return err
 		}
 		r := e.client.Stream(args[0]).Read(ctx, client.ReadOptions{Offset: offset})
 		defer r.Close()
 		w := bufio.NewWriterSize(e.stdout, 64<<10)
-		out := &messageWriter{w: w, lines: lines}
+		out := &messageWriter{w: w, format: format, max: count}
 		var total int64
 		closed := false
 		for {
@@ -327,7 +354,7 @@ func getCommand(fs *flag.FlagSet) streamCommand {
 				return err
 			}
 			total += int64(len(b.Data))
-			if limit > 0 && total >= limit {
+			if out.full() || (limit > 0 && total >= limit) {
 				break
 			}
 		}
@@ -337,37 +364,42 @@ func getCommand(fs *flag.FlagSet) streamCommand {
 		if err := w.Flush(); err != nil {
 			return err
 		}
-		reportOffset(e.stderr, r.Offset(), closed)
+		out.reportOffset(e.stderr, r.Offset(), closed)
 		return nil
 	}}
 }
 
-func reportOffset(w io.Writer, offset string, closed bool) {
-	if closed {
-		fmt.Fprintf(w, "next offset: %s (stream closed)\n", offset)
-		return
-	}
-	fmt.Fprintf(w, "next offset: %s\n", offset)
-}
-
-func tailCommand(fs *flag.FlagSet) streamCommand {
+// followCommand is tail (from the start by default) and subscribe (from
+// now by default): follow the stream live, print each batch as it comes.
+func followCommand(fs *flag.FlagSet, defOffset string) streamCommand {
 	var offset string
-	fs.StringVar(&offset, "offset", client.OffsetStart, "where to start: -1 (start), now, or an offset")
+	var count int
+	var of outputFlags
+	fs.StringVar(&offset, "offset", defOffset, "where to start: -1 (start), now, or an offset")
+	fs.IntVar(&count, "n", 0, "stop after this many messages (JSON) or chunks (other types); 0: follow until interrupted or the stream is closed")
+	of.register(fs, outLines)
 	return streamCommand{args: "PATH", run: func(ctx context.Context, e *streamEnv, args []string) error {
+		if count < 0 {
+			return usageError{errors.New("-n must not be negative")}
+		}
+		format, err := of.format()
+		if err != nil {
+			return err
+		}
 		r := e.client.Stream(args[0]).Read(ctx, client.ReadOptions{Offset: offset, Live: client.LiveAuto})
 		defer r.Close()
 		w := bufio.NewWriterSize(e.stdout, 64<<10)
-		out := &messageWriter{w: w, lines: true}
+		out := &messageWriter{w: w, format: format, max: count}
 		for {
 			b, err := r.Next()
 			if err == io.EOF {
-				reportOffset(e.stderr, r.Offset(), true)
+				out.reportOffset(e.stderr, r.Offset(), true)
 				return nil
 			}
 			if err != nil {
 				w.Flush()
 				if ctx.Err() != nil {
-					reportOffset(e.stderr, r.Offset(), false)
+					out.reportOffset(e.stderr, r.Offset(), false)
 					return exitCodeError{code: exitInterrupted}
 				}
 				return err
@@ -379,25 +411,99 @@ func tailCommand(fs *flag.FlagSet) streamCommand {
 			if err := w.Flush(); err != nil {
 				return err
 			}
+			if out.full() {
+				out.reportOffset(e.stderr, r.Offset(), b.Closed)
+				return nil
+			}
 		}
 	}}
 }
 
-// messageWriter prints batches: JSON messages as one array, or one a
-// line; other data raw, or as one JSON line per batch.
-type messageWriter struct {
-	w     *bufio.Writer
-	lines bool
-	n     int  // JSON messages written (array mode)
-	json  bool // the stream is a JSON stream (array mode)
+// outputFormat is how get, tail and subscribe print batches.
+type outputFormat int
+
+const (
+	// outRaw: the data as stored; a JSON stream's messages as one array.
+	outRaw outputFormat = iota
+	// outLines: one line per message of a JSON stream (the value), or per
+	// chunk of other streams (a jsonLine).
+	outLines
+	// outJSONL: one jsonLine per message or chunk, of every stream.
+	outJSONL
+)
+
+// outputFlags are --output and its short forms.
+type outputFlags struct {
+	def    outputFormat
+	output string
+	lines  bool // --json-lines
+	jsonl  bool // --jsonl
 }
 
-// chunkLine is the JSON line of a batch of a text or binary stream.
-type chunkLine struct {
-	Offset string `json:"offset"`
-	Data   string `json:"data,omitempty"`
-	Base64 []byte `json:"base64,omitempty"`
+func (o *outputFlags) register(fs *flag.FlagSet, def outputFormat) {
+	o.def = def
+	fs.StringVar(&o.output, "output", "", "raw (the data; JSON streams as one array), lines (one line per JSON message or chunk) or jsonl (one {\"offset\",\"data\"} object a line)")
+	fs.BoolVar(&o.lines, "json-lines", false, "short for --output lines")
+	fs.BoolVar(&o.jsonl, "jsonl", false, "short for --output jsonl")
 }
+
+func (o *outputFlags) format() (outputFormat, error) {
+	f := o.def
+	n := 0
+	if o.output != "" {
+		n++
+		switch o.output {
+		case "raw":
+			f = outRaw
+		case "lines":
+			f = outLines
+		case "jsonl":
+			f = outJSONL
+		default:
+			return 0, usageError{fmt.Errorf("bad --output %q: want raw, lines or jsonl", o.output)}
+		}
+	}
+	if o.lines {
+		n++
+		f = outLines
+	}
+	if o.jsonl {
+		n++
+		f = outJSONL
+	}
+	if n > 1 {
+		return 0, usageError{errors.New("give one of --output, --json-lines and --jsonl")}
+	}
+	return f, nil
+}
+
+// messageWriter prints batches in an outputFormat, up to max messages
+// (0: no limit).
+type messageWriter struct {
+	w      *bufio.Writer
+	format outputFormat
+	max    int
+	n      int  // messages (JSON) or chunks written
+	json   bool // the stream is a JSON stream (raw format)
+	// unprinted counts the messages of the last batch left out by max:
+	// the next offset lies after them.
+	unprinted int
+}
+
+// jsonLine is one line of outJSONL, and of outLines for streams other
+// than JSON: Offset is the offset after the batch holding the message
+// (every message of one batch shares it), so reading from the last line's
+// offset continues after everything printed. Data is the message of a
+// JSON stream, or the text of a text/* chunk as a JSON string; other
+// chunks are in Base64.
+type jsonLine struct {
+	Offset string          `json:"offset"`
+	Data   json.RawMessage `json:"data,omitempty"`
+	Base64 []byte          `json:"base64,omitempty"`
+}
+
+// full reports whether max messages were written.
+func (m *messageWriter) full() bool { return m.max > 0 && m.n >= m.max }
 
 func (m *messageWriter) batch(b client.Batch) error {
 	if isJSON(b.ContentType) {
@@ -406,36 +512,56 @@ func (m *messageWriter) batch(b client.Batch) error {
 		if err != nil {
 			return err
 		}
-		for _, msg := range msgs {
-			switch {
-			case m.lines:
-			case m.n == 0:
-				m.w.WriteByte('[')
-			default:
-				m.w.WriteByte(',')
+		for i, msg := range msgs {
+			if m.full() {
+				m.unprinted = len(msgs) - i
+				return nil
 			}
-			m.w.Write(msg)
-			if m.lines {
-				m.w.WriteByte('\n')
+			if err := m.message(msg, b.NextOffset); err != nil {
+				return err
 			}
-			m.n++
 		}
 		return nil
 	}
-	if len(b.Data) == 0 {
+	if len(b.Data) == 0 || m.full() {
 		return nil
 	}
-	if !m.lines {
+	if m.format == outRaw {
+		m.n++
 		_, err := m.w.Write(b.Data)
 		return err
 	}
-	line := chunkLine{Offset: b.NextOffset}
+	line := jsonLine{Offset: b.NextOffset}
 	if isText(b.ContentType) && utf8.Valid(b.Data) {
-		line.Data = string(b.Data)
+		line.Data, _ = json.Marshal(string(b.Data)) // a string always encodes
 	} else {
 		line.Base64 = b.Data
 	}
-	raw, err := json.Marshal(line)
+	m.n++
+	return m.line(line)
+}
+
+// message writes one message of a JSON stream.
+func (m *messageWriter) message(msg json.RawMessage, next string) error {
+	defer func() { m.n++ }()
+	switch m.format {
+	case outJSONL:
+		return m.line(jsonLine{Offset: next, Data: msg})
+	case outLines:
+		m.w.Write(msg)
+		return m.w.WriteByte('\n')
+	}
+	if m.n == 0 {
+		m.w.WriteByte('[')
+	} else {
+		m.w.WriteByte(',')
+	}
+	_, err := m.w.Write(msg)
+	return err
+}
+
+func (m *messageWriter) line(l jsonLine) error {
+	raw, err := json.Marshal(l)
 	if err != nil {
 		return err
 	}
@@ -443,9 +569,9 @@ func (m *messageWriter) batch(b client.Batch) error {
 	return m.w.WriteByte('\n')
 }
 
-// finish ends the JSON array of array mode.
+// finish ends the JSON array of the raw format.
 func (m *messageWriter) finish() error {
-	if m.lines || !m.json {
+	if m.format != outRaw || !m.json {
 		return nil
 	}
 	if m.n == 0 {
@@ -453,6 +579,20 @@ func (m *messageWriter) finish() error {
 	}
 	_, err := m.w.WriteString("]\n")
 	return err
+}
+
+// reportOffset tells, on w, where to continue reading.
+func (m *messageWriter) reportOffset(w io.Writer, offset string, closed bool) {
+	note := ""
+	switch {
+	case m.unprinted > 0:
+		// Offsets lie between batches: there is none just after the last
+		// message printed.
+		note = fmt.Sprintf(" (after %d more messages of the last batch, not printed)", m.unprinted)
+	case closed:
+		note = " (stream closed)"
+	}
+	fmt.Fprintf(w, "next offset: %s%s\n", offset, note)
 }
 
 func headCommand(fs *flag.FlagSet) streamCommand {

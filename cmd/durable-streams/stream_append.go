@@ -43,6 +43,8 @@ func appendCommand(fs *flag.FlagSet) streamCommand {
 	var lits []literal
 	var chunk int64
 	var noProgress bool
+	var create createIfMissing
+	create.register(fs)
 	fs.Var(literalFlag{list: &lits}, "m", "a message: the text (a JSON string on JSON streams); repeatable")
 	fs.Var(literalFlag{json: true, list: &lits}, "e", "a JSON value as one message (JSON streams); repeatable")
 	fs.Int64Var(&chunk, "chunk-size", defaultChunkBytes, "bytes per append of large input")
@@ -57,6 +59,9 @@ func appendCommand(fs *flag.FlagSet) streamCommand {
 		}
 		s := e.client.Stream(args[0])
 		md, err := s.Head(ctx) // the content type decides how input is read
+		if errors.Is(err, client.ErrNotFound) && (create.on || e.local) {
+			md, err = create.create(ctx, e, s, lits)
+		}
 		if err != nil {
 			return err
 		}
@@ -275,4 +280,51 @@ func (a *appender) send(body []byte) error {
 	a.sent += int64(len(body))
 	a.offset = res.NextOffset
 	return nil
+}
+
+// createIfMissing is append's --create: make the stream on first append.
+type createIfMissing struct {
+	on          bool
+	contentType string
+	json        bool
+}
+
+func (c *createIfMissing) register(fs *flag.FlagSet) {
+	fs.BoolVar(&c.on, "create", false, "create the stream if it does not exist (always so with the local background server)")
+	fs.StringVar(&c.contentType, "content-type", "", "media type of a stream created by this append (default application/json for -e values, else application/octet-stream)")
+	fs.BoolVar(&c.json, "json", false, "a stream created by this append is a JSON stream (--content-type application/json)")
+}
+
+// create makes the missing stream s and returns its metadata. Another
+// writer creating it at the same moment with the same type is fine.
+func (c *createIfMissing) create(ctx context.Context, e *streamEnv, s *client.Stream, lits []literal) (client.Metadata, error) {
+	ct := c.contentType
+	switch {
+	case c.json && ct != "" && !isJSON(ct):
+		return client.Metadata{}, usageError{errors.New("--json contradicts --content-type " + ct)}
+	case c.json:
+		ct = "application/json"
+	case ct == "" && len(lits) > 0 && allJSON(lits):
+		ct = "application/json"
+	case ct == "":
+		ct = "application/octet-stream"
+	}
+	res, err := s.Create(ctx, client.CreateOptions{ContentType: ct})
+	if err != nil {
+		return client.Metadata{}, err
+	}
+	if res.Created {
+		fmt.Fprintf(e.stderr, "durable-streams: created stream %s (%s)\n", s.Path(), res.ContentType)
+	}
+	return client.Metadata{ContentType: res.ContentType, NextOffset: res.NextOffset, Closed: res.Closed}, nil
+}
+
+// allJSON reports whether every literal is an -e JSON value.
+func allJSON(lits []literal) bool {
+	for _, l := range lits {
+		if !l.json {
+			return false
+		}
+	}
+	return true
 }

@@ -12,8 +12,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/streamtier/durable-streams/auth"
+	"github.com/streamtier/durable-streams/server"
 )
 
 const cliSecret = "cli-secret-cli-secret-cli-secret-0123"
@@ -96,7 +98,8 @@ func TestAuthFlags(t *testing.T) {
 	pubFile := writeFile(t, "pub.pem", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 	secretFile := writeFile(t, "secret", []byte(cliSecret+"\r\n"))
 
-	f := authFlags{hs256SecretFile: secretFile, eddsaKeyFile: pubFile, publicRead: " pub/, docs/ ,,", rate: 5, burst: 10, trustProxy: true}
+	f := authFlags{hs256SecretFile: secretFile, eddsaKeyFile: pubFile, publicRead: " pub/, docs/ ,,", rate: 5, burst: 10, trustProxy: true,
+		trustedProxies: "10.0.0.0/8, 192.0.2.1"}
 	a, rl, err := f.config("adm")
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +110,7 @@ func TestAuthFlags(t *testing.T) {
 	if len(a.PublicRead) != 2 || a.PublicRead[0] != "pub/" || a.PublicRead[1] != "docs/" {
 		t.Fatalf("public read %q", a.PublicRead)
 	}
-	if rl.Rate != 5 || rl.Burst != 10 || !rl.TrustProxyHeaders {
+	if rl.Rate != 5 || rl.Burst != 10 || !rl.TrustProxyHeaders || len(rl.TrustedProxies) != 2 || rl.TrustedProxies[1].String() != "192.0.2.1/32" {
 		t.Fatalf("rate limit %+v", rl)
 	}
 	for name, f := range map[string]authFlags{
@@ -116,6 +119,7 @@ func TestAuthFlags(t *testing.T) {
 		"missing key":     {eddsaKeyFile: filepath.Join(t.TempDir(), "nope")},
 		"key not PEM":     {eddsaKeyFile: secretFile},
 		"key is a secret": {eddsaKeyFile: writeFile(t, "x.pem", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte(cliSecret)}))},
+		"bad proxy":       {trustedProxies: "10.0.0.0/40"},
 	} {
 		if _, _, err := f.config(""); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -150,6 +154,27 @@ func TestWarnIfOpen(t *testing.T) {
 		warnIfOpen(lg, addr, tc.authOn)
 		if got := strings.Contains(buf.String(), "level=WARN"); got != tc.warn {
 			t.Errorf("%s auth %v: warned %v: %s", tc.addr, tc.authOn, got, buf.String())
+		}
+	}
+}
+
+// TestServeLimitFlags: a limit flag's 0 turns the bound off (negative in
+// server.Limits), other values pass through, and the defaults are
+// server.DefaultLimits'.
+func TestServeLimitFlags(t *testing.T) {
+	f := serveFlags{readHeaderTimeout: 0, connIdleTimeout: 5 * time.Second, bodyMinRate: 0, bodyReadGrace: 3 * time.Second,
+		maxConns: 0, maxConnsPerClient: 7, maxBodyBytes: 100, maxBodyPerClient: 0}
+	got := f.limits()
+	want := server.Limits{ReadHeaderTimeout: -1, ConnIdleTimeout: 5 * time.Second, BodyMinRate: -1, BodyReadGrace: 3 * time.Second,
+		MaxConns: -1, MaxConnsPerClient: 7, MaxBodyBytes: 100, MaxBodyBytesPerClient: -1}
+	if got != want {
+		t.Fatalf("limits() = %+v, want %+v", got, want)
+	}
+	// The help text shows the defaults.
+	_, _, errs := cli(t, "serve", "-h")
+	for _, s := range []string{"-body-min-rate", "(default 1024)", "-conn-idle-timeout", "(default 2m0s)", "-max-inflight-body-bytes-per-client", "(default 67108864)"} {
+		if !strings.Contains(errs, s) {
+			t.Errorf("serve -h lacks %q", s)
 		}
 	}
 }

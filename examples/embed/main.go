@@ -90,9 +90,12 @@ func run(ctx context.Context, addr, dataDir string, lg *slog.Logger, ready func(
 		srv.Close(context.Background())
 		return fmt.Errorf("listen: %w", err)
 	}
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// The stream handler bounds request bodies itself; connection timeouts
+	// and bounds are the http.Server's and the listener's. No ReadTimeout
+	// or WriteTimeout: they would cut long-polls and SSE responses.
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(srv.Listener(ln)) }()
 	if ready != nil {
 		ready(ln.Addr())
 	}

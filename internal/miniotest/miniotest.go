@@ -1,4 +1,6 @@
-// Package miniotest runs a real MinIO server for tests of the S3 backend.
+// Package miniotest runs a real MinIO server for tests of the S3 backend,
+// and inspects its buckets through minio-go, an S3 client independent of
+// the backend under test (see inspect.go).
 //
 // The minio binary is looked up in this order: $DS_MINIO_BIN, then
 // <repo root>/.tools/bin/minio (installed by scripts/install-minio.sh), then
@@ -8,18 +10,13 @@
 package miniotest
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,6 +24,7 @@ import (
 	"time"
 
 	"github.com/streamtier/durable-streams/coldstore"
+	"github.com/streamtier/durable-streams/internal/proctest"
 )
 
 const (
@@ -52,7 +50,7 @@ type Server struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd has exited
-	out  *syncBuffer
+	out  *proctest.Output
 }
 
 // Start runs MinIO on free loopback ports with a fresh data directory, random
@@ -69,9 +67,9 @@ func Start(t testing.TB) *Server {
 	}
 	base := t.TempDir()
 	s := &Server{
-		AccessKey: "ds" + randomHex(8),
-		SecretKey: randomHex(20),
-		Bucket:    "ds-test-" + randomHex(4),
+		AccessKey: "ds" + proctest.RandomHex(8),
+		SecretKey: proctest.RandomHex(20),
+		Bucket:    "ds-test-" + proctest.RandomHex(4),
 		bin:       bin,
 		dataDir:   filepath.Join(base, "data"),
 		certDir:   filepath.Join(base, "certs"),
@@ -87,7 +85,7 @@ func Start(t testing.TB) *Server {
 	// may grab one before MinIO does: retry with new ports.
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		s.addr, s.console = freeAddr(t), freeAddr(t)
+		s.addr, s.console = proctest.FreeAddr(t), proctest.FreeAddr(t)
 		s.Endpoint = "http://" + s.addr
 		if err = s.start(); err == nil {
 			break
@@ -100,12 +98,8 @@ func Start(t testing.TB) *Server {
 
 	ctx, cancel := context.WithTimeout(context.Background(), ReadyTimeout)
 	defer cancel()
-	store, err := coldstore.NewS3(ctx, s.S3Config())
-	if err != nil {
-		t.Fatalf("miniotest: %v", err)
-	}
-	if err := store.EnsureBucket(ctx); err != nil {
-		t.Fatalf("miniotest: creating bucket: %v\nminio output:\n%s", err, s.Output())
+	if err := s.MakeBucket(ctx, s.Bucket); err != nil {
+		t.Fatalf("miniotest: %v\nminio output:\n%s", err, s.Output())
 	}
 	return s
 }
@@ -130,9 +124,6 @@ func (s *Server) DataDir() string { return s.dataDir }
 func (s *Server) Output() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.out == nil {
-		return ""
-	}
 	return s.out.String()
 }
 
@@ -147,13 +138,7 @@ func (s *Server) Stop() {
 	if cmd == nil {
 		return
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(stopTimeout):
-		_ = cmd.Process.Kill()
-		<-done
-	}
+	proctest.Stop(cmd.Process, done, syscall.SIGTERM, stopTimeout)
 }
 
 // Restart stops the server and starts it again on the same address with the
@@ -175,7 +160,7 @@ func (s *Server) Restart(t testing.TB) {
 
 // start launches the process and waits for readiness.
 func (s *Server) start() error {
-	out := &syncBuffer{}
+	out := &proctest.Output{}
 	cmd := exec.Command(s.bin, "server", s.dataDir,
 		"--address", s.addr,
 		"--console-address", s.console,
@@ -212,7 +197,7 @@ func (s *Server) start() error {
 	return nil
 }
 
-func (s *Server) waitFor(client *http.Client, url string, done <-chan struct{}, deadline time.Time, out *syncBuffer) error {
+func (s *Server) waitFor(client *http.Client, url string, done <-chan struct{}, deadline time.Time, out *proctest.Output) error {
 	for {
 		select {
 		case <-done:
@@ -297,38 +282,4 @@ func RepoRoot() (string, error) {
 		}
 		dir = parent
 	}
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("miniotest: finding a free port: %v", err)
-	}
-	defer l.Close()
-	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// syncBuffer collects process output; exec writes to it from goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

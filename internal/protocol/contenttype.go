@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"errors"
+	"fmt"
 	"mime"
 	"strings"
 )
@@ -18,6 +19,12 @@ type ContentType struct {
 
 var errContentType = errors.New("Content-Type must be a valid media type such as application/octet-stream")
 
+// MaxContentTypeLen is the largest accepted Content-Type, in bytes. A
+// stream's content type is stored with it and sent with every read;
+// registered media types are at most 127 bytes each side of the slash, so
+// this leaves room for parameters such as a charset.
+const MaxContentTypeLen = 256
+
 // ParseContentType normalizes a Content-Type header value. An empty value
 // is an error; callers decide what default, if any, applies.
 //
@@ -26,6 +33,9 @@ var errContentType = errors.New("Content-Type must be a valid media type such as
 func ParseContentType(s string) (ContentType, error) {
 	if s == "" {
 		return ContentType{}, errors.New("Content-Type must not be empty")
+	}
+	if len(s) > MaxContentTypeLen {
+		return ContentType{}, fmt.Errorf("Content-Type must be at most %d bytes", MaxContentTypeLen)
 	}
 	if simpleMediaType(s) {
 		// Already normal: what the slow path below would return, without

@@ -84,24 +84,30 @@ func ParseUint(name, s string) (int64, error) {
 	return v, nil
 }
 
-// maxTTLSeconds is the largest TTL that fits in a time.Duration.
+// maxTTLSeconds is the largest whole number of seconds a time.Duration
+// holds (about 292 years).
 const maxTTLSeconds = int64(1<<63-1) / int64(time.Second)
+
+// MaxTTL is the longest TTL a stream keeps: larger Stream-TTL values are
+// stored as MaxTTL. It is a whole number of seconds, so that it survives
+// being stored (in milliseconds) unchanged and an identical PUT compares
+// equal to the stream it created.
+const MaxTTL = time.Duration(maxTTLSeconds) * time.Second
 
 // ParseTTL parses a Stream-TTL value, a number of seconds following the
 // ParseUint rules, into a duration. "0" is allowed.
 //
 // The protocol allows TTLs up to MaxSafeInteger seconds, far beyond the
-// roughly 292 years a time.Duration can hold. Such TTLs saturate to the
-// largest Duration rather than being rejected: no stream will outlive
-// either, and refusing a value the protocol permits would be a
-// gratuitous incompatibility.
+// roughly 292 years a time.Duration can hold. Such TTLs saturate to MaxTTL
+// rather than being rejected: no stream will outlive either, and refusing
+// a value the protocol permits would be a gratuitous incompatibility.
 func ParseTTL(s string) (time.Duration, error) {
 	n, err := ParseUint(HeaderStreamTTL, s)
 	if err != nil {
 		return 0, err
 	}
 	if n > maxTTLSeconds {
-		return time.Duration(1<<63 - 1), nil
+		return MaxTTL, nil
 	}
 	return time.Duration(n) * time.Second, nil
 }
@@ -112,6 +118,12 @@ var errExpiresAt = errors.New(HeaderStreamExpiresAt + " must be an RFC 3339 time
 // with optional fractional seconds and either "Z" or a numeric offset,
 // such as 2026-01-02T03:04:05.123Z or 2026-01-02T03:04:05+00:00. The result
 // is in UTC.
+//
+// Instants before 1970-01-01T00:00:00Z are returned as that instant: all
+// of them are in the past, so the stream expires at once either way, and
+// the earliest of them, 0001-01-01T00:00:00Z, is Go's zero time, which
+// elsewhere means "no expiry" (the reference server, too, treats any past
+// instant as expired).
 //
 // It does not use time.Parse, which also accepts forms RFC 3339 does not
 // (single-digit hours, a comma before the fraction, offsets of 24 hours).
@@ -177,8 +189,15 @@ func ParseExpiresAt(s string) (time.Time, error) {
 		return time.Time{}, errExpiresAt
 	}
 	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
-	return t.Add(-time.Duration(offset) * time.Second), nil
+	t = t.Add(-time.Duration(offset) * time.Second)
+	if t.Before(unixEpoch) {
+		return unixEpoch, nil
+	}
+	return t, nil
 }
+
+// unixEpoch is the earliest expiry ParseExpiresAt returns.
+var unixEpoch = time.Unix(0, 0).UTC()
 
 // digits parses s, which must consist of ASCII digits only.
 func digits(s string) (int, bool) {
@@ -287,20 +306,34 @@ func hasControl(s string) bool {
 	return false
 }
 
-// ParseClosed reads the Stream-Closed header from h. An absent header
-// means false; "true" and "false" (in any case) give that value; anything
-// else, including an empty or repeated header, is an error.
-func ParseClosed(h http.Header) (bool, error) {
+// ParseClosed reads the Stream-Closed header from h: true only for a
+// single "true" in any case. The protocol asks that any other value be
+// treated as if the header were absent, never as an error, so "false",
+// "yes", "1", an empty value and a repeated header all mean false.
+func ParseClosed(h http.Header) bool {
 	vs := h.Values(HeaderStreamClosed)
+	return len(vs) == 1 && strings.EqualFold(vs[0], "true")
+}
+
+// MaxStreamSeqLen is the largest accepted Stream-Seq, in bytes. The value
+// is stored with the stream and echoed in the 409 of a regression.
+const MaxStreamSeqLen = 256
+
+// ParseStreamSeq reads the optional Stream-Seq header from h ("" when
+// absent). The value is opaque, compared byte-wise; it must be sent at
+// most once, be at most MaxStreamSeqLen bytes and hold no control
+// characters, since it is stored and echoed.
+func ParseStreamSeq(h http.Header) (string, error) {
+	vs := h.Values(HeaderStreamSeq)
 	switch {
 	case len(vs) == 0:
-		return false, nil
+		return "", nil
 	case len(vs) > 1:
-		return false, errors.New(HeaderStreamClosed + " must be sent at most once")
-	case strings.EqualFold(vs[0], "true"):
-		return true, nil
-	case strings.EqualFold(vs[0], "false"):
-		return false, nil
+		return "", errors.New(HeaderStreamSeq + " must be sent at most once")
+	case len(vs[0]) > MaxStreamSeqLen:
+		return "", fmt.Errorf("%s must be at most %d bytes", HeaderStreamSeq, MaxStreamSeqLen)
+	case hasControl(vs[0]):
+		return "", errors.New(HeaderStreamSeq + " must not contain control characters")
 	}
-	return false, errors.New(HeaderStreamClosed + ` must be "true" or "false"`)
+	return vs[0], nil
 }

@@ -73,9 +73,9 @@ func TestParseTTL(t *testing.T) {
 		{"1", time.Second, true},
 		{"3600", time.Hour, true},
 		{"9223372036", 9223372036 * time.Second, true},
-		// Beyond time.Duration's range: saturates.
-		{"9223372037", time.Duration(1<<63 - 1), true},
-		{"9007199254740991", time.Duration(1<<63 - 1), true},
+		// Beyond time.Duration's range: saturates to whole seconds.
+		{"9223372037", MaxTTL, true},
+		{"9007199254740991", MaxTTL, true},
 		{"", 0, false},
 		{"-1", 0, false},
 		{"01", 0, false},
@@ -116,6 +116,14 @@ func TestParseExpiresAt(t *testing.T) {
 		{"2026-01-02T03:04:05.5+02:00", utc(2026, 1, 2, 1, 4, 5, 500000000), true},
 		{"2024-02-29T23:59:59Z", utc(2024, 2, 29, 23, 59, 59, 0), true},
 		{"2026-12-31T23:59:59+23:59", utc(2026, 12, 31, 0, 0, 59, 0), true},
+		// Instants before 1970 are all the Unix epoch: in the past, and
+		// never Go's zero time (which reads as "no expiry").
+		{"1970-01-01T00:00:00Z", utc(1970, 1, 1, 0, 0, 0, 0), true},
+		{"1970-01-01T00:00:00+14:00", utc(1970, 1, 1, 0, 0, 0, 0), true},
+		{"1969-12-31T23:59:59.999Z", utc(1970, 1, 1, 0, 0, 0, 0), true},
+		{"0001-01-01T00:00:00Z", utc(1970, 1, 1, 0, 0, 0, 0), true},
+		{"0001-01-01T00:00:00.0001Z", utc(1970, 1, 1, 0, 0, 0, 0), true},
+		{"0000-01-01T00:00:00Z", utc(1970, 1, 1, 0, 0, 0, 0), true},
 
 		{"", time.Time{}, false},
 		{"2026-01-02", time.Time{}, false},
@@ -170,8 +178,8 @@ func TestParseExpiresAtMatchesTime(t *testing.T) {
 	for _, s := range []string{
 		"2026-01-02T03:04:05Z",
 		"2000-02-29T12:00:00.000001-11:45",
-		"1970-01-01T00:00:00+14:00",
-		"0001-01-01T00:00:00Z",
+		"1970-01-01T00:00:00-14:00",
+		"1970-01-01T00:00:00Z",
 		"9999-12-31T23:59:59.999999999Z",
 	} {
 		want, err := time.Parse(time.RFC3339Nano, s)
@@ -267,29 +275,49 @@ func TestParseClosed(t *testing.T) {
 	tests := []struct {
 		h    http.Header
 		want bool
-		ok   bool
 	}{
-		{header(), false, true},
-		{header(HeaderStreamClosed, "true"), true, true},
-		{header(HeaderStreamClosed, "TRUE"), true, true},
-		{header(HeaderStreamClosed, "True"), true, true},
-		{header(HeaderStreamClosed, "false"), false, true},
-		{header(HeaderStreamClosed, "FaLsE"), false, true},
-		{header("stream-closed", "true"), true, true},
-		{header(HeaderStreamClosed, ""), false, false},
-		{header(HeaderStreamClosed, "1"), false, false},
-		{header(HeaderStreamClosed, "yes"), false, false},
-		{header(HeaderStreamClosed, "true "), false, false},
-		{header(HeaderStreamClosed, "truee"), false, false},
-		{header(HeaderStreamClosed, "true", HeaderStreamClosed, "true"), false, false},
+		{header(), false},
+		{header(HeaderStreamClosed, "true"), true},
+		{header(HeaderStreamClosed, "TRUE"), true},
+		{header(HeaderStreamClosed, "True"), true},
+		{header("stream-closed", "true"), true},
+		// Anything else is as if the header were absent.
+		{header(HeaderStreamClosed, "false"), false},
+		{header(HeaderStreamClosed, "FaLsE"), false},
+		{header(HeaderStreamClosed, ""), false},
+		{header(HeaderStreamClosed, "1"), false},
+		{header(HeaderStreamClosed, "yes"), false},
+		{header(HeaderStreamClosed, "true "), false},
+		{header(HeaderStreamClosed, "truee"), false},
+		{header(HeaderStreamClosed, "true", HeaderStreamClosed, "true"), false},
 	}
 	for _, tt := range tests {
-		got, err := ParseClosed(tt.h)
-		if got != tt.want || tt.ok != (err == nil) {
-			t.Errorf("ParseClosed(%v) = %v, %v; want %v, ok=%v", tt.h, got, err, tt.want, tt.ok)
+		if got := ParseClosed(tt.h); got != tt.want {
+			t.Errorf("ParseClosed(%v) = %v; want %v", tt.h, got, tt.want)
 		}
-		if err != nil && !strings.Contains(err.Error(), HeaderStreamClosed) {
-			t.Errorf("ParseClosed(%v) error %q does not name the header", tt.h, err)
+	}
+}
+
+func TestParseStreamSeq(t *testing.T) {
+	tests := []struct {
+		h    http.Header
+		want string
+		ok   bool
+	}{
+		{header(), "", true},
+		{header(HeaderStreamSeq, "0001"), "0001", true},
+		{header(HeaderStreamSeq, strings.Repeat("s", MaxStreamSeqLen)), strings.Repeat("s", MaxStreamSeqLen), true},
+		{header(HeaderStreamSeq, strings.Repeat("s", MaxStreamSeqLen+1)), "", false},
+		{header(HeaderStreamSeq, "a\x01"), "", false},
+		{header(HeaderStreamSeq, "a", HeaderStreamSeq, "b"), "", false},
+	}
+	for _, tt := range tests {
+		got, err := ParseStreamSeq(tt.h)
+		if got != tt.want || tt.ok != (err == nil) {
+			t.Errorf("ParseStreamSeq(%v) = %q, %v; want %q, ok=%v", tt.h, got, err, tt.want, tt.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), HeaderStreamSeq) {
+			t.Errorf("ParseStreamSeq error %q does not name the header", err)
 		}
 	}
 }
@@ -345,7 +373,10 @@ func FuzzParseExpiresAt(f *testing.F) {
 		if perr != nil {
 			t.Fatalf("ParseExpiresAt(%q) = %v but time.Parse fails: %v", s, got, perr)
 		}
-		if !got.Equal(want) || got.Location() != time.UTC {
+		if epoch := time.Unix(0, 0); want.Before(epoch) {
+			want = epoch
+		}
+		if got.IsZero() || !got.Equal(want) || got.Location() != time.UTC {
 			t.Fatalf("ParseExpiresAt(%q) = %v; time.Parse = %v", s, got, want)
 		}
 	})

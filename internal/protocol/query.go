@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/url"
 	"strconv"
@@ -99,47 +100,83 @@ func ParseLive(q url.Values) (LiveMode, error) {
 	return LiveNone, errors.New(`live must be "long-poll" or "sse"`)
 }
 
-// cursorEpoch is the instant from which cursor intervals are counted.
-var cursorEpoch = time.Date(2024, time.October, 9, 0, 0, 0, 0, time.UTC)
+// Defaults of the cursor clock (protocol section 8.1).
+var (
+	// DefaultCursorEpoch is the instant from which cursor intervals are
+	// counted.
+	DefaultCursorEpoch = time.Date(2024, time.October, 9, 0, 0, 0, 0, time.UTC)
+	// DefaultCursorInterval is the length of one cursor interval.
+	DefaultCursorInterval = 20 * time.Second
+)
 
-// cursorInterval is the length of one cursor interval.
-const cursorInterval = 20 * time.Second
+// maxCursorJitter is the most a cursor is pushed ahead of a client's
+// cursor (the protocol's 1 to 3600 seconds).
+const maxCursorJitter = 3600 * time.Second
 
-// maxCursorJitter is the largest number of intervals a cursor is pushed
-// ahead of a client's cursor (3600 seconds).
-const maxCursorJitter = 180
-
-// Cursor computes a Stream-Cursor value for a live response.
+// CursorClock computes Stream-Cursor values: the number of Intervals since
+// Epoch, in decimal. The zero value uses the defaults.
 //
-// The cursor is the number of 20-second intervals since
-// 2024-10-09T00:00:00Z, in decimal.
 // Its purpose is to make consecutive long-poll URLs differ so that a
 // shared cache cannot answer a client with the response it has already
-// seen: if clientCursor (the cursor query parameter) is not behind the
-// current interval, the result is clientCursor plus a random 1 to 180
-// intervals, and so always strictly greater. The jitter spreads clients
-// that were in lockstep across different URLs. An empty or malformed
-// clientCursor is ignored.
+// seen: if the client's cursor (the cursor query parameter) is not behind
+// the current interval, the result is the client's cursor plus a random
+// jitter of up to 3600 seconds (at least one interval), and so always
+// strictly greater. The jitter spreads clients that were in lockstep
+// across different URLs. An empty or malformed client cursor is ignored.
+type CursorClock struct {
+	Epoch    time.Time     // zero: DefaultCursorEpoch
+	Interval time.Duration // zero: DefaultCursorInterval
+}
+
+// Validate reports what is wrong with c, if anything.
+func (c CursorClock) Validate() error {
+	if c.Interval != 0 && c.Interval < time.Second {
+		return fmt.Errorf("cursor interval %v is shorter than a second", c.Interval)
+	}
+	if c.Interval > maxCursorJitter {
+		return fmt.Errorf("cursor interval %v is longer than %v", c.Interval, maxCursorJitter)
+	}
+	return nil
+}
+
+// Cursor computes the cursor of a live response at now for a request
+// with clientCursor.
 //
 // rnd supplies the jitter; if it is nil, the global source of
 // math/rand/v2 is used.
-func Cursor(now time.Time, clientCursor string, rnd *rand.Rand) string {
+func (c CursorClock) Cursor(now time.Time, clientCursor string, rnd *rand.Rand) string {
+	epoch, interval := c.Epoch, c.Interval
+	if epoch.IsZero() {
+		epoch = DefaultCursorEpoch
+	}
+	if interval <= 0 {
+		interval = DefaultCursorInterval
+	}
 	cur := int64(0)
 	// Before the epoch the cursor stays at 0 rather than going negative,
 	// which ParseUint would refuse when the client sends it back.
-	if d := now.Sub(cursorEpoch); d > 0 {
-		cur = int64(d / cursorInterval)
+	if d := now.Sub(epoch); d > 0 {
+		cur = int64(d / interval)
 	}
 	client, err := ParseUint(QueryCursor, clientCursor)
 	if err != nil || client < cur {
 		return strconv.FormatInt(cur, 10)
 	}
+	maxJitter := max(int64(maxCursorJitter/interval), 1)
 	var jitter int64
 	if rnd != nil {
-		jitter = rnd.Int64N(maxCursorJitter) + 1
+		jitter = rnd.Int64N(maxJitter) + 1
 	} else {
-		jitter = rand.Int64N(maxCursorJitter) + 1
+		jitter = rand.Int64N(maxJitter) + 1
 	}
-	// client <= MaxSafeInteger, so the sum cannot overflow.
+	// client <= MaxSafeInteger and jitter <= 3600, so the sum cannot
+	// overflow.
 	return strconv.FormatInt(client+jitter, 10)
+}
+
+// Cursor computes a Stream-Cursor value with the default clock: 20-second
+// intervals since 2024-10-09T00:00:00Z, a jitter of 1 to 180 intervals.
+// See CursorClock.
+func Cursor(now time.Time, clientCursor string, rnd *rand.Rand) string {
+	return CursorClock{}.Cursor(now, clientCursor, rnd)
 }

@@ -106,7 +106,7 @@ func TestParseLive(t *testing.T) {
 func TestCursor(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(1, 2))
 	// 1000 intervals and 7 seconds after the epoch.
-	now := cursorEpoch.Add(1000*cursorInterval + 7*time.Second)
+	now := DefaultCursorEpoch.Add(1000*DefaultCursorInterval + 7*time.Second)
 	const current = 1000
 
 	tests := []struct {
@@ -154,10 +154,10 @@ func TestCursorIntervals(t *testing.T) {
 		now  time.Time
 		want string
 	}{
-		{cursorEpoch, "0"},
-		{cursorEpoch.Add(19 * time.Second), "0"},
-		{cursorEpoch.Add(20 * time.Second), "1"},
-		{cursorEpoch.Add(-time.Hour), "0"},
+		{DefaultCursorEpoch, "0"},
+		{DefaultCursorEpoch.Add(19 * time.Second), "0"},
+		{DefaultCursorEpoch.Add(20 * time.Second), "1"},
+		{DefaultCursorEpoch.Add(-time.Hour), "0"},
 		{time.Date(2024, 10, 10, 0, 0, 0, 0, time.UTC), "4320"},
 		{time.Date(2024, 10, 10, 2, 0, 0, 0, time.FixedZone("x", 2*3600)), "4320"},
 		{time.Time{}, "0"},
@@ -193,7 +193,7 @@ func TestCursorMonotonic(t *testing.T) {
 }
 
 func TestCursorNilRand(t *testing.T) {
-	now := cursorEpoch.Add(100 * cursorInterval)
+	now := DefaultCursorEpoch.Add(100 * DefaultCursorInterval)
 	v, _ := strconv.ParseInt(Cursor(now, "100", nil), 10, 64)
 	if v < 101 || v > 280 {
 		t.Errorf("Cursor with nil rnd = %d; want in [101, 280]", v)
@@ -239,4 +239,51 @@ func FuzzParseReadOffset(f *testing.F) {
 			ParseLive(q)
 		}
 	})
+}
+
+func TestCursorClock(t *testing.T) {
+	epoch := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name      string
+		clock     CursorClock
+		now       time.Time
+		client    string
+		want      int64 // without jitter
+		maxJitter int64 // with jitter: client + [1, maxJitter]
+	}{
+		{"custom epoch and interval", CursorClock{Epoch: epoch, Interval: time.Minute}, epoch.Add(90 * time.Minute), "", 90, 0},
+		{"custom interval, default epoch", CursorClock{Interval: 40 * time.Second}, DefaultCursorEpoch.Add(400 * time.Second), "", 10, 0},
+		{"before a custom epoch", CursorClock{Epoch: epoch}, epoch.Add(-time.Hour), "", 0, 0},
+		{"jitter in minutes", CursorClock{Epoch: epoch, Interval: time.Minute}, epoch.Add(90 * time.Minute), "90", 0, 60},
+		{"jitter with an hour interval", CursorClock{Epoch: epoch, Interval: time.Hour}, epoch.Add(5 * time.Hour), "7", 0, 1},
+	}
+	rnd := rand.New(rand.NewPCG(5, 6))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.clock.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			for range 200 {
+				v, err := strconv.ParseInt(tt.clock.Cursor(tt.now, tt.client, rnd), 10, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tt.maxJitter == 0 {
+					if v != tt.want {
+						t.Fatalf("cursor %d, want %d", v, tt.want)
+					}
+					continue
+				}
+				c, _ := strconv.ParseInt(tt.client, 10, 64)
+				if d := v - c; d < 1 || d > tt.maxJitter {
+					t.Fatalf("cursor %d, want %d + [1, %d]", v, c, tt.maxJitter)
+				}
+			}
+		})
+	}
+	for _, bad := range []CursorClock{{Interval: time.Millisecond}, {Interval: 2 * time.Hour}} {
+		if bad.Validate() == nil {
+			t.Errorf("Validate(%+v) accepted it", bad)
+		}
+	}
 }

@@ -1,27 +1,24 @@
 // Package servertest runs a server.Server behind an httptest server, for
-// the tests of packages that exercise the whole server over HTTP.
+// the tests of packages that exercise the whole server over HTTP. It is
+// the public server/servertest with the signature this project's tests
+// use.
 package servertest
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net/http/httptest"
 	"testing"
-	"time"
 
 	"github.com/streamtier/durable-streams/server"
+	"github.com/streamtier/durable-streams/server/servertest"
 )
 
 // Option adjusts Start.
-type Option func(*options)
-
-type options struct{ ignoreCloseError bool }
+type Option = servertest.Option
 
 // IgnoreCloseError keeps an error from closing the server at the end of
 // the test from failing it, for tests that break the server on purpose
 // (such as by closing its catalog).
-func IgnoreCloseError() Option { return func(o *options) { o.ignoreCloseError = true } }
+func IgnoreCloseError() Option { return servertest.IgnoreCloseError() }
 
 // Start runs a server configured by cfg behind an httptest server. An
 // empty cfg.DataDir becomes a temporary directory and a nil cfg.Logger one
@@ -30,29 +27,6 @@ func IgnoreCloseError() Option { return func(o *options) { o.ignoreCloseError = 
 // fails the test unless IgnoreCloseError is given.
 func Start(t testing.TB, cfg server.Config, opts ...Option) (*server.Server, *httptest.Server) {
 	t.Helper()
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if cfg.DataDir == "" {
-		cfg.DataDir = t.TempDir()
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	srv, err := server.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		srv.BeginShutdown()
-		ts.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Close(ctx); err != nil && !o.ignoreCloseError {
-			t.Errorf("server.Close: %v", err)
-		}
-	})
-	return srv, ts
+	s := servertest.Start(t, cfg, opts...)
+	return s.Server(), s.HTTPServer()
 }

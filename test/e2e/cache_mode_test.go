@@ -35,10 +35,10 @@ func TestCacheModeFlags(t *testing.T) {
 		want string
 		code int
 	}{
-		{"default", nil, "private, max-age=60, stale-while-revalidate=300", 200},
+		{"default", nil, "private, no-store", 200},
 		{"edge shared", map[string]string{"X-Cache-Mode": "shared", "X-Edge-Secret": secret}, "public, max-age=60, stale-while-revalidate=300", 200},
-		{"without secret", map[string]string{"X-Cache-Mode": "shared"}, "private, max-age=60, stale-while-revalidate=300", 200},
-		{"wrong secret", map[string]string{"X-Cache-Mode": "shared", "X-Edge-Secret": "x" + secret}, "private, max-age=60, stale-while-revalidate=300", 200},
+		{"without secret", map[string]string{"X-Cache-Mode": "shared"}, "private, no-store", 200},
+		{"wrong secret", map[string]string{"X-Cache-Mode": "shared", "X-Edge-Secret": "x" + secret}, "private, no-store", 200},
 		{"edge bad mode", map[string]string{"X-Cache-Mode": "everyone", "X-Edge-Secret": secret}, "no-store", 400},
 	}
 	for _, tc := range tests {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -13,7 +12,7 @@ import (
 	"time"
 
 	"github.com/streamtier/durable-streams/catalog"
-	"github.com/streamtier/durable-streams/rotation/segment"
+	"github.com/streamtier/durable-streams/coldstore/segment"
 )
 
 // crashRecord is record i of stream s: 1 KiB, self-describing.
@@ -197,24 +196,15 @@ func checkAdminIndex(t *testing.T, env *coldEnv, dataDir string) {
 		t.Fatal(err)
 	}
 	defer cat.Close()
-	rows, err := cat.DB().QueryContext(ctx, `SELECT stream_id, seg, first_pos, end_pos, bytes, messages, object_key, checksum, state FROM segments ORDER BY stream_id, seg`)
-	if err != nil {
-		t.Fatal(err)
-	}
 	type row struct {
 		stream, seg, first, end, size, msgs, checksum int64
-		key, state                                    string
+		key                                           string
+		state                                         segment.State
 	}
 	var all []row
-	for rows.Next() {
-		var r row
-		if err := rows.Scan(&r.stream, &r.seg, &r.first, &r.end, &r.size, &r.msgs, &r.key, &r.checksum, &r.state); err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, r)
-	}
-	if err := rows.Close(); err != nil {
-		t.Fatal(err)
+	for _, g := range streamSegments(t, cat, 0) {
+		all = append(all, row{stream: g.StreamID, seg: g.Seg, first: g.FirstPos, end: g.EndPos, size: g.Bytes,
+			msgs: g.Messages, checksum: int64(g.Checksum), key: g.ObjectKey, state: g.State})
 	}
 	l := mustList(t, env.bucket)
 	objects := map[string]bool{}
@@ -243,12 +233,7 @@ func checkAdminIndex(t *testing.T, env *coldEnv, dataDir string) {
 			t.Errorf("row (%d,%d) is 'uploaded' but object %s is missing", r.stream, r.seg, r.key)
 			continue
 		}
-		rc, err := env.bucket.Get(ctx, r.key, 0, -1)
-		if err != nil {
-			t.Fatalf("get %s: %v", r.key, err)
-		}
-		b, err := io.ReadAll(rc)
-		rc.Close()
+		b, err := env.bucket.read(ctx, r.key)
 		if err != nil {
 			t.Fatalf("get %s: %v", r.key, err)
 		}

@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/streamtier/durable-streams/coldstore"
+	"github.com/streamtier/durable-streams/catalog"
 	"github.com/streamtier/durable-streams/internal/miniotest"
 )
 
@@ -34,7 +34,7 @@ const coldPrefix = "segments"
 type coldEnv struct {
 	mio    *miniotest.Server
 	srv    *Server
-	bucket coldstore.Store
+	bucket bucketView
 	client *http.Client
 }
 
@@ -48,23 +48,30 @@ func startCold(t *testing.T, extra ...string) *coldEnv {
 		args = extra
 	}
 	srv := StartServer(t, BuildServer(t), WithArgs(args...), WithEnv(minioEnv(mio)...))
-	return &coldEnv{mio: mio, srv: srv, bucket: openBucket(t, mio), client: loopbackClient(30 * time.Second)}
+	return &coldEnv{mio: mio, srv: srv, bucket: bucketView{mio: mio, prefix: coldPrefix + "/"}, client: loopbackClient(30 * time.Second)}
 }
 
-// openBucket opens the bucket with the server's key prefix, so keys read
-// "<stream id>/<segment>.seg".
-func openBucket(t *testing.T, mio *miniotest.Server) coldstore.Store {
-	t.Helper()
-	cfg := mio.S3Config()
-	cfg.Prefix = coldPrefix
-	cfg.HTTPClient = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{Proxy: nil}}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	st, err := coldstore.Open(ctx, coldstore.Config{Kind: coldstore.KindS3, S3: cfg})
-	if err != nil {
-		t.Fatalf("open bucket: %v", err)
+// bucketView is the server's bucket below its key prefix, so keys read
+// "<stream id>/<segment>.seg". It goes through minio-go (miniotest), not
+// the server's own S3 backend: what the tests assert about the bucket is
+// checked by a second S3 implementation.
+type bucketView struct {
+	mio    *miniotest.Server
+	prefix string
+}
+
+// list returns every object below the prefix, keys without it.
+func (b bucketView) list(ctx context.Context) ([]miniotest.Object, error) {
+	objs, err := b.mio.Objects(ctx, b.mio.Bucket, b.prefix)
+	for i := range objs {
+		objs[i].Key = strings.TrimPrefix(objs[i].Key, b.prefix)
 	}
-	return st
+	return objs, err
+}
+
+// read returns the whole object key (below the prefix).
+func (b bucketView) read(ctx context.Context, key string) ([]byte, error) {
+	return b.mio.ReadObject(ctx, b.mio.Bucket, b.prefix+key)
 }
 
 func loopbackClient(timeout time.Duration) *http.Client {
@@ -100,12 +107,13 @@ type listing struct {
 func (l listing) count() int { return len(l.keys) }
 
 // listBucket lists every object below the prefix.
-func listBucket(ctx context.Context, st coldstore.Store) (listing, error) {
+func listBucket(ctx context.Context, b bucketView) (listing, error) {
 	l := listing{byID: map[int64][]int64{}}
-	for obj, err := range st.List(ctx, "") {
-		if err != nil {
-			return l, err
-		}
+	objs, err := b.list(ctx)
+	if err != nil {
+		return l, err
+	}
+	for _, obj := range objs {
 		l.keys = append(l.keys, obj.Key)
 		k, ok := parseObjKey(obj.Key)
 		if !ok {
@@ -120,11 +128,11 @@ func listBucket(ctx context.Context, st coldstore.Store) (listing, error) {
 	return l, nil
 }
 
-func mustList(t *testing.T, st coldstore.Store) listing {
+func mustList(t *testing.T, b bucketView) listing {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	l, err := listBucket(ctx, st)
+	l, err := listBucket(ctx, b)
 	if err != nil {
 		t.Fatalf("list bucket: %v", err)
 	}
@@ -626,3 +634,27 @@ func hotLogFiles(dataDir string) map[string]int64 {
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20)) }
+
+// streamSegments returns the segment index rows of stream (of every stream
+// if 0) from a catalog opened on a stopped server's data directory.
+func streamSegments(t *testing.T, cat *catalog.Catalog, stream int64) []catalog.Segment {
+	t.Helper()
+	var out []catalog.Segment
+	var after *[2]int64
+	for {
+		page, err := cat.ListSegments(context.Background(), catalog.SegmentFilter{After: after, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page {
+			if stream == 0 || e.StreamID == stream {
+				out = append(out, e.Segment)
+			}
+		}
+		if len(page) < 1000 {
+			return out
+		}
+		last := page[len(page)-1]
+		after = &[2]int64{last.StreamID, last.Seg}
+	}
+}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"os/exec"
 	"testing"
 
 	"github.com/streamtier/durable-streams/internal/miniotest"
@@ -12,13 +11,7 @@ import (
 // 16 messages or 2 seconds, and on close), so every protocol behaviour is
 // exercised across segment boundaries and cold reads.
 func TestConformanceMinIO(t *testing.T) {
-	if testing.Short() {
-		t.Skip("conformance suite runs for minutes against the real server; skipped with -short")
-	}
-	script := conformanceScript(t)
-	if _, err := exec.LookPath("node"); err != nil {
-		skipOrFatal(t, "node is not on PATH; the conformance suite needs Node.js (%v)", err)
-	}
+	script := conformancePrereqs(t)
 	mio := miniotest.Start(t)
 	srv := StartServer(t, BuildServer(t), WithLongPollTimeout(conformanceServerLongPoll),
 		WithArgs(aggressiveRotation...), WithEnv(minioEnv(mio)...))

@@ -19,6 +19,9 @@ const (
 	// conformanceMinPassed is the number of conformance tests the server
 	// must pass (suite 0.3.6 without the reserved subscription APIs).
 	conformanceMinPassed = 332
+	// conformanceAllWithSubscriptions is the whole suite 0.3.6 including
+	// the reserved subscription APIs: every test must pass, none skipped.
+	conformanceAllWithSubscriptions = 338
 	// conformanceTimeout bounds the whole run-conformance.sh invocation.
 	conformanceTimeout = 10 * time.Minute
 	// The server times long polls out after 2 s; the suite waits up to 4 s.
@@ -33,6 +36,26 @@ var conformanceLine = regexp.MustCompile(`^CONFORMANCE .*\bpassed=(\d+) failed=(
 // ../shared/conformance/run-conformance.sh beside the repository) against
 // the real server binary.
 func TestConformance(t *testing.T) {
+	script := conformancePrereqs(t)
+	srv := StartServer(t, BuildServer(t), WithLongPollTimeout(conformanceServerLongPoll))
+	runConformance(t, script, srv, "")
+}
+
+// TestConformanceSubscriptions runs the suite with its subscription block
+// (--subscriptions) against a server with webhooks on and loopback targets
+// allowed (the suite's webhook receivers listen on 127.0.0.1): all of it
+// must pass, nothing skipped.
+func TestConformanceSubscriptions(t *testing.T) {
+	script := conformancePrereqs(t)
+	srv := StartServer(t, BuildServer(t), WithLongPollTimeout(conformanceServerLongPoll),
+		WithArgs("--webhooks", "--webhook-allow-private"))
+	runConformanceWith(t, script, srv, "subscriptions", []string{"--subscriptions"}, conformanceAllWithSubscriptions, 0)
+}
+
+// conformancePrereqs skips with -short, checks what the suite needs (the
+// script, node, bash) and returns the script's path.
+func conformancePrereqs(t *testing.T) string {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("conformance suite runs for minutes against the real server; skipped with -short")
 	}
@@ -43,14 +66,19 @@ func TestConformance(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
 		skipOrFatal(t, "bash is not on PATH (%v)", err)
 	}
-
-	srv := StartServer(t, BuildServer(t), WithLongPollTimeout(conformanceServerLongPoll))
-	runConformance(t, script, srv, "")
+	return script
 }
 
 // runConformance runs the suite against srv and checks the result; label
 // tags the summary line (e.g. "minio").
 func runConformance(t *testing.T, script string, srv *Server, label string) {
+	t.Helper()
+	runConformanceWith(t, script, srv, label, nil, conformanceMinPassed, -1)
+}
+
+// runConformanceWith is runConformance with extra script arguments, the
+// passes required and the skips allowed (-1: any).
+func runConformanceWith(t *testing.T, script string, srv *Server, label string, extra []string, minPassed, maxSkipped int) {
 	t.Helper()
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "conformance.log")
@@ -64,28 +92,16 @@ func runConformance(t *testing.T, script string, srv *Server, label string) {
 		defer c2()
 	}
 
-	cmd := exec.CommandContext(ctx, "bash", script,
+	args := append([]string{script,
 		"--long-poll-ms", strconv.Itoa(conformanceLongPollMs),
 		"--log", logPath,
-		"--json", jsonPath,
-		srv.URL)
-	// The script runs npm and node (vitest) under bash: on timeout kill the
-	// whole process group, not just bash.
-	cmd.SysProcAttr = sysProcAttr()
-	cmd.Cancel = func() error { killProcess(cmd); return nil }
-	cmd.WaitDelay = 10 * time.Second
-	out := &lineLogger{t: t}
-	cmd.Stdout = out
-	cmd.Stderr = out
-
+		"--json", jsonPath}, extra...)
+	cmd := exec.CommandContext(ctx, "bash", append(args, srv.URL)...)
 	t.Logf("running %s against %s (timeout %v)", script, srv.URL, conformanceTimeout)
-	start := time.Now()
-	runErr := cmd.Run()
-	out.flush()
-	elapsed := time.Since(start).Round(100 * time.Millisecond)
+	lines, elapsed, runErr := runLogged(t, cmd, 10*time.Second)
 
 	summary := ""
-	for _, l := range out.all() {
+	for _, l := range lines {
 		if conformanceLine.MatchString(l) {
 			summary = l
 		}
@@ -107,11 +123,15 @@ func runConformance(t *testing.T, script string, srv *Server, label string) {
 	m := conformanceLine.FindStringSubmatch(summary)
 	passed, _ := strconv.Atoi(m[1])
 	failed, _ := strconv.Atoi(m[2])
+	skipped, _ := strconv.Atoi(m[3])
 	if failed != 0 {
 		t.Errorf("conformance: %d tests failed (FAIL lines above)", failed)
 	}
-	if passed < conformanceMinPassed {
-		t.Errorf("conformance: %d tests passed, want at least %d", passed, conformanceMinPassed)
+	if passed < minPassed {
+		t.Errorf("conformance: %d tests passed, want at least %d", passed, minPassed)
+	}
+	if maxSkipped >= 0 && skipped > maxSkipped {
+		t.Errorf("conformance: %d tests skipped, want at most %d", skipped, maxSkipped)
 	}
 	if runErr != nil && failed == 0 {
 		t.Errorf("conformance script failed (%v) although no test failed", runErr)
@@ -208,4 +228,21 @@ func (w *lineLogger) all() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([]string(nil), w.lines...)
+}
+
+// runLogged runs cmd (made with exec.CommandContext) in its own process
+// group, all of which is killed when the context ends (scripts run npm and
+// node under bash), with stdout and stderr logged line by line. It returns
+// the lines, how long the run took and its error.
+func runLogged(t *testing.T, cmd *exec.Cmd, waitDelay time.Duration) ([]string, time.Duration, error) {
+	cmd.SysProcAttr = sysProcAttr()
+	cmd.Cancel = func() error { killProcess(cmd); return nil }
+	cmd.WaitDelay = waitDelay
+	out := &lineLogger{t: t}
+	cmd.Stdout = out
+	cmd.Stderr = out
+	start := time.Now()
+	err := cmd.Run()
+	out.flush()
+	return out.all(), time.Since(start).Round(100 * time.Millisecond), err
 }

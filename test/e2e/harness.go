@@ -29,7 +29,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/streamtier/durable-streams/internal/miniotest"
 	"io"
 	"net"
 	"net/http"
@@ -43,6 +42,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/streamtier/durable-streams/internal/invariants"
+	"github.com/streamtier/durable-streams/internal/miniotest"
 )
 
 const (
@@ -70,7 +72,9 @@ var build struct {
 // BuildServer builds ./cmd/durable-streams into a temp dir once per test
 // binary and returns the binary's path. With DS_SERVER_BIN set it returns
 // that path instead. The binary is built with -race when the test binary is
-// (override with DS_E2E_SERVER_RACE=0/1). A build failure fails every caller.
+// (override with DS_E2E_SERVER_RACE=0/1), and with the "invariants" tag
+// when the test binary is (scripts/test.sh sets it), so that a broken
+// invariant panics in the server too. A build failure fails every caller.
 func BuildServer(t testing.TB) string {
 	t.Helper()
 	build.once.Do(func() { build.path, build.err = buildServer() })
@@ -108,6 +112,9 @@ func buildServer() (string, error) {
 	args := []string{"build", "-o", out}
 	if serverRace() {
 		args = append(args, "-race")
+	}
+	if invariants.Enabled {
+		args = append(args, "-tags", "invariants")
 	}
 	args = append(args, serverPkg)
 	cmd := exec.Command(goTool, args...)

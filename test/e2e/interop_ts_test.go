@@ -55,23 +55,13 @@ func TestInteropTS(t *testing.T) {
 		"--sse-reconnect-ms", strconv.FormatInt(interopSSEMax.Milliseconds(), 10),
 		srv.URL)
 	cmd.Dir = dir
-	cmd.SysProcAttr = sysProcAttr()
-	cmd.Cancel = func() error { killProcess(cmd); return nil }
-	cmd.WaitDelay = 5 * time.Second
-	out := &lineLogger{t: t}
-	cmd.Stdout = out
-	cmd.Stderr = out
-
-	start := time.Now()
-	runErr := cmd.Run()
-	out.flush()
-	elapsed := time.Since(start).Round(100 * time.Millisecond)
+	lines, elapsed, runErr := runLogged(t, cmd, 5*time.Second)
 	if ctx.Err() != nil {
 		t.Fatalf("interop.mjs timed out after %v", elapsed)
 	}
 
 	var m []string
-	for _, l := range out.all() {
+	for _, l := range lines {
 		if mm := interopLine.FindStringSubmatch(l); mm != nil {
 			m = mm
 			fmt.Println(l) // shown by go test -v (and on failure)

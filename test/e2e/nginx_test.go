@@ -248,8 +248,8 @@ func TestNginxPrivateMode(t *testing.T) {
 			if r.status != http.StatusOK || string(r.body) != "private data" {
 				t.Fatalf("client %d: GET %s = %d %q", client, uri, r.status, r.body)
 			}
-			if !hasDirective(r.cacheControl, "private") {
-				t.Errorf("client %d: GET %s: Cache-Control %q, want private in private mode", client, uri, r.cacheControl)
+			if !hasDirective(r.cacheControl, "private") || !hasDirective(r.cacheControl, "no-store") {
+				t.Errorf("client %d: GET %s: Cache-Control %q, want private, no-store in private mode", client, uri, r.cacheControl)
 			}
 			if r.cacheStatus == "HIT" || env.origin.count(uri) != client {
 				t.Errorf("client %d: GET %s was served by the edge (X-Cache-Status %q, origin saw it %d times)",

@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,22 +58,7 @@ func TestObservabilityMinIO(t *testing.T) {
 	}
 	metrics := func() map[string]float64 {
 		t.Helper()
-		resp, err := client.Get(srv.URL + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		out := map[string]float64{}
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			line := sc.Text()
-			if i := strings.LastIndexByte(line, ' '); i > 0 && !strings.HasPrefix(line, "#") {
-				if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-					out[line[:i]] = v
-				}
-			}
-		}
-		return out
+		return scrapeMetrics(t, client, srv.URL)
 	}
 	waitFor := func(what string, d time.Duration, ok func() bool) {
 		t.Helper()

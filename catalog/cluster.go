@@ -1,0 +1,262 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Cluster membership and stream ownership: the nodes that serve from a
+// shared catalog, and one lease per stream naming the node that owns it.
+// These are the building blocks of cluster mode's fencing (docs/cluster.md);
+// the server does not use them yet.
+//
+// A lease carries an epoch that only grows. It increases by one each time
+// the lease passes to a holder (after a release or an expiry), never when
+// the holder renews, so every write a node makes for a stream can carry the
+// epoch it holds and be refused once a newer epoch exists.
+//
+// Expiry is judged by c.now of the node that compares: the holder must
+// stop acting on a lease before ExpiresAt by its own clock, with a margin
+// larger than the clocks' disagreement.
+
+// Errors of the lease methods, wrapped; test with [errors.Is].
+var (
+	// ErrLeaseHeld means another node holds the stream's lease and it has
+	// not expired.
+	ErrLeaseHeld = errors.New("catalog: lease held by another node")
+	// ErrLeaseLost means the lease is no longer the caller's: it expired,
+	// was released, or passed to another holder (a newer epoch).
+	ErrLeaseLost = errors.New("catalog: lease lost")
+	// ErrUnknownNode means the node is not registered (any more).
+	ErrUnknownNode = errors.New("catalog: node not registered")
+)
+
+// Node is a registered member of the cluster.
+type Node struct {
+	ID           string
+	AdvertiseURL string
+	StartedAt    time.Time // when it last registered
+	HeartbeatAt  time.Time
+}
+
+// Lease is a stream's ownership record.
+type Lease struct {
+	StreamID  int64
+	Node      string // "" while free
+	Epoch     int64  // 0 until first acquired
+	ExpiresAt time.Time
+}
+
+// RegisterNode records node id as started now, reachable at url,
+// replacing an earlier registration of the same id.
+func (c *Catalog) RegisterNode(ctx context.Context, id, url string) error {
+	if id == "" {
+		return errors.New("catalog: register node: empty id")
+	}
+	now := c.now().UnixMilli()
+	err := c.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO nodes (id, advertise_url, started_at, heartbeat_at) VALUES (?1, ?2, ?3, ?3)
+			ON CONFLICT (id) DO UPDATE SET advertise_url = excluded.advertise_url,
+				started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`, id, url, now)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("catalog: register node %q: %w", id, err)
+	}
+	return nil
+}
+
+// Heartbeat records that node id is alive now. It fails with
+// [ErrUnknownNode] if the node is not registered, for instance because
+// [Catalog.ExpireNodes] removed it: the node must then register again and
+// treat every lease it held as lost.
+func (c *Catalog) Heartbeat(ctx context.Context, id string) error {
+	now := c.now().UnixMilli()
+	err := c.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE nodes SET heartbeat_at = ? WHERE id = ?", now, id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrUnknownNode
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("catalog: heartbeat of node %q: %w", id, err)
+	}
+	return nil
+}
+
+// Nodes returns the registered nodes whose last heartbeat is at or after
+// since (all of them for the zero time), in id order.
+func (c *Catalog) Nodes(ctx context.Context, since time.Time) ([]Node, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT id, advertise_url, started_at, heartbeat_at FROM nodes
+		WHERE heartbeat_at >= ? ORDER BY id`, since.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("catalog: nodes: %w", err)
+	}
+	defer rows.Close()
+	var out []Node
+	for rows.Next() {
+		var n Node
+		var started, beat int64
+		if err := rows.Scan(&n.ID, &n.AdvertiseURL, &started, &beat); err != nil {
+			return nil, fmt.Errorf("catalog: nodes: %w", err)
+		}
+		n.StartedAt, n.HeartbeatAt = time.UnixMilli(started), time.UnixMilli(beat)
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("catalog: nodes: %w", err)
+	}
+	return out, nil
+}
+
+// ExpireNodes removes the nodes whose last heartbeat is before before and
+// returns their ids in id order. Their leases are not touched: each
+// expires at its own time.
+func (c *Catalog) ExpireNodes(ctx context.Context, before time.Time) ([]string, error) {
+	var ids []string
+	err := c.write(ctx, func(tx *sql.Tx) error {
+		ids = nil
+		rows, err := tx.QueryContext(ctx, "DELETE FROM nodes WHERE heartbeat_at < ? RETURNING id", before.UnixMilli())
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("catalog: expire nodes: %w", err)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+const leaseColumns = "stream_id, node, epoch, expires_at"
+
+func scanLease(r scanner) (Lease, error) {
+	var l Lease
+	var expires int64
+	if err := r.Scan(&l.StreamID, &l.Node, &l.Epoch, &expires); err != nil {
+		return Lease{}, err
+	}
+	l.ExpiresAt = time.UnixMilli(expires)
+	return l, nil
+}
+
+// AcquireLease makes node the holder of stream's lease until now + ttl.
+// A free or expired lease passes to node with the next epoch; a lease
+// node already holds is renewed with its epoch unchanged. It fails with
+// [ErrLeaseHeld], returning the holder's lease, while another node holds
+// an unexpired lease.
+func (c *Catalog) AcquireLease(ctx context.Context, stream int64, node string, ttl time.Duration) (Lease, error) {
+	if node == "" || ttl <= 0 {
+		return Lease{}, fmt.Errorf("catalog: acquire lease of %d: need a node and a positive ttl", stream)
+	}
+	var l Lease
+	err := c.write(ctx, func(tx *sql.Tx) error {
+		now := c.now()
+		// The placeholder row gives concurrent first acquisitions one row
+		// to lock and decide on.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO stream_leases (stream_id, node, epoch, expires_at)
+			VALUES (?, '', 0, 0) ON CONFLICT (stream_id) DO NOTHING`, stream); err != nil {
+			return err
+		}
+		cur, err := scanLease(tx.QueryRowContext(ctx,
+			"SELECT "+leaseColumns+" FROM stream_leases WHERE stream_id = ?"+c.forUpdate(), stream))
+		if err != nil {
+			return err
+		}
+		live := cur.Node != "" && cur.ExpiresAt.After(now)
+		if live && cur.Node != node {
+			l = cur
+			return ErrLeaseHeld
+		}
+		l = Lease{StreamID: stream, Node: node, Epoch: cur.Epoch, ExpiresAt: time.UnixMilli(now.Add(ttl).UnixMilli())}
+		if !live {
+			l.Epoch++
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE stream_leases SET node = ?, epoch = ?, expires_at = ? WHERE stream_id = ?",
+			l.Node, l.Epoch, l.ExpiresAt.UnixMilli(), stream)
+		return err
+	})
+	if err != nil {
+		return l, fmt.Errorf("catalog: acquire lease of %d for %q: %w", stream, node, err)
+	}
+	return l, nil
+}
+
+// RenewLease extends l, which the caller holds, to now + ttl and returns
+// it. It fails with [ErrLeaseLost] if l has expired, was released, or has
+// passed to a newer epoch: the caller must stop acting for the stream.
+func (c *Catalog) RenewLease(ctx context.Context, l Lease, ttl time.Duration) (Lease, error) {
+	now := c.now()
+	expires := now.Add(ttl).UnixMilli()
+	err := c.write(ctx, func(tx *sql.Tx) error {
+		return c.updateHeld(ctx, tx, l, now, "expires_at = ?", expires)
+	})
+	if err != nil {
+		return Lease{}, fmt.Errorf("catalog: renew lease of %d: %w", l.StreamID, err)
+	}
+	l.ExpiresAt = time.UnixMilli(expires)
+	return l, nil
+}
+
+// ReleaseLease frees l, which the caller holds, so that any node may
+// acquire it at once with the next epoch. It fails with [ErrLeaseLost] if
+// l is no longer the caller's.
+func (c *Catalog) ReleaseLease(ctx context.Context, l Lease) error {
+	now := c.now()
+	err := c.write(ctx, func(tx *sql.Tx) error {
+		return c.updateHeld(ctx, tx, l, now, "node = '', expires_at = 0")
+	})
+	if err != nil {
+		return fmt.Errorf("catalog: release lease of %d: %w", l.StreamID, err)
+	}
+	return nil
+}
+
+// updateHeld applies set to l's row if l is still held as given and
+// unexpired at now, and fails with ErrLeaseLost otherwise.
+func (c *Catalog) updateHeld(ctx context.Context, tx *sql.Tx, l Lease, now time.Time, set string, args ...any) error {
+	args = append(args, l.StreamID, l.Node, l.Epoch, now.UnixMilli())
+	res, err := tx.ExecContext(ctx, "UPDATE stream_leases SET "+set+
+		" WHERE stream_id = ? AND node = ? AND epoch = ? AND expires_at > ?", args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
+// GetLease returns stream's lease, or [ErrNotFound] if it was never
+// acquired.
+func (c *Catalog) GetLease(ctx context.Context, stream int64) (Lease, error) {
+	l, err := scanLease(c.db.QueryRowContext(ctx, "SELECT "+leaseColumns+" FROM stream_leases WHERE stream_id = ?", stream))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return Lease{}, fmt.Errorf("catalog: lease of %d: %w", stream, err)
+	}
+	return l, nil
+}

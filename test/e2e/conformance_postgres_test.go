@@ -1,0 +1,29 @@
+package e2e
+
+import (
+	"os/exec"
+	"testing"
+
+	"github.com/streamtier/durable-streams/internal/miniotest"
+	"github.com/streamtier/durable-streams/internal/pgtest"
+)
+
+// TestConformancePostgres runs the conformance suite against a node in
+// cluster mode: the catalog (stream directory, segment index, GC queue) in
+// a real PostgreSQL, sealed segments in a real MinIO, with aggressive
+// rotation so that the segment index on PostgreSQL is written throughout.
+func TestConformancePostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("conformance suite runs for minutes against the real server; skipped with -short")
+	}
+	script := conformanceScript(t)
+	if _, err := exec.LookPath("node"); err != nil {
+		skipOrFatal(t, "node is not on PATH; the conformance suite needs Node.js (%v)", err)
+	}
+	pg := pgtest.Start(t)
+	mio := miniotest.Start(t)
+	env := append(minioEnv(mio), "DS_CLUSTER_DSN="+pg.NewDatabase(t), "DS_NODE_ID=e2e")
+	srv := StartServer(t, BuildServer(t), WithLongPollTimeout(conformanceServerLongPoll),
+		WithArgs(aggressiveRotation...), WithEnv(env...))
+	runConformance(t, script, srv, "postgres catalog, minio, aggressive rotation")
+}
