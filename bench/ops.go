@@ -60,15 +60,15 @@ func idleStreamsWorkload(n int) func(context.Context, *env) error {
 	}
 }
 
-// restartWorkload writes size bytes over 16 streams, then measures a clean
-// stop and a start until every stream answers a read at its tail.
-func restartWorkload(size int64) func(context.Context, *env) error {
+// restartWorkload writes size bytes over streams streams, then measures a
+// stop (clean, or SIGKILL with kill) and a start until every stream
+// answers a read at its tail.
+func restartWorkload(size int64, streams int, kill bool) func(context.Context, *env) error {
 	return func(ctx context.Context, e *env) error {
 		if e.srv == nil {
 			return errNoServer
 		}
-		const streams = 16
-		mib := int(float64(size>>20) * e.opt.scale / streams)
+		mib := int(float64(size>>20) * e.opt.scale / float64(streams))
 		if mib < 1 {
 			mib = 1
 		}
@@ -90,7 +90,11 @@ func restartWorkload(size int64) func(context.Context, *env) error {
 		e.report("data", float64(e.srv.dirBytes())/(1<<20), "MiB")
 		e.client.hc.CloseIdleConnections()
 		t0 := time.Now()
-		e.srv.stop()
+		if kill {
+			e.srv.kill()
+		} else {
+			e.srv.stop()
+		}
 		e.report("stop_s", time.Since(t0).Seconds(), "s")
 		t0 = time.Now()
 		if _, err := e.srv.start(ctx); err != nil {

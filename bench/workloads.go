@@ -61,6 +61,7 @@ var workloads = map[string]workload{
 	"append-1x64":       {12, appendWorkload(1, 64)},
 	"append-16x16":      {13, appendWorkload(16, 16)},
 	"append-64x64":      {14, appendWorkload(64, 64)},
+	"create-64":         {15, createWorkload(64)},
 	"producer-binary":   {20, producerWorkload(false)},
 	"producer-json":     {21, producerWorkload(true)},
 	"read-hot":          {30, readWorkload(readHot)},
@@ -72,12 +73,13 @@ var workloads = map[string]workload{
 	"sse-fanout-1k":     {50, fanoutWorkload(1000)},
 	"sse-fanout-10k":    {51, fanoutWorkload(10000)},
 	"idle-streams-100k": {60, idleStreamsWorkload(100000)},
-	"restart-1g":        {70, restartWorkload(1 << 30)},
-	"restart-100m":      {71, restartWorkload(100 << 20)},
+	"restart-1g":        {70, restartWorkload(1<<30, 16, false)},
+	"restart-100m":      {71, restartWorkload(100<<20, 16, false)},
+	"restart-kill-1g":   {72, restartWorkload(1<<30, 64, true)},
 }
 
 // quickWorkloads run in a few minutes on a laptop.
-var quickWorkloads = []string{"append-1x1", "append-1x64", "append-64x64", "producer-binary", "producer-json",
+var quickWorkloads = []string{"append-1x1", "append-1x64", "append-64x64", "create-64", "producer-binary", "producer-json",
 	"read-hot", "longpoll-latency", "sse-latency", "sse-fanout-1k"}
 
 // appendWorkload measures unbatched durable appends of 100 B from clients
@@ -91,43 +93,87 @@ func appendWorkload(streams, clients int) func(context.Context, *env) error {
 		}
 		msg := make([]byte, 100)
 		rand.Read(msg)
-		var lat latencies
-		var ops atomic.Int64
-		var firstErr error
-		var errOnce sync.Once
-		ctx, cancel := context.WithTimeout(ctx, e.opt.duration)
-		defer cancel()
-		var wg sync.WaitGroup
-		begin := time.Now()
-		for c := range clients {
-			wg.Go(func() {
-				path := fmt.Sprintf("bench/append-%d", c%streams)
-				local := make([]time.Duration, 0, 4096)
-				for ctx.Err() == nil {
-					t := time.Now()
-					if err := e.client.appendData(ctx, path, "application/octet-stream", msg, nil); err != nil {
-						if ctx.Err() == nil {
-							errOnce.Do(func() { firstErr = err })
-							cancel()
-						}
-						break
-					}
-					local = append(local, time.Since(t))
-					ops.Add(1)
-				}
-				lat.merge(local)
-			})
+		res, err := closedLoop(ctx, e, clients, func(ctx context.Context, c, _ int) error {
+			return e.client.appendData(ctx, fmt.Sprintf("bench/append-%d", c%streams), "application/octet-stream", msg, nil)
+		})
+		if err != nil {
+			return err
 		}
-		wg.Wait()
-		if firstErr != nil {
-			return firstErr
-		}
-		el := time.Since(begin).Seconds()
-		e.report("appends_per_s", float64(ops.Load())/el, "ops/s")
-		e.report("p50", lat.quantile(0.5), "ms")
-		e.report("p99", lat.quantile(0.99), "ms")
+		e.report("appends_per_s", res.rate(), "ops/s")
+		e.report("p50", res.lat.quantile(0.5), "ms")
+		e.report("p99", res.lat.quantile(0.99), "ms")
 		return nil
 	}
+}
+
+// createWorkload measures stream creation: each client, in a loop,
+// creates a new stream and appends 100 B to it once (one operation).
+func createWorkload(clients int) func(context.Context, *env) error {
+	return func(ctx context.Context, e *env) error {
+		msg := make([]byte, 100)
+		rand.Read(msg)
+		const ctype = "application/octet-stream"
+		res, err := closedLoop(ctx, e, clients, func(ctx context.Context, c, i int) error {
+			path := fmt.Sprintf("bench/create-%d-%d", c, i)
+			if err := e.client.create(ctx, path, ctype); err != nil {
+				return err
+			}
+			return e.client.appendData(ctx, path, ctype, msg, nil)
+		})
+		if err != nil {
+			return err
+		}
+		e.report("streams_per_s", res.rate(), "ops/s")
+		e.report("p50", res.lat.quantile(0.5), "ms")
+		e.report("p99", res.lat.quantile(0.99), "ms")
+		return nil
+	}
+}
+
+// loopResult is what closedLoop measured.
+type loopResult struct {
+	ops     int64
+	elapsed time.Duration
+	lat     *latencies
+}
+
+func (r loopResult) rate() float64 { return float64(r.ops) / r.elapsed.Seconds() }
+
+// closedLoop runs op from clients goroutines, each calling it again as
+// soon as it returns (c is the client, i its call count), for the
+// measurement's duration; the first error ends the run.
+func closedLoop(ctx context.Context, e *env, clients int, op func(ctx context.Context, c, i int) error) (loopResult, error) {
+	lat := &latencies{}
+	var ops atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	ctx, cancel := context.WithTimeout(ctx, e.opt.duration)
+	defer cancel()
+	var wg sync.WaitGroup
+	begin := time.Now()
+	for c := range clients {
+		wg.Go(func() {
+			local := make([]time.Duration, 0, 4096)
+			for i := 0; ctx.Err() == nil; i++ {
+				t := time.Now()
+				if err := op(ctx, c, i); err != nil {
+					if ctx.Err() == nil {
+						errOnce.Do(func() { firstErr = err })
+						cancel()
+					}
+					break
+				}
+				local = append(local, time.Since(t))
+				ops.Add(1)
+			}
+			lat.merge(local)
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return loopResult{}, firstErr
+	}
+	return loopResult{ops: ops.Load(), elapsed: time.Since(begin), lat: lat}, nil
 }
 
 // producerWorkload measures batched idempotent producer throughput: four

@@ -39,6 +39,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/streamtier/durable-streams/internal/vfs"
 	"github.com/streamtier/durable-streams/migrations"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -865,41 +866,6 @@ func fromMillis(v sql.NullInt64) time.Time {
 
 // mkdirAllSync is os.MkdirAll that also fsyncs the parent of every
 // directory it creates, so that the new path survives power loss.
-func mkdirAllSync(dir string) error {
-	var missing []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil {
-			break
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		missing = append(missing, d)
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		if err := syncDir(filepath.Dir(missing[i])); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func mkdirAllSync(dir string) error { return vfs.OS.MkdirAll(dir) }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		d.Close()
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return d.Close()
-}
+func syncDir(dir string) error { return vfs.OS.SyncDir(dir) }

@@ -748,7 +748,7 @@ func TestCreateFileSettings(t *testing.T) {
 		"auto_vacuum":  "2", // incremental
 		"page_size":    "16384",
 		"journal_mode": "wal",
-		"user_version": "1",
+		"user_version": "2",
 	} {
 		var got string
 		if err := db.QueryRow("PRAGMA " + pragma).Scan(&got); err != nil {
@@ -808,7 +808,7 @@ func TestOpenErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec("PRAGMA user_version = 2"); err != nil {
+	if _, err := db.Exec("PRAGMA user_version = 3"); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()

@@ -10,8 +10,12 @@ import (
 )
 
 // schemaVersion is stored in PRAGMA user_version. Open refuses files with a
-// newer version because it cannot know what an older binary would corrupt.
-const schemaVersion = 1
+// newer version because it cannot know what an older binary would corrupt,
+// and brings files of older versions up to date (see upgrade).
+//
+//	1 the first schema
+//	2 meta.applied_lsn: the commit journal position the file has applied
+const schemaVersion = 2
 
 // schema is executed once by Create. "end" is quoted because END is an SQL
 // keyword.
@@ -36,7 +40,8 @@ CREATE TABLE meta (
 	fork_pos        INTEGER,
 	fork_seg        INTEGER,
 	fork_seg_start  INTEGER,
-	fork_shared     INTEGER
+	fork_shared     INTEGER,
+	applied_lsn     INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE messages (
 	pos   INTEGER PRIMARY KEY,
@@ -73,6 +78,7 @@ var metaColumns = []string{
 	"open_seg", "open_seg_start", "open_seg_msgs", "open_seg_bytes", "open_seg_since",
 	"closed", "closed_by_id", "closed_by_epoch", "closed_by_seq", "stream_seq",
 	"fork_parent", "fork_pos", "fork_seg", "fork_seg_start", "fork_shared",
+	"applied_lsn",
 }
 
 func metaInsertSQL() string {
@@ -163,8 +169,21 @@ var pragmas = []string{
 	fmt.Sprintf("busy_timeout(%d)", busyTimeoutMillis),
 	"foreign_keys(OFF)",
 	"journal_size_limit(67108864)",
-	"synchronous(FULL)",
 }
+
+// syncLevel is how much a connection syncs: FULL makes every commit
+// survive power loss by itself; NORMAL (WAL mode) keeps the file
+// consistent through a crash but leaves the latest commits to a commit
+// journal that covers them (Options.NoSync); OFF, for the first
+// transaction of a file whose creation such a journal covers, syncs
+// nothing.
+type syncLevel string
+
+const (
+	syncFull   syncLevel = "FULL"
+	syncNormal syncLevel = "NORMAL"
+	syncOff    syncLevel = "OFF"
+)
 
 // createPragmas set up a new, still empty file, in this order: the page
 // size and auto_vacuum can only change before the first table exists.
@@ -209,7 +228,7 @@ const (
 // travels as a file: URI so that mode=rw can keep a vanished file from
 // being silently recreated empty; it is escaped so that '?', '#' and '%'
 // in directory names survive.
-func dsn(path string, mode dsnMode) (string, error) {
+func dsn(path string, mode dsnMode, sync syncLevel) (string, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return "", err
@@ -230,6 +249,7 @@ func dsn(path string, mode dsnMode) (string, error) {
 	for _, p := range pragmas {
 		q.Add("_pragma", p)
 	}
+	q.Add("_pragma", "synchronous("+string(sync)+")")
 	if mode != dsnCreate {
 		q.Add("_pragma", "journal_mode(WAL)")
 	}
@@ -273,6 +293,7 @@ func metaArgs(m *Meta) []any {
 		m.Closed, sql.NullString{String: cb.ID, Valid: closedBy}, nullInt(cb.Epoch, closedBy), nullInt(cb.Seq, closedBy), m.StreamSeq,
 		nullInt(f.ParentID, fork), nullInt(f.Pos, fork), nullInt(f.Seg, fork), nullInt(f.SegStart, fork),
 		sql.NullBool{Bool: f.Shared, Valid: fork},
+		int64(m.AppliedLSN),
 	}
 }
 
@@ -285,15 +306,17 @@ func scanMeta(row *sql.Row) (Meta, error) {
 		cbEpoch, cbSeq                 sql.NullInt64
 		fParent, fPos, fSeg, fSegStart sql.NullInt64
 		fShared                        sql.NullBool
+		applied                        int64
 	)
 	err := row.Scan(&m.StreamID, &m.ContentType, &created, &m.Tail,
 		&m.OpenSeg, &m.OpenSegStart, &m.OpenSegMsgs, &m.OpenSegBytes, &since,
 		&m.Closed, &cbID, &cbEpoch, &cbSeq, &m.StreamSeq,
-		&fParent, &fPos, &fSeg, &fSegStart, &fShared)
+		&fParent, &fPos, &fSeg, &fSegStart, &fShared, &applied)
 	if err != nil {
 		return Meta{}, err
 	}
 	m.CreatedAt, m.OpenSegSince = fromMillis(created), fromMillis(since)
+	m.AppliedLSN = uint64(applied)
 	if cbID.Valid {
 		m.ClosedBy = &ProducerKey{ID: cbID.String, Epoch: cbEpoch.Int64, Seq: cbSeq.Int64}
 	}

@@ -45,7 +45,7 @@ fi
 mapfile -t all < <("$bin/bench" -h 2>&1 | sed -n 's/.*a group: quick, all (\(.*\)).*/\1/p' | tr ',' '\n' | tr -d ' ')
 case $workloads in
   all) list=$(IFS=,; echo "${all[*]}") ;;
-  quick) list="append-1x1,append-1x64,append-64x64,producer-binary,producer-json,read-hot,longpoll-latency,sse-latency,sse-fanout-1k" ;;
+  quick) list="append-1x1,append-1x64,append-64x64,create-64,producer-binary,producer-json,read-hot,longpoll-latency,sse-latency,sse-fanout-1k" ;;
   *) list=$workloads ;;
 esac
 peer_list=$(tr ',' '\n' <<<"$list" | grep -v '^read-cold-' | paste -sd, -)

@@ -121,6 +121,9 @@ type Stream struct {
 	stopOnce  sync.Once
 
 	deleted, softDeleted bool
+	// broken is set when the hot log failed to take a batch the journal
+	// holds: later batches would skip it (see commitBatch).
+	broken error
 }
 
 // Snapshot returns the latest published view of the stream.

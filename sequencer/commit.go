@@ -1,7 +1,6 @@
 package sequencer
 
 import (
-	"context"
 	"time"
 
 	"github.com/streamtier/durable-streams/coldstore/segment"
@@ -48,7 +47,7 @@ func (s *Stream) process(ops []op) {
 			batch.Producers = append(batch.Producers, p)
 		}
 		batch.Meta = s.meta
-		if err := s.log.Commit(context.Background(), &batch); err != nil {
+		if err := s.commitBatch(&batch); err != nil {
 			s.lg.Error("commit failed", "stream", s.path, "err", err)
 			s.restore(undo)
 			ierr := internal("commit failed", err)
@@ -339,7 +338,7 @@ func (s *Stream) sealByAge() {
 	var b hotlog.Batch
 	s.sealOpen(&b)
 	b.Meta = s.meta
-	if err := s.log.Commit(context.Background(), &b); err != nil {
+	if err := s.commitBatch(&b); err != nil {
 		s.lg.Error("age seal failed", "stream", s.path, "err", err)
 		s.restore(undo)
 		return

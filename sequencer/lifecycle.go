@@ -198,7 +198,7 @@ func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateRe
 		meta.OpenSegBytes += int64(len(msgs[i].Data))
 		meta.OpenSegSince = now
 	}
-	if err := hotlog.Create(ctx, r.StreamPath(id), meta, msgs); err != nil {
+	if err := r.createHotLog(ctx, row, meta, msgs); err != nil {
 		return nil, internal("create hot log", err)
 	}
 	err = r.cat.Insert(ctx, row)
@@ -207,7 +207,7 @@ func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateRe
 		r.rows.forgetIDs(row.ParentID) // its reference count went up
 	}
 	if err != nil {
-		_ = hotlog.Remove(r.StreamPath(id))
+		r.abandonCreate(id)
 		switch {
 		case errors.Is(err, catalog.ErrParentGone):
 			return nil, errf(KindConflict, "fork source stream was deleted")

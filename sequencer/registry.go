@@ -55,6 +55,8 @@ type Config struct {
 	// Registry: hand the event to another goroutine.
 	OnLifecycle func(LifecycleEvent)
 	Now         func() time.Time
+	// Journal configures the commit journal all streams share.
+	Journal JournalConfig
 }
 
 // Registry owns the open streams.
@@ -78,6 +80,8 @@ type Registry struct {
 	bg        sync.WaitGroup
 
 	counters counters // see Stats
+
+	jnl *streamJournal // nil when Config.Journal.Disabled
 }
 
 type slot struct {
@@ -119,6 +123,20 @@ func NewRegistry(cfg Config) (*Registry, error) {
 	}
 	r := &Registry{cfg: cfg, cat: cfg.Catalog, lg: cfg.Logger, slots: map[int64]*slot{}, rows: newRowCache(2 * cfg.MaxOpen),
 		access: map[int64]time.Time{}, dirty: map[int64]struct{}{}, closing: make(chan struct{})}
+	if !cfg.Journal.Disabled {
+		// Before anything serves: the hot logs must have caught up.
+		jnl, err := openStreamJournal(r)
+		if err != nil {
+			return nil, err
+		}
+		if err := jnl.recover(context.Background()); err != nil {
+			jnl.j.Close()
+			return nil, err
+		}
+		r.jnl = jnl
+		r.bg.Add(1)
+		go jnl.checkpointer()
+	}
 	r.bg.Add(3)
 	go r.janitor()
 	go r.flusher()
@@ -143,6 +161,15 @@ func (r *Registry) Close(ctx context.Context) error {
 	r.BeginShutdown()
 	r.bg.Wait()
 	r.flushAccess(ctx)
+	r.stopActors()
+	if r.jnl != nil {
+		return r.jnl.close(ctx)
+	}
+	return nil
+}
+
+// stopActors stops every actor after its queued operations.
+func (r *Registry) stopActors() {
 	r.mu.Lock()
 	var all []*Stream
 	for _, sl := range r.slots {
@@ -158,7 +185,6 @@ func (r *Registry) Close(ctx context.Context) error {
 		go func() { defer wg.Done(); st.stop() }()
 	}
 	wg.Wait()
-	return nil
 }
 
 // StreamPath returns where the hot log of stream id lives.
@@ -320,11 +346,11 @@ func (r *Registry) open(ctx context.Context, id int64, sl *slot) {
 }
 
 func (r *Registry) startActor(ctx context.Context, id int64) (*Stream, error) {
-	lg, err := hotlog.Open(ctx, r.StreamPath(id), hotlog.Options{})
+	lg, err := hotlog.Open(ctx, r.StreamPath(id), r.hotlogOptions())
 	if err != nil {
 		return nil, err
 	}
-	meta, prods, segs, err := lg.Load(ctx)
+	meta, prods, segs, err := r.loadHotLog(ctx, id, lg)
 	if err != nil {
 		lg.Close()
 		return nil, err

@@ -102,6 +102,9 @@ type Config struct {
 	// for every stream created or deleted. It is created on start if
 	// missing; clients can read it like any stream but not write to it.
 	RegistryStream string
+	// Journal configures the commit journal shared by all streams
+	// (default: on, in <DataDir>/journal); see docs/journal.md.
+	Journal sequencer.JournalConfig
 	// Limits bounds connections and request bodies; zero fields take
 	// DefaultLimits' values, negative ones turn that bound off.
 	Limits Limits
@@ -318,6 +321,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		OnSeal:      rot.OnSeal,
 		Collector:   collector,
 		OnLifecycle: onLifecycle,
+		Journal:     cfg.Journal,
 	})
 	if err != nil {
 		collector.Close()

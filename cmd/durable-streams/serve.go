@@ -51,6 +51,7 @@ type serveFlags struct {
 	sealBytes    int64
 	sealMessages int64
 	sealAge      time.Duration
+	journal      sequencer.JournalConfig
 	cacheBytes   int64
 	verify       string
 	adminToken   string
@@ -137,6 +138,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Int64Var(&f.sealBytes, "seal-bytes", envInt("DS_SEAL_BYTES", 4<<20), "seal a segment at this many bytes (DS_SEAL_BYTES)")
 	fs.Int64Var(&f.sealMessages, "seal-messages", envInt("DS_SEAL_MESSAGES", 0), "seal a segment at this many messages; 0 = no limit (DS_SEAL_MESSAGES)")
 	fs.DurationVar(&f.sealAge, "seal-age", envDuration("DS_SEAL_AGE", 15*time.Minute), "seal a segment this long after its first message (DS_SEAL_AGE)")
+	fs.Int64Var(&f.journal.CheckpointBytes, "journal-checkpoint-bytes", envInt("DS_JOURNAL_CHECKPOINT_BYTES", 128<<20), "checkpoint the commit journal once it holds this much; bounds replay after a crash (DS_JOURNAL_CHECKPOINT_BYTES)")
+	fs.DurationVar(&f.journal.CheckpointAge, "journal-checkpoint-age", envDuration("DS_JOURNAL_CHECKPOINT_AGE", time.Minute), "checkpoint the commit journal once a record is this old (DS_JOURNAL_CHECKPOINT_AGE)")
 	fs.Int64Var(&f.cacheBytes, "cache-bytes", envInt("DS_CACHE_BYTES", 1<<30), "bound of the on-disk cache of cold segments (DS_CACHE_BYTES)")
 	fs.StringVar(&f.verify, "verify-uploads", envOr("DS_VERIFY_UPLOADS", "full"), "check uploads before trimming: full (read back, CRC32C) or size (DS_VERIFY_UPLOADS)")
 	fs.StringVar(&f.adminToken, "admin-token", envOr("DS_ADMIN_TOKEN", ""), "static bearer token granting everything (admin API included); setting it turns access control on; prefer the variable, flags show in process listings (DS_ADMIN_TOKEN)")
@@ -260,6 +263,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		RateLimit:       rateCfg,
 		RegistryStream:  f.registryStream,
 		Faults:          testFaults(f.testFaults, lg),
+		Journal:         f.journal,
 		Limits:          f.limits(),
 		CORS:            cors,
 		CursorEpoch:     cursorEpoch,

@@ -1,0 +1,570 @@
+package sequencer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/streamtier/durable-streams/catalog"
+	"github.com/streamtier/durable-streams/hotlog"
+	"github.com/streamtier/durable-streams/journal"
+)
+
+// The commit journal (package journal) makes every acknowledged change
+// durable with one fsync shared by all streams; hot logs are written
+// without syncs of their own (hotlog.Options.NoSync) and catch up from the
+// journal after a crash.
+//
+// Crash safety of a change, in order:
+//  1. its record is appended to the journal and durable (the actor waits);
+//  2. it is applied to the hot log, together with the record's LSN
+//     (meta.applied_lsn), unsynced;
+//  3. the client is answered.
+//
+// A checkpoint then:
+//  1. takes L, the highest LSN below which every record is applied
+//     (records durable but still being applied hold it back), and the
+//     set of hot logs changed since the last checkpoint;
+//  2. fsyncs those hot logs (WAL, file and directory entry);
+//  3. records L in the catalog (journal_checkpoint), durably;
+//  4. releases the journal files holding only records up to L.
+//
+// Recovery (at start, before any stream serves) replays the records after
+// the catalog's checkpoint: a stream's creation recreates its hot log from
+// the record (an unsynced new file may be missing or damaged), and a
+// batch is applied to a hot log whose applied_lsn is below it. The
+// catalog, which still syncs its own commits, says which streams exist:
+// records of streams never entered (the create failed) or since deleted
+// are skipped.
+
+// JournalConfig configures the commit journal.
+type JournalConfig struct {
+	// Disabled turns the journal off: every hot log commit is synced by
+	// itself, as before the journal.
+	Disabled bool
+	// Dir is where the journal lives (default <DataDir>/journal).
+	Dir string
+	// FileBytes, CheckpointBytes, CheckpointAge and MaxBytes bound the
+	// journal's disk use, see journal.Options.
+	FileBytes       int64
+	CheckpointBytes int64
+	CheckpointAge   time.Duration
+	MaxBytes        int64
+}
+
+// streamJournal ties the registry to its commit journal.
+type streamJournal struct {
+	j   *journal.Journal
+	dir string
+	cat *catalog.Catalog
+	reg *Registry
+
+	// image is written out as the file of every new stream, whose
+	// contents come with the first commit of its actor (see
+	// createHotLog).
+	image *hotlog.Image
+
+	mu       sync.Mutex
+	inflight map[uint64]int           // durable or queued records not yet applied (a failed write's LSN is handed out again)
+	dirty    map[int64]struct{}       // streams whose hot logs changed since the last checkpoint
+	pending  map[int64]*pendingCreate // new streams whose hot logs still hold the image
+	broken   map[int64]error          // streams whose hot logs lack a batch the journal holds (see commitBatch)
+
+	ckMu sync.Mutex // serializes checkpoints
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+func openStreamJournal(r *Registry) (*streamJournal, error) {
+	c := r.cfg.Journal
+	dir := c.Dir
+	if dir == "" {
+		dir = filepath.Join(r.cfg.DataDir, "journal")
+	}
+	im, err := hotlog.NewImage(context.Background(), r.cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	j, err := journal.Open(dir, journal.Options{FileBytes: c.FileBytes, CheckpointBytes: c.CheckpointBytes,
+		CheckpointAge: c.CheckpointAge, MaxBytes: c.MaxBytes, Logger: r.lg, MaxRecordBytes: 1 << 30})
+	if err != nil {
+		return nil, err
+	}
+	return &streamJournal{j: j, dir: dir, cat: r.cat, reg: r, image: im, inflight: map[uint64]int{}, dirty: map[int64]struct{}{},
+		pending: map[int64]*pendingCreate{}, broken: map[int64]error{}}, nil
+}
+
+// pendingCreate is a new stream whose hot log file is still the image:
+// its contents, from the journal record at lsn, are written by the first
+// commit when its actor starts, right after the catalog entry.
+type pendingCreate struct {
+	lsn  uint64
+	meta hotlog.Meta
+	msgs []hotlog.Message
+}
+
+// write appends a record and waits until it is durable. The caller must
+// then apply the change and call applied, or leave the record in flight
+// (holding checkpoints back) if it cannot.
+func (sj *streamJournal) write(kind journal.Kind, payload []byte) (uint64, error) {
+	sj.mu.Lock()
+	t, err := sj.j.Enqueue(kind, payload)
+	if err == nil {
+		sj.inflight[t.LSN]++
+	}
+	sj.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	// Not the client's context: once queued, the outcome decides what the
+	// actor's state is.
+	if err := t.Wait(context.Background()); err != nil {
+		// The journal has failed for good (see journal.Journal): nothing
+		// after this record can be durable either, so it holds nothing
+		// back.
+		sj.mu.Lock()
+		sj.done(t.LSN)
+		sj.mu.Unlock()
+		return 0, err
+	}
+	return t.LSN, nil
+}
+
+// applied records that record lsn is applied to stream id's hot log
+// (lsn 0: a replayed record, never in flight).
+func (sj *streamJournal) applied(lsn uint64, id int64) {
+	sj.mu.Lock()
+	sj.done(lsn)
+	sj.dirty[id] = struct{}{}
+	sj.mu.Unlock()
+}
+
+// done takes lsn out of flight. The caller holds sj.mu.
+func (sj *streamJournal) done(lsn uint64) {
+	if sj.inflight[lsn]--; sj.inflight[lsn] <= 0 {
+		delete(sj.inflight, lsn)
+	}
+}
+
+// abort voids record lsn of stream id, which its hot log could not take,
+// with a durable stream-abort record; the replay skips voided records.
+func (sj *streamJournal) abort(lsn uint64, id int64) error {
+	e := &encoder{}
+	e.uint(recordVersion)
+	e.int(id)
+	e.uint(lsn)
+	alsn, err := sj.write(journal.KindStreamAbort, e.b)
+	if err != nil {
+		return err
+	}
+	sj.mu.Lock()
+	sj.done(lsn)
+	sj.done(alsn)
+	sj.mu.Unlock()
+	return nil
+}
+
+// checkpoint makes every applied record durable outside the journal and
+// releases the journal files that hold nothing else (see the steps above).
+func (sj *streamJournal) checkpoint(ctx context.Context) error {
+	sj.ckMu.Lock()
+	defer sj.ckMu.Unlock()
+	sj.mu.Lock()
+	upto := sj.j.DurableLSN()
+	for lsn := range sj.inflight {
+		upto = min(upto, lsn-1)
+	}
+	dirty := sj.dirty
+	sj.dirty = map[int64]struct{}{}
+	sj.mu.Unlock()
+	for id := range dirty {
+		err := hotlog.SyncFiles(sj.reg.StreamPath(id))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			sj.mu.Lock()
+			for id := range dirty {
+				sj.dirty[id] = struct{}{}
+			}
+			sj.mu.Unlock()
+			return fmt.Errorf("journal checkpoint: %w", err)
+		}
+	}
+	if err := sj.cat.SetJournalCheckpoint(ctx, upto); err != nil {
+		return fmt.Errorf("journal checkpoint: %w", err)
+	}
+	return sj.j.Release(upto)
+}
+
+// checkpointer runs checkpoints when the journal's size or age asks for
+// them.
+func (sj *streamJournal) checkpointer() {
+	defer sj.reg.bg.Done()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-sj.reg.closing:
+			return
+		case <-sj.j.CheckpointWanted():
+		case <-t.C:
+			if !sj.j.NeedsCheckpoint() {
+				continue
+			}
+		}
+		if err := sj.checkpoint(context.Background()); err != nil {
+			sj.reg.lg.Warn("journal checkpoint failed", "err", err)
+		}
+	}
+}
+
+// close checkpoints everything (the actors have stopped) and closes the
+// journal; calls after the first return the first's outcome.
+func (sj *streamJournal) close(ctx context.Context) error {
+	sj.closeOnce.Do(func() {
+		err := sj.checkpoint(ctx)
+		sj.closeErr = errors.Join(err, sj.j.Close())
+	})
+	return sj.closeErr
+}
+
+// commitBatch makes b durable in the journal, then writes it to the hot
+// log. When the hot log fails after the journal has the batch (a full
+// disk), a stream-abort record voids the batch and the caller answers
+// with the error as before the journal. Only if that record cannot be
+// written either does the stream stop accepting writes until a restart:
+// its later batches would skip the one the journal still holds.
+func (s *Stream) commitBatch(b *hotlog.Batch) error {
+	sj := s.reg.jnl
+	if sj == nil {
+		return s.log.Commit(context.Background(), b)
+	}
+	if s.broken != nil {
+		return s.broken
+	}
+	rec := streamBatch{id: s.id, batch: *b}
+	lsn, err := sj.write(journal.KindStreamBatch, rec.encode())
+	if err != nil {
+		return err
+	}
+	b.Meta.AppliedLSN = lsn
+	s.meta.AppliedLSN = lsn
+	if err := s.log.Commit(context.Background(), b); err != nil {
+		if aerr := sj.abort(lsn, s.id); aerr != nil {
+			s.broken = fmt.Errorf("hot log behind the journal until a restart: %w", err)
+			// Also for the actors after this one: loaded from the hot
+			// log, they would hand out the batch's positions again.
+			sj.mu.Lock()
+			sj.broken[s.id] = s.broken
+			sj.mu.Unlock()
+			s.lg.Error("hot log commit failed after the journal record", "stream", s.path, "lsn", lsn, "err", err, "abort_err", aerr)
+		}
+		return err
+	}
+	sj.applied(lsn, s.id)
+	return nil
+}
+
+// createHotLog creates the hot log of a new stream. With the journal, a
+// new stream is one journal record and the image written out, without
+// syncs; the actor that opens it first writes its contents (loadHotLog).
+// Should the catalog entry not follow, abandonCreate undoes this.
+func (r *Registry) createHotLog(ctx context.Context, row catalog.Stream, meta hotlog.Meta, msgs []hotlog.Message) error {
+	path := r.StreamPath(row.ID)
+	sj := r.jnl
+	if sj == nil {
+		return hotlog.Create(ctx, path, meta, msgs)
+	}
+	rec := streamCreate{row: row, meta: meta, msgs: msgs}
+	lsn, err := sj.write(journal.KindStreamCreate, rec.encode())
+	if err != nil {
+		return err
+	}
+	meta.AppliedLSN = lsn
+	if err := sj.image.WriteFile(path); err != nil {
+		// No catalog entry follows, so a replay skips the record.
+		sj.mu.Lock()
+		sj.done(lsn)
+		sj.mu.Unlock()
+		return err
+	}
+	sj.mu.Lock()
+	sj.pending[row.ID] = &pendingCreate{lsn: lsn, meta: meta, msgs: msgs}
+	sj.mu.Unlock()
+	return nil
+}
+
+// abandonCreate removes the files of a stream whose catalog entry failed.
+func (r *Registry) abandonCreate(id int64) {
+	if sj := r.jnl; sj != nil {
+		sj.mu.Lock()
+		if p := sj.pending[id]; p != nil {
+			delete(sj.pending, id)
+			sj.done(p.lsn) // without a catalog entry, a replay skips it
+		}
+		sj.mu.Unlock()
+	}
+	_ = hotlog.Remove(r.StreamPath(id))
+}
+
+// loadHotLog reads an actor's starting state from its hot log, first
+// writing the contents of a new stream (see createHotLog).
+func (r *Registry) loadHotLog(ctx context.Context, id int64, l *hotlog.Log) (hotlog.Meta, []hotlog.Producer, []hotlog.Segment, error) {
+	sj := r.jnl
+	var p *pendingCreate
+	if sj != nil {
+		sj.mu.Lock()
+		berr := sj.broken[id]
+		p = sj.pending[id]
+		delete(sj.pending, id)
+		sj.mu.Unlock()
+		if berr != nil {
+			return hotlog.Meta{}, nil, nil, berr
+		}
+	}
+	if p == nil {
+		return l.Load(ctx)
+	}
+	if err := l.Commit(ctx, &hotlog.Batch{Messages: p.msgs, Meta: p.meta}); err != nil {
+		sj.mu.Lock()
+		sj.pending[id] = p // the record stays in flight: a restart replays it
+		sj.mu.Unlock()
+		return hotlog.Meta{}, nil, nil, err
+	}
+	sj.applied(p.lsn, id)
+	return p.meta, nil, nil, nil
+}
+
+// hotlogOptions are the options actors open hot logs with.
+func (r *Registry) hotlogOptions() hotlog.Options {
+	return hotlog.Options{NoSync: r.jnl != nil}
+}
+
+// recoverJournal replays the journal past the catalog's checkpoint into
+// the hot logs, makes them durable and checkpoints, before any actor
+// starts.
+func (sj *streamJournal) recover(ctx context.Context) error {
+	from, err := sj.cat.JournalCheckpoint(ctx)
+	if err != nil {
+		return err
+	}
+	rp := &replayer{sj: sj, ctx: ctx, live: map[int64]bool{}, logs: map[int64]*replayLog{}, aborted: map[uint64]bool{},
+		sameBoot: sj.sameBoot()}
+	start := time.Now()
+	err = sj.j.Replay(from, rp.collectAborts)
+	if err == nil {
+		err = sj.j.Replay(from, rp.apply)
+	}
+	err = errors.Join(err, rp.closeAll())
+	if err != nil {
+		return fmt.Errorf("journal recovery: %w", err)
+	}
+	if err := sj.checkpoint(ctx); err != nil {
+		return err
+	}
+	sj.recordBoot()
+	if rp.records > 0 {
+		sj.reg.lg.Info("journal replayed", "from_lsn", from, "records", rp.records, "applied", rp.appliedN,
+			"created", rp.created, "streams", len(rp.live), "took", time.Since(start))
+	}
+	return nil
+}
+
+// replayer applies journal records during recovery.
+type replayer struct {
+	sj      *streamJournal
+	ctx     context.Context
+	live    map[int64]bool // stream id -> has a catalog row
+	logs    map[int64]*replayLog
+	aborted map[uint64]bool // records voided by a stream-abort record
+	// sameBoot: the machine has not restarted since the last run, so
+	// nothing written then was lost, synced or not (see sameBoot).
+	sameBoot bool
+
+	records, appliedN, created int
+}
+
+type replayLog struct {
+	log     *hotlog.Log
+	applied uint64
+}
+
+// exists reports whether stream id has a catalog row, live or
+// soft-deleted.
+func (rp *replayer) exists(id int64) (bool, error) {
+	if v, ok := rp.live[id]; ok {
+		return v, nil
+	}
+	_, err := rp.sj.cat.GetByID(rp.ctx, id)
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		rp.live[id] = false
+	case err != nil:
+		return false, err
+	default:
+		rp.live[id] = true
+	}
+	return rp.live[id], nil
+}
+
+// open returns stream id's hot log, opened for replay.
+func (rp *replayer) open(id int64) (*replayLog, error) {
+	if l := rp.logs[id]; l != nil {
+		return l, nil
+	}
+	// Bounded: close the logs opened so far rather than hold thousands.
+	if len(rp.logs) >= 256 {
+		if err := rp.closeAll(); err != nil {
+			return nil, err
+		}
+	}
+	l, err := hotlog.Open(rp.ctx, rp.sj.reg.StreamPath(id), hotlog.Options{NoSync: true, ReadConns: 1})
+	if err != nil {
+		return nil, err
+	}
+	meta, _, _, err := l.Load(rp.ctx)
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	rl := &replayLog{log: l, applied: meta.AppliedLSN}
+	rp.logs[id] = rl
+	return rl, nil
+}
+
+func (rp *replayer) closeAll() error {
+	var errs []error
+	for id, l := range rp.logs {
+		errs = append(errs, l.log.Close())
+		delete(rp.logs, id)
+	}
+	return errors.Join(errs...)
+}
+
+// collectAborts is the first pass: an abort follows the record it voids.
+func (rp *replayer) collectAborts(rec journal.Record) error {
+	if rec.Kind != journal.KindStreamAbort {
+		return nil
+	}
+	d := &decoder{b: rec.Payload}
+	d.version()
+	d.int() // stream id
+	lsn := d.uint()
+	if err := d.done("stream abort"); err != nil {
+		return fmt.Errorf("lsn %d: %w", rec.LSN, err)
+	}
+	rp.aborted[lsn] = true
+	return nil
+}
+
+func (rp *replayer) apply(rec journal.Record) error {
+	rp.records++
+	if rp.aborted[rec.LSN] {
+		return nil
+	}
+	switch rec.Kind {
+	case journal.KindStreamAbort:
+	case journal.KindStreamCreate:
+		c, err := decodeStreamCreate(rec.Payload)
+		if err != nil {
+			return fmt.Errorf("lsn %d: %w", rec.LSN, err)
+		}
+		id := c.row.ID
+		ok, err := rp.exists(id)
+		if err != nil || !ok {
+			return err
+		}
+		// Never checkpointed, so made without syncs: after a crash of the
+		// machine whatever is on disk may be partial, and everything
+		// since is in the journal. After a crash of the process alone
+		// the file is whole, and has the record if its actor started.
+		if rp.sameBoot {
+			if l, err := rp.open(id); err == nil && l.applied >= rec.LSN {
+				return nil
+			}
+		}
+		if l := rp.logs[id]; l != nil {
+			l.log.Close()
+			delete(rp.logs, id)
+		}
+		c.meta.AppliedLSN = rec.LSN
+		if err := hotlog.CreateUnsynced(rp.ctx, rp.sj.reg.StreamPath(id), c.meta, c.msgs); err != nil {
+			return fmt.Errorf("lsn %d: %w", rec.LSN, err)
+		}
+		rp.sj.applied(0, id)
+		rp.created++
+	case journal.KindStreamBatch:
+		// The stream id first: after a clean stop or a process crash
+		// (not of the machine) nearly every record is applied already,
+		// and decoding its messages would be wasted.
+		d := &decoder{b: rec.Payload}
+		d.version()
+		id := d.int()
+		if d.err != nil {
+			return fmt.Errorf("lsn %d: %w", rec.LSN, d.err)
+		}
+		ok, err := rp.exists(id)
+		if err != nil || !ok {
+			return err
+		}
+		l, err := rp.open(id)
+		if err != nil {
+			return fmt.Errorf("lsn %d: stream %d: %w", rec.LSN, id, err)
+		}
+		if l.applied >= rec.LSN {
+			return nil
+		}
+		b, err := decodeStreamBatch(rec.Payload)
+		if err != nil {
+			return fmt.Errorf("lsn %d: %w", rec.LSN, err)
+		}
+		b.batch.Meta.AppliedLSN = rec.LSN
+		if err := l.log.Commit(rp.ctx, &b.batch); err != nil {
+			return fmt.Errorf("lsn %d: %w", rec.LSN, err)
+		}
+		l.applied = rec.LSN
+		rp.sj.applied(0, b.id)
+		rp.appliedN++
+	default:
+		return fmt.Errorf("lsn %d: unexpected record kind %v", rec.LSN, rec.Kind)
+	}
+	return nil
+}
+
+// bootIDPath is where Linux names the running boot; it changes with every
+// start of the machine.
+const bootIDPath = "/proc/sys/kernel/random/boot_id"
+
+// bootFile is the file in the journal directory that records the boot the
+// server last ran in.
+func (sj *streamJournal) bootFile() string { return filepath.Join(sj.dir, "boot_id") }
+
+// sameBoot reports whether the server last ran in the running boot of the
+// machine: then only the process crashed (or stopped), the kernel kept
+// every write, synced or not, and a file the journal would otherwise
+// rebuild from scratch is whole. Without a boot id (not Linux) it reports
+// false, which is always safe.
+func (sj *streamJournal) sameBoot() bool {
+	cur, err := os.ReadFile(bootIDPath)
+	if err != nil || len(cur) == 0 {
+		return false
+	}
+	last, err := os.ReadFile(sj.bootFile())
+	return err == nil && string(last) == string(cur)
+}
+
+// recordBoot notes the running boot for the next start. It needs no sync:
+// after a crash of the machine the boot differs whatever the file holds.
+func (sj *streamJournal) recordBoot() {
+	cur, err := os.ReadFile(bootIDPath)
+	if err != nil {
+		return
+	}
+	if err := os.WriteFile(sj.bootFile(), cur, 0o644); err != nil {
+		sj.reg.lg.Warn("journal: record boot id", "err", err)
+	}
+}

@@ -1,0 +1,188 @@
+package sequencer_test
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/streamtier/durable-streams/internal/protocol"
+	"github.com/streamtier/durable-streams/sequencer"
+)
+
+// hotFiles are the files of a hot log.
+func hotFiles(path string) []string {
+	return []string{path, path + "-wal", path + "-shm", path + "-journal"}
+}
+
+// snapshotFiles copies a hot log's files (taken while no commit runs).
+func snapshotFiles(t *testing.T, path string) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	for _, f := range hotFiles(path) {
+		b, err := os.ReadFile(f)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[f] = b
+	}
+	return out
+}
+
+// restoreFiles puts a hot log's files back as snapshotFiles found them
+// (nil: no file at all), as a crash may leave unsynced files.
+func restoreFiles(t *testing.T, path string, snap map[string][]byte) {
+	t.Helper()
+	for _, f := range hotFiles(path) {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+	for f, b := range snap {
+		if err := os.WriteFile(f, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestJournalReplaysLostCommits loses hot log commits and whole new hot
+// logs, as a power loss may since they are not synced, and checks that
+// the next start replays them from the journal: contents, closure and
+// producer state as acknowledged.
+func TestJournalReplaysLostCommits(t *testing.T) {
+	dir := t.TempDir()
+	e := openEnv(t, dir, nil)
+	const ct = "text/plain"
+	e.createStream("a", ct)
+	e.appendMsgs("a", ct, "one ")
+	pathA := e.reg.StreamPath(e.acquire("a").ID())
+	old := snapshotFiles(t, pathA)
+	prod := func(seq int64, msg string) sequencer.AppendResult {
+		res, err := e.tryAppend("a", &sequencer.AppendRequest{ContentType: mustCT(t, ct), Messages: byteMsgs(msg),
+			Producer: &protocol.Producer{ID: "p", Epoch: 1, Seq: seq}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	prod(0, "two ")
+	prod(1, "three")
+	e.create(&sequencer.CreateRequest{Path: "b", ContentType: ctPtr(t, ct), Initial: byteMsgs("bee")})
+	e.appendMsgs("b", ct, "s")
+	closed, err := e.tryAppend("b", &sequencer.AppendRequest{Close: true})
+	if err != nil || !closed.Closed {
+		t.Fatalf("close b: %v %+v", err, closed)
+	}
+	pathB := e.reg.StreamPath(e.acquire("b").ID())
+	e.createStream("gone", ct)
+	e.appendMsgs("gone", ct, "x")
+	if err := e.reg.Delete(t.Context(), "gone"); err != nil {
+		t.Fatal(err)
+	}
+
+	sequencer.Abandon(e.reg)
+	restoreFiles(t, pathA, old)
+	restoreFiles(t, pathB, nil)
+	// As after a restart of the machine, which is what can lose unsynced
+	// writes: the journal must not trust any file it did not sync.
+	if err := os.Remove(filepath.Join(dir, "journal", "boot_id")); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.cat.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	e2 := openEnv(t, dir, nil)
+	if got := e2.content("a"); got != "one two three" {
+		t.Errorf("a = %q after replay", got)
+	}
+	if got := e2.content("b"); got != "bees" {
+		t.Errorf("b = %q after replay", got)
+	}
+	if !e2.acquire("b").Snapshot().Closed {
+		t.Error("b open after replay")
+	}
+	res, err := e2.tryAppend("a", &sequencer.AppendRequest{ContentType: mustCT(t, ct), Messages: byteMsgs("three"),
+		Producer: &protocol.Producer{ID: "p", Epoch: 1, Seq: 1}})
+	if err != nil || res.Outcome != sequencer.Duplicate {
+		t.Errorf("producer retry after replay: %v %+v, want a duplicate", err, res)
+	}
+	if _, err := e2.reg.Acquire(t.Context(), "gone", false); kindOf(err) != sequencer.KindNotFound {
+		t.Errorf("deleted stream after replay: %v", err)
+	}
+	// A second start has nothing left to replay and changes nothing.
+	sequencer.Abandon(e2.reg)
+	e2.cat.Close()
+	e3 := openEnv(t, dir, nil)
+	if got := e3.content("a"); got != "one two three" {
+		t.Errorf("a = %q after a second start", got)
+	}
+	e3.appendMsgs("a", ct, "!")
+	if got := e3.content("a"); got != "one two three!" {
+		t.Errorf("a = %q after appending", got)
+	}
+}
+
+// TestJournalCheckpointReleases checks that checkpoints by size release
+// journal files while streams keep their data.
+func TestJournalCheckpointReleases(t *testing.T) {
+	dir := t.TempDir()
+	e := openEnv(t, dir, func(c *sequencer.Config) {
+		c.Journal.FileBytes = 4 << 10
+		c.Journal.CheckpointBytes = 8 << 10
+		c.Journal.MaxBytes = 4 << 20
+	})
+	const ct = "application/octet-stream"
+	e.createStream("s", ct)
+	msg := string(make([]byte, 1000))
+	for range 100 {
+		e.appendMsgs("s", ct, msg)
+	}
+	jdir := filepath.Join(dir, "journal")
+	eventually(t, 10*time.Second, "journal files released", func() bool {
+		ents, _ := os.ReadDir(jdir)
+		return len(ents) <= 4
+	})
+	cp, err := e.cat.JournalCheckpoint(context.Background())
+	if err != nil || cp == 0 {
+		t.Errorf("catalog checkpoint %d (%v) after checkpoints", cp, err)
+	}
+	if got := e.tail("s"); got != 100*1000 {
+		t.Errorf("tail %d", got)
+	}
+}
+
+// TestJournalAbortsRefusedBatch makes the hot log refuse a batch the
+// journal already holds: the append fails, and no later start replays it.
+func TestJournalAbortsRefusedBatch(t *testing.T) {
+	dir := t.TempDir()
+	e := openEnv(t, dir, nil)
+	const ct = "text/plain"
+	e.createStream("a", ct)
+	e.appendMsgs("a", ct, "kept")
+	h := e.acquire("a")
+	sequencer.CloseHotLog(h)
+	if _, err := e.tryAppend("a", &sequencer.AppendRequest{ContentType: mustCT(t, ct), Messages: byteMsgs("refused"),
+		Producer: &protocol.Producer{ID: "p", Epoch: 0, Seq: 0}}); err == nil {
+		t.Fatal("append on a closed hot log succeeded")
+	}
+	h.Release()
+	sequencer.Abandon(e.reg)
+	e.cat.Close()
+	e2 := openEnv(t, dir, nil)
+	if got := e2.content("a"); got != "kept" {
+		t.Errorf("a = %q after restart, want only the acknowledged append", got)
+	}
+	// The refused producer request left no trace: its retry is new.
+	res, err := e2.tryAppend("a", &sequencer.AppendRequest{ContentType: mustCT(t, ct), Messages: byteMsgs("retried"),
+		Producer: &protocol.Producer{ID: "p", Epoch: 0, Seq: 0}})
+	if err != nil || res.Outcome != sequencer.Appended {
+		t.Errorf("retry after restart: %v %+v, want appended", err, res)
+	}
+}
