@@ -15,6 +15,13 @@ func faultMiddleware(in *faults.Injector) echo.MiddlewareFunc {
 			if answered {
 				return nil
 			}
+			if body != nil {
+				// A body fault alters the bytes the client decodes (a
+				// malformed SSE event, a cut JSON array), as on the
+				// reference server, which never compresses: altered
+				// compressed bytes would only show as a broken coding.
+				c.Request().Header.Del("Accept-Encoding")
+			}
 			// Below echo's Response, so that its status and size
 			// bookkeeping stays in front of the altered body.
 			res.Writer = body.Wrap(res.Writer)

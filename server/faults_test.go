@@ -1,11 +1,11 @@
 package server
 
 import (
-	"github.com/streamtier/durable-streams/internal/httpcall"
-
+	"strings"
 	"testing"
 
 	"github.com/streamtier/durable-streams/faults"
+	"github.com/streamtier/durable-streams/internal/httpcall"
 )
 
 func TestFaultInjectionFromGo(t *testing.T) {
@@ -61,5 +61,28 @@ func TestFaultInjectionDisabled(t *testing.T) {
 	r := httpcall.Do(t, "POST", hs.URL+faults.ControlPath, `{"path":"/v1/stream/f","status":503}`).Want(t, 404)
 	if code, _ := r.ErrorBody(t); code != "NOT_FOUND" {
 		t.Errorf("code %q", code)
+	}
+}
+
+// TestBodyFaultResponsesUncompressed: a body fault alters the decoded
+// bytes, so a response it applies to is sent without a content coding,
+// even to a client that accepts one.
+func TestBodyFaultResponsesUncompressed(t *testing.T) {
+	_, hs := startServer(t, Config{Faults: faults.New()})
+	url := hs.URL + "/v1/stream/j"
+	httpcall.Do(t, "PUT", url, "", "Content-Type", "application/json").Want(t, 201)
+	msg := `{"pad":"` + strings.Repeat("x", 4096) + `"}`
+	httpcall.Do(t, "POST", url, msg, "Content-Type", "application/json").Want(t, 204)
+	if r := httpcall.Do(t, "GET", url+"?offset=-1", "", "Accept-Encoding", "gzip").Want(t, 200); r.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("without a fault: Content-Encoding %q, want gzip (the test needs a compressed response)", r.Header.Get("Content-Encoding"))
+	}
+	httpcall.Do(t, "POST", hs.URL+faults.ControlPath, `{"path":"/v1/stream/j","method":"GET","truncateBodyBytes":10,"count":1}`,
+		"Content-Type", "application/json").Want(t, 200)
+	r := httpcall.Do(t, "GET", url+"?offset=-1", "", "Accept-Encoding", "gzip").Want(t, 200)
+	if ce := r.Header.Get("Content-Encoding"); ce != "" {
+		t.Errorf("with a body fault: Content-Encoding %q, want none", ce)
+	}
+	if want := "[" + msg[:9]; r.Body != want {
+		t.Errorf("cut body %q, want %q", r.Body, want)
 	}
 }
