@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/streamtier/durable-streams/coldstore/segment"
+	"github.com/streamtier/durable-streams/internal/memdb"
 )
 
 // Load returns the persisted state: the meta row, all producers ordered by
@@ -211,6 +212,9 @@ func (l *Log) Stats(ctx context.Context) (Stats, error) {
 		return Stats{}, fmt.Errorf("hotlog: stats %s: %w", l.path, err)
 	}
 	for _, p := range []string{l.path, l.path + "-wal"} {
+		if memdb.Is(p) {
+			break // no files; FileBytes stays 0
+		}
 		fi, err := os.Stat(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
