@@ -133,7 +133,7 @@ type Options struct {
 
 // Stats describes the size of a hot log.
 type Stats struct {
-	FileBytes int64 // size of the database file plus its WAL
+	FileBytes int64 // size of the database file plus its WAL (in memory: of the database)
 	Rows      int64 // number of stored messages
 	DataBytes int64 // total size of the stored messages' data
 }

@@ -211,10 +211,16 @@ func (l *Log) Stats(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return Stats{}, fmt.Errorf("hotlog: stats %s: %w", l.path, err)
 	}
-	for _, p := range []string{l.path, l.path + "-wal"} {
-		if memdb.Is(p) {
-			break // no files; FileBytes stays 0
+	if memdb.Is(l.path) {
+		// No files: the database's size in memory stands in for them.
+		var pages int64
+		if err := l.rdb.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+			return Stats{}, fmt.Errorf("hotlog: stats %s: %w", l.path, err)
 		}
+		st.FileBytes = pages * l.pageSize
+		return st, nil
+	}
+	for _, p := range []string{l.path, l.path + "-wal"} {
 		fi, err := os.Stat(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
