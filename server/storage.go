@@ -22,6 +22,7 @@ const (
 	// and cold reads go to it without a disk cache. No
 	// file or directory is created, DataDir is ignored, and the commit
 	// journal is off (durability is moot). Everything is gone after Close.
+	// It cannot be combined with Cluster.
 	StorageMemory Storage = "memory"
 )
 
@@ -49,6 +50,10 @@ func resolveStorage(cfg *Config) (layout, error) {
 		return layout{root: cfg.DataDir, cacheDir: filepath.Join(cfg.DataDir, "cache"),
 			hotDir: filepath.Join(cfg.DataDir, "streams")}, nil
 	case StorageMemory:
+		// A shared catalog would outlive the hot logs it points to.
+		if cfg.Cluster.DSN != "" {
+			return layout{}, fmt.Errorf("storage %q cannot keep its catalog in a cluster database", StorageMemory)
+		}
 		cfg.DataDir = memdb.NewRoot()
 		cfg.Journal.Disabled = true
 		// A local cold store without a directory would default to one

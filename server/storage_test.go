@@ -122,9 +122,17 @@ func assertEmptyDir(t *testing.T, dir string) {
 	}
 }
 
-func TestStorageUnknown(t *testing.T) {
-	if _, err := New(context.Background(), Config{Storage: "tape", DataDir: t.TempDir(), Logger: discard()}); err == nil ||
-		!strings.Contains(err.Error(), `unknown storage "tape"`) {
-		t.Fatalf("err = %v", err)
+func TestStorageRefused(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Storage: "tape"}, `unknown storage "tape"`},
+		{Config{Storage: StorageMemory, Cluster: Cluster{DSN: "postgres://127.0.0.1/x"}}, "cluster database"},
+	} {
+		tc.cfg.DataDir, tc.cfg.Logger = t.TempDir(), discard()
+		if _, err := New(context.Background(), tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Storage %q: err = %v, want %q", tc.cfg.Storage, err, tc.want)
+		}
 	}
 }
