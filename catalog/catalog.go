@@ -42,6 +42,7 @@ import (
 	"github.com/streamtier/durable-streams/internal/vfs"
 	"github.com/streamtier/durable-streams/migrations"
 
+	"github.com/streamtier/durable-streams/internal/memdb"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
@@ -158,18 +159,32 @@ func Open(ctx context.Context, path string) (*Catalog, error) {
 }
 
 func open(ctx context.Context, path string) (*Catalog, error) {
-	abs, err := filepath.Abs(path)
+	// An in-memory database (package memdb) lives until the server drops
+	// it; a file needs its directory, and a durable entry in it if new.
+	mem := memdb.Is(path)
+	dir, created := "", false
+	if mem {
+		if err := memdb.Keep(ctx, path); err != nil {
+			return nil, err
+		}
+	} else {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, err
+		}
+		path, dir = abs, filepath.Dir(abs)
+		if err := mkdirAllSync(dir); err != nil {
+			return nil, err
+		}
+		_, err = os.Stat(abs)
+		created = errors.Is(err, fs.ErrNotExist)
+	}
+
+	name, err := dsn(path)
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Dir(abs)
-	if err := mkdirAllSync(dir); err != nil {
-		return nil, err
-	}
-	_, err = os.Stat(abs)
-	created := errors.Is(err, fs.ErrNotExist)
-
-	db, err := sql.Open("sqlite", dsn(abs))
+	db, err := sql.Open("sqlite", name)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +193,7 @@ func open(ctx context.Context, path string) (*Catalog, error) {
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
 
-	if err := initialize(ctx, db); err != nil {
+	if err := initialize(ctx, db, !mem); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -211,7 +226,12 @@ func newCatalog(ctx context.Context, db *sql.DB, pg bool) (*Catalog, error) {
 	}, nil
 }
 
-func initialize(ctx context.Context, db *sql.DB) error {
+// initialize brings the schema up to date; wal requires the file to be in
+// WAL mode (an in-memory database keeps its journal in memory instead).
+func initialize(ctx context.Context, db *sql.DB, wal bool) error {
+	if !wal {
+		return migrations.Apply(ctx, db)
+	}
 	// SQLite silently keeps the old journal mode where WAL is impossible
 	// (some network file systems); the durability and concurrency
 	// reasoning here assumes WAL, so refuse instead.
@@ -231,15 +251,17 @@ func initialize(ctx context.Context, db *sql.DB) error {
 // transaction take the write lock at BEGIN: a deferred transaction that
 // reads and then writes can fail with SQLITE_BUSY at the upgrade, which
 // busy_timeout does not retry.
-func dsn(abs string) string {
+func dsn(path string) (string, error) {
 	q := url.Values{}
 	q.Set("mode", "rwc")
 	q.Set("_txlock", "immediate")
 	for _, p := range pragmas {
+		if p == "journal_mode(WAL)" && memdb.Is(path) {
+			continue
+		}
 		q.Add("_pragma", p)
 	}
-	u := url.URL{Scheme: "file", OmitHost: true, Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
-	return u.String()
+	return memdb.URI(path, q)
 }
 
 // Close closes the database.

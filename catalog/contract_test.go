@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/streamtier/durable-streams/internal/memdb"
 	"github.com/streamtier/durable-streams/internal/pgtest"
 )
 
@@ -46,6 +47,20 @@ var backends = []struct {
 	{"sqlite", func(*testing.T) opener {
 		return func(t *testing.T) *Catalog {
 			c, _ := openTemp(t)
+			return c
+		}
+	}},
+	{"memory", func(*testing.T) opener {
+		return func(t *testing.T) *Catalog {
+			root := memdb.NewRoot()
+			c, err := Open(context.Background(), root+"/catalog.db")
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			t.Cleanup(func() {
+				c.Close()
+				memdb.DropAll(root)
+			})
 			return c
 		}
 	}},

@@ -68,11 +68,13 @@ var (
 const (
 	KindLocal = "local"
 	KindS3    = "s3"
+	// KindMemory keeps objects in memory (see Memory).
+	KindMemory = "memory"
 )
 
 // Config selects and configures a backend.
 type Config struct {
-	// Kind is "local" (the default when empty) or "s3".
+	// Kind is "local" (the default when empty), "s3" or "memory".
 	Kind string
 	// Dir is the root directory of the local backend.
 	Dir string
@@ -87,6 +89,8 @@ func (c Config) String() string {
 		return "s3 " + c.S3.String()
 	case "", KindLocal:
 		return "local " + c.Dir
+	case KindMemory:
+		return "memory"
 	default:
 		return fmt.Sprintf("unknown kind %q", c.Kind)
 	}
@@ -102,8 +106,10 @@ func Open(ctx context.Context, cfg Config) (Store, error) {
 		return NewLocal(cfg.Dir)
 	case KindS3:
 		return NewS3(ctx, cfg.S3)
+	case KindMemory:
+		return NewMemory(), nil
 	default:
-		return nil, fmt.Errorf("coldstore: unknown kind %q (want %q or %q)", cfg.Kind, KindLocal, KindS3)
+		return nil, fmt.Errorf("coldstore: unknown kind %q (want %q, %q or %q)", cfg.Kind, KindLocal, KindS3, KindMemory)
 	}
 }
 

@@ -448,6 +448,9 @@ func TestLocalContract(t *testing.T) {
 	runContract(t, s)
 }
 
+// TestMemoryContract runs the contract against the in-memory backend.
+func TestMemoryContract(t *testing.T) { runContract(t, coldstore.NewMemory()) }
+
 // TestLocalSpecifics covers behaviour of the local backend beyond the
 // contract.
 func TestLocalSpecifics(t *testing.T) {

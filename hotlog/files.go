@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/streamtier/durable-streams/internal/memdb"
 )
 
 // StreamPath returns where the hot log of stream id lives below dataDir: a
@@ -23,9 +25,33 @@ func Files(path string) []string {
 	return []string{path + "-wal", path + "-shm", path + "-journal", path}
 }
 
+// Existing returns those of Files(path) that exist: for an in-memory
+// path, the path itself while its database is kept.
+func Existing(path string) ([]string, error) {
+	if memdb.Is(path) {
+		if memdb.Exists(path) {
+			return []string{path}, nil
+		}
+		return nil, nil
+	}
+	var out []string
+	for _, f := range Files(path) {
+		if _, err := os.Lstat(f); errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
 // Remove deletes the files of the hot log at path; missing ones are fine.
 // The log must not be open.
 func Remove(path string) error {
+	if memdb.Is(path) {
+		return memdb.Drop(path)
+	}
 	for _, p := range Files(path) {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err

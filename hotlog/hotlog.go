@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/streamtier/durable-streams/internal/memdb"
 	"github.com/streamtier/durable-streams/internal/vfs"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -132,7 +133,7 @@ type Options struct {
 
 // Stats describes the size of a hot log.
 type Stats struct {
-	FileBytes int64 // size of the database file plus its WAL
+	FileBytes int64 // size of the database file plus its WAL (in memory: of the database)
 	Rows      int64 // number of stored messages
 	DataBytes int64 // total size of the stored messages' data
 }
@@ -189,13 +190,21 @@ func create(ctx context.Context, path string, meta Meta, initial []Message, sync
 	if err := checkMessages(initial); err != nil {
 		return err
 	}
+	mem := memdb.Is(path)
 	dir := filepath.Dir(path)
-	if err := mkdirAllSync(dir); err != nil {
-		return err
+	if !mem {
+		if err := mkdirAllSync(dir); err != nil {
+			return err
+		}
 	}
 	// A stale WAL left next to a fresh database would be replayed into it.
 	if err := Remove(path); err != nil {
 		return err
+	}
+	if mem {
+		if err := memdb.Keep(ctx, path); err != nil {
+			return err
+		}
 	}
 	name, err := dsn(path, dsnCreate, sync)
 	if err != nil {
@@ -206,7 +215,7 @@ func create(ctx context.Context, path string, meta Meta, initial []Message, sync
 		return err
 	}
 	db.SetMaxOpenConns(1)
-	if err := initialize(ctx, db, &meta, initial); err != nil {
+	if err := initialize(ctx, db, &meta, initial, mem); err != nil {
 		db.Close()
 		return err
 	}
@@ -215,7 +224,7 @@ func create(ctx context.Context, path string, meta Meta, initial []Message, sync
 	if err := db.Close(); err != nil {
 		return err
 	}
-	if sync == syncOff {
+	if sync == syncOff || mem {
 		return nil
 	}
 	return syncDir(dir)
@@ -274,6 +283,9 @@ func (im *Image) WriteFile(path string) error {
 // in it was copied into the database file by a checkpoint, which (at
 // synchronous=NORMAL) synced it there before the WAL was reused.
 func SyncFiles(path string) error {
+	if memdb.Is(path) {
+		return nil
+	}
 	for _, p := range []string{path + "-wal", path} {
 		f, err := os.OpenFile(p, os.O_RDWR, 0)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -294,7 +306,7 @@ func SyncFiles(path string) error {
 	return nil
 }
 
-func initialize(ctx context.Context, db *sql.DB, meta *Meta, initial []Message) error {
+func initialize(ctx context.Context, db *sql.DB, meta *Meta, initial []Message, mem bool) error {
 	c, err := db.Conn(ctx)
 	if err != nil {
 		return err
@@ -335,6 +347,11 @@ func initialize(ctx context.Context, db *sql.DB, meta *Meta, initial []Message) 
 	if err := tx.Commit(); err != nil {
 		return err
 	}
+	if mem {
+		// No WAL without a file: readers and the writer of an in-memory
+		// database take turns under busy_timeout, which its speed allows.
+		return nil
+	}
 	// SQLite silently keeps the rollback journal where WAL is unsupported
 	// (no shared memory, as on some network file systems); readers would
 	// then block the writer.
@@ -368,7 +385,11 @@ func Open(ctx context.Context, path string, opts Options) (*Log, error) {
 func open(ctx context.Context, path string, opts Options) (_ *Log, err error) {
 	// SQLite reports a missing file only as "unable to open database file";
 	// checking first gives callers an error that matches fs.ErrNotExist.
-	if _, err := os.Stat(path); err != nil {
+	if memdb.Is(path) {
+		if !memdb.Exists(path) {
+			return nil, fs.ErrNotExist
+		}
+	} else if _, err := os.Stat(path); err != nil {
 		return nil, err
 	}
 	n := opts.ReadConns

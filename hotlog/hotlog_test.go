@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/streamtier/durable-streams/coldstore/segment"
+	"github.com/streamtier/durable-streams/internal/memdb"
 )
 
 // ms returns a time that survives the millisecond storage unchanged, so
@@ -62,7 +63,20 @@ func newLog(t testing.TB, meta Meta, initial []Message) (*Log, string) {
 // newLogOpts is newLog with options.
 func newLogOpts(t testing.TB, meta Meta, initial []Message, opts Options) (*Log, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "streams", "7.db")
+	return newLogAt(t, filepath.Join(t.TempDir(), "streams", "7.db"), meta, initial, opts)
+}
+
+// newMemLog is newLog in memory (see package memdb).
+func newMemLog(t testing.TB, meta Meta, initial []Message) (*Log, string) {
+	t.Helper()
+	root := memdb.NewRoot()
+	t.Cleanup(func() { memdb.DropAll(root) })
+	return newLogAt(t, filepath.Join(root, "streams", "7.db"), meta, initial, Options{})
+}
+
+// newLogAt creates and opens a hot log at path, closed when t ends.
+func newLogAt(t testing.TB, path string, meta Meta, initial []Message, opts Options) (*Log, string) {
+	t.Helper()
 	ctx := context.Background()
 	if err := Create(ctx, path, meta, initial); err != nil {
 		t.Fatal(err)
@@ -121,6 +135,47 @@ func TestMetaRoundTrip(t *testing.T) {
 				t.Errorf("got %d producers and %d segments, want none", len(prods), len(segs))
 			}
 		})
+	}
+}
+
+// TestMemory: an in-memory hot log outlives its connections (an idle
+// stream's Log is closed and opened again) until Remove, which frees it,
+// and it never touches the file system.
+func TestMemory(t *testing.T) {
+	ctx := context.Background()
+	t.Chdir(t.TempDir())
+	meta := rootMeta()
+	l, path := newMemLog(t, meta, msgs(0, 0, 10, 20))
+	appendBatch(t, l, &meta, msgs(30, 0, 5))
+	st, err := l.Stats(ctx)
+	if err != nil || st.Rows != 3 || st.DataBytes != 35 || st.FileBytes == 0 {
+		t.Fatalf("Stats = %+v, %v", st, err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := l2.Read(ctx, 0, 1<<40, 1<<20)
+	if err != nil || len(got) != 3 || got[2].End() != 35 {
+		t.Fatalf("Read after reopen: %d messages, %v", len(got), err)
+	}
+	if files, err := Existing(path); err != nil || len(files) != 1 {
+		t.Errorf("Existing = %q, %v", files, err)
+	}
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, path, Options{}); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Open after Remove: %v, want fs.ErrNotExist", err)
+	}
+	if entries, _ := os.ReadDir("."); len(entries) != 0 {
+		t.Errorf("files in the working directory: %v", entries)
 	}
 }
 
@@ -845,6 +900,11 @@ func TestSpecialPath(t *testing.T) {
 }
 
 func TestConcurrentReadWrite(t *testing.T) {
+	t.Run("file", func(t *testing.T) { testConcurrentReadWrite(t, newLog) })
+	t.Run("memory", func(t *testing.T) { testConcurrentReadWrite(t, newMemLog) })
+}
+
+func testConcurrentReadWrite(t *testing.T, newLog func(testing.TB, Meta, []Message) (*Log, string)) {
 	ctx := context.Background()
 	meta := rootMeta()
 	l, _ := newLog(t, meta, nil)

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/streamtier/durable-streams/coldstore/segment"
+	"github.com/streamtier/durable-streams/internal/memdb"
 )
 
 // Load returns the persisted state: the meta row, all producers ordered by
@@ -209,6 +210,15 @@ func (l *Log) Stats(ctx context.Context) (Stats, error) {
 		Scan(&st.Rows, &st.DataBytes)
 	if err != nil {
 		return Stats{}, fmt.Errorf("hotlog: stats %s: %w", l.path, err)
+	}
+	if memdb.Is(l.path) {
+		// No files: the database's size in memory stands in for them.
+		var pages int64
+		if err := l.rdb.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+			return Stats{}, fmt.Errorf("hotlog: stats %s: %w", l.path, err)
+		}
+		st.FileBytes = pages * l.pageSize
+		return st, nil
 	}
 	for _, p := range []string{l.path, l.path + "-wal"} {
 		fi, err := os.Stat(p)

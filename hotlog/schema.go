@@ -4,9 +4,10 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/streamtier/durable-streams/internal/memdb"
 )
 
 // schemaVersion is stored in PRAGMA user_version. Open refuses files with a
@@ -229,10 +230,6 @@ const (
 // being silently recreated empty; it is escaped so that '?', '#' and '%'
 // in directory names survive.
 func dsn(path string, mode dsnMode, sync syncLevel) (string, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return "", err
-	}
 	q := url.Values{}
 	switch mode {
 	case dsnCreate:
@@ -250,11 +247,11 @@ func dsn(path string, mode dsnMode, sync syncLevel) (string, error) {
 		q.Add("_pragma", p)
 	}
 	q.Add("_pragma", "synchronous("+string(sync)+")")
-	if mode != dsnCreate {
+	// An in-memory database keeps its journal in memory; WAL needs a file.
+	if mode != dsnCreate && !memdb.Is(path) {
 		q.Add("_pragma", "journal_mode(WAL)")
 	}
-	u := url.URL{Scheme: "file", OmitHost: true, Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
-	return u.String(), nil
+	return memdb.URI(path, q)
 }
 
 // millis converts t for storage; the zero time is stored as NULL so that it

@@ -24,9 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -169,14 +167,9 @@ func (c *Collector) enqueue(id int64) {
 
 // HotFiles returns the files of stream id's hot log that exist.
 func (c *Collector) HotFiles(id int64) ([]string, error) {
-	var out []string
-	for _, f := range hotlog.Files(c.cfg.HotPath(id)) {
-		if _, err := os.Lstat(f); errors.Is(err, fs.ErrNotExist) {
-			continue
-		} else if err != nil {
-			return nil, fmt.Errorf("reclaim: %w", err)
-		}
-		out = append(out, f)
+	out, err := hotlog.Existing(c.cfg.HotPath(id))
+	if err != nil {
+		return nil, fmt.Errorf("reclaim: %w", err)
 	}
 	return out, nil
 }

@@ -24,7 +24,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/streamtier/durable-streams/admin"
@@ -51,6 +50,8 @@ import (
 
 // Config configures a Server. Zero values mean defaults.
 type Config struct {
+	// Storage selects disk (the default) or memory; see StorageMemory.
+	Storage         Storage
 	DataDir         string        // default ./data
 	LongPollTimeout time.Duration // default 30s
 	SSEMaxDuration  time.Duration // default 60s
@@ -223,14 +224,22 @@ type Server struct {
 	budget    *connlimit.Budget // nil without body byte bounds
 
 	subs *subscriptions.Manager // nil when disabled
+	lay  layout
 }
 
 // New opens the data directory (creating it) and starts the server's
 // background work. Close releases everything.
 func New(ctx context.Context, cfg Config) (*Server, error) {
-	if cfg.DataDir == "" {
-		cfg.DataDir = "./data"
+	lay, err := resolveStorage(&cfg)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
 	}
+	started := false
+	defer func() {
+		if !started {
+			lay.release() // in-memory databases of a failed start
+		}
+	}()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -264,18 +273,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("server: create data dir: %w", err)
+	if !lay.memory {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("server: create data dir: %w", err)
+		}
 	}
 	cat, err := openCatalog(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("server: open catalog: %w", err)
-	}
-	if cfg.ColdStore.Kind == "" {
-		cfg.ColdStore.Kind = "local"
-	}
-	if cfg.ColdStore.Kind == "local" && cfg.ColdStore.Dir == "" {
-		cfg.ColdStore.Dir = filepath.Join(cfg.DataDir, "cold")
 	}
 	store, err := cfg.Store, error(nil)
 	if store == nil {
@@ -285,7 +290,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cat.Close()
 		return nil, fmt.Errorf("server: open cold store: %w", err)
 	}
-	cold, err := segcache.New(segcache.Config{Store: store, Dir: filepath.Join(cfg.DataDir, "cache"), MaxBytes: cfg.CacheBytes})
+	cold, err := segcache.New(segcache.Config{Store: store, Dir: lay.cacheDir, MaxBytes: cfg.CacheBytes})
 	if err != nil {
 		cat.Close()
 		return nil, fmt.Errorf("server: %w", err)
@@ -374,6 +379,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			MaxConnsPerClient: cfg.Limits.MaxConnsPerClient, Exempt: cfg.RateLimit.Proxies().Trusted}),
 		budget: connlimit.NewBudget(cfg.Limits.MaxBodyBytes, cfg.Limits.MaxBodyBytesPerClient)}
 	s.subs = subs
+	s.lay = lay
 	s.api = api.New(api.Options{
 		Registry:           reg,
 		Logger:             cfg.Logger,
@@ -414,7 +420,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return metrics.ReadStats{StorageReads: st.StorageReads, CollapsedReads: st.CollapsedReads,
 				LiveWaiters: st.LiveWaiters, KeptReads: int64(st.KeptReads), KeptReadBytes: st.KeptReadBytes}
 		},
-		HotDir: filepath.Join(cfg.DataDir, "streams"),
+		HotDir: lay.hotDir,
 		Limits: func() metrics.LimitStats {
 			total, _ := s.budget.InUse("")
 			return metrics.LimitStats{OpenConns: s.conns.Open(), RefusedConns: s.conns.Refused(), BodyBytesInFlight: total}
@@ -424,6 +430,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close(ctx)
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	started = true
 	return s, nil
 }
 
@@ -504,5 +511,6 @@ func (s *Server) Close(ctx context.Context) error {
 	s.rot.Close()
 	err := s.reg.Close(ctx)
 	s.collector.Close()
-	return errors.Join(serr, err, s.catalog.Close())
+	cerr := s.catalog.Close()
+	return errors.Join(serr, err, cerr, s.lay.release())
 }

@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
-	"path/filepath"
 	"time"
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 
+	"github.com/streamtier/durable-streams/internal/memdb"
 	"github.com/streamtier/durable-streams/migrations"
 )
 
@@ -29,18 +29,26 @@ type store struct {
 }
 
 func openStore(ctx context.Context, path string) (*store, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, err
-	}
 	q := url.Values{}
 	q.Set("mode", "rwc")
 	q.Set("_txlock", "immediate")
-	for _, p := range []string{"busy_timeout(10000)", "foreign_keys(ON)", "journal_mode(WAL)", "synchronous(FULL)"} {
-		q.Add("_pragma", p)
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	if memdb.Is(path) {
+		// In memory (serve --storage memory) the database lives until the
+		// server drops it; there is no WAL without a file.
+		if err := memdb.Keep(ctx, path); err != nil {
+			return nil, err
+		}
+	} else {
+		q.Add("_pragma", "journal_mode(WAL)")
 	}
-	u := url.URL{Scheme: "file", OmitHost: true, Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
-	db, err := sql.Open("sqlite", u.String())
+	q.Add("_pragma", "synchronous(FULL)")
+	name, err := memdb.URI(path, q)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("sqlite", name)
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,7 @@ import (
 type serveFlags struct {
 	addr            string
 	dataDir         string
+	storage         string
 	longPollTimeout time.Duration
 	sseMax          time.Duration
 	maxAppend       int64
@@ -116,6 +117,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.addr, "addr", envOr("DS_ADDR", "127.0.0.1:4437"), "listen address (DS_ADDR)")
 	fs.StringVar(&f.dataDir, "data-dir", envOr("DS_DATA_DIR", "./data"), "data directory (DS_DATA_DIR)")
+	fs.StringVar(&f.storage, "storage", envOr("DS_STORAGE", "disk"), "disk: keep data in --data-dir; memory: keep everything in memory, for tests and development (no files; lost on exit) (DS_STORAGE)")
 	fs.DurationVar(&f.longPollTimeout, "long-poll-timeout", envDuration("DS_LONG_POLL_TIMEOUT", 30*time.Second), "long-poll wait before 204 (DS_LONG_POLL_TIMEOUT)")
 	fs.DurationVar(&f.sseMax, "sse-max-duration", envDuration("DS_SSE_MAX_DURATION", 60*time.Second), "SSE connections are closed after this (DS_SSE_MAX_DURATION)")
 	fs.Int64Var(&f.maxAppend, "max-append-bytes", envInt("DS_MAX_APPEND_BYTES", 8<<20), "largest append body; larger gets 413 (DS_MAX_APPEND_BYTES)")
@@ -245,6 +247,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	srv, err := server.New(ctx, server.Config{
+		Storage:         server.Storage(f.storage),
 		DataDir:         f.dataDir,
 		LongPollTimeout: f.longPollTimeout,
 		SSEMaxDuration:  f.sseMax,
@@ -294,7 +297,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	hs := srv.HTTPServer()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(srv.Listener(ln)) }()
-	lg.Info("serving", "addr", ln.Addr().String(), "data_dir", f.dataDir)
+	if server.Storage(f.storage) == server.StorageMemory {
+		lg.Info("serving", "addr", ln.Addr().String(), "storage", f.storage)
+	} else {
+		lg.Info("serving", "addr", ln.Addr().String(), "data_dir", f.dataDir)
+	}
 	warnIfOpen(lg, ln.Addr(), authn.Enabled())
 
 	select {

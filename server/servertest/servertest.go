@@ -114,10 +114,10 @@ func New(cfg server.Config, opts ...Option) (*Server, error) {
 }
 
 // newInstance starts a server on dir, or on a new temporary directory
-// when dir is empty.
+// when dir is empty (none in memory mode, whose data dies with it).
 func (s *Server) newInstance(dir string) (*instance, error) {
 	inst := &instance{dir: dir}
-	if dir == "" {
+	if dir == "" && s.cfg.Storage != server.StorageMemory {
 		d, err := os.MkdirTemp("", "ds-servertest-*")
 		if err != nil {
 			return nil, fmt.Errorf("data dir: %w", err)
@@ -179,7 +179,8 @@ func (s *Server) Server() *server.Server {
 	return s.cur.srv
 }
 
-// DataDir returns the current server's data directory.
+// DataDir returns the current server's data directory ("" in memory
+// mode).
 func (s *Server) DataDir() string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

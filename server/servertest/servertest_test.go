@@ -119,3 +119,23 @@ func TestGivenDataDirIsKept(t *testing.T) {
 		t.Errorf("the given data dir: %d entries, %v", len(ents), err)
 	}
 }
+
+// TestMemoryReset: in memory mode there is no directory at all, and Reset
+// still gives an empty server behind the same URL.
+func TestMemoryReset(t *testing.T) {
+	ds := servertest.Start(t, server.Config{Storage: server.StorageMemory})
+	ctx := t.Context()
+	s := ds.Client().Stream("orders/1")
+	if _, err := s.Create(ctx, client.CreateOptions{ContentType: "text/plain"}); err != nil {
+		t.Fatal(err)
+	}
+	if ds.DataDir() != "" {
+		t.Errorf("DataDir %q in memory mode", ds.DataDir())
+	}
+	if err := ds.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Head(ctx); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("Head after Reset: %v, want ErrNotFound", err)
+	}
+}

@@ -52,6 +52,23 @@ func TestConformanceSubscriptions(t *testing.T) {
 	runConformanceWith(t, script, srv, "subscriptions", []string{"--subscriptions"}, conformanceAllWithSubscriptions, 0)
 }
 
+// TestConformanceMemory runs the whole suite, subscriptions included,
+// against serve --storage memory: every test passes, and the data
+// directory it is given stays empty (memory mode writes no files).
+func TestConformanceMemory(t *testing.T) {
+	script := conformancePrereqs(t)
+	srv := StartServer(t, BuildServer(t), WithLongPollTimeout(conformanceServerLongPoll),
+		WithArgs("--storage", "memory", "--webhooks", "--webhook-allow-private"))
+	runConformanceWith(t, script, srv, "memory", []string{"--subscriptions"}, conformanceAllWithSubscriptions, 0)
+	entries, err := os.ReadDir(srv.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("memory mode created %s in its data directory", e.Name())
+	}
+}
+
 // conformancePrereqs skips with -short, checks what the suite needs (the
 // script, node, bash) and returns the script's path.
 func conformancePrereqs(t *testing.T) string {
