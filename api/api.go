@@ -167,7 +167,7 @@ func New(opt Options) *API {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = a.echoError
 	e.Use(a.observe) // outermost: it sees every answer, errors included
-	e.Use(securityHeaders, corsMiddleware(opt.CORS), a.guardBody)
+	e.Use(securityHeaders, corsMiddleware(opt.CORS), checkRequestID, a.guardBody)
 	if opt.Auth.Enabled() || opt.RateLimit != nil {
 		e.Use(a.guard)
 	}

@@ -106,6 +106,8 @@ func TestHeaderLengthLimits(t *testing.T) {
 		{"producer id past limit", "POST", "/v1/stream/lim", hdr{"Content-Type", "text/plain", "Producer-Id", long(protocol.MaxProducerIDLen + 1), "Producer-Epoch", "0", "Producer-Seq", "0"}, "x", 400, "Producer-Id must be at most 256 bytes"},
 		{"stream path at limit", "PUT", "/v1/stream/" + long(protocol.MaxStreamPathLen), nil, "", 201, ""},
 		{"stream path past limit", "PUT", "/v1/stream/" + long(protocol.MaxStreamPathLen+1), nil, "", 400, "stream path must be at most 1024 bytes"},
+		{"request id at limit", "HEAD", "/v1/stream/lim", hdr{"X-Request-Id", long(128)}, "", 200, ""},
+		{"request id past limit", "GET", "/v1/stream/lim", hdr{"X-Request-Id", long(129)}, "", 400, "X-Request-Id must be at most 128 bytes"},
 		{"fork source past limit", "PUT", "/v1/stream/fork", hdr{"Stream-Forked-From", "/v1/stream/" + long(protocol.MaxStreamPathLen+1)}, "", 400, "stream path must be at most 1024 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -26,6 +27,21 @@ const (
 // Loggers of this package already add it to lines logged with a context.
 func RequestLogger(ctx context.Context, lg *slog.Logger) *slog.Logger {
 	return requestid.Logger(ctx, lg)
+}
+
+// checkRequestID refuses a request whose X-Request-Id is longer than
+// requestid.MaxLen with 400, like every other header the server echoes
+// past its limit. It runs after CORS, so that browsers can read the
+// answer; observe has already given the request a generated id to log
+// and echo. An id of the right length with other characters is replaced
+// by observe rather than refused: it is only a diagnostic.
+func checkRequestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if len(c.Request().Header.Get(requestid.Header)) > requestid.MaxLen {
+			return badRequest(fmt.Sprintf("%s must be at most %d bytes", requestid.Header, requestid.MaxLen))
+		}
+		return next(c)
+	}
 }
 
 // observe is the outermost middleware: it gives every request an id,

@@ -283,14 +283,15 @@ func TestRequestIDs(t *testing.T) {
 	tests := []struct {
 		name, sent string
 		keep       bool
+		status     int // of GET /v1/stream/missing
 	}{
-		{"none", "", false},
-		{"uuid", "0f8fad5b-d9cb-469f-a165-70867728950e", true},
-		{"trace", "Root=1-67891233-abcdef012345678912345678", true},
-		{"too long", strings.Repeat("a", 129), false},
-		{"spaces", "hello world", false},
-		{"quote", `a"b`, false},
-		{"non-ascii", "ïd", false},
+		{"none", "", false, 404},
+		{"uuid", "0f8fad5b-d9cb-469f-a165-70867728950e", true, 404},
+		{"trace", "Root=1-67891233-abcdef012345678912345678", true, 404},
+		{"too long", strings.Repeat("a", 129), false, 400}, // refused, logged under a generated id
+		{"spaces", "hello world", false, 404},
+		{"quote", `a"b`, false, 404},
+		{"non-ascii", "ïd", false, 404},
 	}
 	seen := map[string]bool{}
 	for _, tc := range tests {
@@ -314,7 +315,7 @@ func TestRequestIDs(t *testing.T) {
 			for _, l := range o.logs.lines(t) {
 				if l["msg"] == "request" && l["request_id"] == got {
 					found = true
-					if l["route"] != "/v1/stream/*" || l["path"] != "/v1/stream/missing" || l["status"] != float64(404) || l["method"] != "GET" {
+					if l["route"] != "/v1/stream/*" || l["path"] != "/v1/stream/missing" || l["status"] != float64(tc.status) || l["method"] != "GET" {
 						t.Errorf("request line %v", l)
 					}
 					for _, k := range []string{"bytes", "duration_ms"} {
