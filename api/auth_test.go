@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"github.com/streamtier/durable-streams/auth"
 	"github.com/streamtier/durable-streams/auth/ratelimit"
 	"github.com/streamtier/durable-streams/hooks"
+	"github.com/streamtier/durable-streams/internal/proctest"
 	"github.com/streamtier/durable-streams/server"
 )
 
@@ -314,7 +314,7 @@ func TestRateLimitWithoutAuth(t *testing.T) {
 // including failing ones, with debug logging, and looks for the tokens in
 // the log.
 func TestAuthTokensNotLogged(t *testing.T) {
-	var buf authLogBuffer
+	var buf proctest.Output
 	lg := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := authServer(t, func(c *server.Config) {
 		c.Logger = lg
@@ -350,21 +350,4 @@ func TestAuthTokensNotLogged(t *testing.T) {
 			t.Errorf("the log mentions %q:\n%s", h, logs)
 		}
 	}
-}
-
-type authLogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *authLogBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *authLogBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,35 +12,19 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/streamtier/durable-streams/coldstore"
+	"github.com/streamtier/durable-streams/internal/proctest"
 	"github.com/streamtier/durable-streams/internal/servertest"
 	"github.com/streamtier/durable-streams/server"
 )
 
 // syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+type syncBuffer struct{ proctest.Output }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// lines returns the JSON log records.
 func (b *syncBuffer) lines(t *testing.T) []map[string]any {
 	t.Helper()
 	var out []map[string]any
