@@ -234,11 +234,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	// undo closes, newest first, what a start that fails has opened; then
+	// the in-memory databases go.
 	started := false
+	var undo []func()
 	defer func() {
-		if !started {
-			lay.release() // in-memory databases of a failed start
+		if started {
+			return
 		}
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+		lay.release()
 	}()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -282,29 +289,26 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: open catalog: %w", err)
 	}
+	undo = append(undo, func() { cat.Close() })
 	store, err := cfg.Store, error(nil)
 	if store == nil {
 		store, err = coldstore.Open(ctx, cfg.ColdStore)
 	}
 	if err != nil {
-		cat.Close()
 		return nil, fmt.Errorf("server: open cold store: %w", err)
 	}
 	cold, err := segcache.New(segcache.Config{Store: store, Dir: lay.cacheDir, MaxBytes: cfg.CacheBytes})
 	if err != nil {
-		cat.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	collector, err := reclaim.New(reclaim.Config{Catalog: cat, Store: store, Cache: cold, Logger: cfg.Logger,
 		HotPath: func(id int64) string { return hotlog.StreamPath(cfg.DataDir, id) }})
 	if err != nil {
-		cat.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	undo = append(undo, collector.Close)
 	rot, err := rotation.New(rotation.Config{Store: store, Catalog: cat, Logger: cfg.Logger, Verify: cfg.Verify})
 	if err != nil {
-		collector.Close()
-		cat.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	pol := cfg.Rotation
@@ -329,43 +333,28 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Journal:     cfg.Journal,
 	})
 	if err != nil {
-		collector.Close()
-		cat.Close()
 		return nil, fmt.Errorf("server: start registry: %w", err)
 	}
+	undo = append(undo, func() { reg.Close(ctx) })
 	lc.reg = reg
 	if err := rot.Start(ctx, reg); err != nil {
-		reg.Close(ctx)
-		collector.Close()
-		cat.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	// The uploader stops before the registry, whose streams it uses.
+	undo = append(undo, rot.Close)
 	adm, err := admin.New(admin.Config{Catalog: cat, Store: store, Registry: reg, Collector: collector, Logger: cfg.Logger})
 	if err != nil {
-		rot.Close()
-		reg.Close(ctx)
-		collector.Close()
-		cat.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	lc.start()
+	undo = append(undo, lc.close)
 	if cfg.RegistryStream != "" {
 		if err := ensureRegistryStream(ctx, reg, cfg.RegistryStream); err != nil {
-			lc.close()
-			rot.Close()
-			reg.Close(ctx)
-			collector.Close()
-			cat.Close()
 			return nil, fmt.Errorf("server: %w", err)
 		}
 	}
 	subs, err := openSubscriptions(ctx, cfg, reg, cat)
 	if err != nil {
-		lc.close()
-		rot.Close()
-		reg.Close(ctx)
-		collector.Close()
-		cat.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	var subsAPI api.Subscriptions
@@ -379,6 +368,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			MaxConnsPerClient: cfg.Limits.MaxConnsPerClient, Exempt: cfg.RateLimit.Proxies().Trusted}),
 		budget: connlimit.NewBudget(cfg.Limits.MaxBodyBytes, cfg.Limits.MaxBodyBytesPerClient)}
 	s.subs = subs
+	undo = []func(){func() { s.Close(ctx) }} // from here Close owns everything
 	s.lay = lay
 	s.api = api.New(api.Options{
 		Registry:           reg,
@@ -427,7 +417,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		},
 		Subscriptions: subsStats(subs),
 	}); err != nil {
-		s.Close(ctx)
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	started = true
