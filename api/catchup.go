@@ -15,7 +15,6 @@ import (
 
 	"github.com/streamtier/durable-streams/cache"
 	"github.com/streamtier/durable-streams/internal/contentenc"
-	"github.com/streamtier/durable-streams/internal/protocol"
 	"github.com/streamtier/durable-streams/sequencer"
 )
 
@@ -70,26 +69,15 @@ type chunkReader func(ctx context.Context, snap *sequencer.Snapshot, pos int64) 
 // which is what the body carries.
 func (a *API) streamToTail(c echo.Context, h *sequencer.Handle, snap *sequencer.Snapshot, first *sequencer.Chunk, cr cache.Request, read chunkReader, enc contentenc.Encoding) error {
 	ctx := c.Request().Context()
-	end := snap.TailToken(ctx)
 	asJSON := isJSON(snap)
-	hd := c.Response().Header()
-	closed := snap.Closed
-	enc = sizedEncoding(enc, snap.Tail-first.From)
-	etag := cache.EncodedETag(cache.ETag(snap.ID, snap.TokenFor(ctx, first.From).String(), end.String(), closed), string(enc))
-	hd.Set(protocol.HeaderStreamNextOffset, end.String())
-	hd.Set(protocol.HeaderStreamUpToDate, "true")
-	if closed {
-		hd.Set(protocol.HeaderStreamClosed, "true")
-	}
 	// The response runs into the open segment (the tail is there), so it
 	// is hot data unless it is final.
-	cr.Remaining = remaining(h)
-	cr.Sealed, cr.UpToDate, cr.Closed, cr.Empty = false, true, closed, false
-	cache.Decide(cr).Apply(hd)
-	hd.Set("ETag", etag)
-	if cache.Matches(c.Request().Header.Get("If-None-Match"), etag) {
+	enc, notModified := setReadHeaders(c, h, snap, readSpan{from: first.From, end: snap.TailToken(ctx), bytes: snap.Tail - first.From,
+		upToDate: true, closed: snap.Closed}, cr, "", enc)
+	if notModified {
 		return c.NoContent(http.StatusNotModified)
 	}
+	hd := c.Response().Header()
 	hd.Set(echo.HeaderContentType, snap.ContentType)
 	if !asJSON {
 		// Raw bytes: the body is exactly [From, Tail). A JSON body's length

@@ -13,6 +13,7 @@ import (
 
 	"github.com/streamtier/durable-streams/cache"
 	"github.com/streamtier/durable-streams/internal/contentenc"
+	"github.com/streamtier/durable-streams/internal/offset"
 	"github.com/streamtier/durable-streams/internal/protocol"
 	"github.com/streamtier/durable-streams/sequencer"
 )
@@ -87,28 +88,10 @@ func (a *API) writeNow(c echo.Context, h *sequencer.Handle, snap *sequencer.Snap
 // cr carries the kind of read and its request-dependent caching inputs,
 // enc the content coding negotiated for it.
 func (a *API) writeChunk(c echo.Context, h *sequencer.Handle, snap *sequencer.Snapshot, chunk *sequencer.Chunk, cr cache.Request, cursor string, enc contentenc.Encoding) error {
-	hd := c.Response().Header()
 	upToDate := chunk.End == snap.Tail
-	closed := upToDate && snap.Closed
-	startTok := snap.TokenFor(c.Request().Context(), chunk.From)
-	enc = sizedEncoding(enc, int64(chunk.Bytes()))
-	etag := cache.EncodedETag(cache.ETag(snap.ID, startTok.String(), chunk.EndToken.String(), closed), string(enc))
-	hd.Set(protocol.HeaderStreamNextOffset, chunk.EndToken.String())
-	if upToDate {
-		hd.Set(protocol.HeaderStreamUpToDate, "true")
-	}
-	if closed {
-		hd.Set(protocol.HeaderStreamClosed, "true")
-	}
-	cr.Remaining = remaining(h)
-	cr.Sealed, cr.UpToDate, cr.Closed, cr.Empty = chunk.Sealed, upToDate, closed, chunk.End == chunk.From
-	d := cache.Decide(cr)
-	d.Apply(hd)
-	if d.Cursor && cursor != "" {
-		hd.Set(protocol.HeaderStreamCursor, cursor)
-	}
-	hd.Set("ETag", etag)
-	if cache.Matches(c.Request().Header.Get("If-None-Match"), etag) {
+	enc, notModified := setReadHeaders(c, h, snap, readSpan{from: chunk.From, end: chunk.EndToken, bytes: int64(chunk.Bytes()),
+		upToDate: upToDate, closed: upToDate && snap.Closed, sealed: chunk.Sealed, empty: chunk.End == chunk.From}, cr, cursor, enc)
+	if notModified {
 		return c.NoContent(http.StatusNotModified)
 	}
 	if enc == contentenc.Identity {
@@ -120,6 +103,43 @@ func (a *API) writeChunk(c echo.Context, h *sequencer.Handle, snap *sequencer.Sn
 		err = cerr
 	}
 	return err
+}
+
+// readSpan is what a read response carries: the bytes from position from
+// to the offset end.
+type readSpan struct {
+	from                            int64
+	end                             offset.Token
+	bytes                           int64
+	upToDate, closed, sealed, empty bool
+}
+
+// setReadHeaders sets the headers of a read response carrying sp: the
+// offsets, the caching decision (cursor if it calls for one) and the
+// ETag of the coding it returns, the one the body is sent in. notModified
+// reports that the request's If-None-Match matched that ETag, so the
+// answer is 304 without a body.
+func setReadHeaders(c echo.Context, h *sequencer.Handle, snap *sequencer.Snapshot, sp readSpan, cr cache.Request, cursor string, enc contentenc.Encoding) (_ contentenc.Encoding, notModified bool) {
+	hd := c.Response().Header()
+	startTok := snap.TokenFor(c.Request().Context(), sp.from)
+	enc = sizedEncoding(enc, sp.bytes)
+	etag := cache.EncodedETag(cache.ETag(snap.ID, startTok.String(), sp.end.String(), sp.closed), string(enc))
+	hd.Set(protocol.HeaderStreamNextOffset, sp.end.String())
+	if sp.upToDate {
+		hd.Set(protocol.HeaderStreamUpToDate, "true")
+	}
+	if sp.closed {
+		hd.Set(protocol.HeaderStreamClosed, "true")
+	}
+	cr.Remaining = remaining(h)
+	cr.Sealed, cr.UpToDate, cr.Closed, cr.Empty = sp.sealed, sp.upToDate, sp.closed, sp.empty
+	d := cache.Decide(cr)
+	d.Apply(hd)
+	if d.Cursor && cursor != "" {
+		hd.Set(protocol.HeaderStreamCursor, cursor)
+	}
+	hd.Set("ETag", etag)
+	return enc, cache.Matches(c.Request().Header.Get("If-None-Match"), etag)
 }
 
 // remaining is the time left before the stream expires (0: never).
