@@ -11,6 +11,7 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -424,11 +425,34 @@ func (r *Registry) OpenCount() int {
 }
 
 func (r *Registry) lockPath(path string) func() {
-	h := fnv.New32a()
-	h.Write([]byte(path))
-	m := &r.pathLocks[h.Sum32()%uint32(len(r.pathLocks))]
+	m := &r.pathLocks[r.pathLockIndex(path)]
 	m.Lock()
 	return m.Unlock
+}
+
+func (r *Registry) pathLockIndex(path string) int {
+	h := fnv.New32a()
+	h.Write([]byte(path))
+	return int(h.Sum32() % uint32(len(r.pathLocks)))
+}
+
+// lockPaths locks the paths' locks, each once and in a fixed order, so
+// that two callers locking overlapping sets cannot deadlock.
+func (r *Registry) lockPaths(paths ...string) func() {
+	idx := make([]int, 0, len(paths))
+	for _, p := range paths {
+		idx = append(idx, r.pathLockIndex(p))
+	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	for _, i := range idx {
+		r.pathLocks[i].Lock()
+	}
+	return func() {
+		for _, i := range idx {
+			r.pathLocks[i].Unlock()
+		}
+	}
 }
 
 func (r *Registry) rotationNotify(st *Stream, seg hotlog.Segment) {
@@ -444,7 +468,7 @@ func (r *Registry) rotationNotify(st *Stream, seg hotlog.Segment) {
 func (r *Registry) closedNotify(id int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), closeRecordTimeout)
 	defer cancel()
-	err := r.cat.SetClosed(ctx, id)
+	err := r.setClosed(ctx, id)
 	r.rows.forgetIDs(id)
 	if err != nil && !errors.Is(err, catalog.ErrNotFound) {
 		r.lg.Warn("catalog: record close", "id", id, "err", err)
