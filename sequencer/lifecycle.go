@@ -84,7 +84,7 @@ type effective struct {
 func (r *Registry) effectiveConfig(ctx context.Context, req *CreateRequest) (effective, error) {
 	var e effective
 	if req.Fork != nil {
-		src, err := r.liveRow(ctx, req.Fork.Source)
+		src, err := r.liveRow(ctx, req.Fork.Source, true) // Create holds its lock
 		switch {
 		case KindOf(err) == KindNotFound:
 			return e, errf(KindNotFound, "fork source stream not found")
@@ -237,7 +237,7 @@ func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateRe
 func (r *Registry) Delete(ctx context.Context, path string) error {
 	unlock := r.lockPath(path)
 	defer unlock()
-	row, err := r.liveRow(ctx, path)
+	row, err := r.liveRow(ctx, path, true)
 	if err != nil {
 		return err
 	}

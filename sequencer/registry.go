@@ -231,7 +231,7 @@ func (h *Handle) Release() {
 // Acquire opens the live stream at path. renew records an access that
 // extends a sliding TTL (reads and writes do, HEAD does not).
 func (r *Registry) Acquire(ctx context.Context, path string, renew bool) (*Handle, error) {
-	row, err := r.liveRow(ctx, path)
+	row, err := r.liveRowUnlocked(ctx, path)
 	if err != nil {
 		return nil, err
 	}
@@ -245,10 +245,27 @@ func (r *Registry) Acquire(ctx context.Context, path string, renew bool) (*Handl
 	return &Handle{st: st, Info: row, release: release}, nil
 }
 
-// liveRow returns the catalog row of a live, unexpired stream. Rows come
+// liveRowUnlocked is liveRow for a caller that does not hold path's lock:
+// it takes the lock to expire the stream, as every deletion holds it
+// (see Create).
+func (r *Registry) liveRowUnlocked(ctx context.Context, path string) (catalog.Stream, error) {
+	row, err := r.liveRow(ctx, path, false)
+	if !errors.Is(err, errExpireLocked) {
+		return row, err
+	}
+	unlock := r.lockPath(path)
+	defer unlock()
+	return r.liveRow(ctx, path, true)
+}
+
+// errExpireLocked asks liveRowUnlocked to take the path's lock.
+var errExpireLocked = errors.New("expire under the path lock")
+
+// liveRow returns the catalog row of a live, unexpired stream, expiring it
+// if its deadline has passed, which needs path's lock (locked). Rows come
 // from the row cache when they can: looking them up in the catalog was
 // about a seventh of the CPU time of a small append.
-func (r *Registry) liveRow(ctx context.Context, path string) (catalog.Stream, error) {
+func (r *Registry) liveRow(ctx context.Context, path string, locked bool) (catalog.Stream, error) {
 	row, ok, gen := r.rows.get(path)
 	if !ok {
 		var err error
@@ -265,6 +282,9 @@ func (r *Registry) liveRow(ctx context.Context, path string) (catalog.Stream, er
 		return row, errGone
 	}
 	if r.expired(row) {
+		if !locked {
+			return row, errExpireLocked
+		}
 		soft, err := r.expire(ctx, row)
 		if err != nil {
 			return row, err
