@@ -109,8 +109,9 @@ const maxConns = 8
 
 // pragmas apply to every connection, since database/sql may open a new one
 // at any time and only the DSN reaches all of them. synchronous=FULL makes
-// an acknowledged commit survive power loss; foreign_keys backs up the
-// refcount logic.
+// an acknowledged commit survive power loss (group commits set it per
+// transaction on their connection, see runGroup); foreign_keys backs up
+// the refcount logic.
 var pragmas = []string{
 	"busy_timeout(10000)",
 	"foreign_keys(ON)",
@@ -160,7 +161,8 @@ type Catalog struct {
 
 // Open opens the catalog database at path, creating it and its parent
 // directories if needed, and brings its schema up to date. The database
-// uses WAL journaling with synchronous=FULL.
+// uses WAL journaling with synchronous=FULL, except for the writes the
+// commit journal carries (see Journaled).
 func Open(ctx context.Context, path string) (*Catalog, error) {
 	c, err := open(ctx, path)
 	if err != nil {
