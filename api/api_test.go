@@ -458,6 +458,22 @@ func parseSSE(t *testing.T, body string) []sseEvent {
 	return out
 }
 
+// nextSSE reads the next event of a live SSE response.
+func nextSSE(t *testing.T, br *bufio.Reader) sseEvent {
+	t.Helper()
+	var block strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading SSE: %v (so far %q)", err, block.String())
+		}
+		block.WriteString(line)
+		if line == "\n" {
+			return parseSSE(t, block.String())[0]
+		}
+	}
+}
+
 type control struct {
 	StreamNextOffset string `json:"streamNextOffset"`
 	StreamCursor     string `json:"streamCursor"`
@@ -586,20 +602,7 @@ func TestSSELive(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	br := bufio.NewReader(resp.Body)
-	next := func() sseEvent {
-		t.Helper()
-		var block strings.Builder
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				t.Fatalf("reading SSE: %v (so far %q)", err, block.String())
-			}
-			block.WriteString(line)
-			if line == "\n" {
-				return parseSSE(t, block.String())[0]
-			}
-		}
-	}
+	next := func() sseEvent { t.Helper(); return nextSSE(t, br) }
 	first := parseControl(t, next())
 	if !first.UpToDate || first.StreamNextOffset != tok(3) || first.StreamClosed {
 		t.Fatalf("first control %+v", first)

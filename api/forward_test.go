@@ -227,20 +227,7 @@ func TestForwardedLiveReads(t *testing.T) {
 		t.Fatalf("SSE content type %q", ct)
 	}
 	br := bufio.NewReader(resp.Body)
-	event := func() sseEvent {
-		t.Helper()
-		var block strings.Builder
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				t.Fatalf("reading SSE: %v (so far %q)", err, block.String())
-			}
-			block.WriteString(line)
-			if line == "\n" {
-				return parseSSE(t, block.String())[0]
-			}
-		}
-	}
+	event := func() sseEvent { t.Helper(); return nextSSE(t, br) }
 	if ev := event(); ev.name != "control" {
 		t.Fatalf("first event %+v", ev)
 	}
