@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/streamtier/durable-streams/auth/ratelimit"
+	"github.com/streamtier/durable-streams/internal/protocol"
 	"github.com/streamtier/durable-streams/internal/requestid"
 )
 
@@ -231,9 +232,18 @@ func (f *forwarder) outRequest(ctx context.Context, w http.ResponseWriter, in *h
 	}
 	out.Header = in.Header.Clone()
 	removeHopHeaders(out.Header)
-	// The Host the client used, so that the owner builds the same
-	// Location and mount prefix as for a direct request.
+	// The Host the client used, so that the owner builds the Location
+	// the client expects (see publicLocation for another mount prefix).
 	out.Host = in.Host
+	// A fork's source as a path the owner reads the same whatever prefix
+	// either node is mounted under.
+	if vs := in.Header.Values(protocol.HeaderForkedFrom); len(vs) == 1 {
+		src, err := forkSource(in, vs[0])
+		if err != nil {
+			return nil, err
+		}
+		out.Header.Set(protocol.HeaderForkedFrom, (&url.URL{Path: StreamsRoute + src}).EscapedPath())
+	}
 	if out.Header.Get("X-Forwarded-Proto") == "" {
 		scheme := "http"
 		if in.TLS != nil {
@@ -298,18 +308,24 @@ func removeHopHeaders(h http.Header) {
 	}
 }
 
-// publicLocation rewrites a Location the owner answered with so that it
-// names the URL the client used when it points at the owner's base URL
-// (the owner builds it from the forwarded Host, so usually it already
-// does).
+// publicLocation rewrites a Location the owner answered with to the URL
+// the client used when it points into the owner's API: the owner builds it
+// from the forwarded Host and its own mount prefix, which may differ from
+// this node's.
 func publicLocation(in *http.Request, target *url.URL, loc string) string {
-	base := strings.TrimSuffix(target.Scheme+"://"+target.Host+target.EscapedPath(), "/")
-	rest, ok := strings.CutPrefix(loc, base)
-	if !ok || (rest != "" && !strings.HasPrefix(rest, "/") && !strings.HasPrefix(rest, "?")) {
+	u, err := url.Parse(loc)
+	if err != nil || !u.IsAbs() || (u.Host != target.Host && u.Host != in.Host) {
 		return loc
 	}
-	public := externalURL(in)
-	return strings.TrimSuffix(public, in.URL.EscapedPath()) + rest
+	rest, ok := strings.CutPrefix(u.EscapedPath(), strings.TrimSuffix(target.EscapedPath(), "/"))
+	if !ok || (rest != "" && rest[0] != '/') {
+		return loc
+	}
+	public := strings.TrimSuffix(externalURL(in), in.URL.EscapedPath()) // scheme://host and this node's mount prefix
+	if u.RawQuery != "" {
+		rest += "?" + u.RawQuery
+	}
+	return public + rest
 }
 
 // forwardBody is a request body on its way to the owner; it remembers

@@ -356,6 +356,38 @@ func TestForwardAuth(t *testing.T) {
 	}
 }
 
+// TestForwardMountedUnderPrefixes has the front node and the owner mounted
+// under different prefixes: the client sees Locations under the front's
+// prefix, and fork sources given under it reach the owner right.
+func TestForwardMountedUnderPrefixes(t *testing.T) {
+	mount := func(prefix string) func(http.Handler) http.Handler {
+		return func(h http.Handler) http.Handler {
+			mux := http.NewServeMux()
+			mux.Handle(prefix+"/", http.StripPrefix(prefix, h))
+			return mux
+		}
+	}
+	owner := newServer(t, nil, mount("/ds"))
+	front := newServer(t, func(c *server.Config) {
+		c.Router = &fakeRouter{to: mustURL(t, owner.ts.URL+"/ds/")}
+	}, mount("/edge"))
+	r := front.must(201, "PUT", "/edge/v1/stream/x", hdr{"Content-Type", "text/plain"}, "hello")
+	if loc := r.header.Get("Location"); loc != front.ts.URL+"/edge/v1/stream/x" {
+		t.Fatalf("Location %q, want the front's URL", loc)
+	}
+	for i, from := range []string{"/edge/v1/stream/x", front.ts.URL + "/edge/v1/stream/x", "/v1/stream/x"} {
+		path := fmt.Sprintf("/edge/v1/stream/fork%d", i)
+		r := front.must(201, "PUT", path, hdr{"Stream-Forked-From", from}, "")
+		if loc := r.header.Get("Location"); loc != front.ts.URL+path {
+			t.Fatalf("fork from %s: Location %q", from, loc)
+		}
+		if r := owner.must(200, "GET", fmt.Sprintf("/ds/v1/stream/fork%d?offset=-1", i), nil, ""); string(r.body) != "hello" {
+			t.Fatalf("fork from %s reads %q on the owner", from, r.body)
+		}
+	}
+	front.must(404, "GET", "/edge/v1/stream/nope", nil, "")
+}
+
 func mustURL(t *testing.T, s string) *url.URL {
 	t.Helper()
 	u, err := url.Parse(s)
