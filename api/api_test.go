@@ -22,7 +22,7 @@ import (
 // ---- harness ----
 
 type testServer struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *server.Server
 	ts   *httptest.Server
 	addr string // host:port
@@ -30,7 +30,7 @@ type testServer struct {
 
 // newServer starts a server on a temp dir behind an httptest.Server; mod
 // adjusts the config, wrap the handler (nil: serve it at the root).
-func newServer(t *testing.T, mod func(*server.Config), wrap func(http.Handler) http.Handler) *testServer {
+func newServer(t testing.TB, mod func(*server.Config), wrap func(http.Handler) http.Handler) *testServer {
 	t.Helper()
 	cfg := server.Config{
 		DataDir:         t.TempDir(),

@@ -64,6 +64,9 @@ const (
 	forwardCopyBuf     = 32 << 10
 )
 
+// forwardBufs recycles the buffers answers are copied through.
+var forwardBufs = sync.Pool{New: func() any { b := make([]byte, forwardCopyBuf); return &b }}
+
 // hopHeaders are the hop-by-hop headers (RFC 9110 section 7.6.1): they
 // describe one connection, so a proxy never passes them on.
 var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
@@ -267,7 +270,9 @@ func (f *forwarder) outRequest(ctx context.Context, w http.ResponseWriter, in *h
 // read so that nothing the owner sent waits here.
 func (f *forwarder) copyBody(ctx context.Context, w http.ResponseWriter, body io.Reader) error {
 	rc := http.NewResponseController(w)
-	buf := make([]byte, forwardCopyBuf)
+	bp := forwardBufs.Get().(*[]byte)
+	defer forwardBufs.Put(bp)
+	buf := *bp
 	for {
 		n, err := body.Read(buf)
 		if n > 0 {
