@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/textproto"
 	"net/url"
 	"strings"
@@ -31,6 +32,17 @@ type Router interface {
 	// stream cannot be served anywhere now (its owner is gone with
 	// unsealed data); any error is answered 503 with Retry-After.
 	Route(ctx context.Context, path string) (*url.URL, error)
+}
+
+// PeerRouter is a Router that also knows the addresses of the cluster's
+// nodes. The server then believes the X-Forwarded-For of requests they
+// forward, as it does a trusted proxy's (ratelimit.Config.Peers), so that
+// the owner's per-client limits count the client, not the forwarding node.
+type PeerRouter interface {
+	Router
+	// IsPeer reports whether addr is one of the cluster's nodes. It is
+	// called for requests from proxies and peers, so it must be cheap.
+	IsPeer(addr netip.Addr) bool
 }
 
 // ErrUnavailable is wrapped by a Router's error when a stream's owner is

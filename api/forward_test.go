@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/streamtier/durable-streams/api"
+	"github.com/streamtier/durable-streams/auth/ratelimit"
 	"github.com/streamtier/durable-streams/server"
 )
 
@@ -203,6 +205,30 @@ func TestForwardedRequestIdentity(t *testing.T) {
 	if seen != want {
 		t.Fatalf("owner saw %+v, want %+v", seen, want)
 	}
+}
+
+// peerRouter serves every stream here and knows the loopback address as
+// a cluster node.
+type peerRouter struct{ fakeRouter }
+
+func (*peerRouter) IsPeer(a netip.Addr) bool { return a.IsLoopback() }
+
+// TestForwardedClientLimits checks that an owner whose Router knows the
+// cluster's nodes counts per-client limits by the client a node forwarded
+// for, not by the node: two clients behind one forwarding node keep their
+// own rate-limit buckets.
+func TestForwardedClientLimits(t *testing.T) {
+	owner := newServer(t, func(c *server.Config) {
+		c.Router = &peerRouter{}
+		c.RateLimit = ratelimit.Config{Rate: 0.001, Burst: 1}
+	}, nil)
+	front := newServer(t, func(c *server.Config) { c.Router = &fakeRouter{to: mustURL(t, owner.ts.URL)} }, nil)
+	as := func(client string) hdr { return hdr{"X-Forwarded-For", client} }
+	front.must(404, "GET", "/v1/stream/a", as("203.0.113.1"), "")
+	if r := front.do("GET", "/v1/stream/a", as("203.0.113.1"), ""); r.status != http.StatusTooManyRequests {
+		t.Fatalf("second request of one client: %s, want 429", r)
+	}
+	front.must(404, "GET", "/v1/stream/a", as("203.0.113.2"), "")
 }
 
 // TestForwardedLiveReads checks that SSE events and long-poll answers

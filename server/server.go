@@ -130,7 +130,8 @@ type Config struct {
 	Cluster Cluster
 	// Router, if set, names the node that serves each stream; this node
 	// forwards requests for the others' streams (api.Router). Nil: this
-	// node serves every stream.
+	// node serves every stream. An api.PeerRouter's nodes are trusted
+	// like RateLimit.TrustedProxies.
 	Router api.Router
 }
 
@@ -260,6 +261,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Auth.AdminToken = cfg.AdminToken
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
+	if pr, ok := cfg.Router.(api.PeerRouter); ok && cfg.RateLimit.Peers == nil {
+		cfg.RateLimit.Peers = pr.IsPeer // the nodes forward with the client's address
+	}
 	if err := validRegistryPath(cfg.RegistryStream); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
