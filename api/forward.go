@@ -180,8 +180,8 @@ func (f *forwarder) route(r *http.Request, name string) (*url.URL, error) {
 // arrives, so long-polls and SSE behave as if the client were talking to
 // the owner. The request body is streamed too (still under guardBody's
 // bounds). The client's identity travels in X-Forwarded-For (the owner
-// believes it when this node is one of its trusted proxies), its
-// credentials in Authorization for the owner to check again.
+// believes it from its trusted proxies and the nodes its PeerRouter
+// knows), its credentials in Authorization for the owner to check again.
 func (f *forwarder) forward(c echo.Context, target *url.URL) error {
 	in := c.Request()
 	ctx := in.Context()
