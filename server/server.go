@@ -128,6 +128,11 @@ type Config struct {
 	// Cluster, with a DSN, keeps the catalog in PostgreSQL (see
 	// docs/cluster.md); without one it is <DataDir>/catalog.db.
 	Cluster Cluster
+	// Router, if set, names the node that serves each stream; this node
+	// forwards requests for the others' streams (api.Router). Nil: this
+	// node serves every stream. An api.PeerRouter's nodes are trusted
+	// like RateLimit.TrustedProxies.
+	Router api.Router
 }
 
 // Limits bounds what slow, idle and greedy clients can hold. The
@@ -256,6 +261,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Auth.AdminToken = cfg.AdminToken
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
+	if pr, ok := cfg.Router.(api.PeerRouter); ok && cfg.RateLimit.Peers == nil {
+		cfg.RateLimit.Peers = pr.IsPeer // the nodes forward with the client's address
+	}
 	if err := validRegistryPath(cfg.RegistryStream); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -399,6 +407,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		ReadResponseMax:    cfg.ReadResponseMax,
 		DisableZeroCopy:    cfg.DisableZeroCopy,
 		DisableCompression: cfg.DisableCompression,
+		Router:             cfg.Router,
+		NodeID:             cfg.Cluster.NodeID,
 	})
 	if err := s.metrics.Watch(metrics.Sources{
 		Streams:  reg,
@@ -493,6 +503,7 @@ func (s *Server) Close(ctx context.Context) error {
 		s.cfg.Logger.Warn("closing before every hook ran", "err", err)
 	}
 	s.lc.close()
+	s.api.Close()
 	var serr error
 	if s.subs != nil {
 		serr = s.subs.Close()
