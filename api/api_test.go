@@ -505,9 +505,18 @@ func TestSSEFraming(t *testing.T) {
 		{
 			name:     "text lines",
 			ct:       "text/plain",
-			appends:  []string{"line1\nline2\r\nline3\rx\n", " sp"},
-			wantData: "line1\nline2\nline3\nx\n sp",
-			rawData:  "event: data\ndata:line1\ndata:line2\ndata:line3\ndata:x\ndata:  sp\n\n",
+			appends:  []string{"line1\nline2\r\nline3\rx\n", "y"},
+			wantData: "line1\nline2\nline3\nx\ny",
+			rawData:  "event: data\ndata:line1\ndata:line2\ndata:line3\ndata:x\ndata:y\n\n",
+		},
+		{
+			// "data:" and the line, as the reference writes it: an SSE
+			// parser drops the first of a line's leading spaces.
+			name:     "text leading spaces",
+			ct:       "text/plain",
+			appends:  []string{" one\n  two\n\tthree"},
+			wantData: "one\n two\n\tthree",
+			rawData:  "event: data\ndata: one\ndata:  two\ndata:\tthree\n\n",
 		},
 		{
 			name:     "text trailing newline",
