@@ -36,6 +36,7 @@ var contract = []struct {
 	{"SegmentIndex", testSegmentIndex},
 	{"Nodes", testNodes},
 	{"Leases", testLeases},
+	{"ClusterStatus", testClusterStatus},
 }
 
 // backends are the catalog's databases; start returns the opener of one,
