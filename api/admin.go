@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -19,6 +20,8 @@ import (
 //	GET  /v1/admin/stats     ?stream= (without: totals of all streams)
 //	POST /v1/admin/verify
 //	POST /v1/admin/gc        ?dry_run=false (default true)
+//	GET  /v1/admin/cluster   nodes, liveness, leases and streams per node;
+//	                         ?node= &after= &limit=: one node's leases
 //
 // Every answer is JSON. With access control on, requests need a token
 // with the admin scope on all streams (see auth.go).
@@ -34,6 +37,7 @@ var adminRoutes = map[string]adminRoute{
 	"stats":    {http.MethodGet, (*API).adminStats},
 	"verify":   {http.MethodPost, (*API).adminVerify},
 	"gc":       {http.MethodPost, (*API).adminGC},
+	"cluster":  {http.MethodGet, (*API).adminCluster},
 }
 
 // admin serves everything under AdminRoute. The guard middleware has
@@ -52,15 +56,25 @@ func (a *API) admin(c echo.Context) error {
 	return rt.handler(a, c)
 }
 
+// pageLimit parses the limit parameter of a listing; 0 when absent.
+func pageLimit(q url.Values) (int, error) {
+	s := q.Get("limit")
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, badRequest("limit must be a positive integer")
+	}
+	return n, nil
+}
+
 func (a *API) adminSegments(c echo.Context) error {
 	q := c.Request().URL.Query()
 	f := admin.Filter{StreamPath: q.Get("stream"), Prefix: q.Get("prefix"), State: q.Get("state"), After: q.Get("after")}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			return badRequest("limit must be a positive integer")
-		}
-		f.Limit = n
+	var err error
+	if f.Limit, err = pageLimit(q); err != nil {
+		return err
 	}
 	page, err := a.opt.Admin.ListSegments(c.Request().Context(), f)
 	if err != nil {
@@ -107,6 +121,28 @@ func (a *API) adminGC(c echo.Context) error {
 		return adminError(err)
 	}
 	return c.JSON(http.StatusOK, rep)
+}
+
+func (a *API) adminCluster(c echo.Context) error {
+	ctx := c.Request().Context()
+	q := c.Request().URL.Query()
+	if !q.Has("node") {
+		st, err := a.opt.Admin.ClusterStatus(ctx)
+		if err != nil {
+			return adminError(err)
+		}
+		return c.JSON(http.StatusOK, st)
+	}
+	f := admin.LeaseFilter{Node: q.Get("node"), After: q.Get("after")}
+	var err error
+	if f.Limit, err = pageLimit(q); err != nil {
+		return err
+	}
+	page, err := a.opt.Admin.ClusterLeases(ctx, f)
+	if err != nil {
+		return adminError(err)
+	}
+	return c.JSON(http.StatusOK, page)
 }
 
 // adminError maps an admin.Service error to an HTTP error. Operators see

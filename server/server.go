@@ -342,7 +342,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	// The uploader stops before the registry, whose streams it uses.
 	undo = append(undo, rot.Close)
-	adm, err := admin.New(admin.Config{Catalog: cat, Store: store, Registry: reg, Collector: collector, Logger: cfg.Logger})
+	adm, err := admin.New(admin.Config{Catalog: cat, Store: store, Registry: reg, Collector: collector, Logger: cfg.Logger,
+		Cluster: cfg.Cluster.DSN != "", Node: cfg.Cluster.NodeID})
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
