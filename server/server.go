@@ -364,7 +364,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		subsAPI = subs
 	}
 	s := &Server{cfg: cfg, catalog: cat, store: store, cold: cold, collector: collector, rot: rot, reg: reg, admin: adm,
-		metrics: metrics.New(), lc: lc,
+		metrics: metrics.NewNode(cfg.Cluster.nodeLabel()), lc: lc,
 		conns: connlimit.NewConns(connlimit.ConnsConfig{MaxConns: cfg.Limits.MaxConns,
 			MaxConnsPerClient: cfg.Limits.MaxConnsPerClient, Exempt: cfg.RateLimit.Proxies().Trusted}),
 		budget: connlimit.NewBudget(cfg.Limits.MaxBodyBytes, cfg.Limits.MaxBodyBytesPerClient)}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -95,6 +96,16 @@ func TestClusterStatusCLI(t *testing.T) {
 	var page admin.LeasePage
 	if code != exitOK || json.Unmarshal([]byte(out), &page) != nil || page.Node != "n2" || len(page.Leases) != 2 || page.Leases[0].Epoch != 1 {
 		t.Errorf("--node n2 --all --json: %d %s", code, out)
+	}
+	// The node's metrics carry its id.
+	resp, err := http.Get(ts.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `durable_streams_http_requests_in_flight{node="n1"}`) {
+		t.Errorf("metrics without the node label:\n%.2000s", metrics)
 	}
 	if code, _, errs = cli(t, "cluster", "status", "--node", "nobody"); code != exitOK || !strings.Contains(errs, `no leases name node "nobody"`) {
 		t.Errorf("--node nobody: %d %s", code, errs)
