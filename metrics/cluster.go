@@ -32,20 +32,22 @@ func clusterCollector(stats func() ClusterStats) prometheus.Collector {
 func forwardCounters() (forwarded, failed *prometheus.CounterVec) {
 	forwarded = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "forwarded_requests_total",
-		Help: "Requests this node forwarded to the owner of their stream, by owner node id (to).",
+		Help: "Requests this node forwarded to the owner of their stream, by owner (to: the host:port of its advertise URL).",
 	}, []string{"to"})
 	failed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "forward_errors_total",
-		Help: "Requests this node could not forward to the owner of their stream (owner unreachable or the connection broke before the answer began), by owner node id (to).",
+		Help: "Requests this node could not forward to the owner of their stream (owner unreachable or the connection broke before the answer began), by owner (to: the host:port of its advertise URL).",
 	}, []string{"to"})
 	return forwarded, failed
 }
 
-// Forwarded counts a request forwarded to node to, the owner of its
-// stream. Node ids are few, so the label stays bounded.
+// Forwarded counts a request forwarded to the owner of its stream; to
+// names the owner by the host:port of its advertise URL (what the
+// router returns). The cluster's nodes are few, so the label stays
+// bounded; never pass anything a client chose.
 func (m *Metrics) Forwarded(to string) { m.forwarded.WithLabelValues(to).Inc() }
 
-// ForwardFailed counts a request that could not be forwarded to node to:
+// ForwardFailed counts a request that could not be forwarded to to:
 // the owner did not answer or the connection broke before the answer
 // began. The request is counted by Forwarded too.
 func (m *Metrics) ForwardFailed(to string) { m.forwardErrors.WithLabelValues(to).Inc() }

@@ -14,10 +14,10 @@ func TestClusterNode(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	m.Forwarded("n2")
-	m.Forwarded("n2")
-	m.Forwarded("n3")
-	m.ForwardFailed("n3")
+	m.Forwarded("n2:4437")
+	m.Forwarded("n2:4437")
+	m.Forwarded("n3:4437")
+	m.ForwardFailed("n3:4437")
 	m.EndRequest(Request{Route: "/v1/stream/*", Method: "GET", Code: 200})
 
 	fams, err := m.Registry().Gather()
@@ -47,17 +47,17 @@ durable_streams_cluster_leases_held{node="n1"} 42
 # HELP durable_streams_cluster_live_nodes Cluster nodes this node sees as live (heartbeat within the node TTL), itself included.
 # TYPE durable_streams_cluster_live_nodes gauge
 durable_streams_cluster_live_nodes{node="n1"} 3
-# HELP durable_streams_forwarded_requests_total Requests this node forwarded to the owner of their stream, by owner node id (to).
+# HELP durable_streams_forwarded_requests_total Requests this node forwarded to the owner of their stream, by owner (to: the host:port of its advertise URL).
 # TYPE durable_streams_forwarded_requests_total counter
-durable_streams_forwarded_requests_total{node="n1",to="n2"} 2
-durable_streams_forwarded_requests_total{node="n1",to="n3"} 1
+durable_streams_forwarded_requests_total{node="n1",to="n2:4437"} 2
+durable_streams_forwarded_requests_total{node="n1",to="n3:4437"} 1
 `
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want),
 		"durable_streams_cluster_lease_renewal_failures_total", "durable_streams_cluster_leases_held",
 		"durable_streams_cluster_live_nodes", "durable_streams_forwarded_requests_total"); err != nil {
 		t.Error(err)
 	}
-	if v := testutil.ToFloat64(m.forwardErrors.WithLabelValues("n3")); v != 1 {
+	if v := testutil.ToFloat64(m.forwardErrors.WithLabelValues("n3:4437")); v != 1 {
 		t.Errorf("forward errors to n3: %v", v)
 	}
 }
@@ -66,7 +66,7 @@ durable_streams_forwarded_requests_total{node="n1",to="n3"} 1
 // they were.
 func TestSingleNodeHasNoNodeLabel(t *testing.T) {
 	m := New()
-	m.Forwarded("n2")
+	m.Forwarded("n2:4437")
 	fams, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
