@@ -15,8 +15,9 @@ const (
 )
 
 // DefaultNodeTTL is how long after its last heartbeat a node still counts
-// as live when Config.NodeTTL is not set.
-const DefaultNodeTTL = 15 * time.Second
+// as live when Config.NodeTTL is not set: the cluster's default node and
+// lease TTL.
+const DefaultNodeTTL = 5 * time.Second
 
 // ClusterStatus is the membership and ownership of a cluster as the
 // shared catalog records it, seen from the node that answered.

@@ -32,11 +32,11 @@ var contract = []struct {
 	{"ListLive", testListLive},
 	{"SetClosed", testSetClosed},
 	{"GCQueue", testGCQueue},
+	{"ClusterStatus", testClusterStatus},
 	{"CanceledContext", testCanceledContext},
 	{"SegmentIndex", testSegmentIndex},
 	{"Nodes", testNodes},
 	{"Leases", testLeases},
-	{"ClusterStatus", testClusterStatus},
 }
 
 // backends are the catalog's databases; start returns the opener of one,
