@@ -3,7 +3,6 @@ package catalog
 import (
 	"context"
 	"fmt"
-	"time"
 )
 
 // Read-only views of cluster ownership for operators ("durable-streams
@@ -31,23 +30,14 @@ type NodeLeaseCount struct {
 // nodes that are no longer registered but still named by leases are
 // present.
 func (c *Catalog) LeaseCounts(ctx context.Context) ([]NodeLeaseCount, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT l.node,
-			SUM(CASE WHEN l.expires_at > ? THEN 1 ELSE 0 END), COUNT(*)
+	out, err := queryAll(ctx, c.db, func(r scanner) (NodeLeaseCount, error) {
+		var n NodeLeaseCount
+		err := r.Scan(&n.Node, &n.Held, &n.Streams)
+		return n, err
+	}, `SELECT l.node, SUM(CASE WHEN l.expires_at > ? THEN 1 ELSE 0 END), COUNT(*)
 		FROM stream_leases l JOIN streams s ON s.id = l.stream_id
 		WHERE l.node <> '' GROUP BY l.node ORDER BY l.node`, c.now().UnixMilli())
 	if err != nil {
-		return nil, fmt.Errorf("catalog: lease counts: %w", err)
-	}
-	defer rows.Close()
-	var out []NodeLeaseCount
-	for rows.Next() {
-		var n NodeLeaseCount
-		if err := rows.Scan(&n.Node, &n.Held, &n.Streams); err != nil {
-			return nil, fmt.Errorf("catalog: lease counts: %w", err)
-		}
-		out = append(out, n)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("catalog: lease counts: %w", err)
 	}
 	return out, nil
@@ -69,26 +59,25 @@ func (c *Catalog) NodeLeases(ctx context.Context, node string, after int64, limi
 		return nil, fmt.Errorf("catalog: leases of node %q: need a node and a positive limit", node)
 	}
 	now := c.now()
-	rows, err := c.db.QueryContext(ctx, `SELECT l.stream_id, l.node, l.epoch, l.expires_at, s.path
+	out, err := queryAll(ctx, c.db, func(r scanner) (NodeLease, error) {
+		var l NodeLease
+		var err error
+		l.Lease, err = scanLease(&pathScanner{r, &l.Path})
+		l.Held = l.ExpiresAt.After(now)
+		return l, err
+	}, `SELECT l.stream_id, l.node, l.epoch, l.expires_at, s.path
 		FROM stream_leases l JOIN streams s ON s.id = l.stream_id
 		WHERE l.node = ? AND l.stream_id > ? ORDER BY l.stream_id LIMIT ?`, node, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: leases of node %q: %w", node, err)
 	}
-	defer rows.Close()
-	var out []NodeLease
-	for rows.Next() {
-		var l NodeLease
-		var expires int64
-		if err := rows.Scan(&l.StreamID, &l.Node, &l.Epoch, &expires, &l.Path); err != nil {
-			return nil, fmt.Errorf("catalog: leases of node %q: %w", node, err)
-		}
-		l.ExpiresAt = time.UnixMilli(expires)
-		l.Held = l.ExpiresAt.After(now)
-		out = append(out, l)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("catalog: leases of node %q: %w", node, err)
-	}
 	return out, nil
 }
+
+// pathScanner scans a lease's columns with its stream's path after them.
+type pathScanner struct {
+	r    scanner
+	path *string
+}
+
+func (p *pathScanner) Scan(dest ...any) error { return p.r.Scan(append(dest, p.path)...) }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -157,54 +156,18 @@ func (o *leaseOpts) run(ctx context.Context, c *adminClient, w, stderr io.Writer
 	if o.limit != 0 {
 		q.Set("limit", strconv.Itoa(o.limit))
 	}
-	if raw && o.all {
-		// One JSON document for all pages, written as they arrive.
-		node, _ := json.Marshal(o.node)
-		fmt.Fprintf(w, `{"node":%s,"leases":[`, node)
+	n, next, err := listPages(ctx, c, w, pagedList[admin.NodeLease]{path: "cluster", key: "leases", q: q,
+		all: o.all, raw: raw, print: printLeases})
+	if err != nil {
+		return err
 	}
-	n := 0
-	for {
-		var page struct {
-			Leases []json.RawMessage `json:"leases"`
-			Next   string            `json:"next"`
-		}
-		body, err := c.callJSON(ctx, http.MethodGet, "cluster", q, &page)
-		if err != nil {
-			return err
-		}
-		switch {
-		case raw && !o.all:
-			_, err := w.Write(body)
-			return err
-		case raw:
-			for _, l := range page.Leases {
-				if n > 0 {
-					fmt.Fprint(w, ",")
-				}
-				w.Write(l)
-				n++
-			}
-		default:
-			var typed admin.LeasePage
-			if err := json.Unmarshal(body, &typed); err != nil {
-				return fmt.Errorf("bad answer: %w", err)
-			}
-			printLeases(w, typed.Leases, n == 0)
-			n += len(typed.Leases)
-		}
-		if page.Next == "" || !o.all {
-			if raw {
-				fmt.Fprintln(w, "]}")
-			} else if n == 0 {
-				fmt.Fprintf(stderr, "no leases name node %q\n", o.node)
-			}
-			if page.Next != "" {
-				fmt.Fprintln(stderr, "more leases: --all")
-			}
-			return nil
-		}
-		q.Set("after", page.Next)
+	if !raw && n == 0 {
+		fmt.Fprintf(stderr, "no leases name node %q\n", o.node)
 	}
+	if next != "" {
+		fmt.Fprintln(stderr, "more leases: --all")
+	}
+	return nil
 }
 
 func printLeases(w io.Writer, ls []admin.NodeLease, header bool) {
