@@ -27,8 +27,8 @@ type ClusterStatus struct {
 	// without one).
 	Node string `json:"node,omitempty"`
 	// NodeTTLSeconds is how long after its last heartbeat a node counts
-	// as live.
-	NodeTTLSeconds float64 `json:"node_ttl_seconds"`
+	// as live; absent in single mode.
+	NodeTTLSeconds float64 `json:"node_ttl_seconds,omitempty"`
 	// Time is when the status was taken, by the answering node's clock,
 	// which judges liveness and lease expiry.
 	Time   time.Time     `json:"time"`
@@ -78,7 +78,7 @@ type ClusterTotals struct {
 // streams of each.
 func (s *Service) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
 	now := s.cfg.Now()
-	st := ClusterStatus{Mode: ModeSingle, Node: s.cfg.Node, NodeTTLSeconds: s.cfg.NodeTTL.Seconds(), Time: now.UTC(), Nodes: []ClusterNode{}}
+	st := ClusterStatus{Mode: ModeSingle, Node: s.cfg.Node, Time: now.UTC(), Nodes: []ClusterNode{}}
 	tot, err := s.cat.Totals(ctx)
 	if err != nil {
 		return ClusterStatus{}, fmt.Errorf("admin: cluster status: %w", err)
@@ -91,7 +91,7 @@ func (s *Service) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
 		st.Totals.Nodes, st.Totals.LiveNodes = 1, 1
 		return st, nil
 	}
-	st.Mode = ModeCluster
+	st.Mode, st.NodeTTLSeconds = ModeCluster, s.cfg.NodeTTL.Seconds()
 	members, err := s.cat.Nodes(ctx, time.Time{})
 	if err != nil {
 		return ClusterStatus{}, fmt.Errorf("admin: cluster status: %w", err)

@@ -14,14 +14,14 @@ import (
 	"github.com/streamtier/durable-streams/cache"
 )
 
-// AdminRoute is the path prefix of the segment administration API:
+// AdminRoute is the path prefix of the administration API:
 //
+//	GET  /v1/admin/cluster   nodes, liveness, leases and streams per node;
+//	                         ?node= &after= &limit=: one node's leases
 //	GET  /v1/admin/segments  ?stream= &prefix= &state= &after= &limit=
 //	GET  /v1/admin/stats     ?stream= (without: totals of all streams)
 //	POST /v1/admin/verify
 //	POST /v1/admin/gc        ?dry_run=false (default true)
-//	GET  /v1/admin/cluster   nodes, liveness, leases and streams per node;
-//	                         ?node= &after= &limit=: one node's leases
 //
 // Every answer is JSON. With access control on, requests need a token
 // with the admin scope on all streams (see auth.go).
@@ -33,11 +33,11 @@ type adminRoute struct {
 }
 
 var adminRoutes = map[string]adminRoute{
+	"cluster":  {http.MethodGet, (*API).adminCluster},
 	"segments": {http.MethodGet, (*API).adminSegments},
 	"stats":    {http.MethodGet, (*API).adminStats},
 	"verify":   {http.MethodPost, (*API).adminVerify},
 	"gc":       {http.MethodPost, (*API).adminGC},
-	"cluster":  {http.MethodGet, (*API).adminCluster},
 }
 
 // admin serves everything under AdminRoute. The guard middleware has
