@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -29,6 +30,35 @@ type composeService struct {
 	Volumes     []string          `yaml:"volumes"`
 	// DependsOn is a list or a map of conditions; only the names matter.
 	DependsOn yaml.Node `yaml:"depends_on"`
+	// Networks is a list of names or a map of settings.
+	Networks yaml.Node `yaml:"networks"`
+}
+
+// names returns the names of a list, or the keys of a map.
+func names(n yaml.Node) []string {
+	var out []string
+	switch n.Kind {
+	case yaml.SequenceNode:
+		for _, c := range n.Content {
+			out = append(out, c.Value)
+		}
+	case yaml.MappingNode:
+		for i := 0; i < len(n.Content); i += 2 {
+			out = append(out, n.Content[i].Value)
+		}
+	}
+	return out
+}
+
+// address returns the service's fixed IPv4 address on network, if any.
+func (s composeService) address(network string) string {
+	var m map[string]struct {
+		IPv4 string `yaml:"ipv4_address"`
+	}
+	if s.Networks.Kind != yaml.MappingNode || s.Networks.Decode(&m) != nil {
+		return ""
+	}
+	return m[network].IPv4
 }
 
 // composeCommand is a command as a list, or as one string split at spaces.
@@ -42,20 +72,7 @@ func (c *composeCommand) UnmarshalYAML(n *yaml.Node) error {
 	return n.Decode((*[]string)(c))
 }
 
-func (s composeService) dependsOn() []string {
-	var names []string
-	switch s.DependsOn.Kind {
-	case yaml.SequenceNode:
-		for _, n := range s.DependsOn.Content {
-			names = append(names, n.Value)
-		}
-	case yaml.MappingNode:
-		for i := 0; i < len(s.DependsOn.Content); i += 2 {
-			names = append(names, s.DependsOn.Content[i].Value)
-		}
-	}
-	return names
-}
+func (s composeService) dependsOn() []string { return names(s.DependsOn) }
 
 // flag returns the value of --name in the command, "" if absent.
 func (s composeService) flag(name string) string {
@@ -68,7 +85,7 @@ func (s composeService) flag(name string) string {
 // pendingMounts are files the compose file mounts that another change of
 // issue 15 adds (the nginx cluster variant); remove an entry once the
 // file is in the tree.
-var pendingMounts = map[string]bool{"deploy/nginx/cluster.conf": true}
+var pendingMounts = map[string]bool{"deploy/nginx/durable-streams-cluster.conf.template": true}
 
 // TestComposeFile checks docker-compose.yml, which cannot run here (no
 // container engine): the default services stay those of "docker compose
@@ -197,8 +214,30 @@ func TestComposeFile(t *testing.T) {
 		t.Errorf("postgres image %q, want the official image pinned", pg.Image)
 	}
 	if edge := cf.Services["nginx-cluster"]; !slices.ContainsFunc(edge.Volumes, func(v string) bool {
-		return strings.HasPrefix(v, "./deploy/nginx/cluster.conf:")
+		return strings.HasPrefix(v, "./deploy/nginx/durable-streams-cluster.conf.template:")
 	}) {
-		t.Errorf("nginx-cluster does not mount deploy/nginx/cluster.conf: %q", edge.Volumes)
+		t.Errorf("nginx-cluster does not mount the cluster template: %q", edge.Volumes)
+	}
+
+	// Requests reach a node from the edge and the other nodes only, on the
+	// cluster network at fixed addresses, which every node trusts for
+	// X-Forwarded-For (and nothing else).
+	edge := cf.Services["nginx-cluster"]
+	proxies := []string{edge.address("cluster")}
+	for i, name := range []string{"ds-1", "ds-2", "ds-3"} {
+		s := cf.Services[name]
+		if nets := names(s.Networks); !slices.Equal(nets, []string{"cluster"}) {
+			t.Errorf("%s is on networks %q, want cluster only", name, nets)
+		}
+		proxies = append(proxies, s.address("cluster"))
+		if got, want := edge.Environment[fmt.Sprintf("DS_NODE_%d", i+1)], name+":"+strings.TrimPrefix(s.flag("addr"), "0.0.0.0:"); got != want {
+			t.Errorf("nginx-cluster DS_NODE_%d = %q, want %q", i+1, got, want)
+		}
+	}
+	for _, name := range []string{"ds-1", "ds-2", "ds-3"} {
+		got := strings.Split(cf.Services[name].Environment["DS_TRUSTED_PROXIES"], ",")
+		if slices.Contains(proxies, "") || !slices.Equal(got, proxies) {
+			t.Errorf("%s: DS_TRUSTED_PROXIES %q, want the fixed addresses of the edge and the nodes %q", name, got, proxies)
+		}
 	}
 }
