@@ -350,7 +350,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	// The uploader stops before the registry, whose streams it uses.
 	undo = append(undo, rot.Close)
-	adm, err := admin.New(admin.Config{Catalog: cat, Store: store, Registry: reg, Collector: collector, Logger: cfg.Logger})
+	adm, err := admin.New(admin.Config{Catalog: cat, Store: store, Registry: reg, Collector: collector, Logger: cfg.Logger,
+		Cluster: cfg.Cluster.DSN != "", Node: cfg.Cluster.NodeID})
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -371,7 +372,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		subsAPI = subs
 	}
 	s := &Server{cfg: cfg, catalog: cat, store: store, cold: cold, collector: collector, rot: rot, reg: reg, admin: adm,
-		metrics: metrics.New(), lc: lc,
+		metrics: metrics.NewNode(cfg.Cluster.nodeLabel()), lc: lc,
 		conns: connlimit.NewConns(connlimit.ConnsConfig{MaxConns: cfg.Limits.MaxConns,
 			MaxConnsPerClient: cfg.Limits.MaxConnsPerClient, Exempt: cfg.RateLimit.Proxies().Trusted}),
 		budget: connlimit.NewBudget(cfg.Limits.MaxBodyBytes, cfg.Limits.MaxBodyBytesPerClient)}
