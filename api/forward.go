@@ -19,6 +19,7 @@ import (
 	"github.com/streamtier/durable-streams/auth/ratelimit"
 	"github.com/streamtier/durable-streams/internal/protocol"
 	"github.com/streamtier/durable-streams/internal/requestid"
+	"github.com/streamtier/durable-streams/metrics"
 )
 
 // Router decides, per request, whether a stream is served here or
@@ -94,7 +95,8 @@ type forwarder struct {
 	// headerTimeout bounds the wait for the owner's response headers.
 	headerTimeout time.Duration
 	connsPerPeer  int
-	maxBody       int64 // the append limit, applied here as on the owner
+	maxBody       int64            // the append limit, applied here as on the owner
+	metrics       *metrics.Metrics // nil: not counted
 
 	mu    sync.Mutex
 	peers map[string]*http.Transport // by scheme://host
@@ -112,7 +114,7 @@ func newForwarder(opt Options) *forwarder {
 	if conns <= 0 {
 		conns = DefaultForwardConnsPerPeer
 	}
-	return &forwarder{router: opt.Router, nodeID: id, lg: opt.Logger, connsPerPeer: conns, maxBody: opt.MaxAppendBytes,
+	return &forwarder{router: opt.Router, nodeID: id, lg: opt.Logger, connsPerPeer: conns, maxBody: opt.MaxAppendBytes, metrics: opt.Metrics,
 		headerTimeout: opt.LongPollTimeout + forwardHeaderGrace, peers: make(map[string]*http.Transport)}
 }
 
@@ -190,6 +192,9 @@ func (f *forwarder) forward(c echo.Context, target *url.URL) error {
 		return err
 	}
 	body, _ := out.Body.(*forwardBody)
+	if f.metrics != nil {
+		f.metrics.Forwarded(target.Host)
+	}
 	res, err := f.transport(target).RoundTrip(out)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -197,6 +202,9 @@ func (f *forwarder) forward(c echo.Context, target *url.URL) error {
 		}
 		if berr := body.failed(); berr != nil {
 			return bodyReadError(berr) // the client's side, as for a local request
+		}
+		if f.metrics != nil {
+			f.metrics.ForwardFailed(target.Host)
 		}
 		f.lg.WarnContext(ctx, "forwarding to the stream's node failed", "node", target.Host, "err", err)
 		return &httpError{status: http.StatusServiceUnavailable, code: "UNAVAILABLE",
