@@ -54,10 +54,6 @@ func openCatalog(ctx context.Context, cfg Config) (*catalog.Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := cat.ClaimSingleNode(ctx); err != nil {
-		cat.Close()
-		return nil, err
-	}
 	cfg.Logger.Info("cluster catalog on PostgreSQL", "node_id", cfg.Cluster.NodeID, "advertise_url", cfg.Cluster.AdvertiseURL)
 	return cat, nil
 }
