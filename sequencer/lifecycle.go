@@ -279,15 +279,7 @@ func (r *Registry) applyDelete(ctx context.Context, id int64, res catalog.Delete
 	for _, hid := range res.HardIDs {
 		if st := r.openStream(hid); st != nil {
 			st.markDeleted(ctx, false)
-			r.mu.Lock()
-			st.closing = true
-			r.mu.Unlock()
-			st.stop()
-			r.mu.Lock()
-			if sl := r.slots[hid]; sl != nil && sl.st == st {
-				delete(r.slots, hid)
-			}
-			r.mu.Unlock()
+			r.retire(st)
 		}
 	}
 	r.collect(ctx, res.HardIDs)

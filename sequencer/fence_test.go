@@ -1,0 +1,85 @@
+package sequencer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/streamtier/durable-streams/sequencer"
+)
+
+// testFence is a Fence whose answers the test sets.
+type testFence struct {
+	mu       sync.Mutex
+	acquire  error
+	check    error
+	acquired []int64
+}
+
+func (f *testFence) set(acquire, check error) {
+	f.mu.Lock()
+	f.acquire, f.check = acquire, check
+	f.mu.Unlock()
+}
+
+func (f *testFence) Acquire(_ context.Context, id int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.acquired = append(f.acquired, id)
+	return f.acquire
+}
+
+func (f *testFence) Check(int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.check
+}
+
+func (f *testFence) Release(context.Context, int64, bool) error { return nil }
+
+// TestFence: an actor starts only once its lease is acquired; a fenced
+// node acknowledges no append and writes nothing, and resumes when the
+// fence lifts; a lost lease closes the actor, and the next actor must
+// acquire again.
+func TestFence(t *testing.T) {
+	f := &testFence{}
+	e := newEnv(t, func(c *sequencer.Config) { c.Fence = f })
+	const path, ct = "fenced", "text/plain"
+	e.createStream(path, ct)
+	e.appendMsgs(path, ct, "a")
+	if len(f.acquired) != 1 {
+		t.Fatalf("Acquire called for %v, want once for the new stream", f.acquired)
+	}
+
+	f.set(nil, errors.New("lease not renewed in time"))
+	_, err := e.tryAppend(path, &sequencer.AppendRequest{ContentType: mustCT(t, ct), Messages: byteMsgs("b")})
+	wantKind(t, err, sequencer.KindUnavailable)
+	if got := e.content(path); got != "a" {
+		t.Fatalf("content while fenced = %q, want %q", got, "a")
+	}
+	f.set(nil, nil)
+	e.appendMsgs(path, ct, "c")
+	if got := e.content(path); got != "ac" {
+		t.Fatalf("content after the fence lifted = %q, want %q", got, "ac")
+	}
+
+	f.set(nil, fmt.Errorf("lease passed to epoch 7: %w", sequencer.ErrNotOwner))
+	_, err = e.tryAppend(path, &sequencer.AppendRequest{ContentType: mustCT(t, ct), Messages: byteMsgs("d")})
+	wantKind(t, err, sequencer.KindUnavailable)
+	eventually(t, 5*time.Second, "the actor of a lost stream to close", func() bool { return e.reg.OpenCount() == 0 })
+
+	f.set(errors.New("held by n2"), nil)
+	_, err = e.reg.Acquire(t.Context(), path, false)
+	wantKind(t, err, sequencer.KindUnavailable)
+	f.set(nil, nil)
+	e.appendMsgs(path, ct, "e")
+	if got := e.content(path); got != "ace" {
+		t.Fatalf("content after the lease came back = %q, want %q", got, "ace")
+	}
+	if len(f.acquired) != 3 {
+		t.Errorf("Acquire called %d times, want 3 (new stream, refused, again)", len(f.acquired))
+	}
+}
