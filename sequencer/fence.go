@@ -48,6 +48,19 @@ func (r *Registry) fenceAcquire(ctx context.Context, id int64) error {
 	return nil
 }
 
+// fenceRelease frees the lease of id, a stream whose creation was
+// abandoned: nothing of it exists, so the release is clean.
+func (r *Registry) fenceRelease(id int64) {
+	if r.cfg.Fence == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), closeRecordTimeout)
+	defer cancel()
+	if err := r.cfg.Fence.Release(ctx, id, true); err != nil {
+		r.lg.Warn("release the lease of an abandoned stream", "id", id, "err", err)
+	}
+}
+
 // commitFenced commits batch if this node may still write the stream. On
 // failure nothing of batch was acknowledged, and the error says what to
 // answer: 503 while fenced (a retry may reach the owner), 5xx otherwise.

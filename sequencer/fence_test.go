@@ -40,7 +40,8 @@ func (f *testFence) Check(int64) error {
 
 func (f *testFence) Release(context.Context, int64, bool) error { return nil }
 
-// TestFence: an actor starts only once its lease is acquired; a fenced
+// TestFence: a stream is created and its actor started only once its
+// lease is acquired; a fenced
 // node acknowledges no append and writes nothing, and resumes when the
 // fence lifts; a lost lease closes the actor, and the next actor must
 // acquire again.
@@ -50,8 +51,8 @@ func TestFence(t *testing.T) {
 	const path, ct = "fenced", "text/plain"
 	e.createStream(path, ct)
 	e.appendMsgs(path, ct, "a")
-	if len(f.acquired) != 1 {
-		t.Fatalf("Acquire called for %v, want once for the new stream", f.acquired)
+	if len(f.acquired) != 2 {
+		t.Fatalf("Acquire called for %v, want twice: before the new stream's hot log, and as its actor starts", f.acquired)
 	}
 
 	f.set(nil, errors.New("lease not renewed in time"))
@@ -79,7 +80,7 @@ func TestFence(t *testing.T) {
 	if got := e.content(path); got != "ace" {
 		t.Fatalf("content after the lease came back = %q, want %q", got, "ace")
 	}
-	if len(f.acquired) != 3 {
-		t.Errorf("Acquire called %d times, want 3 (new stream, refused, again)", len(f.acquired))
+	if len(f.acquired) != 4 {
+		t.Errorf("Acquire called %d times, want 4 (new stream twice, refused, again)", len(f.acquired))
 	}
 }

@@ -155,6 +155,11 @@ func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateRe
 	if err != nil {
 		return nil, internal("allocate stream id", err)
 	}
+	// The lease comes before any data: a node that crashes after writing
+	// the hot log must be found as the stream's owner.
+	if err := r.fenceAcquire(ctx, id); err != nil {
+		return nil, err
+	}
 	now := r.now()
 	meta := hotlog.Meta{StreamID: id, ContentType: e.ct, CreatedAt: now, Closed: req.Closed}
 	var msgs []hotlog.Message
@@ -208,6 +213,7 @@ func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateRe
 	}
 	if err != nil {
 		r.abandonCreate(id)
+		r.fenceRelease(id)
 		switch {
 		case errors.Is(err, catalog.ErrParentGone):
 			return nil, errf(KindConflict, "fork source stream was deleted")
