@@ -6,14 +6,16 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"time"
 
 	"github.com/streamtier/durable-streams/catalog"
+	"github.com/streamtier/durable-streams/cluster"
+	"github.com/streamtier/durable-streams/sequencer"
 )
 
 // Cluster configures cluster mode: the stream directory, segment index and
-// GC queue live in a PostgreSQL database instead of the data directory.
-// For now one node serves from a database (a second one refuses to start);
-// leases, routing and handoff between nodes are not built yet (see
+// GC queue live in a PostgreSQL database that several nodes share, and
+// each node serves the streams whose leases it holds (package cluster,
 // docs/cluster.md).
 type Cluster struct {
 	// DSN is the PostgreSQL connection string (postgres://...); empty
@@ -24,6 +26,14 @@ type Cluster struct {
 	// AdvertiseURL is the base URL at which the other nodes reach this
 	// one; required with DSN, http or https.
 	AdvertiseURL string
+	// Heartbeat is how often the node heartbeats and renews its leases
+	// (default cluster.DefaultHeartbeat, 1 s).
+	Heartbeat time.Duration
+	// TTL is how long a node that stopped heartbeating counts as live, and
+	// how long its leases last after their last renewal (default
+	// cluster.DefaultTTL, 5 s). A node stops acknowledging writes a fifth
+	// of it before its leases could expire.
+	TTL time.Duration
 }
 
 func (c Cluster) validate() error {
@@ -41,8 +51,7 @@ func (c Cluster) validate() error {
 }
 
 // openCatalog opens the catalog of cfg: the SQLite file in the data
-// directory or, in cluster mode, the PostgreSQL database, claimed for this
-// node alone.
+// directory or, in cluster mode, the shared PostgreSQL database.
 func openCatalog(ctx context.Context, cfg Config) (*catalog.Catalog, error) {
 	if cfg.Cluster.DSN == "" {
 		return catalog.Open(ctx, filepath.Join(cfg.DataDir, "catalog.db"))
@@ -56,4 +65,49 @@ func openCatalog(ctx context.Context, cfg Config) (*catalog.Catalog, error) {
 	}
 	cfg.Logger.Info("cluster catalog on PostgreSQL", "node_id", cfg.Cluster.NodeID, "advertise_url", cfg.Cluster.AdvertiseURL)
 	return cat, nil
+}
+
+// joinCluster registers this node in cluster mode and returns its
+// membership and leases; nil for a single node.
+func joinCluster(ctx context.Context, cfg Config, cat *catalog.Catalog) (*cluster.Cluster, error) {
+	if cfg.Cluster.DSN == "" {
+		return nil, nil
+	}
+	return cluster.New(ctx, cluster.Config{Catalog: cat, NodeID: cfg.Cluster.NodeID, AdvertiseURL: cfg.Cluster.AdvertiseURL,
+		Heartbeat: cfg.Cluster.Heartbeat, TTL: cfg.Cluster.TTL, Logger: cfg.Logger})
+}
+
+// fence is the registry's view of cl: nil (no fence) for a single node.
+func fence(cl *cluster.Cluster) sequencer.Fence {
+	if cl == nil {
+		return nil
+	}
+	return cl
+}
+
+// ClusterRouter adapts a node's [cluster.Cluster] to the per-request
+// routing of the HTTP layer (api.Router in cluster mode): Route returns
+// nil when this node serves path, or the base URL of the owner to forward
+// the request to. An error wrapping [cluster.ErrUnavailable] means the
+// owner is gone with the stream's unsealed data: answer 503 with
+// Retry-After.
+type ClusterRouter struct {
+	Cluster *cluster.Cluster
+}
+
+// Route says where the stream at path (the catalog's path, without the
+// URL prefix) is served.
+func (r ClusterRouter) Route(ctx context.Context, path string) (*url.URL, error) {
+	o, err := r.Cluster.OwnerOf(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if o.Self {
+		return nil, nil
+	}
+	u, err := url.Parse(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("server: node %q advertises a bad URL %q: %w", o.NodeID, o.URL, err)
+	}
+	return u, nil
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/streamtier/durable-streams/auth/ratelimit"
 	"github.com/streamtier/durable-streams/cache"
 	"github.com/streamtier/durable-streams/catalog"
+	"github.com/streamtier/durable-streams/cluster"
 	"github.com/streamtier/durable-streams/coldstore"
 	"github.com/streamtier/durable-streams/coldstore/segcache"
 	"github.com/streamtier/durable-streams/faults"
@@ -216,6 +217,7 @@ type Server struct {
 	collector *reclaim.Collector
 	rot       *rotation.Rotator
 	reg       *sequencer.Registry
+	cluster   *cluster.Cluster // nil for a single node
 	admin     *admin.Service
 	api       *api.API
 	lc        *lifecycle
@@ -290,6 +292,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: open catalog: %w", err)
 	}
 	undo = append(undo, func() { cat.Close() })
+	cl, err := joinCluster(ctx, cfg, cat)
+	if err != nil {
+		return nil, fmt.Errorf("server: join cluster: %w", err)
+	}
+	if cl != nil {
+		undo = append(undo, cl.Close)
+	}
 	store, err := cfg.Store, error(nil)
 	if store == nil {
 		store, err = coldstore.Open(ctx, cfg.ColdStore)
@@ -331,6 +340,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Collector:   collector,
 		OnLifecycle: onLifecycle,
 		Journal:     cfg.Journal,
+		Fence:       fence(cl),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: start registry: %w", err)
@@ -362,7 +372,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		subDeletes.m.Store(subs)
 		subsAPI = subs
 	}
-	s := &Server{cfg: cfg, catalog: cat, store: store, cold: cold, collector: collector, rot: rot, reg: reg, admin: adm,
+	s := &Server{cfg: cfg, catalog: cat, store: store, cold: cold, collector: collector, rot: rot, reg: reg, cluster: cl, admin: adm,
 		metrics: metrics.New(), lc: lc,
 		conns: connlimit.NewConns(connlimit.ConnsConfig{MaxConns: cfg.Limits.MaxConns,
 			MaxConnsPerClient: cfg.Limits.MaxConnsPerClient, Exempt: cfg.RateLimit.Proxies().Trusted}),
@@ -459,6 +469,10 @@ func (s *Server) Admin() *admin.Service { return s.admin }
 // Subscriptions exposes the subscriptions manager (nil when disabled).
 func (s *Server) Subscriptions() *subscriptions.Manager { return s.subs }
 
+// Cluster exposes this node's membership and leases in cluster mode (nil
+// for a single node); ClusterRouter adapts it to request routing.
+func (s *Server) Cluster() *cluster.Cluster { return s.cluster }
+
 // Catalog exposes the stream catalog (for tests and tools).
 func (s *Server) Catalog() *catalog.Catalog { return s.catalog }
 
@@ -499,6 +513,10 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	s.rot.Close()
 	err := s.reg.Close(ctx)
+	if s.cluster != nil {
+		// After the registry: its last commits still check the fence.
+		s.cluster.Close()
+	}
 	s.collector.Close()
 	cerr := s.catalog.Close()
 	return errors.Join(serr, err, cerr, s.lay.release())
