@@ -182,7 +182,7 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	cfg.Catalog.GuardSegmentWrites(c.holder)
 	c.lg.Info("cluster: node registered", "node_id", cfg.NodeID, "advertise_url", cfg.AdvertiseURL,
-		"heartbeat", cfg.Heartbeat, "ttl", cfg.TTL, "margin", cfg.Margin, "live_nodes", len(c.LiveNodes()))
+		"heartbeat", cfg.Heartbeat.String(), "ttl", cfg.TTL.String(), "margin", cfg.Margin.String(), "live_nodes", len(c.LiveNodes()))
 	go c.loop()
 	return c, nil
 }

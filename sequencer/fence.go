@@ -48,6 +48,15 @@ func (r *Registry) fenceAcquire(ctx context.Context, id int64) error {
 	return nil
 }
 
+// mayExpire reports whether the sweeper of this node may expire stream
+// id: always on a single node; in cluster mode only as the stream's owner,
+// which alone holds its latest access times (a sliding TTL) and its hot
+// files.
+func (r *Registry) mayExpire(ctx context.Context, id int64) bool {
+	f := r.cfg.Fence
+	return f == nil || f.Check(id) == nil || f.Acquire(ctx, id) == nil
+}
+
 // fenceRelease frees the lease of id, a stream whose creation was
 // abandoned: nothing of it exists, so the release is clean.
 func (r *Registry) fenceRelease(id int64) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamtier/durable-streams/catalog"
 	"github.com/streamtier/durable-streams/sequencer"
 )
 
@@ -83,4 +84,25 @@ func TestFence(t *testing.T) {
 	if len(f.acquired) != 4 {
 		t.Errorf("Acquire called %d times, want 4 (new stream twice, refused, again)", len(f.acquired))
 	}
+}
+
+// TestFenceSweeper: in cluster mode the sweeper expires only streams this
+// node owns; another node's stays for its owner to expire.
+func TestFenceSweeper(t *testing.T) {
+	clk := newClock()
+	f := &testFence{}
+	e := newEnv(t, func(c *sequencer.Config) { c.Now, c.Fence = clk.Now, f })
+	e.create(&sequencer.CreateRequest{Path: "elsewhere", TTL: dur(time.Second), Initial: byteMsgs("x")})
+	// From now on the stream is another node's.
+	f.set(errors.New("held by n2"), errors.New("no lease here"))
+	clk.Advance(2 * time.Second)
+	time.Sleep(time.Second) // five sweeps
+	if _, err := e.cat.Get(t.Context(), "elsewhere"); err != nil {
+		t.Fatalf("stream of another node after sweeps: %v, want it kept", err)
+	}
+	f.set(nil, nil)
+	eventually(t, 3*time.Second, "the owner's sweeper to delete the expired stream", func() bool {
+		_, err := e.cat.Get(t.Context(), "elsewhere")
+		return errors.Is(err, catalog.ErrNotFound)
+	})
 }

@@ -517,6 +517,9 @@ func (r *Registry) sweep(ctx context.Context) {
 		if !r.expired(row) {
 			continue // renewed since the last flush
 		}
+		if !r.mayExpire(ctx, row.ID) {
+			continue // its owner expires it
+		}
 		unlock := r.lockPath(row.Path)
 		cur, err := r.cat.GetByID(ctx, row.ID)
 		if err == nil && cur.DeletedAt.IsZero() && r.expired(cur) {
