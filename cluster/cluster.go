@@ -36,7 +36,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -141,7 +140,7 @@ type Cluster struct {
 
 	base     time.Time    // origin of the monotonic readings below
 	deadline atomic.Int64 // ns after base: writes allowed before (invariant 2)
-	leases   sync.Map     // stream id -> *held
+	leases   leaseTable
 
 	live atomic.Pointer[[]catalog.Node] // live nodes in id order, self included
 
@@ -218,9 +217,7 @@ func (c *Cluster) LiveNodes() []catalog.Node { return *c.live.Load() }
 
 // HeldLeases returns how many stream leases this node holds and uses.
 func (c *Cluster) HeldLeases() int {
-	n := 0
-	c.leases.Range(func(any, any) bool { n++; return true })
-	return n
+	return c.leases.len()
 }
 
 // mono returns the monotonic time since base in ns.
@@ -302,14 +299,13 @@ func (c *Cluster) applyRenewal(sent int64, renewed []catalog.Lease) {
 	for _, l := range renewed {
 		got[l.StreamID] = l.Epoch
 	}
-	c.leases.Range(func(k, v any) bool {
-		id, h := k.(int64), v.(*held)
-		if epoch, ok := got[id]; (ok && epoch != h.epoch) || (!ok && h.claimed < sent) {
-			if c.leases.CompareAndDelete(id, h) {
-				c.lg.Warn("cluster: lease lost", "stream_id", id, "epoch", h.epoch, "node_id", c.cfg.NodeID)
-			}
+	c.leases.deleteIf(func(id int64, h *held) bool {
+		epoch, ok := got[id]
+		if (ok && epoch != h.epoch) || (!ok && h.claimed < sent) {
+			c.lg.Warn("cluster: lease lost", "stream_id", id, "epoch", h.epoch, "node_id", c.cfg.NodeID)
+			return true
 		}
-		return true
+		return false
 	})
 	if d := c.fenceDeadline(sent); d > c.deadline.Load() {
 		c.deadline.Store(d)
@@ -353,7 +349,7 @@ func (c *Cluster) Acquire(ctx context.Context, id int64) error {
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
-	c.leases.Store(id, &held{epoch: l.Epoch, claimed: c.mono(), deadline: c.fenceDeadline(sent)})
+	c.leases.store(id, &held{epoch: l.Epoch, claimed: c.mono(), deadline: c.fenceDeadline(sent)})
 	return nil
 }
 
@@ -361,12 +357,12 @@ func (c *Cluster) Acquire(ctx context.Context, id int64) error {
 // holds the lease (invariant 4) and is within its fence deadline
 // (invariant 2). It does no I/O: a map read and a clock reading.
 func (c *Cluster) Check(id int64) error {
-	v, ok := c.leases.Load(id)
+	h, ok := c.leases.load(id)
 	if !ok {
 		return fmt.Errorf("cluster: stream %d: no lease held here: %w", id, sequencer.ErrNotOwner)
 	}
 	now := c.mono()
-	if now < c.deadline.Load() || now < v.(*held).deadline {
+	if now < c.deadline.Load() || now < h.deadline {
 		return nil
 	}
 	return fmt.Errorf("cluster: stream %d: %w", id, ErrFenced)
@@ -379,28 +375,27 @@ func (c *Cluster) Check(id int64) error {
 // with the others, and only this process stops using it, so no other
 // node may take the stream.
 func (c *Cluster) Release(ctx context.Context, id int64, clean bool) error {
-	v, ok := c.leases.Load(id)
+	h, ok := c.leases.load(id)
 	if !ok {
 		return fmt.Errorf("cluster: release stream %d: no lease held here: %w", id, sequencer.ErrNotOwner)
 	}
-	h := v.(*held)
 	if clean {
 		err := c.st.ReleaseLease(ctx, catalog.Lease{StreamID: id, Node: c.cfg.NodeID, Epoch: h.epoch})
 		if err != nil {
 			return fmt.Errorf("cluster: %w", err)
 		}
 	}
-	c.leases.CompareAndDelete(id, h)
+	c.leases.compareAndDelete(id, h)
 	return nil
 }
 
 // holder is the catalog's segment write guard (invariant 5).
 func (c *Cluster) holder(id int64) (catalog.Holder, bool) {
-	v, ok := c.leases.Load(id)
+	h, ok := c.leases.load(id)
 	if !ok {
 		return catalog.Holder{}, false
 	}
-	return catalog.Holder{Node: c.cfg.NodeID, Epoch: v.(*held).epoch}, true
+	return catalog.Holder{Node: c.cfg.NodeID, Epoch: h.epoch}, true
 }
 
 // isLive reports whether node is among the live nodes.

@@ -341,3 +341,29 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// BenchmarkCheck is the fence check on every commit's path, with many
+// leases held and every core checking at once.
+func BenchmarkCheck(b *testing.B) {
+	cfg := Config{Catalog: &catalog.Catalog{}, NodeID: "a", AdvertiseURL: "http://a", Logger: quiet()}
+	if err := cfg.setDefaults(); err != nil {
+		b.Fatal(err)
+	}
+	c := newCluster(cfg, nil)
+	const leases = 100000
+	for id := range int64(leases) {
+		c.leases.store(id, &held{epoch: 1})
+	}
+	c.deadline.Store(int64(time.Hour))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		id := int64(0)
+		for pb.Next() {
+			if err := c.Check(id % leases); err != nil {
+				b.Fatal(err)
+			}
+			id += 7919
+		}
+	})
+}

@@ -25,7 +25,7 @@ import (
 func (c *Cluster) OwnerOf(ctx context.Context, path string) (Owner, error) {
 	now := c.cfg.Now()
 	if e, ok := c.owners.get(path, now); ok {
-		_, mine := c.leases.Load(e.id)
+		_, mine := c.leases.load(e.id)
 		switch {
 		case mine && e.id != 0:
 			return c.self(), nil

@@ -106,6 +106,12 @@ func TestClusterTwoNodes(t *testing.T) {
 		if o.NodeID == "b" {
 			ofB = path
 		}
+		for id, s := range map[string]*Server{"a": a, "b": b} {
+			u, err := ClusterRouter{Cluster: s.Cluster()}.Route(context.Background(), path)
+			if err != nil || (id == o.NodeID) != (u == nil) || (u != nil && u.String() != "http://127.0.0.1:1") {
+				t.Fatalf("node %s: Route(%q) = %v, %v; owner %s", id, path, u, err, o.NodeID)
+			}
+		}
 		httpcall.Do(t, http.MethodPut, base[o.NodeID]+path, "", "Content-Type", "text/plain").Want(t, http.StatusCreated)
 		httpcall.Do(t, http.MethodPost, base[o.NodeID]+path, "x", "Content-Type", "text/plain").Want(t, http.StatusNoContent)
 		r := httpcall.Do(t, http.MethodPost, base[other[o.NodeID]]+path, "y", "Content-Type", "text/plain").Want(t, http.StatusServiceUnavailable)
