@@ -36,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -145,6 +146,11 @@ type Cluster struct {
 	live atomic.Pointer[[]catalog.Node] // live nodes in id order, self included
 
 	owners ownerCache
+	// refused remembers, for a heartbeat interval, the streams whose
+	// leases another node holds: requests and sweeps that reach this
+	// node for them fail without a catalog write each.
+	refusedMu sync.Mutex
+	refused   map[int64]refusal
 
 	fenced  bool // the loop saw the deadline pass; loop goroutine only
 	failing bool // the last renewal failed; loop goroutine only
@@ -152,6 +158,15 @@ type Cluster struct {
 	stop chan struct{}
 	done chan struct{}
 }
+
+// refusal is a claim another node's lease refused.
+type refusal struct {
+	until int64 // ns after base
+	err   error
+}
+
+// maxRefusals bounds the refused map; it is emptied when full.
+const maxRefusals = 1 << 16
 
 // held is a lease this node holds.
 type held struct {
@@ -188,7 +203,7 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 
 // newCluster builds a Cluster on st without registering or starting it.
 func newCluster(cfg Config, st store) *Cluster {
-	c := &Cluster{cfg: cfg, st: st, lg: cfg.Logger, base: cfg.Now(),
+	c := &Cluster{cfg: cfg, st: st, lg: cfg.Logger, base: cfg.Now(), refused: map[int64]refusal{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	c.owners.init(cfg.Heartbeat)
 	c.live.Store(&[]catalog.Node{{ID: cfg.NodeID, AdvertiseURL: cfg.AdvertiseURL}})
@@ -339,12 +354,26 @@ func (c *Cluster) Acquire(ctx context.Context, id int64) error {
 		return nil
 	}
 	sent := c.mono()
+	c.refusedMu.Lock()
+	r, ok := c.refused[id]
+	c.refusedMu.Unlock()
+	if ok && sent < r.until {
+		return r.err
+	}
 	l, err := c.st.ClaimLease(ctx, id, c.cfg.NodeID, c.cfg.TTL)
 	if errors.Is(err, catalog.ErrLeaseHeld) {
 		if !c.isLive(l.Node) {
-			return fmt.Errorf("cluster: stream %d: holder %q is not live: %w (%w)", id, l.Node, ErrUnavailable, sequencer.ErrNotOwner)
+			err = fmt.Errorf("cluster: stream %d: holder %q is not live: %w (%w)", id, l.Node, ErrUnavailable, sequencer.ErrNotOwner)
+		} else {
+			err = fmt.Errorf("cluster: stream %d is held by %q at epoch %d: %w", id, l.Node, l.Epoch, sequencer.ErrNotOwner)
 		}
-		return fmt.Errorf("cluster: stream %d is held by %q at epoch %d: %w", id, l.Node, l.Epoch, sequencer.ErrNotOwner)
+		c.refusedMu.Lock()
+		if len(c.refused) >= maxRefusals {
+			clear(c.refused)
+		}
+		c.refused[id] = refusal{until: sent + int64(c.cfg.Heartbeat), err: err}
+		c.refusedMu.Unlock()
+		return err
 	}
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)

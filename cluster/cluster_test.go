@@ -222,6 +222,16 @@ func testFencing(t *testing.T, cat *catalog.Catalog) {
 	if err := c.Acquire(ctx, id); !errors.Is(err, sequencer.ErrNotOwner) || !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Acquire of a lease b holds, b not live = %v, want ErrNotOwner and ErrUnavailable", err)
 	}
+	// The refusal is remembered for a heartbeat: requests for the stream
+	// do not each cost a catalog write.
+	st.down.Store(true)
+	if err := c.Acquire(shortCtx(t), id); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Acquire again within a heartbeat = %v, want the remembered refusal", err)
+	}
+	clock.advance(time.Second)
+	if err := c.Acquire(shortCtx(t), id); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Acquire a heartbeat later, the catalog down = %v, want it to ask the catalog again", err)
+	}
 }
 
 // wantHolder checks that c holds id's lease, at epoch unless it is 0,
