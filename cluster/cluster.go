@@ -254,9 +254,10 @@ func (c *Cluster) loop() {
 			return
 		case <-t.C:
 		}
-		// A renewal that takes longer than the fence is useless; give up
-		// and try again rather than queue behind a dead connection.
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.TTL-c.cfg.Margin)
+		// A renewal that takes longer than half the fence is of little
+		// use; give up and try again on a fresh connection rather than
+		// wait behind a dead one.
+		ctx, cancel := context.WithTimeout(context.Background(), (c.cfg.TTL-c.cfg.Margin)/2)
 		err := c.tick(ctx)
 		cancel()
 		c.logState(err)
@@ -348,7 +349,8 @@ func (c *Cluster) refreshNodes(ctx context.Context) error {
 // actor serves it (invariants 1 and 3). A lease held and renewed in time
 // is confirmed without I/O; otherwise it is claimed in the catalog. It
 // fails, wrapping [sequencer.ErrNotOwner], when another node holds the
-// lease, and with [ErrUnavailable] too when that node is not live.
+// lease, and with [ErrUnavailable] too when that node is not live; such a
+// refusal is remembered for a heartbeat interval.
 func (c *Cluster) Acquire(ctx context.Context, id int64) error {
 	if c.Check(id) == nil {
 		return nil
