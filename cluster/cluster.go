@@ -235,6 +235,16 @@ func (c *Cluster) HeldLeases() int {
 	return c.leases.len()
 }
 
+// Writable is nil while this node may acknowledge writes of the streams
+// it holds, and wraps [ErrFenced] once its last successful renewal is too
+// old: the node's readiness in cluster mode.
+func (c *Cluster) Writable(context.Context) error {
+	if c.mono() < c.deadline.Load() {
+		return nil
+	}
+	return fmt.Errorf("cluster: node %q: %w", c.cfg.NodeID, ErrFenced)
+}
+
 // mono returns the monotonic time since base in ns.
 func (c *Cluster) mono() int64 { return int64(c.cfg.Now().Sub(c.base)) }
 

@@ -85,6 +85,14 @@ func fence(cl *cluster.Cluster) sequencer.Fence {
 	return cl
 }
 
+// clusterProbe is the readiness check of cl: none for a single node.
+func clusterProbe(cl *cluster.Cluster) func(context.Context) error {
+	if cl == nil {
+		return nil
+	}
+	return cl.Writable
+}
+
 // ClusterRouter adapts a node's [cluster.Cluster] to the per-request
 // routing of the HTTP layer (api.Router in cluster mode): Route returns
 // nil when this node serves path, or the base URL of the owner to forward

@@ -155,6 +155,9 @@ func TestClusterTwoNodes(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("b refused appends %v after the cut (lease time %v)", firstRefused, ttl)
+	if r := httpcall.Do(t, http.MethodGet, strings.Replace(urlB, "/v1/stream/", "/readyz", 1), "").Want(t, http.StatusServiceUnavailable); !strings.Contains(r.Body, `"cluster":"unreachable`) {
+		t.Errorf("/readyz of the fenced node = %s, want the cluster check failing", r.Body)
+	}
 	if firstRefused == 0 {
 		t.Fatal("b never refused an append while cut off from PostgreSQL")
 	}
@@ -169,6 +172,7 @@ func TestClusterTwoNodes(t *testing.T) {
 		return httpcall.Do(t, http.MethodPost, urlB+ofB, "c", "Content-Type", "text/plain").Status == http.StatusNoContent
 	})
 	acked += "c"
+	httpcall.Do(t, http.MethodGet, strings.Replace(urlB, "/v1/stream/", "/readyz", 1), "").Want(t, http.StatusOK)
 	t.Logf("b acknowledged again %v after healing", time.Since(healed))
 	if got := httpcall.Do(t, http.MethodGet, urlB+ofB, "").Want(t, http.StatusOK).Body; got != acked {
 		t.Errorf("b's stream after healing = %q, want every acknowledged append once: %q", got, acked)

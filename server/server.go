@@ -484,7 +484,8 @@ func (s *Server) ColdStore() coldstore.Store { return s.store }
 func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 
 // healthChecks are the checks behind /readyz. Without its catalog the
-// server can do nothing, so that check is critical; without its cold store
+// server can do nothing, so that check is critical, and so is, in cluster
+// mode, a node fenced off its streams (its leases not renewed in time); without its cold store
 // it still accepts appends (uploads are retried later), so that only
 // degrades it. The cold-store probe is a remote request on S3: its result
 // is reused for a few seconds.
@@ -494,6 +495,7 @@ func (s *Server) healthChecks() *health.Checker {
 			Probe: func(ctx context.Context) error { return s.catalog.Ping(ctx) }},
 		health.Check{Name: "coldstore", CacheFor: 5 * time.Second,
 			Probe: func(ctx context.Context) error { return coldstore.Probe(ctx, s.store) }},
+		health.Check{Name: "cluster", Critical: true, Probe: clusterProbe(s.cluster)},
 	)
 }
 
