@@ -41,11 +41,10 @@ func (f *testFence) Check(int64) error {
 
 func (f *testFence) Release(context.Context, int64, bool) error { return nil }
 
-// TestFence: a stream is created and its actor started only once its
-// lease is acquired; a fenced
-// node acknowledges no append and writes nothing, and resumes when the
-// fence lifts; a lost lease closes the actor, and the next actor must
-// acquire again.
+// TestFence: a stream is created, its actor started and the stream
+// deleted only once its lease is acquired; a fenced node acknowledges no
+// append and writes nothing, and resumes when the fence lifts; a lost
+// lease closes the actor, and the next actor must acquire again.
 func TestFence(t *testing.T) {
 	f := &testFence{}
 	e := newEnv(t, func(c *sequencer.Config) { c.Fence = f })
@@ -76,13 +75,16 @@ func TestFence(t *testing.T) {
 	f.set(errors.New("held by n2"), nil)
 	_, err = e.reg.Acquire(t.Context(), path, false)
 	wantKind(t, err, sequencer.KindUnavailable)
+	if err := e.reg.Delete(t.Context(), path); sequencer.KindOf(err) != sequencer.KindUnavailable {
+		t.Errorf("Delete of a stream held elsewhere = %v, want KindUnavailable", err)
+	}
 	f.set(nil, nil)
 	e.appendMsgs(path, ct, "e")
 	if got := e.content(path); got != "ace" {
 		t.Fatalf("content after the lease came back = %q, want %q", got, "ace")
 	}
-	if len(f.acquired) != 4 {
-		t.Errorf("Acquire called %d times, want 4 (new stream twice, refused, again)", len(f.acquired))
+	if len(f.acquired) != 5 {
+		t.Errorf("Acquire called %d times, want 5 (new stream twice, refused read and delete, again)", len(f.acquired))
 	}
 }
 

@@ -244,6 +244,10 @@ func (r *Registry) Delete(ctx context.Context, path string) error {
 }
 
 func (r *Registry) deleteRow(ctx context.Context, row catalog.Stream) error {
+	// Only the owner deletes: the hot files are on its disk.
+	if err := r.fenceAcquire(ctx, row.ID); err != nil {
+		return err
+	}
 	res, err := r.cat.Delete(ctx, row.ID)
 	r.forgetDeleted(row, res)
 	switch {
@@ -431,6 +435,9 @@ func (r *Registry) expired(row catalog.Stream) bool {
 
 // expire deletes an expired stream; it reports whether the delete was soft.
 func (r *Registry) expire(ctx context.Context, row catalog.Stream) (bool, error) {
+	if err := r.fenceAcquire(ctx, row.ID); err != nil {
+		return false, err
+	}
 	res, err := r.cat.Delete(ctx, row.ID)
 	r.forgetDeleted(row, res)
 	switch {
