@@ -325,14 +325,21 @@ func (c *Cluster) applyRenewal(sent int64, renewed []catalog.Lease) {
 	for _, l := range renewed {
 		got[l.StreamID] = l.Epoch
 	}
+	var lost []int64
 	c.leases.deleteIf(func(id int64, h *held) bool {
 		epoch, ok := got[id]
 		if (ok && epoch != h.epoch) || (!ok && h.claimed < sent) {
-			c.lg.Warn("cluster: lease lost", "stream_id", id, "epoch", h.epoch, "node_id", c.cfg.NodeID)
+			lost = append(lost, id)
 			return true
 		}
 		return false
 	})
+	if len(lost) > 0 {
+		// Deleted streams' leases go too, so this is routine in small
+		// numbers.
+		c.lg.Info("cluster: leases lost (expired, passed on, or their streams deleted)", "node_id", c.cfg.NodeID,
+			"count", len(lost), "first_stream_ids", lost[:min(len(lost), 10)])
+	}
 	if d := c.fenceDeadline(sent); d > c.deadline.Load() {
 		c.deadline.Store(d)
 	}
