@@ -126,8 +126,10 @@ type Catalog struct {
 	now func() time.Time
 	pg  bool // the database is PostgreSQL (see postgres.go)
 
-	// claim holds the connection of ClaimSingleNode's lock; nil if none.
-	claim *sql.Conn
+	// holder, if set, names the lease under which this node writes
+	// segment index rows (GuardSegmentWrites); set before use, then read
+	// only.
+	holder func(stream int64) (Holder, bool)
 
 	// wlock is held by the goroutine committing a group of writes (see
 	// write): this process's write transactions queue in Go, honouring
@@ -286,10 +288,6 @@ func (c *Catalog) Close() error {
 		c.wconn = nil
 	}
 	<-c.wlock
-	if c.claim != nil {
-		// Closing the pool ends the session, and with it the lock.
-		c.claim.Close()
-	}
 	if err := c.db.Close(); err != nil {
 		return fmt.Errorf("catalog: close: %w", err)
 	}

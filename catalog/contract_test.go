@@ -37,6 +37,9 @@ var contract = []struct {
 	{"SegmentIndex", testSegmentIndex},
 	{"Nodes", testNodes},
 	{"Leases", testLeases},
+	{"ClaimLease", testClaimLease},
+	{"RenewLeases", testRenewLeases},
+	{"GuardSegmentWrites", testGuardSegmentWrites},
 }
 
 // backends are the catalog's databases; start returns the opener of one,

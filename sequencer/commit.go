@@ -47,13 +47,11 @@ func (s *Stream) process(ops []op) {
 			batch.Producers = append(batch.Producers, p)
 		}
 		batch.Meta = s.meta
-		if err := s.commitBatch(&batch); err != nil {
-			s.lg.Error("commit failed", "stream", s.path, "err", err)
+		if err := s.commitFenced(&batch); err != nil {
 			s.restore(undo)
-			ierr := internal("commit failed", err)
 			for i := range appended {
 				if appended[i].err == nil {
-					appended[i].err = ierr
+					appended[i].err = err
 				}
 			}
 		} else {

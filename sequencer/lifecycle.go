@@ -162,6 +162,11 @@ func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateRe
 	if err != nil {
 		return nil, internal("allocate stream id", err)
 	}
+	// The lease comes before any data: a node that crashes after writing
+	// the hot log must be found as the stream's owner.
+	if err := r.fenceAcquire(ctx, id); err != nil {
+		return nil, err
+	}
 	now := r.now()
 	meta := hotlog.Meta{StreamID: id, ContentType: e.ct, CreatedAt: now, Closed: req.Closed}
 	var msgs []hotlog.Message
@@ -215,6 +220,7 @@ func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateRe
 	}
 	if err != nil {
 		r.abandonCreate(id)
+		r.fenceRelease(id)
 		switch {
 		case errors.Is(err, catalog.ErrParentGone):
 			return nil, errf(KindConflict, "fork source stream was deleted")
@@ -245,6 +251,10 @@ func (r *Registry) Delete(ctx context.Context, path string) error {
 }
 
 func (r *Registry) deleteRow(ctx context.Context, row catalog.Stream) error {
+	// Only the owner deletes: the hot files are on its disk.
+	if err := r.fenceAcquire(ctx, row.ID); err != nil {
+		return err
+	}
 	res, err := r.deleteStream(ctx, row, false)
 	r.forgetDeleted(row, res)
 	switch {
@@ -286,15 +296,7 @@ func (r *Registry) applyDelete(ctx context.Context, id int64, res catalog.Delete
 	for _, hid := range res.HardIDs {
 		if st := r.openStream(hid); st != nil {
 			st.markDeleted(ctx, false)
-			r.mu.Lock()
-			st.closing = true
-			r.mu.Unlock()
-			st.stop()
-			r.mu.Lock()
-			if sl := r.slots[hid]; sl != nil && sl.st == st {
-				delete(r.slots, hid)
-			}
-			r.mu.Unlock()
+			r.retire(st)
 		}
 	}
 	r.collect(ctx, res.HardIDs)
@@ -440,6 +442,9 @@ func (r *Registry) expired(row catalog.Stream) bool {
 
 // expire deletes an expired stream; it reports whether the delete was soft.
 func (r *Registry) expire(ctx context.Context, row catalog.Stream) (bool, error) {
+	if err := r.fenceAcquire(ctx, row.ID); err != nil {
+		return false, err
+	}
 	res, err := r.deleteStream(ctx, row, true)
 	r.forgetDeleted(row, res)
 	switch {
@@ -525,6 +530,9 @@ func (r *Registry) sweep(ctx context.Context) {
 	for _, row := range rows {
 		if !r.expired(row) {
 			continue // renewed since the last flush
+		}
+		if !r.mayExpire(ctx, row.ID) {
+			continue // its owner expires it
 		}
 		unlock := r.lockPath(row.Path)
 		cur, err := r.cat.GetByID(ctx, row.ID)

@@ -58,6 +58,9 @@ type Config struct {
 	Now         func() time.Time
 	// Journal configures the commit journal all streams share.
 	Journal JournalConfig
+	// Fence, in cluster mode, says whether this node may serve and write
+	// a stream (see Fence); nil for a single node.
+	Fence Fence
 }
 
 // Registry owns the open streams.
@@ -349,14 +352,18 @@ func (r *Registry) acquireID(ctx context.Context, id int64) (*Stream, func(), er
 func (r *Registry) open(ctx context.Context, id int64, sl *slot) {
 	st, err := r.startActor(ctx, id)
 	if err != nil {
+		var serr *Error
+		switch {
+		case errors.As(err, &serr):
+		case errors.Is(err, fs.ErrNotExist):
+			serr = errNotFound
+		default:
+			serr = internal("open stream", err)
+		}
 		r.mu.Lock()
 		delete(r.slots, id)
 		r.mu.Unlock()
-		if errors.Is(err, fs.ErrNotExist) {
-			sl.err = errNotFound
-		} else {
-			sl.err = internal("open stream", err)
-		}
+		sl.err = serr
 		close(sl.ready)
 		return
 	}
@@ -367,6 +374,9 @@ func (r *Registry) open(ctx context.Context, id int64, sl *slot) {
 }
 
 func (r *Registry) startActor(ctx context.Context, id int64) (*Stream, error) {
+	if err := r.fenceAcquire(ctx, id); err != nil {
+		return nil, err
+	}
 	lg, err := hotlog.Open(ctx, r.StreamPath(id), r.hotlogOptions())
 	if err != nil {
 		return nil, err

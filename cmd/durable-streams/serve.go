@@ -21,6 +21,7 @@ import (
 	"github.com/streamtier/durable-streams/api"
 	"github.com/streamtier/durable-streams/auth"
 	"github.com/streamtier/durable-streams/cache"
+	"github.com/streamtier/durable-streams/cluster"
 	"github.com/streamtier/durable-streams/coldstore"
 	"github.com/streamtier/durable-streams/faults"
 	"github.com/streamtier/durable-streams/internal/protocol"
@@ -148,9 +149,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&f.verify, "verify-uploads", envOr("DS_VERIFY_UPLOADS", "full"), "check uploads before trimming: full (read back, CRC32C) or size (DS_VERIFY_UPLOADS)")
 	fs.StringVar(&f.adminToken, "admin-token", envOr("DS_ADMIN_TOKEN", ""), "static bearer token granting everything (admin API included); setting it turns access control on; prefer the variable, flags show in process listings (DS_ADMIN_TOKEN)")
 	f.auth.register(fs)
-	fs.StringVar(&f.cluster.DSN, "cluster-dsn", envOr("DS_CLUSTER_DSN", ""), "keep the catalog in this PostgreSQL database (postgres://user@host/db) instead of the data directory; one node per database for now; prefer the variable, it may hold a password (DS_CLUSTER_DSN)")
+	fs.StringVar(&f.cluster.DSN, "cluster-dsn", envOr("DS_CLUSTER_DSN", ""), "keep the catalog in this PostgreSQL database (postgres://user@host/db) instead of the data directory, shared by every node of the cluster; prefer the variable, it may hold a password (DS_CLUSTER_DSN)")
 	fs.StringVar(&f.cluster.NodeID, "node-id", envOr("DS_NODE_ID", ""), "this node's name in cluster mode (default the host name) (DS_NODE_ID)")
 	fs.StringVar(&f.cluster.AdvertiseURL, "advertise-url", envOr("DS_ADVERTISE_URL", ""), "URL other nodes reach this one at in cluster mode (default http://<addr>) (DS_ADVERTISE_URL)")
+	fs.DurationVar(&f.cluster.Heartbeat, "node-heartbeat", envDuration("DS_NODE_HEARTBEAT", cluster.DefaultHeartbeat), "cluster mode: heartbeat and renew this node's stream leases this often (DS_NODE_HEARTBEAT)")
+	fs.DurationVar(&f.cluster.TTL, "node-ttl", envDuration("DS_NODE_TTL", cluster.DefaultTTL), "cluster mode: a node silent this long is dead and its leases expire; it stops acknowledging writes a fifth of this before (DS_NODE_TTL)")
 	fs.StringVar(&f.registryStream, "registry-stream", envOr("DS_REGISTRY_STREAM", ""), "path of a JSON stream the server appends every stream create and delete to, e.g. __registry__; empty: none (DS_REGISTRY_STREAM)")
 	fs.BoolVar(&f.testFaults, "enable-test-faults", envBool("DS_ENABLE_TEST_FAULTS", false), "serve POST/DELETE /_test/inject-error to inject errors into requests; for tests only, never in production (DS_ENABLE_TEST_FAULTS)")
 	fs.StringVar(&f.forwardAllTo, "forward-all-to", "", "forward every stream request to the server at this base URL (http://host:port) instead of serving it; for tests of request forwarding only, never in production")
