@@ -25,3 +25,6 @@ func CloseHotLog(h *Handle) { h.st.log.Close() }
 
 // FlushHotLog has the actor of h's stream write what it has not written.
 func FlushHotLog(h *Handle) error { return h.st.requestFlush(context.Background()) }
+
+// Checkpoint runs a journal checkpoint now.
+func Checkpoint(r *Registry) error { return r.jnl.checkpoint(context.Background()) }
