@@ -22,8 +22,9 @@ import (
 // acknowledged append is present exactly once, in order, and the last
 // acknowledged producer request of each stream is a duplicate.
 func TestWriteBehindCrashPoints(t *testing.T) {
-	seeds := 12
-	if testing.Short() {
+	// Each run waits for a few hundred fsyncs.
+	seeds := 8
+	if testing.Short() || raceEnabled {
 		seeds = 3
 	}
 	for seed := range seeds {
