@@ -421,8 +421,29 @@ type replayer struct {
 }
 
 type replayLog struct {
+	id      int64
 	log     *hotlog.Log
-	applied uint64
+	applied uint64 // including wb
+	// wb gathers consecutive batch records for one transaction: replaying
+	// a journal tail costs a transaction per stream, not per record.
+	wb writeBehind
+}
+
+// replayWriteBytes bounds the messages a replayed stream gathers before
+// they are written.
+const replayWriteBytes = 4 << 20
+
+// write writes what l has gathered.
+func (rp *replayer) write(l *replayLog) error {
+	if l.wb.empty() {
+		return nil
+	}
+	if err := l.log.Commit(rp.ctx, &l.wb.batch); err != nil {
+		return fmt.Errorf("lsns %d-%d: %w", l.wb.lsns[0], l.wb.lsns[len(l.wb.lsns)-1], err)
+	}
+	l.wb = writeBehind{}
+	rp.sj.applied(l.id)
+	return nil
 }
 
 // exists reports whether stream id has a catalog row, live or
@@ -463,7 +484,7 @@ func (rp *replayer) open(id int64) (*replayLog, error) {
 		l.Close()
 		return nil, err
 	}
-	rl := &replayLog{log: l, applied: meta.AppliedLSN}
+	rl := &replayLog{id: id, log: l, applied: meta.AppliedLSN}
 	rp.logs[id] = rl
 	return rl, nil
 }
@@ -471,7 +492,7 @@ func (rp *replayer) open(id int64) (*replayLog, error) {
 func (rp *replayer) closeAll() error {
 	var errs []error
 	for id, l := range rp.logs {
-		errs = append(errs, l.log.Close())
+		errs = append(errs, rp.write(l), l.log.Close())
 		delete(rp.logs, id)
 	}
 	return errors.Join(errs...)
@@ -555,12 +576,13 @@ func (rp *replayer) apply(rec journal.Record) error {
 			return fmt.Errorf("lsn %d: %w", rec.LSN, err)
 		}
 		b.batch.Meta.AppliedLSN = rec.LSN
-		if err := l.log.Commit(rp.ctx, &b.batch); err != nil {
-			return fmt.Errorf("lsn %d: %w", rec.LSN, err)
-		}
+		l.wb.add(&b.batch, rec.LSN)
 		l.applied = rec.LSN
-		rp.sj.applied(b.id)
 		rp.appliedN++
+		// A seal is written at once: a second one would replace it.
+		if l.wb.batch.Seal != nil || l.wb.bytes >= replayWriteBytes {
+			return rp.write(l)
+		}
 	default:
 		return fmt.Errorf("lsn %d: unexpected record kind %v", rec.LSN, rec.Kind)
 	}

@@ -187,7 +187,21 @@ func TestJournalKeepsUnwrittenBatches(t *testing.T) {
 	h.Release()
 	// The stopped actor hands its batches to the next one, whose hot log
 	// takes them.
+	if err := sequencer.Checkpoint(e.reg); err != nil {
+		t.Fatal(err)
+	}
+	before, err := e.cat.JournalCheckpoint(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, 10*time.Second, "actor evicted", func() bool { return e.reg.OpenCount() == 0 })
+	// A checkpoint does not wait for someone to use the stream again.
+	if err := sequencer.Checkpoint(e.reg); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := e.cat.JournalCheckpoint(t.Context()); err != nil || after <= before {
+		t.Errorf("checkpoint LSN %d -> %d (%v): the handed-over batches still hold it back", before, after, err)
+	}
 	e.appendMsgs("a", ct, "more")
 	if got := e.content("a"); got != "kept acked more" {
 		t.Errorf("a = %q after the next actor", got)

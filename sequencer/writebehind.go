@@ -52,6 +52,9 @@ type writeBehind struct {
 	bytes   int            // message bytes in batch
 	// fresh: the stream's hot log has no file yet (invariant 5).
 	fresh bool
+	// orphan: an actor stopped unable to write this; checkpoints start
+	// the stream's next actor to retry.
+	orphan bool
 }
 
 // empty reports whether nothing is waiting to be written.
@@ -168,6 +171,7 @@ func (s *Stream) flushAtStop() {
 	if s.flush() != nil {
 		wb := s.wb
 		wb.fresh = wb.fresh && !s.log.Written()
+		wb.orphan = true
 		sj.handOver(s.id, &wb)
 	}
 }
@@ -198,8 +202,23 @@ func (s *Stream) requestFlush(ctx context.Context) error {
 }
 
 // flushAll asks every stream with unwritten batches to write them, all
-// at once, and waits for them.
+// at once, and waits for them. Streams whose last actor stopped unable to
+// write get a new actor first, which retries; otherwise a stream nobody
+// uses again would hold back every checkpoint until the journal is full.
 func (sj *streamJournal) flushAll(ctx context.Context) {
+	sj.mu.Lock()
+	var orphans []int64
+	for id, wb := range sj.pending {
+		if wb.orphan {
+			orphans = append(orphans, id)
+		}
+	}
+	sj.mu.Unlock()
+	for _, id := range orphans {
+		if _, release, err := sj.reg.acquireID(ctx, id); err == nil {
+			release()
+		}
+	}
 	sj.mu.Lock()
 	streams := make([]*Stream, 0, len(sj.unflushed))
 	for _, s := range sj.unflushed {
