@@ -56,6 +56,24 @@ func (sj *streamJournal) catalogPos(lsn uint64) catalog.Journaled {
 	return catalog.Journaled{LSN: lsn, Applied: applied}
 }
 
+// abort writes a stream-abort record that voids record lsn of stream id,
+// whose change the catalog refused, and takes both out of flight.
+func (sj *streamJournal) abort(lsn uint64, id int64) error {
+	e := &encoder{}
+	e.uint(recordVersion)
+	e.int(id)
+	e.uint(lsn)
+	alsn, err := sj.write(journal.KindStreamAbort, e.b)
+	if err != nil {
+		return err
+	}
+	sj.mu.Lock()
+	sj.done(lsn)
+	sj.done(alsn)
+	sj.mu.Unlock()
+	return nil
+}
+
 // catalogDone takes record lsn of stream id out of flight once the
 // catalog has its change; if the catalog refused it (err), a stream-abort
 // record voids it first, so that no recovery applies what the client was
@@ -83,12 +101,12 @@ func (r *Registry) insertRow(ctx context.Context, row catalog.Stream) error {
 	sj.mu.Lock()
 	p := sj.pending[row.ID]
 	var lsn uint64
-	if p != nil {
-		lsn = p.lsn
+	if p != nil && p.fresh && len(p.lsns) > 0 {
+		lsn = p.lsns[0] // the stream-create record
 		sj.inflight[lsn]++ // the catalog's hold, beside the hot log's
 	}
 	sj.mu.Unlock()
-	if p == nil {
+	if lsn == 0 {
 		return r.cat.Insert(ctx, row) // no record carries it: synced
 	}
 	err := r.cat.InsertJournaled(ctx, row, sj.catalogPos(lsn))

@@ -299,6 +299,7 @@ func (r *Registry) applyDelete(ctx context.Context, id int64, res catalog.Delete
 			r.retire(st)
 		}
 	}
+	r.dropPending(res.HardIDs)
 	r.collect(ctx, res.HardIDs)
 }
 
@@ -387,6 +388,11 @@ func (s *Stream) Trim(ctx context.Context, seg int64, key string, checksum uint3
 }
 
 func (s *Stream) trim(op *trimOp) error {
+	// The segment's row must be in the hot log (writebehind.go, invariant
+	// 3); this only writes if an earlier write failed.
+	if err := s.flush(); err != nil {
+		return err
+	}
 	// Publish "uploaded" before deleting the rows: a reader that misses the
 	// rows must then find the segment marked cold. The object is verified
 	// already, so cold reads of it are valid from this moment.

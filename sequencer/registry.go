@@ -377,20 +377,17 @@ func (r *Registry) startActor(ctx context.Context, id int64) (*Stream, error) {
 	if err := r.fenceAcquire(ctx, id); err != nil {
 		return nil, err
 	}
-	lg, err := hotlog.Open(ctx, r.StreamPath(id), r.hotlogOptions())
+	lg, meta, prods, segs, wb, err := r.openHotLog(ctx, id)
 	if err != nil {
-		return nil, err
-	}
-	meta, prods, segs, err := r.loadHotLog(ctx, id, lg)
-	if err != nil {
-		lg.Close()
 		return nil, err
 	}
 	st := &Stream{id: id, reg: r, log: lg, lg: r.lg, meta: meta, segments: segs,
 		mailbox: make(chan op, 256), done: make(chan struct{}), lastUsed: r.now(),
-		producers: make(map[string]hotlog.Producer, len(prods))}
-	for _, p := range prods {
-		st.producers[p.ID] = p
+		producers: prods}
+	if wb != nil {
+		st.wb = *wb
+		st.addRecent(wb.batch.Messages)
+		r.jnl.track(st)
 	}
 	st.publish()
 	st.resetSealTimer()
