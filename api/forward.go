@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/netip"
 	"net/textproto"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -195,6 +197,13 @@ func (f *forwarder) forward(c echo.Context, target *url.URL) error {
 	if f.metrics != nil {
 		f.metrics.Forwarded(target.Host)
 	}
+	// Once the request's headers reached the owner it may have acted on
+	// it (an append stored, its answer lost): only a request that never
+	// got that far may be answered "not done, retry" (503).
+	var sent atomic.Bool
+	out = out.WithContext(httptrace.WithClientTrace(out.Context(), &httptrace.ClientTrace{
+		WroteHeaders: func() { sent.Store(true) },
+	}))
 	res, err := f.transport(target).RoundTrip(out)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -206,7 +215,11 @@ func (f *forwarder) forward(c echo.Context, target *url.URL) error {
 		if f.metrics != nil {
 			f.metrics.ForwardFailed(target.Host)
 		}
-		f.lg.WarnContext(ctx, "forwarding to the stream's node failed", "node", target.Host, "err", err)
+		f.lg.WarnContext(ctx, "forwarding to the stream's node failed", "node", target.Host, "sent", sent.Load(), "err", err)
+		if sent.Load() {
+			return &httpError{status: http.StatusBadGateway, code: "FORWARD_FAILED",
+				msg: "the stream's node failed after it got the request; its outcome is unknown"}
+		}
 		return &httpError{status: http.StatusServiceUnavailable, code: "UNAVAILABLE",
 			msg: "the stream's node cannot be reached; retry shortly", header: map[string]string{"Retry-After": "1"}}
 	}

@@ -439,6 +439,24 @@ func TestForwardOwnerFailsMidBody(t *testing.T) {
 	}
 }
 
+// TestForwardOwnerDiesAfterRequest checks that an owner which got a
+// request and died before answering is not reported as "not done, retry":
+// it may have stored an append, and a client retrying a plain append on a
+// 503 would store it twice. The answer is 502 without Retry-After.
+func TestForwardOwnerDiesAfterRequest(t *testing.T) {
+	owner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		panic(http.ErrAbortHandler) // the append may be stored; the answer is lost
+	}))
+	t.Cleanup(owner.Close)
+	front := newServer(t, func(c *server.Config) { c.Router = &fakeRouter{to: mustURL(t, owner.URL)} }, nil)
+	r := front.do("POST", "/v1/stream/x", hdr{"Content-Type", "text/plain"}, "data")
+	if r.status != http.StatusBadGateway || r.header.Get("Retry-After") != "" {
+		t.Fatalf("owner died after the request: %s, want 502 without Retry-After", r)
+	}
+	wantJSONError(t, r)
+}
+
 func mustURL(t *testing.T, s string) *url.URL {
 	t.Helper()
 	u, err := url.Parse(s)
