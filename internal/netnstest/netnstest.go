@@ -8,7 +8,8 @@
 //
 // Layout of a network of n hosts with tag T (see tagFor):
 //
-//	root namespace: bridge T-br with 10.X.Y.1/24; veth T-hK enslaved to it
+//	root namespace: bridge T-br with 10.X.Y.1/24 (and .2-.9 from
+//	                AddRootAddr); veth T-hK enslaved to it
 //	namespace T-nK: lo up, eth0 (the peer of T-hK) with 10.X.Y.(10+K)/24
 //
 // Everything is removed by a cleanup of the test that made it, which also
@@ -67,7 +68,8 @@ type Net struct {
 	Hosts []*Host
 
 	tag    string
-	bridge string // the bridge's interface name
+	bridge string       // the bridge's interface name
+	extra  atomic.Int32 // root addresses added by AddRootAddr
 }
 
 // Host is one network namespace joined to the bridge.
@@ -161,6 +163,26 @@ func Start(t testing.TB, n int) *Net {
 		}
 	}
 	return nw
+}
+
+// AddRootAddr gives the root namespace one more address on the bridge
+// (.2, .3, ... up to .9) and returns it. A server listening there alone can
+// be blocked from a host (Block) while the test still reaches that host
+// from Bridge, the source address of the root namespace's own connections.
+func (nw *Net) AddRootAddr(t testing.TB) netip.Addr {
+	t.Helper()
+	n := nw.extra.Add(1)
+	if n >= firstHost-1 {
+		t.Fatalf("netnstest: more than %d root addresses", firstHost-2)
+	}
+	a := nw.Bridge
+	for range n {
+		a = a.Next()
+	}
+	if err := ip("addr", "add", netip.PrefixFrom(a, nw.Prefix.Bits()).String(), "dev", nw.bridge); err != nil {
+		t.Fatalf("netnstest: %v", err)
+	}
+	return a
 }
 
 // create makes the host's namespace and joins it to the bridge.

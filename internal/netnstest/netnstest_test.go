@@ -77,6 +77,27 @@ func listenIn(t *testing.T, h *Host, addr string) {
 	}
 }
 
+// acceptAll accepts (and closes) connections on a free port of addr in the
+// root namespace until the test ends, and returns host:port.
+func acceptAll(t *testing.T, addr netip.Addr) string {
+	t.Helper()
+	l, err := net.Listen("tcp", netip.AddrPortFrom(addr, 0).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return l.Addr().String()
+}
+
 // dialFrom reports whether a connection from h (nil: the root namespace)
 // to addr succeeds.
 func dialFrom(h *Host, addr string) bool {
@@ -112,21 +133,7 @@ func TestNet(t *testing.T) {
 	if !nw.Prefix.Contains(nw.Bridge) || !nw.Prefix.Contains(h0.Addr) || !nw.Prefix.Contains(h1.Addr) || h0.Addr == h1.Addr {
 		t.Fatalf("addresses: prefix %v bridge %v hosts %v %v", nw.Prefix, nw.Bridge, h0.Addr, h1.Addr)
 	}
-	root, err := net.Listen("tcp", netip.AddrPortFrom(nw.Bridge, 0).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	go func() {
-		for {
-			c, err := root.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	rootAddr := root.Addr().String()
+	rootAddr := acceptAll(t, nw.Bridge)
 	h0Addr := netip.AddrPortFrom(h0.Addr, 7000).String()
 	listenIn(t, h0, h0Addr)
 	if out := h0.Run(t, "ip", "-br", "addr"); !strings.Contains(out, h0.Addr.String()) {
@@ -148,12 +155,21 @@ func TestNet(t *testing.T) {
 	eventually(t, nil, h0Addr, true, "root -> healed host 0")
 	eventually(t, h1, h0Addr, true, "host 1 -> healed host 0")
 
-	h1.Block(t, nw.Bridge)
-	eventually(t, h1, rootAddr, false, "host 1 -> blocked bridge")
-	eventually(t, h1, h0Addr, true, "host 1 -> host 0 while the bridge is blocked")
-	eventually(t, h0, rootAddr, true, "host 0 -> bridge while host 1 is blocked")
-	h1.Unblock(t, nw.Bridge)
-	eventually(t, h1, rootAddr, true, "host 1 -> unblocked bridge")
+	// A second root address, blocked alone.
+	svc := nw.AddRootAddr(t)
+	if svc == nw.Bridge || !nw.Prefix.Contains(svc) {
+		t.Fatalf("AddRootAddr = %v", svc)
+	}
+	svcAddr := acceptAll(t, svc)
+	eventually(t, h1, svcAddr, true, "host 1 -> second root address")
+
+	h1.Block(t, svc)
+	eventually(t, h1, svcAddr, false, "host 1 -> blocked second root address")
+	eventually(t, h1, rootAddr, true, "host 1 -> bridge while the second address is blocked")
+	eventually(t, h1, h0Addr, true, "host 1 -> host 0 while the second address is blocked")
+	eventually(t, h0, svcAddr, true, "host 0 -> second root address while host 1 is blocked")
+	h1.Unblock(t, svc)
+	eventually(t, h1, svcAddr, true, "host 1 -> unblocked second root address")
 }
 
 // TestCleanup checks that a network is gone after its test, and that Sweep
