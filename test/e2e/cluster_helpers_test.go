@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
@@ -433,14 +432,15 @@ func (l *clusterLoad) checkOnlyRetryable(t *testing.T) {
 // once and in order, nothing but acknowledged or uncertain lines (one
 // history), and each acknowledged offset still where it was (a read from
 // it returns exactly what followed the line).
-func (l *clusterLoad) verify(t *testing.T) {
+func (e *clusterEnv) verify(t *testing.T, streams []*loadStream) {
 	t.Helper()
-	for _, s := range l.streams {
-		content := l.e.readStream(t, s.name, "-1")
+	for _, s := range streams {
+		content := e.readStream(t, s.name, "-1")
 		s.mu.Lock()
 		acks, uncertain := slices.Clone(s.acks), s.uncertain
 		s.mu.Unlock()
-		if !checkHistory(t, s.name, content, acks, uncertain) {
+		if err := historyError(content, acks, uncertain); err != nil {
+			t.Errorf("%s: %v", s.name, err)
 			continue
 		}
 		// Offsets: the first, the last and a few between.
@@ -450,7 +450,7 @@ func (l *clusterLoad) verify(t *testing.T) {
 				continue
 			}
 			end := strings.Index(content, acks[i].line+"\n") + len(acks[i].line) + 1
-			if got := l.e.readStream(t, s.name, acks[i].next); got != content[end:] {
+			if got := e.readStream(t, s.name, acks[i].next); got != content[end:] {
 				t.Errorf("%s: a read from the offset acknowledged for %q (%s) returned %d bytes, want the %d that follow it",
 					s.name, acks[i].line, acks[i].next, len(got), len(content)-end)
 			}
@@ -458,24 +458,22 @@ func (l *clusterLoad) verify(t *testing.T) {
 	}
 }
 
-// checkHistory checks content (newline-terminated lines) against the
-// acknowledged lines in order and the uncertain ones; it reports whether
-// the content is one consistent history.
-func checkHistory(t *testing.T, name, content string, acks []clusterAck, uncertain map[string]bool) bool {
-	t.Helper()
+// historyError checks content (newline-terminated lines) against the
+// acknowledged lines, in order, and the uncertain ones: nil when it is the
+// one history they describe.
+func historyError(content string, acks []clusterAck, uncertain map[string]bool) error {
 	if content != "" && !strings.HasSuffix(content, "\n") {
-		t.Errorf("%s: content does not end with a whole line", name)
-		return false
+		return errors.New("content does not end with a whole line")
+	}
+	var lines []string
+	if content != "" {
+		lines = strings.Split(strings.TrimSuffix(content, "\n"), "\n")
 	}
 	seen := map[string]bool{}
 	next := 0 // the next acknowledged line expected
-	for _, line := range strings.Split(strings.TrimSuffix(content, "\n"), "\n") {
-		if line == "" && content == "" {
-			break
-		}
+	for _, line := range lines {
 		if seen[line] {
-			t.Errorf("%s: %q stored twice", name, line)
-			return false
+			return fmt.Errorf("%q stored twice", line)
 		}
 		seen[line] = true
 		switch {
@@ -487,15 +485,13 @@ func checkHistory(t *testing.T, name, content string, acks []clusterAck, uncerta
 			if next < len(acks) {
 				want = strconv.Quote(acks[next].line)
 			}
-			t.Errorf("%s: found %q where %s was acknowledged (a second history, a lost append or a reordering)", name, line, want)
-			return false
+			return fmt.Errorf("found %q where %s was acknowledged (a second history, a lost append or a reordering)", line, want)
 		}
 	}
 	if next < len(acks) {
-		t.Errorf("%s: %d acknowledged appends missing, from %q on", name, len(acks)-next, acks[next].line)
-		return false
+		return fmt.Errorf("%d acknowledged appends missing, from %q on", len(acks)-next, acks[next].line)
 	}
-	return true
+	return nil
 }
 
 // readStream reads the stream from offset to its tail through random
@@ -539,8 +535,30 @@ func (l *clusterLoad) waitAcks(t *testing.T, n int, keep func(*loadStream) bool,
 // all keeps every stream.
 func all(*loadStream) bool { return true }
 
-// drainBody discards and closes a response body.
-func drainBody(resp *http.Response) {
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+// TestClusterHistoryCheck checks the check the cluster tests rely on.
+func TestClusterHistoryCheck(t *testing.T) {
+	acks := []clusterAck{{line: "a"}, {line: "b"}, {line: "c"}}
+	uncertain := map[string]bool{"u": true, "v": true}
+	for _, tc := range []struct {
+		content string
+		ok      bool
+	}{
+		{"a\nb\nc\n", true},
+		{"a\nu\nb\nc\nv\n", true},
+		{"a\nb\n", false},          // lost
+		{"a\nc\nb\n", false},       // reordered
+		{"a\nb\nb\nc\n", false},    // duplicated
+		{"a\nb\nc\nx\n", false},    // a line nobody wrote
+		{"a\nx\nb\nc\n", false},    // a second history in the middle
+		{"a\nu\nu\nb\nc\n", false}, // an uncertain line twice
+		{"a\nb\nc", false},         // a torn line
+		{"", false},
+	} {
+		if err := historyError(tc.content, acks, uncertain); (err == nil) != tc.ok {
+			t.Errorf("%q: %v, want ok=%v", tc.content, err, tc.ok)
+		}
+	}
+	if err := historyError("", nil, nil); err != nil {
+		t.Errorf("empty stream without acknowledgements: %v", err)
+	}
 }

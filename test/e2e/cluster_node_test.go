@@ -17,6 +17,8 @@ import (
 // namespace. A second node on the same database either is refused (the
 // one-node lock) or, once ownership with fencing exists, serves the first
 // node's stream exactly as written, or answers 503: never another history.
+// It also checks the cluster tests' write load and its verification
+// against a node crashed under load.
 func TestClusterNamespaceNode(t *testing.T) {
 	e := startClusterEnv(t, 2)
 	n1 := e.startNode(t, 0, aggressiveRotation...)
@@ -58,9 +60,19 @@ func TestClusterNamespaceNode(t *testing.T) {
 		return ""
 	})
 
-	// The node crashes and comes back with everything acknowledged.
+	// The node crashes under load and comes back with everything
+	// acknowledged, at the offsets acknowledged.
+	l := newClusterLoad(t, e, 20)
+	l.start(4)
+	defer l.stop()
+	l.waitAcks(t, 100, all, 60*time.Second, "appends before the crash")
 	n1.Kill()
 	n1.Restart(t)
+	l.waitAcks(t, 100, all, 60*time.Second, "appends after the crash")
+	l.stop()
+	t.Logf("crash under load: %s", l.summary())
+	l.checkOnlyRetryable(t)
+	e.verify(t, l.streams)
 	if got := e.readStream(t, name, "-1"); got != want.String() {
 		t.Fatalf("after a crash read %q, want %q", got, want.String())
 	}
