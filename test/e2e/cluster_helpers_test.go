@@ -427,6 +427,16 @@ func (l *clusterLoad) checkOnlyRetryable(t *testing.T) {
 	}
 }
 
+// finish stops the writers, logs the counts under label, and checks the
+// answers and every stream of the load and extra ones.
+func (l *clusterLoad) finish(t *testing.T, label string, extra ...*loadStream) {
+	t.Helper()
+	l.stop()
+	t.Logf("%s: %s", label, l.summary())
+	l.checkOnlyRetryable(t)
+	l.e.verify(t, append(slices.Clone(l.streams), extra...))
+}
+
 // verify reads every stream in full through a random node and checks it
 // against its writer's acknowledgements: every acknowledged line exactly
 // once and in order, nothing but acknowledged or uncertain lines (one

@@ -69,10 +69,7 @@ func TestClusterNamespaceNode(t *testing.T) {
 	n1.Kill()
 	n1.Restart(t)
 	l.waitAcks(t, 100, all, 60*time.Second, "appends after the crash")
-	l.stop()
-	t.Logf("crash under load: %s", l.summary())
-	l.checkOnlyRetryable(t)
-	e.verify(t, l.streams)
+	l.finish(t, "crash under load")
 	if got := e.readStream(t, name, "-1"); got != want.String() {
 		t.Fatalf("after a crash read %q, want %q", got, want.String())
 	}

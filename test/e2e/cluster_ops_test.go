@@ -135,11 +135,8 @@ func TestClusterRollingRestart(t *testing.T) {
 		t.Logf("%s restarted in %v; %s", nodeID(i), time.Since(start).Round(time.Millisecond), l.summary())
 		l.waitAcks(t, 400, all, 60*time.Second, "appends after restarting "+nodeID(i))
 	}
-	l.stop()
-	t.Logf("rolling restart: %s", l.summary())
 	Summary("CLUSTER rolling restart of 3 nodes, 16 writers, 200 streams: " + l.summary())
-	l.checkOnlyRetryable(t)
-	e.verify(t, l.streams)
+	l.finish(t, "rolling restart")
 }
 
 // TestClusterPartition cuts one node off from PostgreSQL (a blackhole route
@@ -197,10 +194,7 @@ func TestClusterPartition(t *testing.T) {
 	host.Unblock(t, e.pgAddr)
 	t.Logf("healed after %v; %s", time.Since(cut).Round(time.Millisecond), l.summary())
 	l.waitAcks(t, 50, owned, 90*time.Second, "appends to the healed node's streams")
-	l.stop()
-	t.Logf("partition: %s", l.summary())
-	l.checkOnlyRetryable(t)
-	e.verify(t, append(l.streams, probe))
+	l.finish(t, "partition", probe)
 }
 
 // TestClusterKill SIGKILLs one node under load: its streams answer 503 with
@@ -241,10 +235,7 @@ func TestClusterKill(t *testing.T) {
 
 	e.nodes[victim].Restart(t)
 	l.waitAcks(t, 50, owned, 90*time.Second, "appends to the restarted node's streams")
-	l.stop()
-	t.Logf("kill: %s", l.summary())
-	l.checkOnlyRetryable(t)
-	e.verify(t, append(l.streams, probe))
+	l.finish(t, "kill", probe)
 }
 
 // TestClusterAdminIndex: after writes spread over three nodes with
