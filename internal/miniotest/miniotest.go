@@ -62,9 +62,10 @@ type Server struct {
 type Option func(*Server)
 
 // AlsoListen makes the server reachable on addr too (AlsoEndpoint), e.g.
-// the bridge address of hosts in network namespaces (internal/netnstest).
-// MinIO listens on one address, so the test process relays connections
-// from addr to its loopback address; the relay outlives Restart.
+// the root namespace's address on the network of hosts in network
+// namespaces (internal/netnstest). MinIO listens on one address, so the
+// test process relays connections from addr to its loopback address; the
+// relay outlives Restart.
 func AlsoListen(addr netip.Addr) Option { return func(s *Server) { s.also = addr } }
 
 // Start runs MinIO on free loopback ports with a fresh data directory, random

@@ -1,16 +1,25 @@
 // Package netnstest gives a test several hosts on one machine: Linux network
-// namespaces, each joined by a veth pair to a bridge in the root namespace,
-// on a private /24 chosen at random. Servers the test runs in the root
-// namespace (PostgreSQL, MinIO) listen on the bridge address to be
-// reachable from every host; processes run inside a host with `ip netns
-// exec`; a host can be cut off entirely (its link down) or from one address
-// (a blackhole route in its namespace) and healed.
+// namespaces on one private /24 chosen at random, joined by a bridge, with
+// the root namespace (the test and the servers it runs, such as PostgreSQL
+// and MinIO) on the same network. Servers of the root namespace listen on
+// its address there (Net.Root) to be reachable from every host; processes
+// run inside a host with `ip netns exec`; a host can be cut off entirely
+// (its link down) or from one address (a blackhole route in its namespace)
+// and healed.
 //
 // Layout of a network of n hosts with tag T (see tagFor):
 //
-//	root namespace: bridge T-br with 10.X.Y.1/24 (and .2-.9 from
-//	                AddRootAddr); veth T-hK enslaved to it
-//	namespace T-nK: lo up, eth0 (the peer of T-hK) with 10.X.Y.(10+K)/24
+//	namespace T-sw: bridge br0; veths hK and root enslaved to it
+//	namespace T-nK: lo up; eth0 (the peer of hK) with 10.X.Y.(10+K)/24
+//	root namespace: T-r (the peer of root) with 10.X.Y.1/24, and .2-.9
+//	                from AddRootAddr
+//
+// The bridge has a namespace of its own so that the root namespace's
+// firewall never sees traffic between hosts: with br_netfilter loaded,
+// bridged packets traverse iptables' FORWARD chain of the bridge's
+// namespace, whose policy a container runtime may have set to DROP in the
+// root namespace. Traffic between the root namespace and a host is the
+// root namespace's own input and output.
 //
 // Everything is removed by a cleanup of the test that made it, which also
 // runs after a failed or panicking test. A test binary killed before its
@@ -21,12 +30,6 @@
 // It needs root and iproute2 (`ip`, Debian's iproute2 package, installed by
 // scripts/setup.sh). Without them the test is skipped, unless $CI is set:
 // then it fails, so that a CI job without them cannot pass unnoticed.
-//
-// Traffic between hosts crosses the bridge at layer 2; the root namespace
-// forwards nothing. A firewall that filters bridged traffic
-// (br_netfilter with an iptables FORWARD policy of DROP, as Docker sets)
-// would cut host-to-host traffic; the root namespace's own addresses are
-// reached directly.
 package netnstest
 
 import (
@@ -57,30 +60,32 @@ const (
 	cmdTimeout = 30 * time.Second
 )
 
-// Net is a bridge in the root namespace and the hosts joined to it.
+// Net is a network of hosts and the root namespace.
 type Net struct {
 	// Prefix is the network's /24, e.g. 10.83.7.0/24.
 	Prefix netip.Prefix
-	// Bridge is the root namespace's address on the bridge (.1): servers
-	// of the root namespace that hosts must reach listen on it.
-	Bridge netip.Addr
+	// Root is the root namespace's address on the network (.1), the source
+	// address of its connections to hosts: servers of the root namespace
+	// that hosts must reach listen on it (or on an AddRootAddr address).
+	Root netip.Addr
 	// Hosts are the namespaces, in order.
 	Hosts []*Host
 
-	tag    string
-	bridge string       // the bridge's interface name
-	extra  atomic.Int32 // root addresses added by AddRootAddr
+	tag   string
+	sw    string       // the switch namespace holding the bridge
+	link  string       // the root namespace's interface on the network
+	extra atomic.Int32 // root addresses added by AddRootAddr
 }
 
 // Host is one network namespace joined to the bridge.
 type Host struct {
 	// Name is the namespace's name (for `ip netns exec`).
 	Name string
-	// Addr is the host's address on the bridge network.
+	// Addr is the host's address on the network.
 	Addr netip.Addr
 
 	net  *Net
-	veth string // the root side of the host's veth pair, on the bridge
+	port string // the host's port on the bridge, in the switch namespace
 }
 
 // seq numbers the networks of this process, for unique names.
@@ -123,9 +128,10 @@ func Start(t testing.TB, n int) *Net {
 	tag := tagFor(os.Getpid(), seq.Add(1))
 	nw := &Net{
 		Prefix: prefix,
-		Bridge: prefix.Addr().Next(),
+		Root:   prefix.Addr().Next(),
 		tag:    tag,
-		bridge: tag + "-br",
+		sw:     tag + "-sw",
+		link:   tag + "-r",
 	}
 	// Registered before anything exists, so a failure halfway still
 	// removes what was made.
@@ -134,11 +140,15 @@ func Start(t testing.TB, n int) *Net {
 			t.Errorf("netnstest: %v", err)
 		}
 	})
-	bridgeAddr := netip.PrefixFrom(nw.Bridge, prefix.Bits()).String()
 	steps := [][]string{
-		{"link", "add", nw.bridge, "type", "bridge"},
-		{"addr", "add", bridgeAddr, "dev", nw.bridge},
-		{"link", "set", nw.bridge, "up"},
+		{"netns", "add", nw.sw},
+		{"-n", nw.sw, "link", "add", "name", "br0", "type", "bridge"},
+		{"-n", nw.sw, "link", "set", "br0", "up"},
+		{"link", "add", "name", nw.link, "type", "veth", "peer", "name", "root", "netns", nw.sw},
+		{"-n", nw.sw, "link", "set", "root", "master", "br0"},
+		{"-n", nw.sw, "link", "set", "root", "up"},
+		{"addr", "add", netip.PrefixFrom(nw.Root, prefix.Bits()).String(), "dev", nw.link},
+		{"link", "set", nw.link, "up"},
 	}
 	for _, s := range steps {
 		if err := ip(s...); err != nil {
@@ -154,7 +164,7 @@ func Start(t testing.TB, n int) *Net {
 			Name: fmt.Sprintf("%s-n%d", tag, i),
 			Addr: addr,
 			net:  nw,
-			veth: fmt.Sprintf("%s-h%d", tag, i),
+			port: fmt.Sprintf("h%d", i),
 		}
 		addr = addr.Next()
 		nw.Hosts = append(nw.Hosts, h)
@@ -165,21 +175,21 @@ func Start(t testing.TB, n int) *Net {
 	return nw
 }
 
-// AddRootAddr gives the root namespace one more address on the bridge
+// AddRootAddr gives the root namespace one more address on the network
 // (.2, .3, ... up to .9) and returns it. A server listening there alone can
 // be blocked from a host (Block) while the test still reaches that host
-// from Bridge, the source address of the root namespace's own connections.
+// from Root, the source address of the root namespace's own connections.
 func (nw *Net) AddRootAddr(t testing.TB) netip.Addr {
 	t.Helper()
 	n := nw.extra.Add(1)
 	if n >= firstHost-1 {
 		t.Fatalf("netnstest: more than %d root addresses", firstHost-2)
 	}
-	a := nw.Bridge
+	a := nw.Root
 	for range n {
 		a = a.Next()
 	}
-	if err := ip("addr", "add", netip.PrefixFrom(a, nw.Prefix.Bits()).String(), "dev", nw.bridge); err != nil {
+	if err := ip("addr", "add", netip.PrefixFrom(a, nw.Prefix.Bits()).String(), "dev", nw.link); err != nil {
 		t.Fatalf("netnstest: %v", err)
 	}
 	return a
@@ -187,17 +197,14 @@ func (nw *Net) AddRootAddr(t testing.TB) netip.Addr {
 
 // create makes the host's namespace and joins it to the bridge.
 func (h *Host) create() error {
-	if err := ip("netns", "add", h.Name); err != nil {
-		return err
-	}
-	// The peer is made inside the namespace, so its name cannot clash
-	// with the root namespace's interfaces.
-	if err := ip("link", "add", h.veth, "type", "veth", "peer", "name", "eth0", "netns", h.Name); err != nil {
-		return err
-	}
+	sw := h.net.sw
 	steps := [][]string{
-		{"link", "set", h.veth, "master", h.net.bridge},
-		{"link", "set", h.veth, "up"},
+		{"netns", "add", h.Name},
+		// The pair is made in the switch namespace with its peer inside
+		// the host, so no name can clash with the root namespace's.
+		{"-n", sw, "link", "add", "name", h.port, "type", "veth", "peer", "name", "eth0", "netns", h.Name},
+		{"-n", sw, "link", "set", h.port, "master", "br0"},
+		{"-n", sw, "link", "set", h.port, "up"},
 		{"-n", h.Name, "link", "set", "lo", "up"},
 		{"-n", h.Name, "addr", "add", netip.PrefixFrom(h.Addr, h.net.Prefix.Bits()).String(), "dev", "eth0"},
 		{"-n", h.Name, "link", "set", "eth0", "up"},
@@ -210,21 +217,23 @@ func (h *Host) create() error {
 	return nil
 }
 
-// remove deletes the hosts' namespaces (their veth pairs go with them) and
-// the bridge. Errors are collected, not stopped at.
+// remove deletes the namespaces (their veth pairs and the bridge go with
+// them) and the root namespace's link. Errors are collected, not stopped
+// at.
 func (nw *Net) remove() error {
 	var errs []string
+	names := []string{nw.sw}
 	for _, h := range nw.Hosts {
-		// Deleting the namespace destroys its end of the pair and so the
-		// pair, even while a process still runs in it.
-		if err := ip("netns", "del", h.Name); err != nil && !notFound(err) {
-			errs = append(errs, err.Error())
-		}
-		if err := ip("link", "del", h.veth); err != nil && !notFound(err) {
+		names = append(names, h.Name)
+	}
+	for _, name := range names {
+		// Deleting a namespace destroys its interfaces, and a veth pair
+		// with either end, even while a process still runs in it.
+		if err := ip("netns", "del", name); err != nil && !notFound(err) {
 			errs = append(errs, err.Error())
 		}
 	}
-	if err := ip("link", "del", nw.bridge); err != nil && !notFound(err) {
+	if err := ip("link", "del", nw.link); err != nil && !notFound(err) {
 		errs = append(errs, err.Error())
 	}
 	if len(errs) > 0 {
@@ -265,12 +274,12 @@ func (h *Host) Run(t testing.TB, name string, args ...string) string {
 	return out.String()
 }
 
-// Cut takes the host off the network: its link to the bridge goes down, so
+// Cut takes the host off the network: its port on the bridge goes down, so
 // every packet to or from it is lost (connections hang rather than fail)
 // until Heal. Its own address still works inside the namespace.
 func (h *Host) Cut(t testing.TB) {
 	t.Helper()
-	if err := ip("link", "set", h.veth, "down"); err != nil {
+	if err := ip("-n", h.net.sw, "link", "set", h.port, "down"); err != nil {
 		t.Fatalf("netnstest: %v", err)
 	}
 }
@@ -278,7 +287,7 @@ func (h *Host) Cut(t testing.TB) {
 // Heal puts a cut host back on the network.
 func (h *Host) Heal(t testing.TB) {
 	t.Helper()
-	if err := ip("link", "set", h.veth, "up"); err != nil {
+	if err := ip("-n", h.net.sw, "link", "set", h.port, "up"); err != nil {
 		t.Fatalf("netnstest: %v", err)
 	}
 }
@@ -321,29 +330,17 @@ func Sweep() error {
 	if err != nil {
 		return err
 	}
-	// Host veths first: they are enslaved to the bridge.
-	var bridges []string
 	for _, line := range strings.Split(out, "\n") {
-		// "7: dt1x2y-1-h0@if2: <BROADCAST,...>"
+		// "7: dt1x2y-1-r@if2: <BROADCAST,...>"
 		fields := strings.Fields(line)
 		if len(fields) < 2 {
 			continue
 		}
 		name, _, _ := strings.Cut(strings.TrimSuffix(fields[1], ":"), "@")
-		if !stale(name) {
-			continue
-		}
-		if strings.HasSuffix(name, "-br") {
-			bridges = append(bridges, name)
-			continue
-		}
-		if err := ip("link", "del", name); err != nil && !notFound(err) {
-			errs = append(errs, err.Error())
-		}
-	}
-	for _, name := range bridges {
-		if err := ip("link", "del", name); err != nil && !notFound(err) {
-			errs = append(errs, err.Error())
+		if stale(name) {
+			if err := ip("link", "del", name); err != nil && !notFound(err) {
+				errs = append(errs, err.Error())
+			}
 		}
 	}
 	if len(errs) > 0 {
@@ -353,9 +350,9 @@ func Sweep() error {
 }
 
 // tagFor names network seq of process pid: "dt" + pid and seq in base 36,
-// short enough that tag+"-br" and tag+"-h199" fit an interface name (15
-// bytes) for any pid (at most 2^22, five digits) and seq below 36^2; seq
-// wraps there, long after the process's earlier networks are gone.
+// short enough that tag+"-r" fits an interface name (15 bytes) for any pid
+// (at most 2^22, five digits) and seq below 36^2; seq wraps there, long
+// after the process's earlier networks are gone.
 func tagFor(pid int, seq int64) string {
 	return namePrefix + strconv.FormatInt(int64(pid), 36) + "-" + strconv.FormatInt(seq%(36*36), 36)
 }

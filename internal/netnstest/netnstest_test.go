@@ -130,10 +130,10 @@ func eventually(t *testing.T, h *Host, addr string, want bool, what string) {
 func TestNet(t *testing.T) {
 	nw := Start(t, 2)
 	h0, h1 := nw.Hosts[0], nw.Hosts[1]
-	if !nw.Prefix.Contains(nw.Bridge) || !nw.Prefix.Contains(h0.Addr) || !nw.Prefix.Contains(h1.Addr) || h0.Addr == h1.Addr {
-		t.Fatalf("addresses: prefix %v bridge %v hosts %v %v", nw.Prefix, nw.Bridge, h0.Addr, h1.Addr)
+	if !nw.Prefix.Contains(nw.Root) || !nw.Prefix.Contains(h0.Addr) || !nw.Prefix.Contains(h1.Addr) || h0.Addr == h1.Addr {
+		t.Fatalf("addresses: prefix %v root %v hosts %v %v", nw.Prefix, nw.Root, h0.Addr, h1.Addr)
 	}
-	rootAddr := acceptAll(t, nw.Bridge)
+	rootAddr := acceptAll(t, nw.Root)
 	h0Addr := netip.AddrPortFrom(h0.Addr, 7000).String()
 	listenIn(t, h0, h0Addr)
 	if out := h0.Run(t, "ip", "-br", "addr"); !strings.Contains(out, h0.Addr.String()) {
@@ -157,7 +157,7 @@ func TestNet(t *testing.T) {
 
 	// A second root address, blocked alone.
 	svc := nw.AddRootAddr(t)
-	if svc == nw.Bridge || !nw.Prefix.Contains(svc) {
+	if svc == nw.Root || !nw.Prefix.Contains(svc) {
 		t.Fatalf("AddRootAddr = %v", svc)
 	}
 	svcAddr := acceptAll(t, svc)
@@ -178,8 +178,10 @@ func TestNet(t *testing.T) {
 func TestCleanup(t *testing.T) {
 	Require(t)
 	var nw *Net
-	t.Run("make", func(t *testing.T) { nw = Start(t, 1) })
-	if exists(t, "netns", nw.Hosts[0].Name) || exists(t, "link", nw.bridge) || exists(t, "link", nw.Hosts[0].veth) {
+	if !t.Run("make", func(t *testing.T) { nw = Start(t, 1) }) {
+		t.FailNow()
+	}
+	if exists(t, "netns", nw.Hosts[0].Name) || exists(t, "netns", nw.sw) || exists(t, "link", nw.link) {
 		t.Fatal("network left behind after its test")
 	}
 
@@ -187,32 +189,30 @@ func TestCleanup(t *testing.T) {
 	dead := tagFor(1<<22+1, 1)
 	alive := tagFor(os.Getpid(), 36*36-1) // a seq no Start of this test reaches
 	for _, tag := range []string{dead, alive} {
-		if err := ip("netns", "add", tag+"-n0"); err != nil {
-			t.Fatal(err)
-		}
-		if err := ip("link", "add", tag+"-br", "type", "bridge"); err != nil {
-			t.Fatal(err)
-		}
-		if err := ip("link", "add", tag+"-h0", "type", "veth", "peer", "name", "eth0", "netns", tag+"-n0"); err != nil {
-			t.Fatal(err)
-		}
-		if err := ip("link", "set", tag+"-h0", "master", tag+"-br"); err != nil {
-			t.Fatal(err)
+		for _, args := range [][]string{
+			{"netns", "add", tag + "-sw"},
+			{"netns", "add", tag + "-n0"},
+			{"link", "add", "name", tag + "-r", "type", "veth", "peer", "name", "root", "netns", tag + "-sw"},
+		} {
+			if err := ip(args...); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	t.Cleanup(func() {
 		_ = ip("netns", "del", alive+"-n0")
-		_ = ip("link", "del", alive+"-br")
+		_ = ip("netns", "del", alive+"-sw")
+		_ = ip("link", "del", alive+"-r")
 	})
 	if err := Sweep(); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{dead + "-n0", dead + "-br", dead + "-h0"} {
+	for _, name := range []string{dead + "-n0", dead + "-sw", dead + "-r"} {
 		if exists(t, "netns", name) || exists(t, "link", name) {
 			t.Errorf("%s of a dead process survived Sweep", name)
 		}
 	}
-	if !exists(t, "netns", alive+"-n0") || !exists(t, "link", alive+"-br") || !exists(t, "link", alive+"-h0") {
+	if !exists(t, "netns", alive+"-n0") || !exists(t, "netns", alive+"-sw") || !exists(t, "link", alive+"-r") {
 		t.Error("Sweep removed what a running process made")
 	}
 }
@@ -243,10 +243,10 @@ func TestParseTag(t *testing.T) {
 		pid  int
 		ok   bool
 	}{
-		{tagFor(12345, 7) + "-br", 12345, true},
+		{tagFor(12345, 7) + "-r", 12345, true},
 		{tagFor(1, 1) + "-n3", 1, true},
 		{"dtx", 0, false},
-		{"dt-1-br", 0, false},
+		{"dt-1-r", 0, false},
 		{"eth0", 0, false},
 		{"docker0", 0, false},
 		{"dtzz", 0, false},
@@ -256,7 +256,7 @@ func TestParseTag(t *testing.T) {
 			t.Errorf("parseTag(%q) = %d, %v; want %d, %v", tc.name, pid, ok, tc.pid, tc.ok)
 		}
 	}
-	if n := len(tagFor(1<<22, 36*36-1) + "-h199"); n > 15 {
+	if n := len(tagFor(1<<22, 36*36-1) + "-r"); n > 15 {
 		t.Errorf("longest interface name has %d bytes, more than 15", n)
 	}
 }

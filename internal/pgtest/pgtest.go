@@ -72,7 +72,7 @@ type Option func(*Server)
 
 // AlsoListen has the server listen on p's address too (besides loopback,
 // on the same port) and trust connections from p's network, e.g.
-// 10.83.7.1/24 for hosts in network namespaces on a bridge holding
+// 10.83.7.1/24 for hosts in network namespaces on a network holding
 // 10.83.7.1 (internal/netnstest). Connect there with Via.
 func AlsoListen(p netip.Prefix) Option { return func(s *Server) { s.also = p } }
 

@@ -1,9 +1,9 @@
 package e2e
 
 // Shared helpers of the cluster tests (cluster_*_test.go): nodes as
-// separate hosts in network namespaces (internal/netnstest) on one bridge,
+// separate hosts in network namespaces (internal/netnstest) on one network,
 // with PostgreSQL (the shared catalog) and MinIO (the shared cold store) in
-// the root namespace listening on the bridge's addresses; a write load of
+// the root namespace listening on its addresses there; a write load of
 // plain and idempotent writers that records every acknowledgement; and the
 // check of every stream against those acknowledgements.
 
@@ -88,14 +88,14 @@ type clusterEnv struct {
 }
 
 // startClusterEnv makes n hosts, PostgreSQL on a root address of its own
-// (so a node can be cut off from it alone) and MinIO on the bridge address,
+// (so a node can be cut off from it alone) and MinIO on the root address,
 // and builds the server; no node is started.
 func startClusterEnv(t *testing.T, n int) *clusterEnv {
 	t.Helper()
 	nw := netnstest.Start(t, n)
 	pgAddr := nw.AddRootAddr(t)
 	pg := pgtest.Start(t, pgtest.AlsoListen(netip.PrefixFrom(pgAddr, nw.Prefix.Bits())))
-	mio := miniotest.Start(t, miniotest.AlsoListen(nw.Bridge))
+	mio := miniotest.Start(t, miniotest.AlsoListen(nw.Root))
 	return &clusterEnv{
 		net:    nw,
 		pg:     pg,
