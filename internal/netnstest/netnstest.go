@@ -101,9 +101,15 @@ func Require(t testing.TB) {
 	} else if _, err := exec.LookPath("ip"); err != nil {
 		why = "the ip command (iproute2) is not on PATH; run scripts/setup.sh"
 	}
-	if why == "" {
-		return
+	if why != "" {
+		unavailable(t, why)
 	}
+}
+
+// unavailable skips t because namespaces cannot be made, or fails it when
+// $CI is set.
+func unavailable(t testing.TB, why string) {
+	t.Helper()
 	if os.Getenv("CI") != "" {
 		t.Fatal("netnstest: " + why + " [CI is set, so this is a failure, not a skip]")
 	}
@@ -150,8 +156,13 @@ func Start(t testing.TB, n int) *Net {
 		{"addr", "add", netip.PrefixFrom(nw.Root, prefix.Bits()).String(), "dev", nw.link},
 		{"link", "set", nw.link, "up"},
 	}
-	for _, s := range steps {
-		if err := ip(s...); err != nil {
+	for i, s := range steps {
+		err := ip(s...)
+		if err != nil && i == 0 && (strings.Contains(err.Error(), "Operation not permitted") || strings.Contains(err.Error(), "Permission denied")) {
+			// Root without CAP_SYS_ADMIN, e.g. in an unprivileged container.
+			unavailable(t, err.Error())
+		}
+		if err != nil {
 			t.Fatalf("netnstest: %v", err)
 		}
 	}
