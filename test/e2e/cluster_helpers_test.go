@@ -146,7 +146,6 @@ func (e *clusterEnv) startNode(t *testing.T, i int, extra ...string) *Server {
 		WithWrapper(e.net.Hosts[i].Prefix()...),
 		WithArgs(append(e.nodeArgs(i), extra...)...),
 		WithEnv(e.nodeEnv()...),
-		WithLogLevel("info"),
 		WithReadyTimeout(60*time.Second))
 	e.nodes[i] = srv
 	return srv

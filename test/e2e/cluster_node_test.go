@@ -75,23 +75,23 @@ func TestClusterNamespaceNode(t *testing.T) {
 	}
 
 	// A second node on the same database.
-	out, up := e.tryNode(t, 1, 10*time.Second)
+	out, up := e.tryNode(t, 1, 10*time.Second, func() {
+		t.Logf("second node came up (the one-node lock is gone)")
+		resp, body, err := tryDo(t.Context(), e.client, http.MethodGet, "http://"+e.nodeAddr(1)+StreamPrefix+name+"?offset=-1", nil, nil)
+		switch {
+		case err != nil:
+			t.Errorf("GET through the second node: %v", err)
+		case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
+			t.Logf("second node answers 503 with Retry-After for the first node's stream")
+		case resp.StatusCode != http.StatusOK || len(body) == 0 || !strings.HasPrefix(want.String(), string(body)):
+			t.Errorf("second node answered %d %q for the first node's stream, want its content or 503 with Retry-After", resp.StatusCode, body)
+		}
+	})
 	switch {
 	case !up && strings.Contains(out, "another node is serving from this database"):
 		t.Logf("second node refused by the one-node lock, as main has it today")
 	case !up:
 		t.Fatalf("second node exited without the one-node lock's reason:\n%s", out)
-	default:
-		t.Logf("second node came up (the one-node lock is gone)")
-		resp, body, err := tryDo(t.Context(), e.client, http.MethodGet, "http://"+e.nodeAddr(1)+StreamPrefix+name+"?offset=-1", nil, nil)
-		if err != nil {
-			t.Fatalf("GET through the second node: %v", err)
-		}
-		if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "" {
-			t.Logf("second node answers 503 with Retry-After for the first node's stream")
-		} else if resp.StatusCode != http.StatusOK || !strings.HasPrefix(want.String(), string(body)) || len(body) == 0 {
-			t.Errorf("second node answered %d %q for the first node's stream, want its content or 503 with Retry-After", resp.StatusCode, body)
-		}
 	}
 	if got := e.readStream(t, name, "-1"); got != want.String() {
 		t.Fatalf("after the second node read %q, want %q", got, want.String())
@@ -99,10 +99,11 @@ func TestClusterNamespaceNode(t *testing.T) {
 }
 
 // tryNode starts node i outside the harness and reports whether it became
-// healthy within d (then it is stopped) and its output.
-func (e *clusterEnv) tryNode(t *testing.T, i int, d time.Duration) (string, bool) {
+// healthy within d, and its output. While it is up, whileUp runs; then it
+// is killed.
+func (e *clusterEnv) tryNode(t *testing.T, i int, d time.Duration, whileUp func()) (string, bool) {
 	t.Helper()
-	args := append([]string{"serve", "--addr", e.nodeAddr(i), "--data-dir", t.TempDir(), "--log-level", "info"}, e.nodeArgs(i)...)
+	args := append([]string{"serve", "--addr", e.nodeAddr(i), "--data-dir", t.TempDir()}, e.nodeArgs(i)...)
 	cmd := e.net.Hosts[i].Command(e.bin, args...)
 	cmd.Env = append(serverEnv(), e.nodeEnv()...)
 	cmd.SysProcAttr = sysProcAttr()
@@ -128,6 +129,7 @@ func (e *clusterEnv) tryNode(t *testing.T, i int, d time.Duration) (string, bool
 		resp, _, err := tryDo(ctx, e.client, http.MethodGet, "http://"+e.nodeAddr(i)+"/healthz", nil, nil)
 		cancel()
 		if err == nil && resp.StatusCode == http.StatusOK {
+			whileUp()
 			return out.String(), true
 		}
 	}
