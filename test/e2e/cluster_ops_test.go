@@ -23,9 +23,10 @@ const (
 	// clusterNodes is the size of the test clusters.
 	clusterNodes = 3
 	// clusterLeaseBound bounds how long a node cut off from PostgreSQL may
-	// go on acknowledging writes: the lease time (C1's default) with its
-	// safety margin, and some slack for a loaded 2-core machine.
-	clusterLeaseBound = 30 * time.Second
+	// go on acknowledging writes: the lease time (C1's default TTL, 5 s;
+	// the node stops a safety margin before it) with slack for a loaded
+	// 2-core machine.
+	clusterLeaseBound = 15 * time.Second
 )
 
 // TestClusterPlacement: three nodes come up on one database, each stream
