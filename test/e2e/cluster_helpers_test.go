@@ -221,9 +221,27 @@ type loadStream struct {
 	name       string
 	idempotent bool
 
+	// Owned by the stream's writer.
+	seq     int    // of the pending or next append
+	pending string // the line being appended, "" between appends
+
 	mu        sync.Mutex
 	acks      []clusterAck
 	uncertain map[string]bool // sent, outcome unknown (plain appends only)
+	trail     []string        // the latest requests and their outcomes, for a failure's report
+}
+
+// trailMax bounds a stream's trail.
+const trailMax = 40
+
+// note records one request of s and its outcome in its trail.
+func (s *loadStream) note(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.trail) == trailMax {
+		s.trail = s.trail[1:]
+	}
+	s.trail = append(s.trail, time.Now().Format("15:04:05.000 ")+fmt.Sprintf(format, args...))
 }
 
 // clusterLoad is writers appending to streams through random nodes. Each
@@ -235,6 +253,10 @@ type loadStream struct {
 type clusterLoad struct {
 	e       *clusterEnv
 	streams []*loadStream
+	// crashes is set by tests that kill a node: then a forwarding node's
+	// 502 or 504 (the owner died with the request in flight) is an
+	// unknown outcome, not a wrong answer.
+	crashes bool
 
 	acked     atomic.Int64
 	retryable atomic.Int64 // 503 answers with Retry-After
@@ -316,65 +338,98 @@ func (l *clusterLoad) stop() {
 
 // write appends to its streams in turn until ctx ends.
 func (l *clusterLoad) write(ctx context.Context, streams []*loadStream) {
-	seq := make([]int, len(streams))
+	idle := 0 // streams visited in a row without an acknowledgement
 	for i := 0; ctx.Err() == nil; i = (i + 1) % len(streams) {
-		s := streams[i]
-		line := fmt.Sprintf("%s#%d", s.name, seq[i])
-		l.appendLine(ctx, s, line, seq[i])
-		seq[i]++
+		if l.attempt(ctx, streams[i]) {
+			idle = 0
+			continue
+		}
+		// One stream being unavailable (its node down) must not hold up
+		// the others: move on, and pause only when none makes progress.
+		if idle++; idle >= len(streams) {
+			idle = 0
+			select {
+			case <-ctx.Done():
+			case <-time.After(50*time.Millisecond + rand.N(100*time.Millisecond)):
+			}
+		}
+	}
+	for _, s := range streams {
+		if s.pending != "" {
+			s.setUncertain(s.pending)
+		}
 	}
 }
 
-// appendLine appends line to s until it is acknowledged, or (plain
-// appends) its outcome is unknown, or ctx ends (then it is uncertain).
-func (l *clusterLoad) appendLine(ctx context.Context, s *loadStream, line string, seq int) {
+// attempt makes one request for s's pending append (a new line if none is
+// pending) through a random node, and reports whether it was
+// acknowledged. A refusal (503 with Retry-After, a refused connection)
+// leaves it pending, to be sent again; so does an unknown outcome of an
+// idempotent append (the server deduplicates it), whereas a plain append
+// of unknown outcome is recorded as uncertain and not sent again (that
+// could store it twice).
+func (l *clusterLoad) attempt(ctx context.Context, s *loadStream) bool {
+	if s.pending == "" {
+		s.pending = fmt.Sprintf("%s#%d", s.name, s.seq)
+	}
+	line := s.pending
 	hdr := map[string]string{"Content-Type": "text/plain"}
 	if s.idempotent {
 		hdr["Producer-Id"] = "p-" + s.name
 		hdr["Producer-Epoch"] = "0"
-		hdr["Producer-Seq"] = strconv.Itoa(seq)
+		hdr["Producer-Seq"] = strconv.Itoa(s.seq)
 	}
-	for {
-		if ctx.Err() != nil {
-			s.setUncertain(line)
-			return
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	via := l.e.randomNode()
+	resp, body, err := tryDo(rctx, l.e.client, http.MethodPost, via.StreamURL(s.name), []byte(line+"\n"), hdr)
+	cancel()
+	if err != nil {
+		s.note("%s via %s: %v", line, via.Addr, err)
+	} else {
+		s.note("%s via %s: %d %s", line, via.Addr, resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	// settle ends the pending append: acknowledged, or uncertain.
+	settle := func(ack *clusterAck) {
+		s.mu.Lock()
+		if ack != nil {
+			s.acks = append(s.acks, *ack)
+		} else {
+			s.uncertain[line] = true
 		}
-		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		resp, body, err := tryDo(rctx, l.e.client, http.MethodPost, l.e.randomNode().StreamURL(s.name), []byte(line+"\n"), hdr)
-		cancel()
-		switch {
-		case err != nil && errors.Is(err, syscall.ECONNREFUSED):
-			l.refused.Add(1) // nothing was sent: safe to retry elsewhere
-		case err != nil:
-			l.unknown.Add(1)
-			if !s.idempotent {
-				s.setUncertain(line)
-				return
-			}
-		case resp.StatusCode/100 == 2:
-			next := resp.Header.Get("Stream-Next-Offset")
-			if resp.StatusCode == http.StatusNoContent && s.idempotent {
-				next = "" // a duplicate of an append whose answer was lost
-			}
-			s.mu.Lock()
-			s.acks = append(s.acks, clusterAck{line: line, next: next})
-			s.mu.Unlock()
-			l.acked.Add(1)
-			return
-		case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
-			l.retryable.Add(1)
-		default:
-			l.addBad(fmt.Sprintf("POST %s (%s): %d %s: %s", s.name, line, resp.StatusCode, resp.Header.Get("Retry-After"), body))
-			if !s.idempotent {
-				s.setUncertain(line)
-				return
-			}
+		s.mu.Unlock()
+		s.pending = ""
+		s.seq++
+	}
+	switch {
+	case err != nil && errors.Is(err, syscall.ECONNREFUSED):
+		l.refused.Add(1) // nothing was sent
+	case err != nil:
+		l.unknown.Add(1)
+		if !s.idempotent {
+			settle(nil)
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(50*time.Millisecond + rand.N(100*time.Millisecond)):
+	case resp.StatusCode/100 == 2:
+		next := resp.Header.Get("Stream-Next-Offset")
+		if resp.StatusCode == http.StatusNoContent && s.idempotent {
+			next = "" // a duplicate of an append whose answer was lost
+		}
+		settle(&clusterAck{line: line, next: next})
+		l.acked.Add(1)
+		return true
+	case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
+		l.retryable.Add(1)
+	case l.crashes && (resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusGatewayTimeout):
+		l.unknown.Add(1)
+		if !s.idempotent {
+			settle(nil)
+		}
+	default:
+		l.addBad(fmt.Sprintf("POST %s (%s): %d %s: %s", s.name, line, resp.StatusCode, resp.Header.Get("Retry-After"), body))
+		if !s.idempotent {
+			settle(nil)
 		}
 	}
+	return false
 }
 
 func (s *loadStream) setUncertain(line string) {
@@ -449,7 +504,10 @@ func (e *clusterEnv) verify(t *testing.T, streams []*loadStream) {
 		acks, uncertain := slices.Clone(s.acks), s.uncertain
 		s.mu.Unlock()
 		if err := historyError(content, acks, uncertain); err != nil {
-			t.Errorf("%s: %v", s.name, err)
+			s.mu.Lock()
+			trail := strings.Join(s.trail, "\n  ")
+			s.mu.Unlock()
+			t.Errorf("%s: %v\nits latest requests:\n  %s", s.name, err, trail)
 			continue
 		}
 		// Offsets: the first, the last and a few between.
