@@ -22,10 +22,14 @@ import (
 const (
 	// clusterNodes is the size of the test clusters.
 	clusterNodes = 3
-	// clusterLeaseBound bounds how long a node cut off from PostgreSQL may
-	// go on acknowledging writes: the lease time (C1's default TTL, 5 s;
-	// the node stops a safety margin before it) with slack for a loaded
-	// 2-core machine.
+	// clusterLeaseTTL is how long a lease lasts after its last renewal
+	// (C1's default node TTL): a node cut off from PostgreSQL must not
+	// acknowledge a write this long after the cut, when its lease may
+	// have passed to another node.
+	clusterLeaseTTL = 5 * time.Second
+	// clusterLeaseBound is how long the partition test waits for the node
+	// to stop acknowledging (slack for a loaded 2-core machine), and how
+	// long it keeps the node cut off: past any lease's expiry.
 	clusterLeaseBound = 15 * time.Second
 )
 
@@ -171,19 +175,25 @@ func TestClusterPartition(t *testing.T) {
 	t.Logf("%s cut off from PostgreSQL at %s", victimID, cut.Format(time.TimeOnly))
 
 	// Direct appends to the victim until it stops acknowledging.
-	var stoppedAfter time.Duration
+	var lastAck, refused time.Duration // after the cut
 	for seq := 0; ; seq++ {
 		if time.Since(cut) > clusterLeaseBound {
 			t.Fatalf("%s still acknowledges writes %v after losing PostgreSQL", victimID, clusterLeaseBound)
 		}
 		if !e.probeAppend(t, probe, e.nodes[victim], fmt.Sprintf("%s#probe-%d", probe.name, seq)) {
-			stoppedAfter = time.Since(cut)
+			refused = time.Since(cut)
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		lastAck = time.Since(cut)
+		time.Sleep(50 * time.Millisecond)
 	}
-	t.Logf("%s stopped acknowledging writes %v after the cut", victimID, stoppedAfter.Round(time.Millisecond))
-	Summary(fmt.Sprintf("CLUSTER partition from PostgreSQL: the node stopped acknowledging writes after %v", stoppedAfter.Round(time.Millisecond)))
+	msg := fmt.Sprintf("the node cut off from PostgreSQL acknowledged its last write %v after the cut (lease TTL %v), refused from %v",
+		lastAck.Round(time.Millisecond), clusterLeaseTTL, refused.Round(time.Millisecond))
+	t.Log(msg)
+	Summary("CLUSTER partition: " + msg)
+	if lastAck >= clusterLeaseTTL {
+		t.Errorf("%s acknowledged a write %v after the cut, when its lease (TTL %v) may have passed on", victimID, lastAck, clusterLeaseTTL)
+	}
 
 	// Past the lease's expiry, the other nodes must still refuse the
 	// victim's streams (503), and the other streams go on.
