@@ -518,11 +518,22 @@ func (e *clusterEnv) verify(t *testing.T, streams []*loadStream) {
 			}
 			end := strings.Index(content, acks[i].line+"\n") + len(acks[i].line) + 1
 			if got := e.readStream(t, s.name, acks[i].next); got != content[end:] {
-				t.Errorf("%s: a read from the offset acknowledged for %q (%s) returned %d bytes, want the %d that follow it",
-					s.name, acks[i].line, acks[i].next, len(got), len(content)-end)
+				// Tell a moved offset from a stream that changed between
+				// the reads (a late write, a stale read).
+				again := e.readStream(t, s.name, "-1")
+				t.Errorf("%s: a read from the offset acknowledged for %q (%s) returned %q, want %q, what followed it in a whole read; the whole stream read again: %q",
+					s.name, acks[i].line, acks[i].next, clip(got), clip(content[end:]), clip(again))
 			}
 		}
 	}
+}
+
+// clip shortens s for a message.
+func clip(s string) string {
+	if len(s) > 300 {
+		return s[:150] + " ... " + s[len(s)-150:]
+	}
+	return s
 }
 
 // historyError checks content (newline-terminated lines) against the
