@@ -92,6 +92,9 @@ type clusterEnv struct {
 // and builds the server; no node is started.
 func startClusterEnv(t *testing.T, n int) *clusterEnv {
 	t.Helper()
+	bin := BuildServer(t)
+	start := time.Now()
+	defer func() { t.Logf("network, PostgreSQL and MinIO up in %v", time.Since(start).Round(time.Millisecond)) }()
 	nw := netnstest.Start(t, n)
 	pgAddr := nw.AddRootAddr(t)
 	pg := pgtest.Start(t, pgtest.AlsoListen(netip.PrefixFrom(pgAddr, nw.Prefix.Bits())))
@@ -102,7 +105,7 @@ func startClusterEnv(t *testing.T, n int) *clusterEnv {
 		pgAddr: pgAddr,
 		dsn:    pgtest.Via(pg.NewDatabase(t), pg.AlsoAddr),
 		mio:    mio,
-		bin:    BuildServer(t),
+		bin:    bin,
 		nodes:  make([]*Server, n),
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 32}},
 	}
@@ -155,9 +158,11 @@ func (e *clusterEnv) startNode(t *testing.T, i int, extra ...string) *Server {
 // migrations and registers).
 func (e *clusterEnv) startNodes(t *testing.T, extra ...string) {
 	t.Helper()
+	start := time.Now()
 	for i := range e.nodes {
 		e.startNode(t, i, extra...)
 	}
+	t.Logf("%d nodes up in %v", len(e.nodes), time.Since(start).Round(time.Millisecond))
 }
 
 // db connects to the cluster database from the test (on loopback).

@@ -297,8 +297,8 @@ func TestClusterAdminIndex(t *testing.T) {
 		}
 		return ""
 	})
-	if len(lists[0]) < len(l.streams) {
-		t.Errorf("%d segments for %d streams with aggressive rotation", len(lists[0]), len(l.streams))
+	if len(lists[0]) == 0 {
+		t.Errorf("no segment sealed for %d streams with aggressive rotation", len(l.streams))
 	}
 	t.Logf("%d segments, the same through every node", len(lists[0]))
 
