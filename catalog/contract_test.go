@@ -32,6 +32,7 @@ var contract = []struct {
 	{"ListLive", testListLive},
 	{"SetClosed", testSetClosed},
 	{"GCQueue", testGCQueue},
+	{"ClusterStatus", testClusterStatus},
 	{"CanceledContext", testCanceledContext},
 	{"SegmentIndex", testSegmentIndex},
 	{"Nodes", testNodes},

@@ -31,16 +31,17 @@ import (
 //     (records durable but still being applied hold it back), and the
 //     set of hot logs changed since the last checkpoint;
 //  2. fsyncs those hot logs (WAL, file and directory entry);
-//  3. records L in the catalog (journal_checkpoint), durably;
+//  3. records L in the catalog (journal_nodes) with a synced commit,
+//     which makes the catalog's unsynced commits before it durable too;
 //  4. releases the journal files holding only records up to L.
 //
 // Recovery (at start, before any stream serves) replays the records after
 // the catalog's checkpoint: a stream's creation recreates its hot log from
 // the record (an unsynced new file may be missing or damaged), and a
 // batch is applied to a hot log whose applied_lsn is below it. The
-// catalog, which still syncs its own commits, says which streams exist:
-// records of streams never entered (the create failed) or since deleted
-// are skipped.
+// catalog's changes are redone first (replayCatalog in journalcatalog.go),
+// and the catalog then says which streams exist: records of streams never
+// entered (the create failed) or since deleted are skipped.
 
 // JournalConfig configures the commit journal.
 type JournalConfig struct {
@@ -49,6 +50,9 @@ type JournalConfig struct {
 	Disabled bool
 	// Dir is where the journal lives (default <DataDir>/journal).
 	Dir string
+	// Node names this node's journal positions in a catalog that nodes
+	// share (PostgreSQL); a catalog of one node (SQLite) ignores it.
+	Node string
 	// FileBytes, CheckpointBytes, CheckpointAge and MaxBytes bound the
 	// journal's disk use, see journal.Options.
 	FileBytes       int64
@@ -194,7 +198,7 @@ func (sj *streamJournal) checkpoint(ctx context.Context) error {
 			return fmt.Errorf("journal checkpoint: %w", err)
 		}
 	}
-	if err := sj.cat.SetJournalCheckpoint(ctx, upto); err != nil {
+	if err := sj.cat.SetJournalCheckpoint(ctx, sj.reg.cfg.Journal.Node, upto); err != nil {
 		return fmt.Errorf("journal checkpoint: %w", err)
 	}
 	return sj.j.Release(upto)
@@ -348,7 +352,7 @@ func (r *Registry) hotlogOptions() hotlog.Options {
 // the hot logs, makes them durable and checkpoints, before any actor
 // starts.
 func (sj *streamJournal) recover(ctx context.Context) error {
-	from, err := sj.cat.JournalCheckpoint(ctx)
+	from, err := sj.cat.JournalCheckpoint(ctx, sj.reg.cfg.Journal.Node)
 	if err != nil {
 		return err
 	}
@@ -356,6 +360,10 @@ func (sj *streamJournal) recover(ctx context.Context) error {
 		sameBoot: sj.sameBoot()}
 	start := time.Now()
 	err = sj.j.Replay(from, rp.collectAborts)
+	catalogN := 0
+	if err == nil {
+		catalogN, err = sj.replayCatalog(ctx, rp.aborted)
+	}
 	if err == nil {
 		err = sj.j.Replay(from, rp.apply)
 	}
@@ -369,7 +377,7 @@ func (sj *streamJournal) recover(ctx context.Context) error {
 	sj.recordBoot()
 	if rp.records > 0 {
 		sj.reg.lg.Info("journal replayed", "from_lsn", from, "records", rp.records, "applied", rp.appliedN,
-			"created", rp.created, "streams", len(rp.live), "took", time.Since(start))
+			"created", rp.created, "streams", len(rp.live), "catalog_changes", catalogN, "took", time.Since(start))
 	}
 	return nil
 }
@@ -467,7 +475,9 @@ func (rp *replayer) apply(rec journal.Record) error {
 		return nil
 	}
 	switch rec.Kind {
-	case journal.KindStreamAbort:
+	case journal.KindStreamAbort, journal.KindStreamDelete, journal.KindStreamTouch:
+		// Nothing for a hot log; the catalog's were redone first
+		// (replayCatalog).
 	case journal.KindStreamCreate:
 		c, err := decodeStreamCreate(rec.Payload)
 		if err != nil {

@@ -149,7 +149,7 @@ func TestJournalCheckpointReleases(t *testing.T) {
 		ents, _ := os.ReadDir(jdir)
 		return len(ents) <= 4
 	})
-	cp, err := e.cat.JournalCheckpoint(context.Background())
+	cp, err := e.cat.JournalCheckpoint(context.Background(), "")
 	if err != nil || cp == 0 {
 		t.Errorf("catalog checkpoint %d (%v) after checkpoints", cp, err)
 	}

@@ -44,7 +44,14 @@ type CreateResult struct {
 
 // Create creates the stream or confirms an identical existing one.
 func (r *Registry) Create(ctx context.Context, req *CreateRequest) (*CreateResult, error) {
-	unlock := r.lockPath(req.Path)
+	paths := []string{req.Path}
+	if req.Fork != nil {
+		// The source's lock too: a deletion of the source and the fork's
+		// creation must reach the catalog in the order of their journal
+		// records, since they do not commute (see journalcatalog.go).
+		paths = append(paths, req.Fork.Source)
+	}
+	unlock := r.lockPaths(paths...)
 	defer unlock()
 	row, err := r.cat.Get(ctx, req.Path)
 	switch {
@@ -77,7 +84,7 @@ type effective struct {
 func (r *Registry) effectiveConfig(ctx context.Context, req *CreateRequest) (effective, error) {
 	var e effective
 	if req.Fork != nil {
-		src, err := r.liveRow(ctx, req.Fork.Source)
+		src, err := r.liveRow(ctx, req.Fork.Source, true) // Create holds its lock
 		switch {
 		case KindOf(err) == KindNotFound:
 			return e, errf(KindNotFound, "fork source stream not found")
@@ -201,7 +208,7 @@ func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateRe
 	if err := r.createHotLog(ctx, row, meta, msgs); err != nil {
 		return nil, internal("create hot log", err)
 	}
-	err = r.cat.Insert(ctx, row)
+	err = r.insertRow(ctx, row)
 	r.rows.forgetPath(req.Path)
 	if row.ParentID != 0 {
 		r.rows.forgetIDs(row.ParentID) // its reference count went up
@@ -230,7 +237,7 @@ func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateRe
 func (r *Registry) Delete(ctx context.Context, path string) error {
 	unlock := r.lockPath(path)
 	defer unlock()
-	row, err := r.liveRow(ctx, path)
+	row, err := r.liveRow(ctx, path, true)
 	if err != nil {
 		return err
 	}
@@ -238,7 +245,7 @@ func (r *Registry) Delete(ctx context.Context, path string) error {
 }
 
 func (r *Registry) deleteRow(ctx context.Context, row catalog.Stream) error {
-	res, err := r.cat.Delete(ctx, row.ID)
+	res, err := r.deleteStream(ctx, row, false)
 	r.forgetDeleted(row, res)
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):
@@ -433,7 +440,7 @@ func (r *Registry) expired(row catalog.Stream) bool {
 
 // expire deletes an expired stream; it reports whether the delete was soft.
 func (r *Registry) expire(ctx context.Context, row catalog.Stream) (bool, error) {
-	res, err := r.cat.Delete(ctx, row.ID)
+	res, err := r.deleteStream(ctx, row, true)
 	r.forgetDeleted(row, res)
 	switch {
 	case errors.Is(err, catalog.ErrNotFound), errors.Is(err, catalog.ErrSoftDeleted):
@@ -473,7 +480,7 @@ func (r *Registry) flushAccess(ctx context.Context) {
 	clear(r.dirty)
 	r.accessMu.Unlock()
 	if len(batch) > 0 {
-		if err := r.cat.TouchMany(ctx, batch); err != nil {
+		if err := r.touchStreams(ctx, batch); err != nil {
 			r.lg.Warn("persist access times", "err", err)
 			r.accessMu.Lock()
 			for id := range batch {

@@ -11,6 +11,7 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -230,7 +231,7 @@ func (h *Handle) Release() {
 // Acquire opens the live stream at path. renew records an access that
 // extends a sliding TTL (reads and writes do, HEAD does not).
 func (r *Registry) Acquire(ctx context.Context, path string, renew bool) (*Handle, error) {
-	row, err := r.liveRow(ctx, path)
+	row, err := r.liveRowUnlocked(ctx, path)
 	if err != nil {
 		return nil, err
 	}
@@ -244,10 +245,27 @@ func (r *Registry) Acquire(ctx context.Context, path string, renew bool) (*Handl
 	return &Handle{st: st, Info: row, release: release}, nil
 }
 
-// liveRow returns the catalog row of a live, unexpired stream. Rows come
+// liveRowUnlocked is liveRow for a caller that does not hold path's lock:
+// it takes the lock to expire the stream, as every deletion holds it
+// (see Create).
+func (r *Registry) liveRowUnlocked(ctx context.Context, path string) (catalog.Stream, error) {
+	row, err := r.liveRow(ctx, path, false)
+	if !errors.Is(err, errExpireLocked) {
+		return row, err
+	}
+	unlock := r.lockPath(path)
+	defer unlock()
+	return r.liveRow(ctx, path, true)
+}
+
+// errExpireLocked asks liveRowUnlocked to take the path's lock.
+var errExpireLocked = errors.New("expire under the path lock")
+
+// liveRow returns the catalog row of a live, unexpired stream, expiring it
+// if its deadline has passed, which needs path's lock (locked). Rows come
 // from the row cache when they can: looking them up in the catalog was
 // about a seventh of the CPU time of a small append.
-func (r *Registry) liveRow(ctx context.Context, path string) (catalog.Stream, error) {
+func (r *Registry) liveRow(ctx context.Context, path string, locked bool) (catalog.Stream, error) {
 	row, ok, gen := r.rows.get(path)
 	if !ok {
 		var err error
@@ -264,6 +282,9 @@ func (r *Registry) liveRow(ctx context.Context, path string) (catalog.Stream, er
 		return row, errGone
 	}
 	if r.expired(row) {
+		if !locked {
+			return row, errExpireLocked
+		}
 		soft, err := r.expire(ctx, row)
 		if err != nil {
 			return row, err
@@ -424,11 +445,34 @@ func (r *Registry) OpenCount() int {
 }
 
 func (r *Registry) lockPath(path string) func() {
-	h := fnv.New32a()
-	h.Write([]byte(path))
-	m := &r.pathLocks[h.Sum32()%uint32(len(r.pathLocks))]
+	m := &r.pathLocks[r.pathLockIndex(path)]
 	m.Lock()
 	return m.Unlock
+}
+
+func (r *Registry) pathLockIndex(path string) int {
+	h := fnv.New32a()
+	h.Write([]byte(path))
+	return int(h.Sum32() % uint32(len(r.pathLocks)))
+}
+
+// lockPaths locks the paths' locks, each once and in a fixed order, so
+// that two callers locking overlapping sets cannot deadlock.
+func (r *Registry) lockPaths(paths ...string) func() {
+	idx := make([]int, 0, len(paths))
+	for _, p := range paths {
+		idx = append(idx, r.pathLockIndex(p))
+	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	for _, i := range idx {
+		r.pathLocks[i].Lock()
+	}
+	return func() {
+		for _, i := range idx {
+			r.pathLocks[i].Unlock()
+		}
+	}
 }
 
 func (r *Registry) rotationNotify(st *Stream, seg hotlog.Segment) {
@@ -444,7 +488,7 @@ func (r *Registry) rotationNotify(st *Stream, seg hotlog.Segment) {
 func (r *Registry) closedNotify(id int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), closeRecordTimeout)
 	defer cancel()
-	err := r.cat.SetClosed(ctx, id)
+	err := r.setClosed(ctx, id)
 	r.rows.forgetIDs(id)
 	if err != nil && !errors.Is(err, catalog.ErrNotFound) {
 		r.lg.Warn("catalog: record close", "id", id, "err", err)

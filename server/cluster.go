@@ -26,6 +26,14 @@ type Cluster struct {
 	AdvertiseURL string
 }
 
+// nodeLabel is the node id every metric carries: only in cluster mode.
+func (c Cluster) nodeLabel() string {
+	if c.DSN == "" {
+		return ""
+	}
+	return c.NodeID
+}
+
 func (c Cluster) validate() error {
 	if c.DSN == "" {
 		return nil

@@ -128,6 +128,11 @@ type Config struct {
 	// Cluster, with a DSN, keeps the catalog in PostgreSQL (see
 	// docs/cluster.md); without one it is <DataDir>/catalog.db.
 	Cluster Cluster
+	// Router, if set, names the node that serves each stream; this node
+	// forwards requests for the others' streams (api.Router). Nil: this
+	// node serves every stream. An api.PeerRouter's nodes are trusted
+	// like RateLimit.TrustedProxies.
+	Router api.Router
 }
 
 // Limits bounds what slow, idle and greedy clients can hold. The
@@ -256,6 +261,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Auth.AdminToken = cfg.AdminToken
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
+	if pr, ok := cfg.Router.(api.PeerRouter); ok && cfg.RateLimit.Peers == nil {
+		cfg.RateLimit.Peers = pr.IsPeer // the nodes forward with the client's address
+	}
 	if err := validRegistryPath(cfg.RegistryStream); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -342,7 +350,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	// The uploader stops before the registry, whose streams it uses.
 	undo = append(undo, rot.Close)
-	adm, err := admin.New(admin.Config{Catalog: cat, Store: store, Registry: reg, Collector: collector, Logger: cfg.Logger})
+	adm, err := admin.New(admin.Config{Catalog: cat, Store: store, Registry: reg, Collector: collector, Logger: cfg.Logger,
+		Cluster: cfg.Cluster.DSN != "", Node: cfg.Cluster.NodeID})
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -363,7 +372,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		subsAPI = subs
 	}
 	s := &Server{cfg: cfg, catalog: cat, store: store, cold: cold, collector: collector, rot: rot, reg: reg, admin: adm,
-		metrics: metrics.New(), lc: lc,
+		metrics: metrics.NewNode(cfg.Cluster.nodeLabel()), lc: lc,
 		conns: connlimit.NewConns(connlimit.ConnsConfig{MaxConns: cfg.Limits.MaxConns,
 			MaxConnsPerClient: cfg.Limits.MaxConnsPerClient, Exempt: cfg.RateLimit.Proxies().Trusted}),
 		budget: connlimit.NewBudget(cfg.Limits.MaxBodyBytes, cfg.Limits.MaxBodyBytesPerClient)}
@@ -399,6 +408,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		ReadResponseMax:    cfg.ReadResponseMax,
 		DisableZeroCopy:    cfg.DisableZeroCopy,
 		DisableCompression: cfg.DisableCompression,
+		Router:             cfg.Router,
+		NodeID:             cfg.Cluster.NodeID,
 	})
 	if err := s.metrics.Watch(metrics.Sources{
 		Streams:  reg,
@@ -493,6 +504,7 @@ func (s *Server) Close(ctx context.Context) error {
 		s.cfg.Logger.Warn("closing before every hook ran", "err", err)
 	}
 	s.lc.close()
+	s.api.Close()
 	var serr error
 	if s.subs != nil {
 		serr = s.subs.Close()

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -63,6 +64,7 @@ type serveFlags struct {
 
 	registryStream string
 	testFaults     bool
+	forwardAllTo   string
 	debugAddr      string
 
 	readHeaderTimeout time.Duration
@@ -151,6 +153,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&f.cluster.AdvertiseURL, "advertise-url", envOr("DS_ADVERTISE_URL", ""), "URL other nodes reach this one at in cluster mode (default http://<addr>) (DS_ADVERTISE_URL)")
 	fs.StringVar(&f.registryStream, "registry-stream", envOr("DS_REGISTRY_STREAM", ""), "path of a JSON stream the server appends every stream create and delete to, e.g. __registry__; empty: none (DS_REGISTRY_STREAM)")
 	fs.BoolVar(&f.testFaults, "enable-test-faults", envBool("DS_ENABLE_TEST_FAULTS", false), "serve POST/DELETE /_test/inject-error to inject errors into requests; for tests only, never in production (DS_ENABLE_TEST_FAULTS)")
+	fs.StringVar(&f.forwardAllTo, "forward-all-to", "", "forward every stream request to the server at this base URL (http://host:port) instead of serving it; for tests of request forwarding only, never in production")
 	fs.StringVar(&f.debugAddr, "debug-addr", envOr("DS_DEBUG_ADDR", ""), "serve Go's pprof profiles under /debug/pprof/ on this separate address, e.g. 127.0.0.1:6060; empty: off (DS_DEBUG_ADDR)")
 	fs.BoolVar(&f.webhooks, "webhooks", envBool("DS_WEBHOOKS", false), "allow webhook subscriptions and deliver their signed webhooks (DS_WEBHOOKS)")
 	fs.BoolVar(&f.webhookAllowPrivate, "webhook-allow-private", envBool("DS_WEBHOOK_ALLOW_PRIVATE", false), "also allow webhook targets on loopback (localhost, 127.0.0.0/8, ::1), for development; private networks stay refused (DS_WEBHOOK_ALLOW_PRIVATE)")
@@ -230,6 +233,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			f.cluster.AdvertiseURL = "http://" + f.addr
 		}
 	}
+	router, err := forwardAll(f.forwardAllTo)
+	if err != nil {
+		return usageError{err}
+	}
 	authCfg, rateCfg, err := f.auth.config(f.adminToken)
 	if err != nil {
 		return usageError{err}
@@ -274,6 +281,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Subscriptions: server.SubscriptionConfig{Webhooks: f.webhooks, WebhookAllowPrivate: f.webhookAllowPrivate,
 			PublicURL: f.publicURL},
 		Cluster:            f.cluster,
+		Router:             router,
 		ReadResponseMax:    int(f.readRespMax),
 		DisableCompression: f.compression == "off",
 	})
@@ -319,6 +327,24 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	return errors.Join(err, shutErr, closeErr)
 }
+
+// forwardAll is the Router of -forward-all-to: every stream is served by
+// the server at base (nil for an empty base: every stream is served here).
+func forwardAll(base string) (api.Router, error) {
+	if base == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("bad -forward-all-to %q: want an http(s) base URL", base)
+	}
+	return staticRouter{u}, nil
+}
+
+// staticRouter forwards every stream request to one server.
+type staticRouter struct{ to *url.URL }
+
+func (s staticRouter) Route(context.Context, string) (*url.URL, error) { return s.to, nil }
 
 // testFaults returns a fault injector when enabled, loudly: a production
 // server must never run with it.
