@@ -48,7 +48,7 @@ const (
 // the piece lands. DS_E2E_CLUSTER_PIECES=C1,C2,C3 runs the tests early.
 var clusterLanded = map[string]bool{
 	pieceOwnership: false,
-	pieceRouting:   false,
+	pieceRouting:   true,
 	pieceDrain:     false,
 }
 
