@@ -28,9 +28,12 @@ const (
 	// have passed to another node.
 	clusterLeaseTTL = 5 * time.Second
 	// clusterLeaseBound is how long the partition test waits for the node
-	// to stop acknowledging (slack for a loaded 2-core machine), and how
-	// long it keeps the node cut off: past any lease's expiry.
+	// to stop acknowledging (slack for a loaded 2-core machine).
 	clusterLeaseBound = 15 * time.Second
+	// clusterCutHold is how long the partition test keeps the node cut
+	// off: past any of its leases' expiry, so that another node could
+	// take them if it wrongly would.
+	clusterCutHold = clusterLeaseTTL + 3*time.Second
 )
 
 // TestClusterPlacement: three nodes come up on one database, each stream
@@ -197,7 +200,7 @@ func TestClusterPartition(t *testing.T) {
 
 	// Past the lease's expiry, the other nodes must still refuse the
 	// victim's streams (503), and the other streams go on.
-	time.Sleep(clusterLeaseBound - time.Since(cut))
+	time.Sleep(clusterCutHold - time.Since(cut))
 	l.waitAcks(t, 100, func(s *loadStream) bool { return s != probe }, 60*time.Second, "appends to other streams during the partition")
 	for i, n := range e.nodes {
 		if i == victim {
