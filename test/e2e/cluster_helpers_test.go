@@ -47,7 +47,7 @@ const (
 // is not listed is skipped, naming it; the coordinator flips an entry when
 // the piece lands. DS_E2E_CLUSTER_PIECES=C1,C2,C3 runs the tests early.
 var clusterLanded = map[string]bool{
-	pieceOwnership: false,
+	pieceOwnership: true,
 	pieceRouting:   true,
 	pieceDrain:     false,
 }
