@@ -59,12 +59,21 @@ func OpenPostgres(ctx context.Context, dsn string) (*Catalog, error) {
 		return nil, fmt.Errorf("catalog: postgres: %w", err)
 	}
 	where := fmt.Sprintf("postgres %s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
+	if cfg.ConnectTimeout == 0 {
+		// A database cut off mid-handshake must not hold a caller
+		// without a deadline forever; connect_timeout in the DSN wins.
+		cfg.ConnectTimeout = defaultConnectTimeout
+	}
 	c, err := openPostgres(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: open %s: %w", where, err)
 	}
 	return c, nil
 }
+
+// defaultConnectTimeout bounds a new connection to PostgreSQL when the
+// DSN sets no connect_timeout.
+const defaultConnectTimeout = 5 * time.Second
 
 func openPostgres(ctx context.Context, cfg *pgx.ConnConfig) (*Catalog, error) {
 	db := sql.OpenDB(numberingConnector{stdlib.GetConnector(*cfg)})

@@ -115,6 +115,9 @@ type ClusterRouter struct {
 	Cluster *cluster.Cluster
 }
 
+// routeTimeout bounds the catalog lookups of one request's routing.
+const routeTimeout = 2 * time.Second
+
 // clusterRouter is the router server.New builds in cluster mode before it
 // has joined the cluster: the rate limiter needs its IsPeer first. It is
 // bound once, before any request is served.
@@ -130,7 +133,15 @@ func (r *clusterRouter) Route(ctx context.Context, path string) (*url.URL, error
 	if cl == nil {
 		return nil, fmt.Errorf("server: not joined to the cluster yet: %w", api.ErrUnavailable)
 	}
-	return ClusterRouter{Cluster: cl}.Route(ctx, path)
+	// A lookup that needs the catalog is bounded: a node cut off from
+	// it answers 503 soon rather than hold the request.
+	ctx, cancel := context.WithTimeout(ctx, routeTimeout)
+	defer cancel()
+	u, err := ClusterRouter{Cluster: cl}.Route(ctx, path)
+	if err != nil && !errors.Is(err, api.ErrUnavailable) && (catalog.Unavailable(err) || ctx.Err() != nil) {
+		return nil, fmt.Errorf("%w: %w", api.ErrUnavailable, err)
+	}
+	return u, err
 }
 
 // IsPeer implements api.PeerRouter: addr is the host of a live node's

@@ -54,6 +54,12 @@ func TestClusterStatusCLI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// n1 took the lease when it created the stream: hand it on.
+		if l, err := cat.GetLease(ctx, row.ID); err == nil && l.Node != "" {
+			if err := cat.ReleaseLease(ctx, l); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if _, err := cat.AcquireLease(ctx, row.ID, node, ttl); err != nil {
 			t.Fatal(err)
 		}
@@ -94,7 +100,7 @@ func TestClusterStatusCLI(t *testing.T) {
 	}
 	code, out, _ = cli(t, "cluster", "status", "--node", "n2", "--limit", "1", "--all", "--json")
 	var page admin.LeasePage
-	if code != exitOK || json.Unmarshal([]byte(out), &page) != nil || len(page.Leases) != 2 || page.Leases[0].Epoch != 1 {
+	if code != exitOK || json.Unmarshal([]byte(out), &page) != nil || len(page.Leases) != 2 || page.Leases[0].Epoch != 2 { // epoch 2: the lease passed from n1 to n2
 		t.Errorf("--node n2 --all --json: %d %s", code, out)
 	}
 	// The node's metrics carry its id.
