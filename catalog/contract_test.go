@@ -36,6 +36,8 @@ var contract = []struct {
 	{"SegmentIndex", testSegmentIndex},
 	{"Nodes", testNodes},
 	{"Leases", testLeases},
+	{"Handoff", testHandoff},
+	{"StreamSegments", testStreamSegments},
 }
 
 // backends are the catalog's databases; start returns the opener of one,
