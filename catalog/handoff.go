@@ -11,8 +11,9 @@ import (
 // Handoff state: what a node that hands a stream off (drain, rolling
 // restart) leaves for the next owner, which has no copy of the stream's hot
 // log. It is saved once every byte of the stream is in the cold tier and
-// the segment index, and cleared by the next owner once the hot log it
-// built from it is durable, so it exists only in between (migration 0007).
+// the segment index, marked complete once the node has removed its hot
+// log, and cleared by the next owner once the hot log it built from it is
+// durable, so it exists only in between (migration 0007).
 // The streams row keeps what it already holds (content type, TTL, expiry,
 // closure for listings); the segment index keeps the sealed ranges.
 
@@ -21,18 +22,23 @@ type Handoff struct {
 	StreamID int64
 	Node     string // the node that handed the stream off
 	// Tail is the stream's next position: its next append starts here,
-	// in segment OpenSeg, which starts at Tail. Every segment below
-	// OpenSeg is uploaded.
-	Tail      int64
-	OpenSeg   int64
-	StreamSeq string // last accepted Stream-Seq ("" if none)
-	Closed    bool
+	// in segment OpenSeg, which starts at OpenSegStart (Tail, except in a
+	// fork that shares its parent's segment and has no data of its own
+	// yet). Every segment below OpenSeg is uploaded.
+	Tail         int64
+	OpenSeg      int64
+	OpenSegStart int64
+	StreamSeq    string // last accepted Stream-Seq ("" if none)
+	Closed       bool
 	// ClosedBy is the producer request that closed the stream, if any.
 	ClosedBy *ProducerTuple
 	// Fork is the fork base of a fork, nil for a root stream.
 	Fork      *ForkBase
 	Producers []HandoffProducer // in producer id order
-	CreatedAt time.Time         // the stream's creation, as its hot log had it
+	// Complete is set by [Catalog.CompleteHandoff] once Node has removed
+	// its hot log: only then may another node continue the stream.
+	Complete  bool
+	CreatedAt time.Time // the stream's creation, as its hot log had it
 	SavedAt   time.Time
 }
 
@@ -59,7 +65,8 @@ type ForkBase struct {
 
 // SaveHandoff records h as the handoff state of stream h.StreamID,
 // replacing any earlier one, in one transaction. It fails with
-// [ErrNotFound] if the stream has no row. A zero h.SavedAt means now.
+// [ErrNotFound] if the stream has no row. A zero h.SavedAt means now;
+// h.Complete is ignored: a saved state is incomplete.
 func (c *Catalog) SaveHandoff(ctx context.Context, h Handoff) error {
 	if h.SavedAt.IsZero() {
 		h.SavedAt = c.now()
@@ -94,10 +101,10 @@ func (c *Catalog) SaveHandoff(ctx context.Context, h Handoff) error {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM stream_handoffs WHERE stream_id = ?", h.StreamID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO stream_handoffs (stream_id, node, tail, open_seg, stream_seq, closed,
+		if _, err := tx.ExecContext(ctx, `INSERT INTO stream_handoffs (stream_id, node, tail, open_seg, open_seg_start, stream_seq, closed,
 			closed_by_id, closed_by_epoch, closed_by_seq, fork_parent, fork_pos, fork_seg, fork_seg_start, fork_shared,
-			created_at, saved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			h.StreamID, h.Node, h.Tail, h.OpenSeg, h.StreamSeq, h.Closed, cb.id, cb.epoch, cb.seq,
+			created_at, saved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			h.StreamID, h.Node, h.Tail, h.OpenSeg, h.OpenSegStart, h.StreamSeq, h.Closed, cb.id, cb.epoch, cb.seq,
 			fk.parent, fk.pos, fk.seg, fk.start, fk.shared, h.CreatedAt.UnixMilli(), h.SavedAt.UnixMilli()); err != nil {
 			return err
 		}
@@ -142,11 +149,11 @@ func (c *Catalog) getHandoff(ctx context.Context, stream int64) (Handoff, error)
 		fShared                     sql.NullBool
 		createdAt, savedAt          int64
 	)
-	err := c.db.QueryRowContext(ctx, `SELECT stream_id, node, tail, open_seg, stream_seq, closed,
+	err := c.db.QueryRowContext(ctx, `SELECT stream_id, node, tail, open_seg, open_seg_start, stream_seq, closed,
 		closed_by_id, closed_by_epoch, closed_by_seq, fork_parent, fork_pos, fork_seg, fork_seg_start, fork_shared,
-		created_at, saved_at FROM stream_handoffs WHERE stream_id = ?`, stream).Scan(
-		&h.StreamID, &h.Node, &h.Tail, &h.OpenSeg, &h.StreamSeq, &h.Closed, &cbID, &cbEpoch, &cbSeq,
-		&fParent, &fPos, &fSeg, &fStart, &fShared, &createdAt, &savedAt)
+		complete, created_at, saved_at FROM stream_handoffs WHERE stream_id = ?`, stream).Scan(
+		&h.StreamID, &h.Node, &h.Tail, &h.OpenSeg, &h.OpenSegStart, &h.StreamSeq, &h.Closed, &cbID, &cbEpoch, &cbSeq,
+		&fParent, &fPos, &fSeg, &fStart, &fShared, &h.Complete, &createdAt, &savedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Handoff{}, ErrNotFound
 	}
@@ -172,6 +179,38 @@ func (c *Catalog) getHandoff(ctx context.Context, stream int64) (Handoff, error)
 		return Handoff{}, err
 	}
 	return h, nil
+}
+
+// CompleteHandoff marks the handoff state of stream complete: the node
+// that saved it has removed its hot log. It fails with [ErrNotFound] if
+// the stream has no handoff state.
+func (c *Catalog) CompleteHandoff(ctx context.Context, stream int64) error {
+	err := c.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE stream_handoffs SET complete = TRUE WHERE stream_id = ?", stream)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("catalog: complete handoff of %d: %w", stream, err)
+	}
+	return nil
+}
+
+// IncompleteHandoffs returns the streams whose handoff node saved but has
+// not completed, in id order: handoffs a crash cut short.
+func (c *Catalog) IncompleteHandoffs(ctx context.Context, node string) ([]int64, error) {
+	ids, err := c.queryIDs(ctx, "SELECT stream_id FROM stream_handoffs WHERE node = ? AND NOT complete ORDER BY stream_id", node)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: incomplete handoffs of %q: %w", node, err)
+	}
+	return ids, nil
 }
 
 // ClearHandoff removes the handoff state of stream once the next owner's

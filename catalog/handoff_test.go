@@ -24,13 +24,13 @@ func testHandoff(t *testing.T, open opener) {
 		t.Errorf("SaveHandoff of a missing stream = %v, want ErrNotFound", err)
 	}
 	cases := []Handoff{
-		{StreamID: id, Node: "a", Tail: 4096, OpenSeg: 3, StreamSeq: "0007", Closed: true,
+		{StreamID: id, Node: "a", Tail: 4096, OpenSeg: 3, OpenSegStart: 4096, StreamSeq: "0007", Closed: true,
 			ClosedBy:  &ProducerTuple{ID: "p1", Epoch: 2, Seq: 9},
 			Producers: []HandoffProducer{{ID: "p1", Epoch: 2, LastSeq: 9, Updated: t0}, {ID: "p2", Epoch: 0, LastSeq: 0, Updated: t0.Add(time.Second)}},
 			CreatedAt: t0, SavedAt: t0.Add(time.Minute)},
 		// Saving again replaces the state, producers included.
-		{StreamID: id, Node: "b", Tail: 5000, OpenSeg: 4, CreatedAt: t0, SavedAt: t0.Add(2 * time.Minute)},
-		{StreamID: fork, Node: "a", Tail: 10, OpenSeg: 1, Fork: &ForkBase{ParentID: parent, Pos: 7, Seg: 0, SegStart: 0, Shared: true},
+		{StreamID: id, Node: "b", Tail: 5000, OpenSeg: 4, OpenSegStart: 5000, CreatedAt: t0, SavedAt: t0.Add(2 * time.Minute)},
+		{StreamID: fork, Node: "a", Tail: 10, OpenSeg: 0, OpenSegStart: 0, Fork: &ForkBase{ParentID: parent, Pos: 7, Seg: 0, SegStart: 0, Shared: true},
 			Producers: []HandoffProducer{{ID: "p", Epoch: 1, LastSeq: 3, Updated: t0}}, CreatedAt: t0, SavedAt: t0},
 	}
 	for i, h := range cases {
@@ -44,6 +44,21 @@ func testHandoff(t *testing.T, open opener) {
 		if !reflect.DeepEqual(normalizeHandoff(got), normalizeHandoff(h)) {
 			t.Errorf("case %d: GetHandoff = %+v, want %+v", i, got, h)
 		}
+	}
+	if ids, err := c.IncompleteHandoffs(ctx, "b"); err != nil || len(ids) != 1 || ids[0] != id {
+		t.Errorf("IncompleteHandoffs(b) = %v, %v, want [%d]", ids, err, id)
+	}
+	if err := c.CompleteHandoff(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := c.IncompleteHandoffs(ctx, "b"); err != nil || len(ids) != 0 {
+		t.Errorf("IncompleteHandoffs(b) after completing = %v, %v, want none", ids, err)
+	}
+	if got, err := c.GetHandoff(ctx, id); err != nil || !got.Complete {
+		t.Errorf("GetHandoff after CompleteHandoff = %+v, %v, want complete", got, err)
+	}
+	if err := c.CompleteHandoff(ctx, 999_999); !errors.Is(err, ErrNotFound) {
+		t.Errorf("CompleteHandoff without a state = %v, want ErrNotFound", err)
 	}
 	if err := c.ClearHandoff(ctx, id); err != nil {
 		t.Fatal(err)

@@ -13,16 +13,22 @@
 -- Times are unix milliseconds.
 
 -- One row per handed-off stream: where it continues. open_seg is the
--- number of the segment the next owner writes into, starting at tail; the
--- segments below it are all uploaded. closed_by_* name the producer
+-- number of the segment the next owner writes into, which starts at
+-- open_seg_start: the tail, except in a fork that shares its parent's
+-- segment and has no data of its own yet. The segments below it are all
+-- uploaded. closed_by_* name the producer
 -- request that closed the stream (all NULL if none), so that its retry
 -- stays a duplicate. fork_* are the fork base of a fork (all NULL for a
--- root stream). Rows go with their stream.
+-- root stream). complete is set once the node named by node has removed
+-- its hot log: only then may another node continue the stream, so no
+-- node ever keeps a hot log that could outlive a newer history. Rows go
+-- with their stream.
 CREATE TABLE stream_handoffs (
 	stream_id       INTEGER PRIMARY KEY REFERENCES streams (id) ON DELETE CASCADE,
 	node            TEXT    NOT NULL,
 	tail            INTEGER NOT NULL CHECK (tail >= 0),
 	open_seg        INTEGER NOT NULL CHECK (open_seg >= 0),
+	open_seg_start  INTEGER NOT NULL CHECK (open_seg_start BETWEEN 0 AND tail),
 	stream_seq      TEXT    NOT NULL,
 	closed          INTEGER NOT NULL CHECK (closed IN (0, 1)),
 	closed_by_id    TEXT,
@@ -33,6 +39,7 @@ CREATE TABLE stream_handoffs (
 	fork_seg        INTEGER,
 	fork_seg_start  INTEGER,
 	fork_shared     INTEGER CHECK (fork_shared IN (0, 1)),
+	complete        INTEGER NOT NULL DEFAULT 0 CHECK (complete IN (0, 1)),
 	created_at      INTEGER NOT NULL,
 	saved_at        INTEGER NOT NULL
 );

@@ -6,6 +6,7 @@ CREATE TABLE stream_handoffs (
 	node            TEXT    NOT NULL,
 	tail            BIGINT  NOT NULL CHECK (tail >= 0),
 	open_seg        BIGINT  NOT NULL CHECK (open_seg >= 0),
+	open_seg_start  BIGINT  NOT NULL CHECK (open_seg_start BETWEEN 0 AND tail),
 	stream_seq      TEXT    NOT NULL,
 	closed          BOOLEAN NOT NULL,
 	closed_by_id    TEXT,
@@ -16,6 +17,7 @@ CREATE TABLE stream_handoffs (
 	fork_seg        BIGINT,
 	fork_seg_start  BIGINT,
 	fork_shared     BOOLEAN,
+	complete        BOOLEAN NOT NULL DEFAULT FALSE,
 	created_at      BIGINT  NOT NULL,
 	saved_at        BIGINT  NOT NULL
 );
