@@ -124,6 +124,9 @@ type Stream struct {
 	// broken is set when the hot log failed to take a batch the journal
 	// holds: later batches would skip it (see commitBatch).
 	broken error
+	// frozen, while the stream is being handed off, refuses appends
+	// (handoff.go).
+	frozen error
 }
 
 // Snapshot returns the latest published view of the stream.

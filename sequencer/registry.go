@@ -57,6 +57,11 @@ type Config struct {
 	Now         func() time.Time
 	// Journal configures the commit journal all streams share.
 	Journal JournalConfig
+	// Fence, in cluster mode, says whether this node may write a stream
+	// (see fence.go); nil on a single node.
+	Fence Fence
+	// NodeID names this node in the handoff states it saves (handoff.go).
+	NodeID string
 }
 
 // Registry owns the open streams.
@@ -82,6 +87,8 @@ type Registry struct {
 	counters counters // see Stats
 
 	jnl *streamJournal // nil when Config.Journal.Disabled
+
+	ho handoffs // guarded by mu
 }
 
 type slot struct {
@@ -288,6 +295,10 @@ func (r *Registry) acquireID(ctx context.Context, id int64) (*Stream, func(), er
 				return nil, nil, errStopped
 			default:
 			}
+			if r.handingOff(id) {
+				r.mu.Unlock()
+				return nil, nil, errHandingOff
+			}
 			sl = &slot{ready: make(chan struct{})}
 			r.slots[id] = sl
 			r.mu.Unlock()
@@ -331,7 +342,10 @@ func (r *Registry) open(ctx context.Context, id int64, sl *slot) {
 		r.mu.Lock()
 		delete(r.slots, id)
 		r.mu.Unlock()
-		if errors.Is(err, fs.ErrNotExist) {
+		var se *Error
+		if errors.As(err, &se) {
+			sl.err = se
+		} else if errors.Is(err, fs.ErrNotExist) {
 			sl.err = errNotFound
 		} else {
 			sl.err = internal("open stream", err)
@@ -346,6 +360,9 @@ func (r *Registry) open(ctx context.Context, id int64, sl *slot) {
 }
 
 func (r *Registry) startActor(ctx context.Context, id int64) (*Stream, error) {
+	if err := r.continueHandoff(ctx, id); err != nil {
+		return nil, err
+	}
 	lg, err := hotlog.Open(ctx, r.StreamPath(id), r.hotlogOptions())
 	if err != nil {
 		return nil, err
