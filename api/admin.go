@@ -19,6 +19,7 @@ import (
 //	GET  /v1/admin/stats     ?stream= (without: totals of all streams)
 //	POST /v1/admin/verify
 //	POST /v1/admin/gc        ?dry_run=false (default true)
+//	POST /v1/admin/node/drain ?concurrency= &timeout= (see drain.go)
 //
 // Every answer is JSON. With access control on, requests need a token
 // with the admin scope on all streams (see auth.go).
@@ -30,10 +31,11 @@ type adminRoute struct {
 }
 
 var adminRoutes = map[string]adminRoute{
-	"segments": {http.MethodGet, (*API).adminSegments},
-	"stats":    {http.MethodGet, (*API).adminStats},
-	"verify":   {http.MethodPost, (*API).adminVerify},
-	"gc":       {http.MethodPost, (*API).adminGC},
+	"segments":   {http.MethodGet, (*API).adminSegments},
+	"stats":      {http.MethodGet, (*API).adminStats},
+	"verify":     {http.MethodPost, (*API).adminVerify},
+	"gc":         {http.MethodPost, (*API).adminGC},
+	"node/drain": {http.MethodPost, (*API).adminDrain},
 }
 
 // admin serves everything under AdminRoute. The guard middleware has

@@ -60,6 +60,8 @@ type serveFlags struct {
 	createBucket bool
 
 	cluster server.Cluster
+	// drainTimeout bounds the drain before exit in cluster mode (0: none).
+	drainTimeout time.Duration
 
 	registryStream string
 	testFaults     bool
@@ -149,6 +151,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&f.cluster.DSN, "cluster-dsn", envOr("DS_CLUSTER_DSN", ""), "keep the catalog in this PostgreSQL database (postgres://user@host/db) instead of the data directory; one node per database for now; prefer the variable, it may hold a password (DS_CLUSTER_DSN)")
 	fs.StringVar(&f.cluster.NodeID, "node-id", envOr("DS_NODE_ID", ""), "this node's name in cluster mode (default the host name) (DS_NODE_ID)")
 	fs.StringVar(&f.cluster.AdvertiseURL, "advertise-url", envOr("DS_ADVERTISE_URL", ""), "URL other nodes reach this one at in cluster mode (default http://<addr>) (DS_ADVERTISE_URL)")
+	fs.DurationVar(&f.drainTimeout, "drain-timeout", envDuration("DS_DRAIN_TIMEOUT", time.Minute), "in cluster mode, on SIGTERM or SIGINT hand off every stream to the other nodes for up to this long before exiting (a second signal exits at once); 0 = exit without draining (DS_DRAIN_TIMEOUT)")
 	fs.StringVar(&f.registryStream, "registry-stream", envOr("DS_REGISTRY_STREAM", ""), "path of a JSON stream the server appends every stream create and delete to, e.g. __registry__; empty: none (DS_REGISTRY_STREAM)")
 	fs.BoolVar(&f.testFaults, "enable-test-faults", envBool("DS_ENABLE_TEST_FAULTS", false), "serve POST/DELETE /_test/inject-error to inject errors into requests; for tests only, never in production (DS_ENABLE_TEST_FAULTS)")
 	fs.StringVar(&f.debugAddr, "debug-addr", envOr("DS_DEBUG_ADDR", ""), "serve Go's pprof profiles under /debug/pprof/ on this separate address, e.g. 127.0.0.1:6060; empty: off (DS_DEBUG_ADDR)")
@@ -307,6 +310,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
+		if f.cluster.DSN != "" && f.drainTimeout > 0 {
+			stop() // a second signal ends the process at once
+			drainBeforeExit(srv.Registry(), f.drainTimeout, lg)
+		}
 	}
 	lg.Info("shutting down")
 	shutCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
