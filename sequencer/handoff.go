@@ -342,6 +342,8 @@ func (r *Registry) saveHandoff(ctx context.Context, s handoffState) error {
 			return err
 		}
 	}
+	// The next owner judges a sliding TTL by the catalog's access time.
+	r.flushAccess(ctx)
 	h := catalog.Handoff{StreamID: m.StreamID, Node: r.cfg.NodeID, Tail: m.Tail, OpenSeg: m.OpenSeg, OpenSegStart: m.OpenSegStart,
 		StreamSeq: m.StreamSeq, Closed: m.Closed, CreatedAt: m.CreatedAt}
 	if c := m.ClosedBy; c != nil {
