@@ -568,8 +568,11 @@ type DrainFailure struct {
 // finishes the handoffs of this node that a crash cut short), at most
 // concurrency at a time, after marking the node as draining so that it
 // takes no new streams (Draining). progress, if set, is called after each
-// stream, one call at a time. The node stays draining when Drain returns; a drain that failed
-// for some streams can be run again.
+// stream, one call at a time. The node stays draining when Drain returns;
+// a drain that failed for some streams can be run again.
+//
+// Forks go before their sources: uploading a fork's segment that it
+// shares with its source reads the source, which must still be here.
 func (r *Registry) Drain(ctx context.Context, concurrency int, progress func(DrainProgress)) (DrainProgress, error) {
 	r.mu.Lock()
 	r.ho.draining = true
@@ -589,36 +592,97 @@ func (r *Registry) Drain(ctx context.Context, concurrency int, progress func(Dra
 	ids = append(append(ids, open...), cut...)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	concurrency = max(concurrency, 1)
+	waves, err := r.forkWaves(ctx, ids)
+	if err != nil {
+		return DrainProgress{}, fmt.Errorf("sequencer: drain: %w", err)
+	}
 
 	var (
-		mu   sync.Mutex
-		p    = DrainProgress{Total: len(ids)}
-		wg   sync.WaitGroup
-		work = make(chan int64)
+		mu sync.Mutex
+		p  = DrainProgress{Total: len(ids)}
 	)
+	done := func(id int64, err error) {
+		if KindOf(err) == KindNotFound {
+			err = nil // deleted meanwhile: nothing to hand off
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			p.Failed++
+			p.Failures = append(p.Failures, DrainFailure{ID: id, Err: err})
+		} else {
+			p.HandedOff++
+		}
+		if progress != nil {
+			snap := p
+			snap.Failures = slices.Clone(p.Failures)
+			progress(snap)
+		}
+	}
+	for _, wave := range waves {
+		r.handoffAll(ctx, wave, max(concurrency, 1), done)
+	}
+	slices.SortFunc(p.Failures, func(a, b DrainFailure) int { return cmp.Compare(a.ID, b.ID) })
+	if err := ctx.Err(); err != nil {
+		return p, fmt.Errorf("sequencer: drain: %w", err)
+	}
+	if p.Failed > 0 {
+		return p, fmt.Errorf("sequencer: drain: %d of %d streams not handed off", p.Failed, p.Total)
+	}
+	return p, nil
+}
+
+// forkWaves groups ids by how many ancestors each stream has, deepest
+// first: every fork comes in an earlier wave than its source.
+func (r *Registry) forkWaves(ctx context.Context, ids []int64) ([][]int64, error) {
+	depths := map[int64]int{}
+	var depth func(id int64, seen int) (int, error)
+	depth = func(id int64, seen int) (int, error) {
+		if d, ok := depths[id]; ok {
+			return d, nil
+		}
+		row, err := r.cat.GetByID(ctx, id)
+		d := 0
+		switch {
+		case errors.Is(err, catalog.ErrNotFound):
+		case err != nil:
+			return 0, err
+		case row.ParentID != 0 && seen < 1<<16:
+			pd, err := depth(row.ParentID, seen+1)
+			if err != nil {
+				return 0, err
+			}
+			d = pd + 1
+		}
+		depths[id] = d
+		return d, nil
+	}
+	var waves [][]int64
+	for _, id := range ids {
+		d, err := depth(id, 0)
+		if err != nil {
+			return nil, err
+		}
+		for len(waves) <= d {
+			waves = append(waves, nil)
+		}
+		waves[d] = append(waves[d], id)
+	}
+	slices.Reverse(waves)
+	return waves, nil
+}
+
+// handoffAll hands off ids, at most concurrency at a time, and reports
+// each outcome to done; it stops feeding new ones when ctx ends.
+func (r *Registry) handoffAll(ctx context.Context, ids []int64, concurrency int, done func(int64, error)) {
+	var wg sync.WaitGroup
+	work := make(chan int64)
 	for range min(concurrency, len(ids)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for id := range work {
-				err := r.Handoff(ctx, id)
-				if KindOf(err) == KindNotFound {
-					err = nil // deleted meanwhile: nothing to hand off
-				}
-				mu.Lock()
-				if err != nil {
-					p.Failed++
-					p.Failures = append(p.Failures, DrainFailure{ID: id, Err: err})
-				} else {
-					p.HandedOff++
-				}
-				if progress != nil {
-					snap := p
-					snap.Failures = slices.Clone(p.Failures)
-					progress(snap)
-				}
-				mu.Unlock()
+				done(id, r.Handoff(ctx, id))
 			}
 		}()
 	}
@@ -632,12 +696,4 @@ feed:
 	}
 	close(work)
 	wg.Wait()
-	slices.SortFunc(p.Failures, func(a, b DrainFailure) int { return cmp.Compare(a.ID, b.ID) })
-	if err := ctx.Err(); err != nil {
-		return p, fmt.Errorf("sequencer: drain: %w", err)
-	}
-	if p.Failed > 0 {
-		return p, fmt.Errorf("sequencer: drain: %d of %d streams not handed off", p.Failed, p.Total)
-	}
-	return p, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/streamtier/durable-streams/coldstore"
 	"github.com/streamtier/durable-streams/coldstore/segcache"
 	"github.com/streamtier/durable-streams/hotlog"
+	"github.com/streamtier/durable-streams/internal/offset"
 	"github.com/streamtier/durable-streams/internal/protocol"
 	"github.com/streamtier/durable-streams/rotation"
 	"github.com/streamtier/durable-streams/sequencer"
@@ -140,6 +141,9 @@ type history struct {
 	tail    int64
 	// last is the last producer append, to retry after the handoff.
 	last *sequencer.AppendRequest
+	// tokens are the offset tokens of every position, which readers
+	// resume from and must stay valid across the handoff.
+	tokens []offset.Token
 }
 
 func producerAppend(t *testing.T, ct string, seq int64, streamSeq string, msgs ...string) *sequencer.AppendRequest {
@@ -172,7 +176,17 @@ func (n *node) write(path, ct string, closeIt bool) history {
 	}
 	hd := n.acquire(path)
 	h.id, h.tail = hd.ID(), hd.Snapshot().Tail
+	h.tokens = n.tokens(path, h.tail)
 	return h
+}
+
+// tokens returns the offset tokens of positions 0 to tail of path.
+func (n *node) tokens(path string, tail int64) []offset.Token {
+	out := make([]offset.Token, tail+1)
+	for p := range out {
+		out[p] = n.tokenAt(path, int64(p))
+	}
+	return out
 }
 
 // check verifies on n that the stream continues h unchanged: the same
@@ -184,6 +198,9 @@ func (n *node) check(h history, closed bool) {
 	t.Helper()
 	if got := n.content(h.path); got != h.content {
 		t.Fatalf("%s on %s: content %q, want %q", h.path, n.id, got, h.content)
+	}
+	if got := n.tokens(h.path, h.tail); h.tokens != nil && !slices.Equal(got, h.tokens) {
+		t.Fatalf("%s on %s: offset tokens %v, want %v", h.path, n.id, got, h.tokens)
 	}
 	hd := n.acquire(h.path)
 	if snap := hd.Snapshot(); snap.Tail != h.tail || snap.Closed != closed {
@@ -294,6 +311,7 @@ func TestHandoffRefusesWritesWhileUploading(t *testing.T) {
 		if err == nil { // before the handoff froze the stream
 			h.content += "x"
 			h.tail = res.Tail.Position
+			h.tokens = nil // checked by the other tests
 		}
 		return kindOf(err) == sequencer.KindUnavailable
 	})
