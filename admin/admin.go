@@ -20,6 +20,8 @@
 //     the size of a stream's hot log;
 //   - [Service.Verify] compares the index with the object store (missing,
 //     orphaned and corrupt objects);
+//   - [Service.ClusterStatus] and [Service.ClusterLeases] show the
+//     nodes of a cluster, which are live, and the streams each owns;
 //   - [Service.GC] removes what the normal paths left behind: objects that no
 //     index row names and no stream owns, the objects and rows of streams
 //     that were deleted for real, and stale entries of the catalog's GC queue.
@@ -90,6 +92,15 @@ type Config struct {
 	Collector *reclaim.Collector
 	// Now is the clock that MinAge is measured with (default time.Now).
 	Now func() time.Time
+	// Cluster says the catalog is shared by the nodes of a cluster
+	// (PostgreSQL), whose membership and leases ClusterStatus reports;
+	// without it, ClusterStatus describes this one node.
+	Cluster bool
+	// Node is this node's id (required with Cluster).
+	Node string
+	// NodeTTL is how long after its last heartbeat a node counts as live
+	// (default DefaultNodeTTL); the cluster's own setting belongs here.
+	NodeTTL time.Duration
 	// MaxReport bounds each list of a Report or GCReport (default 1000);
 	// the counts stay exact.
 	MaxReport int
@@ -123,6 +134,12 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Cluster && cfg.Node == "" {
+		return nil, errors.New("admin: Cluster needs the Node id")
+	}
+	if cfg.NodeTTL <= 0 {
+		cfg.NodeTTL = DefaultNodeTTL
 	}
 	if cfg.MaxReport <= 0 {
 		cfg.MaxReport = 1000

@@ -12,7 +12,7 @@ import (
 	"github.com/streamtier/durable-streams/coldstore/segment"
 )
 
-// Limits of a page of ListSegments.
+// Limits of a page of ListSegments and ClusterLeases.
 const (
 	DefaultLimit = 100
 	MaxLimit     = 1000
@@ -57,25 +57,20 @@ type Page struct {
 // ListSegments returns one page of the admin index joined with the stream
 // directory.
 func (s *Service) ListSegments(ctx context.Context, f Filter) (Page, error) {
-	limit := f.Limit
-	switch {
-	case limit < 0:
-		return Page{}, invalid("negative limit %d", limit)
-	case limit == 0:
-		limit = DefaultLimit
-	case limit > MaxLimit:
-		limit = MaxLimit
+	limit, err := pageLimit(f.Limit)
+	if err != nil {
+		return Page{}, err
 	}
 	cf := catalog.SegmentFilter{StreamPath: f.StreamPath, Prefix: f.Prefix, State: segment.State(f.State), Limit: limit + 1}
 	if !cf.State.Valid() && cf.State != "" {
 		return Page{}, invalid("unknown state %q (want %s or %s)", f.State, StateSealed, StateUploaded)
 	}
 	if f.After != "" {
-		id, seg, err := decodeCursor(f.After)
+		key, err := decodeCursor(f.After, segmentCursor, 2)
 		if err != nil {
 			return Page{}, err
 		}
-		cf.After = &[2]int64{id, seg}
+		cf.After = &[2]int64{key[0], key[1]}
 	}
 	rows, err := s.cat.ListSegments(ctx, cf)
 	if err != nil {
@@ -91,32 +86,53 @@ func (s *Service) ListSegments(ctx context.Context, f Filter) (Page, error) {
 	if len(page.Segments) > limit {
 		page.Segments = page.Segments[:limit]
 		last := page.Segments[limit-1]
-		page.Next = encodeCursor(last.StreamID, last.Seg)
+		page.Next = encodeCursor(segmentCursor, last.StreamID, last.Seg)
 	}
 	return page, nil
 }
 
-// The cursor is the last (stream id, segment) of a page; it is encoded so
-// that clients treat it as opaque.
-const cursorVersion = "s1"
-
-func encodeCursor(id, seg int64) string {
-	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "%s:%d:%d", cursorVersion, id, seg))
+// pageLimit is the size of a page asked for with limit: DefaultLimit for
+// 0, at most MaxLimit.
+func pageLimit(limit int) (int, error) {
+	switch {
+	case limit < 0:
+		return 0, invalid("negative limit %d", limit)
+	case limit == 0:
+		return DefaultLimit, nil
+	}
+	return min(limit, MaxLimit), nil
 }
 
-func decodeCursor(c string) (id, seg int64, err error) {
+// Cursors are the last key of a page, numbers prefixed with a version that
+// names the list; they are encoded so that clients treat them as opaque.
+const (
+	segmentCursor = "s1" // (stream id, segment) of ListSegments
+	leaseCursor   = "l1" // stream id of ClusterLeases
+)
+
+func encodeCursor(version string, key ...int64) string {
+	b := []byte(version)
+	for _, k := range key {
+		b = strconv.AppendInt(append(b, ':'), k, 10)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// decodeCursor returns the n numbers of a cursor of the given version.
+func decodeCursor(c, version string, n int) ([]int64, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil {
-		return 0, 0, invalid("malformed cursor")
+		return nil, invalid("malformed cursor")
 	}
 	parts := strings.Split(string(b), ":")
-	if len(parts) != 3 || parts[0] != cursorVersion {
-		return 0, 0, invalid("malformed cursor")
+	if len(parts) != n+1 || parts[0] != version {
+		return nil, invalid("malformed cursor")
 	}
-	id, err1 := strconv.ParseInt(parts[1], 10, 64)
-	seg, err2 := strconv.ParseInt(parts[2], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, 0, invalid("malformed cursor")
+	key := make([]int64, n)
+	for i, p := range parts[1:] {
+		if key[i], err = strconv.ParseInt(p, 10, 64); err != nil {
+			return nil, invalid("malformed cursor")
+		}
 	}
-	return id, seg, nil
+	return key, nil
 }

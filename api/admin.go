@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -13,8 +14,10 @@ import (
 	"github.com/streamtier/durable-streams/cache"
 )
 
-// AdminRoute is the path prefix of the segment administration API:
+// AdminRoute is the path prefix of the administration API:
 //
+//	GET  /v1/admin/cluster   nodes, liveness, leases and streams per node;
+//	                         ?node= &after= &limit=: one node's leases
 //	GET  /v1/admin/segments  ?stream= &prefix= &state= &after= &limit=
 //	GET  /v1/admin/stats     ?stream= (without: totals of all streams)
 //	POST /v1/admin/verify
@@ -31,6 +34,7 @@ type adminRoute struct {
 }
 
 var adminRoutes = map[string]adminRoute{
+	"cluster":    {http.MethodGet, (*API).adminCluster},
 	"segments":   {http.MethodGet, (*API).adminSegments},
 	"stats":      {http.MethodGet, (*API).adminStats},
 	"verify":     {http.MethodPost, (*API).adminVerify},
@@ -54,15 +58,25 @@ func (a *API) admin(c echo.Context) error {
 	return rt.handler(a, c)
 }
 
+// pageLimit parses the limit parameter of a listing; 0 when absent.
+func pageLimit(q url.Values) (int, error) {
+	s := q.Get("limit")
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, badRequest("limit must be a positive integer")
+	}
+	return n, nil
+}
+
 func (a *API) adminSegments(c echo.Context) error {
 	q := c.Request().URL.Query()
 	f := admin.Filter{StreamPath: q.Get("stream"), Prefix: q.Get("prefix"), State: q.Get("state"), After: q.Get("after")}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			return badRequest("limit must be a positive integer")
-		}
-		f.Limit = n
+	var err error
+	if f.Limit, err = pageLimit(q); err != nil {
+		return err
 	}
 	page, err := a.opt.Admin.ListSegments(c.Request().Context(), f)
 	if err != nil {
@@ -109,6 +123,28 @@ func (a *API) adminGC(c echo.Context) error {
 		return adminError(err)
 	}
 	return c.JSON(http.StatusOK, rep)
+}
+
+func (a *API) adminCluster(c echo.Context) error {
+	ctx := c.Request().Context()
+	q := c.Request().URL.Query()
+	if !q.Has("node") {
+		st, err := a.opt.Admin.ClusterStatus(ctx)
+		if err != nil {
+			return adminError(err)
+		}
+		return c.JSON(http.StatusOK, st)
+	}
+	f := admin.LeaseFilter{Node: q.Get("node"), After: q.Get("after")}
+	var err error
+	if f.Limit, err = pageLimit(q); err != nil {
+		return err
+	}
+	page, err := a.opt.Admin.ClusterLeases(ctx, f)
+	if err != nil {
+		return adminError(err)
+	}
+	return c.JSON(http.StatusOK, page)
 }
 
 // adminError maps an admin.Service error to an HTTP error. Operators see

@@ -147,6 +147,22 @@ func TestAdminRoutes(t *testing.T) {
 	}
 	wantJSONError(t, s.must(http.StatusBadRequest, "POST", "/v1/admin/gc?dry_run=maybe", auth, ""))
 
+	// cluster: a single node answers for itself
+	cl := decode[map[string]any](t, s.must(http.StatusOK, "GET", "/v1/admin/cluster", auth, ""))
+	nodes, _ := cl["nodes"].([]any)
+	if cl["mode"] != "single" || len(nodes) != 1 || nodes[0].(map[string]any)["streams"] != float64(1) ||
+		nodes[0].(map[string]any)["live"] != true {
+		t.Fatalf("cluster status: %v", cl)
+	}
+	leases := decode[map[string]any](t, s.must(http.StatusOK, "GET", "/v1/admin/cluster?node=n1&limit=5", auth, ""))
+	if leases["node"] != "n1" || leases["leases"] == nil {
+		t.Fatalf("cluster leases: %v", leases)
+	}
+	for _, q := range []string{"node=", "node=n1&limit=0", "node=n1&after=%21%21"} {
+		wantJSONError(t, s.must(http.StatusBadRequest, "GET", "/v1/admin/cluster?"+q, auth, ""))
+	}
+	s.must(http.StatusMethodNotAllowed, "POST", "/v1/admin/cluster", auth, "")
+
 	// methods and unknown routes
 	r = s.must(http.StatusMethodNotAllowed, "GET", "/v1/admin/verify", auth, "")
 	if r.header.Get("Allow") != "POST, OPTIONS" {

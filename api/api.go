@@ -112,6 +112,16 @@ type Options struct {
 	// defaults, 2024-10-09T00:00:00Z and 20 s.
 	CursorEpoch    time.Time
 	CursorInterval time.Duration
+	// Router, in cluster mode, names the node that serves each stream;
+	// requests for streams served elsewhere are forwarded there (see
+	// forward.go). Nil: this node serves every stream, at no cost.
+	Router Router
+	// NodeID names this node in the ForwardedByHeader of the requests it
+	// forwards.
+	NodeID string
+	// ForwardConnsPerPeer bounds the connections to each node requests
+	// are forwarded to (default DefaultForwardConnsPerPeer).
+	ForwardConnsPerPeer int
 }
 
 // API serves the protocol.
@@ -129,6 +139,7 @@ type API struct {
 
 	metrics *metrics.Metrics
 	after   *afterQueue // nil without an AfterAppend hook
+	fwd     *forwarder  // nil without a Router
 
 	cursorClock protocol.CursorClock
 	rndMu       sync.Mutex
@@ -163,6 +174,7 @@ func New(opt Options) *API {
 	a := &API{opt: opt, reg: opt.Registry, lg: opt.Logger, rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		cache: cache.NewPolicy(opt.CacheMode, opt.EdgeSecret), reads: newReadCollapser(), metrics: opt.Metrics,
 		cursorClock: protocol.CursorClock{Epoch: opt.CursorEpoch, Interval: opt.CursorInterval}}
+	a.fwd = newForwarder(opt)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = a.echoError
@@ -198,6 +210,14 @@ func New(opt Options) *API {
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.echo.ServeHTTP(w, r) }
 
+// Close releases the idle connections to the nodes requests were
+// forwarded to; requests still running keep theirs.
+func (a *API) Close() {
+	if a != nil {
+		a.fwd.close()
+	}
+}
+
 func (a *API) stream(c echo.Context) error {
 	r := c.Request()
 	name := strings.TrimPrefix(r.URL.Path, StreamsRoute)
@@ -206,6 +226,15 @@ func (a *API) stream(c echo.Context) error {
 	}
 	if isControlPath(name) {
 		return a.control(c)
+	}
+	if a.fwd != nil {
+		target, err := a.fwd.route(r, name)
+		if err != nil {
+			return err
+		}
+		if target != nil {
+			return a.fwd.forward(c, target)
+		}
 	}
 	switch r.Method {
 	case http.MethodPut:

@@ -22,7 +22,7 @@ import (
 // ---- harness ----
 
 type testServer struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *server.Server
 	ts   *httptest.Server
 	addr string // host:port
@@ -30,7 +30,7 @@ type testServer struct {
 
 // newServer starts a server on a temp dir behind an httptest.Server; mod
 // adjusts the config, wrap the handler (nil: serve it at the root).
-func newServer(t *testing.T, mod func(*server.Config), wrap func(http.Handler) http.Handler) *testServer {
+func newServer(t testing.TB, mod func(*server.Config), wrap func(http.Handler) http.Handler) *testServer {
 	t.Helper()
 	cfg := server.Config{
 		DataDir:         t.TempDir(),
@@ -458,6 +458,22 @@ func parseSSE(t *testing.T, body string) []sseEvent {
 	return out
 }
 
+// nextSSE reads the next event of a live SSE response.
+func nextSSE(t *testing.T, br *bufio.Reader) sseEvent {
+	t.Helper()
+	var block strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading SSE: %v (so far %q)", err, block.String())
+		}
+		block.WriteString(line)
+		if line == "\n" {
+			return parseSSE(t, block.String())[0]
+		}
+	}
+}
+
 type control struct {
 	StreamNextOffset string `json:"streamNextOffset"`
 	StreamCursor     string `json:"streamCursor"`
@@ -489,9 +505,18 @@ func TestSSEFraming(t *testing.T) {
 		{
 			name:     "text lines",
 			ct:       "text/plain",
-			appends:  []string{"line1\nline2\r\nline3\rx\n", " sp"},
-			wantData: "line1\nline2\nline3\nx\n sp",
-			rawData:  "event: data\ndata:line1\ndata:line2\ndata:line3\ndata:x\ndata:  sp\n\n",
+			appends:  []string{"line1\nline2\r\nline3\rx\n", "y"},
+			wantData: "line1\nline2\nline3\nx\ny",
+			rawData:  "event: data\ndata:line1\ndata:line2\ndata:line3\ndata:x\ndata:y\n\n",
+		},
+		{
+			// "data:" and the line, as the reference writes it: an SSE
+			// parser drops the first of a line's leading spaces.
+			name:     "text leading spaces",
+			ct:       "text/plain",
+			appends:  []string{" one\n  two\n\tthree"},
+			wantData: "one\n two\n\tthree",
+			rawData:  "event: data\ndata: one\ndata:  two\ndata:\tthree\n\n",
 		},
 		{
 			name:     "text trailing newline",
@@ -586,20 +611,7 @@ func TestSSELive(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	br := bufio.NewReader(resp.Body)
-	next := func() sseEvent {
-		t.Helper()
-		var block strings.Builder
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				t.Fatalf("reading SSE: %v (so far %q)", err, block.String())
-			}
-			block.WriteString(line)
-			if line == "\n" {
-				return parseSSE(t, block.String())[0]
-			}
-		}
-	}
+	next := func() sseEvent { t.Helper(); return nextSSE(t, br) }
 	first := parseControl(t, next())
 	if !first.UpToDate || first.StreamNextOffset != tok(3) || first.StreamClosed {
 		t.Fatalf("first control %+v", first)

@@ -18,7 +18,7 @@ import (
 // partial is a request whose headers and first body bytes were sent, the
 // rest held back.
 type partial struct {
-	t    *testing.T
+	t    testing.TB
 	conn net.Conn
 }
 

@@ -392,13 +392,14 @@ func writeDataEvent(buf *bytes.Buffer, snap *sequencer.Snapshot, msgs []sequence
 	buf.WriteByte('\n')
 }
 
-// writeTextLine writes one "data:" line of text. SSE readers drop one
-// space after the colon, so a line that starts with a space gets one more.
+// writeTextLine writes one "data:" line of text: the prefix and the line,
+// with no separator, as the protocol and the reference servers write it.
+// An SSE parser drops one space after the colon, so a line that starts
+// with a space reaches it one space shorter, exactly as from the
+// reference; catch-up and long-poll reads return the bytes as appended
+// (docs/protocol-choices.md).
 func writeTextLine(buf *bytes.Buffer, line []byte) {
 	buf.WriteString("data:")
-	if len(line) > 0 && line[0] == ' ' {
-		buf.WriteByte(' ')
-	}
 	buf.Write(line)
 	buf.WriteByte('\n')
 }

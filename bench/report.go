@@ -12,15 +12,17 @@ import (
 )
 
 // report reads result lines (-json output of several runs and targets) and
-// prints a Markdown table of medians with the ratio of two targets.
+// prints a Markdown table of medians with the ratio of this server to each
+// peer.
 func report(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	ours := fs.String("ours", "ours", "target label of this server")
-	peer := fs.String("peer", "node", "target label of the peer")
+	peerList := fs.String("peer", "node", "target labels of the peers, comma-separated (one ratio column each)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	peers := strings.Split(*peerList, ",")
 	type key struct{ workload, metric string }
 	samples := map[key]map[string][]float64{}
 	units := map[key]string{}
@@ -42,17 +44,31 @@ func report(args []string, stdout, stderr io.Writer) error {
 		wa, wb := workloads[a.workload].order, workloads[b.workload].order
 		return wa - wb
 	})
-	fmt.Fprintf(stdout, "| workload | metric | unit | %s | %s | %s / %s |\n|---|---|---|---:|---:|---:|\n", *ours, *peer, *ours, *peer)
+	head := []string{"workload", "metric", "unit", *ours}
+	rule := []string{"---", "---", "---", "---:"}
+	for _, p := range peers {
+		head, rule = append(head, p), append(rule, "---:")
+	}
+	for _, p := range peers {
+		head, rule = append(head, *ours+" / "+p), append(rule, "---:")
+	}
+	fmt.Fprintf(stdout, "| %s |\n|%s|\n", strings.Join(head, " | "), strings.Join(rule, "|"))
 	for _, k := range order {
 		o, okO := median(samples[k][*ours])
-		p, okP := median(samples[k][*peer])
-		ratio := "n/a"
-		// A ratio of signed quantities (e.g. ack_to_recv, which can be
-		// negative) means nothing.
-		if okO && okP && o > 0 && p > 0 {
-			ratio = fmt.Sprintf("%.2f×", o/p)
+		row := []string{k.workload, k.metric, units[k], cell(o, okO)}
+		var ratios []string
+		for _, peer := range peers {
+			p, okP := median(samples[k][peer])
+			row = append(row, cell(p, okP))
+			ratio := "n/a"
+			// A ratio of signed quantities (e.g. ack_to_recv, which can
+			// be negative) means nothing.
+			if okO && okP && o > 0 && p > 0 {
+				ratio = fmt.Sprintf("%.2f×", o/p)
+			}
+			ratios = append(ratios, ratio)
 		}
-		fmt.Fprintf(stdout, "| %s | %s | %s | %s | %s | %s |\n", k.workload, k.metric, units[k], cell(o, okO), cell(p, okP), ratio)
+		fmt.Fprintf(stdout, "| %s |\n", strings.Join(append(row, ratios...), " | "))
 	}
 	return nil
 }

@@ -37,6 +37,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/streamtier/durable-streams/internal/vfs"
@@ -108,8 +109,9 @@ const maxConns = 8
 
 // pragmas apply to every connection, since database/sql may open a new one
 // at any time and only the DSN reaches all of them. synchronous=FULL makes
-// an acknowledged commit survive power loss; foreign_keys backs up the
-// refcount logic.
+// an acknowledged commit survive power loss (group commits set it per
+// transaction on their connection, see runGroup); foreign_keys backs up
+// the refcount logic.
 var pragmas = []string{
 	"busy_timeout(10000)",
 	"foreign_keys(ON)",
@@ -124,8 +126,10 @@ type Catalog struct {
 	now func() time.Time
 	pg  bool // the database is PostgreSQL (see postgres.go)
 
-	// claim holds the connection of ClaimSingleNode's lock; nil if none.
-	claim *sql.Conn
+	// holder, if set, names the lease under which this node writes
+	// segment index rows (GuardSegmentWrites); set before use, then read
+	// only.
+	holder func(stream int64) (Holder, bool)
 
 	// wlock is held by the goroutine committing a group of writes (see
 	// write): this process's write transactions queue in Go, honouring
@@ -135,6 +139,16 @@ type Catalog struct {
 	// pendMu guards pending, the writes waiting for the next group commit.
 	pendMu  sync.Mutex
 	pending []*writeReq
+
+	// wconn is the connection every group commit runs on (nil until the
+	// first, or after one failed), and wsync its synchronous setting:
+	// SQLite takes it per connection and refuses to change it inside a
+	// transaction. Both are guarded by wlock.
+	wconn *sql.Conn
+	wsync string
+	// checkpointed is the highest commit journal checkpoint committed
+	// (see Journaled); it changes only while wlock is held.
+	checkpointed atomic.Uint64
 
 	// idLock guards next and limit, the unused part of the reserved id
 	// block. It is a channel so that waiting for it honors the context
@@ -149,7 +163,8 @@ type Catalog struct {
 
 // Open opens the catalog database at path, creating it and its parent
 // directories if needed, and brings its schema up to date. The database
-// uses WAL journaling with synchronous=FULL.
+// uses WAL journaling with synchronous=FULL, except for the writes the
+// commit journal carries (see Journaled).
 func Open(ctx context.Context, path string) (*Catalog, error) {
 	c, err := open(ctx, path)
 	if err != nil {
@@ -267,10 +282,12 @@ func dsn(path string) (string, error) {
 // Close closes the database.
 func (c *Catalog) Close() error {
 	c.getByPath.Close()
-	if c.claim != nil {
-		// Closing the pool ends the session, and with it the lock.
-		c.claim.Close()
+	c.wlock <- struct{}{}
+	if c.wconn != nil {
+		c.wconn.Close()
+		c.wconn = nil
 	}
+	<-c.wlock
 	if err := c.db.Close(); err != nil {
 		return fmt.Errorf("catalog: close: %w", err)
 	}
@@ -289,6 +306,8 @@ func (c *Catalog) Ping(ctx context.Context) error {
 type writeReq struct {
 	ctx  context.Context
 	fn   func(*sql.Tx) error
+	jr   Journaled  // zero: not covered by the commit journal
+	ckpt uint64     // a journal checkpoint this write records (see SetJournalCheckpoint)
 	done chan error // buffered; receives the write's outcome once
 }
 
@@ -306,10 +325,17 @@ type writeReq struct {
 // On PostgreSQL every write is its own transaction instead (see
 // postgres.go).
 func (c *Catalog) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return c.enqueue(ctx, &writeReq{fn: fn})
+}
+
+// enqueue is write for a prepared request: with req.jr set, the group
+// may commit without a sync (see Journaled).
+func (c *Catalog) enqueue(ctx context.Context, req *writeReq) error {
 	if c.pg {
-		return c.writePostgres(ctx, fn)
+		// Durable by itself: nothing here depends on the journal.
+		return c.writePostgres(ctx, req.fn)
 	}
-	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	req.ctx, req.done = ctx, make(chan error, 1)
 	c.pendMu.Lock()
 	c.pending = append(c.pending, req)
 	c.pendMu.Unlock()
@@ -377,43 +403,114 @@ func (c *Catalog) commitPending() {
 // A write whose fn fails gets its error in results and leaves nothing
 // behind; the returned error (begin, savepoint handling or commit) is the
 // outcome of every write without one.
+//
+// The group commits without a sync (synchronous=NORMAL) only if the
+// commit journal covers every write in it (see Journaled); then it also
+// advances the catalog's applied journal position, in the same
+// transaction. Any other write makes the group, and with it every
+// unsynced group before it in the WAL, durable (synchronous=FULL).
 func (c *Catalog) runGroup(group []*writeReq, results []error) error {
 	// Not a caller's context: cancelling it would roll back the others'
 	// writes too.
 	ctx := context.Background()
-	tx, err := c.db.BeginTx(ctx, nil)
+	full := false
+	for _, r := range group {
+		full = full || !c.unsyncedOK(r.jr)
+	}
+	err := c.runGroupOn(ctx, full, group, results)
+	if err != nil && c.wconn != nil {
+		// The connection may be broken or inside a transaction: start
+		// the next group on a fresh one.
+		c.wconn.Close()
+		c.wconn = nil
+	}
+	return err
+}
+
+// unsyncedOK reports whether a write covered by jr may commit without a
+// sync. A record at or below a committed checkpoint must not: recovery
+// starts after the checkpoint and would not redo the change, which only a
+// later synced commit would make durable.
+func (c *Catalog) unsyncedOK(jr Journaled) bool {
+	return jr.LSN > 0 && jr.LSN > c.checkpointed.Load()
+}
+
+func (c *Catalog) runGroupOn(ctx context.Context, full bool, group []*writeReq, results []error) error {
+	conn, err := c.writer(ctx, full)
+	if err != nil {
+		return err
+	}
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if len(group) == 1 {
-		if err := group[0].fn(tx); err != nil {
-			results[0] = err
-			return nil
-		}
-		return tx.Commit()
-	}
+	var applied uint64
 	committed := false
 	for i, r := range group {
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
-			return err
+		single := len(group) == 1
+		if !single {
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
+				return err
+			}
 		}
 		if err := r.fn(tx); err != nil {
 			results[i] = err
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO w"); err != nil {
-				return err
+			if !single {
+				if _, err := tx.ExecContext(ctx, "ROLLBACK TO w"); err != nil {
+					return err
+				}
 			}
 		} else {
 			committed = true
+			applied = max(applied, r.jr.Applied)
 		}
-		if _, err := tx.ExecContext(ctx, "RELEASE w"); err != nil {
-			return err
+		if !single {
+			if _, err := tx.ExecContext(ctx, "RELEASE w"); err != nil {
+				return err
+			}
 		}
 	}
 	if !committed {
 		return nil
 	}
-	return tx.Commit()
+	if applied > 0 {
+		if err := setCatalogLSN(ctx, tx, applied); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	for i, r := range group {
+		if results[i] == nil {
+			c.raiseCheckpointed(r.ckpt)
+		}
+	}
+	return nil
+}
+
+// writer returns the connection group commits run on, set to sync its
+// commits (full) or not. The caller holds wlock.
+func (c *Catalog) writer(ctx context.Context, full bool) (*sql.Conn, error) {
+	if c.wconn == nil {
+		conn, err := c.db.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c.wconn, c.wsync = conn, ""
+	}
+	want := "NORMAL"
+	if full {
+		want = "FULL"
+	}
+	if c.wsync != want {
+		if _, err := c.wconn.ExecContext(ctx, "PRAGMA synchronous = "+want); err != nil {
+			return nil, err
+		}
+		c.wsync = want
+	}
+	return c.wconn, nil
 }
 
 // AllocateID returns a stream id that has never been returned before, also
@@ -454,13 +551,17 @@ func (c *Catalog) AllocateID(ctx context.Context) (int64, error) {
 // soft-deleted, else Insert fails with [ErrParentGone]; the parent's
 // RefCount is incremented in the same transaction.
 func (c *Catalog) Insert(ctx context.Context, s Stream) error {
-	if err := c.insert(ctx, s); err != nil {
+	return c.insertJ(ctx, s, Journaled{})
+}
+
+func (c *Catalog) insertJ(ctx context.Context, s Stream, jr Journaled) error {
+	if err := c.insert(ctx, s, jr); err != nil {
 		return fmt.Errorf("catalog: insert %q: %w", s.Path, err)
 	}
 	return nil
 }
 
-func (c *Catalog) insert(ctx context.Context, s Stream) error {
+func (c *Catalog) insert(ctx context.Context, s Stream, jr Journaled) error {
 	switch {
 	case s.ID <= 0:
 		return fmt.Errorf("invalid id %d", s.ID)
@@ -489,7 +590,7 @@ func (c *Catalog) insert(ctx context.Context, s Stream) error {
 	if s.ParentID != 0 {
 		parent = sql.NullInt64{Int64: s.ParentID, Valid: true}
 	}
-	return c.write(ctx, func(tx *sql.Tx) error {
+	return c.enqueue(ctx, &writeReq{jr: jr, fn: func(tx *sql.Tx) error {
 		// An id at or beyond the reserved range would be handed out again
 		// by a later AllocateID.
 		var next int64
@@ -527,7 +628,7 @@ func (c *Catalog) insert(ctx context.Context, s Stream) error {
 			return ErrExists
 		}
 		return err
-	})
+	}})
 }
 
 // streamColumns is the column list that scanStream reads, in order.
@@ -607,10 +708,18 @@ func (c *Catalog) GetByID(ctx context.Context, id int64) (Stream, error) {
 // Delete fails with [ErrNotFound] if id does not exist and with
 // [ErrSoftDeleted] if it is already soft-deleted.
 func (c *Catalog) Delete(ctx context.Context, id int64) (DeleteResult, error) {
+	return c.deleteJ(ctx, id, time.Time{}, Journaled{})
+}
+
+// deleteJ is Delete at time at (zero: now), covered by jr.
+func (c *Catalog) deleteJ(ctx context.Context, id int64, at time.Time, jr Journaled) (DeleteResult, error) {
 	var res DeleteResult
-	err := c.write(ctx, func(tx *sql.Tx) error {
+	err := c.enqueue(ctx, &writeReq{jr: jr, fn: func(tx *sql.Tx) error {
 		res = DeleteResult{}
-		now := c.now().UnixMilli()
+		if at.IsZero() {
+			at = c.now()
+		}
+		now := at.UnixMilli()
 		var refcount int64
 		var deleted sql.NullInt64
 		err := tx.QueryRowContext(ctx, "SELECT refcount, deleted_at FROM streams WHERE id = ?"+c.forUpdate(), id).Scan(&refcount, &deleted)
@@ -655,7 +764,7 @@ func (c *Catalog) Delete(ctx context.Context, id int64) (DeleteResult, error) {
 			}
 			cur = parent.Int64
 		}
-	})
+	}})
 	if err != nil {
 		return DeleteResult{}, fmt.Errorf("catalog: delete %d: %w", id, err)
 	}
@@ -666,7 +775,11 @@ func (c *Catalog) Delete(ctx context.Context, id int64) (DeleteResult, error) {
 // stream succeeds. It fails with [ErrNotFound] if id does not exist and
 // with [ErrSoftDeleted] if it is soft-deleted.
 func (c *Catalog) SetClosed(ctx context.Context, id int64) error {
-	err := c.write(ctx, func(tx *sql.Tx) error {
+	return c.setClosedJ(ctx, id, Journaled{})
+}
+
+func (c *Catalog) setClosedJ(ctx context.Context, id int64, jr Journaled) error {
+	err := c.enqueue(ctx, &writeReq{jr: jr, fn: func(tx *sql.Tx) error {
 		var softDeleted bool
 		err := tx.QueryRowContext(ctx, "SELECT deleted_at IS NOT NULL FROM streams WHERE id = ?"+c.forUpdate(), id).Scan(&softDeleted)
 		switch {
@@ -679,7 +792,7 @@ func (c *Catalog) SetClosed(ctx context.Context, id int64) error {
 		}
 		_, err = tx.ExecContext(ctx, "UPDATE streams SET closed = TRUE WHERE id = ?", id)
 		return err
-	})
+	}})
 	if err != nil {
 		return fmt.Errorf("catalog: close stream %d: %w", id, err)
 	}
@@ -691,10 +804,14 @@ func (c *Catalog) SetClosed(ctx context.Context, id int64) error {
 // older than the one stored is ignored, so batches flushed out of order
 // cannot shorten a stream's life. Missing ids are ignored.
 func (c *Catalog) TouchMany(ctx context.Context, access map[int64]time.Time) error {
+	return c.touchManyJ(ctx, access, Journaled{})
+}
+
+func (c *Catalog) touchManyJ(ctx context.Context, access map[int64]time.Time, jr Journaled) error {
 	if len(access) == 0 {
 		return nil
 	}
-	err := c.write(ctx, func(tx *sql.Tx) error {
+	err := c.enqueue(ctx, &writeReq{jr: jr, fn: func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, "UPDATE streams SET last_access = ?1 WHERE id = ?2 AND last_access < ?1")
 		if err != nil {
 			return err
@@ -708,7 +825,7 @@ func (c *Catalog) TouchMany(ctx context.Context, access map[int64]time.Time) err
 			}
 		}
 		return nil
-	})
+	}})
 	if err != nil {
 		return fmt.Errorf("catalog: touch: %w", err)
 	}

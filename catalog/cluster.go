@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -11,8 +12,8 @@ import (
 
 // Cluster membership and stream ownership: the nodes that serve from a
 // shared catalog, and one lease per stream naming the node that owns it.
-// These are the building blocks of cluster mode's fencing (docs/cluster.md);
-// the server does not use them yet.
+// Package cluster builds cluster mode's ownership and fencing on them
+// (docs/cluster.md).
 //
 // A lease carries an epoch that only grows. It increases by one each time
 // the lease passes to a holder (after a release or an expiry), never when
@@ -165,6 +166,21 @@ func scanLease(r scanner) (Lease, error) {
 // [ErrLeaseHeld], returning the holder's lease, while another node holds
 // an unexpired lease.
 func (c *Catalog) AcquireLease(ctx context.Context, stream int64, node string, ttl time.Duration) (Lease, error) {
+	return c.acquireLease(ctx, stream, node, ttl, true)
+}
+
+// ClaimLease is [Catalog.AcquireLease] for a stream whose unsealed data
+// lives only on its holder's disk: it takes a lease that is free (never
+// acquired, or released) or node's own, expired or not, but never one
+// another node holds, even expired. It fails with [ErrLeaseHeld],
+// returning that lease, otherwise. An expired lease of node's own passes
+// back to it with the next epoch, as after any expiry.
+func (c *Catalog) ClaimLease(ctx context.Context, stream int64, node string, ttl time.Duration) (Lease, error) {
+	return c.acquireLease(ctx, stream, node, ttl, false)
+}
+
+// acquireLease is AcquireLease, or with takeExpired false ClaimLease.
+func (c *Catalog) acquireLease(ctx context.Context, stream int64, node string, ttl time.Duration, takeExpired bool) (Lease, error) {
 	if node == "" || ttl <= 0 {
 		return Lease{}, fmt.Errorf("catalog: acquire lease of %d: need a node and a positive ttl", stream)
 	}
@@ -183,7 +199,7 @@ func (c *Catalog) AcquireLease(ctx context.Context, stream int64, node string, t
 			return err
 		}
 		live := cur.Node != "" && cur.ExpiresAt.After(now)
-		if live && cur.Node != node {
+		if cur.Node != "" && cur.Node != node && (live || !takeExpired) {
 			l = cur
 			return ErrLeaseHeld
 		}
@@ -199,6 +215,42 @@ func (c *Catalog) AcquireLease(ctx context.Context, stream int64, node string, t
 		return l, fmt.Errorf("catalog: acquire lease of %d for %q: %w", stream, node, err)
 	}
 	return l, nil
+}
+
+// RenewLeases extends every unexpired lease node holds to now + ttl in one
+// statement, whatever their number, and returns them in stream order.
+// Leases of node that expired are not renewed (they are lost: the caller
+// must stop acting for those streams until it claims them again with a new
+// epoch). This is how a node keeps its leases: one round trip per renewal
+// interval, not one per stream.
+func (c *Catalog) RenewLeases(ctx context.Context, node string, ttl time.Duration) ([]Lease, error) {
+	if node == "" || ttl <= 0 {
+		return nil, errors.New("catalog: renew leases: need a node and a positive ttl")
+	}
+	var out []Lease
+	err := c.write(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		now := c.now()
+		rows, err := tx.QueryContext(ctx, "UPDATE stream_leases SET expires_at = ? WHERE node = ? AND expires_at > ? RETURNING "+leaseColumns,
+			now.Add(ttl).UnixMilli(), node, now.UnixMilli())
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			l, err := scanLease(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, l)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("catalog: renew leases of %q: %w", node, err)
+	}
+	slices.SortFunc(out, func(a, b Lease) int { return cmp.Compare(a.StreamID, b.StreamID) })
+	return out, nil
 }
 
 // RenewLease extends l, which the caller holds, to now + ttl and returns
@@ -259,4 +311,51 @@ func (c *Catalog) GetLease(ctx context.Context, stream int64) (Lease, error) {
 		return Lease{}, fmt.Errorf("catalog: lease of %d: %w", stream, err)
 	}
 	return l, nil
+}
+
+// Holder names the lease under which a node writes a stream's shared
+// state; see [Catalog.GuardSegmentWrites].
+type Holder struct {
+	Node  string
+	Epoch int64
+}
+
+// GuardSegmentWrites makes every write of a stream's segment index rows
+// ([Catalog.RecordSealed], [Catalog.MarkUploaded]) conditional on the lease
+// that holder names: the write checks, in its own transaction, that the
+// stream's lease is still held by that node at that epoch and unexpired,
+// and fails with [ErrLeaseLost] otherwise, changing nothing. holder
+// returns false for a stream this node holds no lease of, which refuses
+// the write too. A node fenced off a stream (its lease expired or passed
+// on) thus cannot change the index its next owner writes, whatever its
+// uploader had under way.
+//
+// It is cluster mode's hook, called once before the catalog is used; nil
+// (the default) leaves the writes unconditional, as one node needs.
+func (c *Catalog) GuardSegmentWrites(holder func(stream int64) (Holder, bool)) {
+	c.holder = holder
+}
+
+// checkHolder is the condition of GuardSegmentWrites, run inside the
+// write's transaction tx. On PostgreSQL the lease row stays share-locked
+// until the write commits, so the lease cannot pass on in between.
+func (c *Catalog) checkHolder(ctx context.Context, tx *sql.Tx, stream int64) error {
+	if c.holder == nil {
+		return nil
+	}
+	h, ok := c.holder(stream)
+	if !ok {
+		return ErrLeaseLost
+	}
+	lock := ""
+	if c.pg {
+		lock = " FOR SHARE"
+	}
+	var one int
+	err := tx.QueryRowContext(ctx, "SELECT 1 FROM stream_leases WHERE stream_id = ? AND node = ? AND epoch = ? AND expires_at > ?"+lock,
+		stream, h.Node, h.Epoch, c.now().UnixMilli()).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrLeaseLost
+	}
+	return err
 }

@@ -3,11 +3,13 @@ package catalog
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/streamtier/durable-streams/coldstore/segment"
 	"github.com/streamtier/durable-streams/internal/pgtest"
 )
 
@@ -65,9 +67,7 @@ func sameNode(a, b Node) bool {
 
 func testLeases(t *testing.T, open opener) {
 	ctx := context.Background()
-	c := open(t)
-	clock := t0
-	c.now = func() time.Time { return clock }
+	c, clock := openClocked(t, open)
 	const ttl = 10 * time.Second
 	id := create(t, c, Stream{Path: "leased"})
 
@@ -81,7 +81,7 @@ func testLeases(t *testing.T, open opener) {
 	if held, err := c.AcquireLease(ctx, id, "b", ttl); !errors.Is(err, ErrLeaseHeld) || held.Node != "a" || held.Epoch != 1 {
 		t.Errorf("AcquireLease by b while a holds = %+v, %v, want ErrLeaseHeld with a's lease", held, err)
 	}
-	clock = t0.Add(5 * time.Second)
+	*clock = t0.Add(5 * time.Second)
 	if again, err := c.AcquireLease(ctx, id, "a", ttl); err != nil || again.Epoch != 1 || !again.ExpiresAt.Equal(clock.Add(ttl)) {
 		t.Errorf("AcquireLease by the holder = %+v, %v, want a renewal at epoch 1", again, err)
 	}
@@ -92,7 +92,7 @@ func testLeases(t *testing.T, open opener) {
 
 	// a stops renewing; once the lease expired, b takes it with a new epoch
 	// and a is fenced off.
-	clock = a.ExpiresAt
+	*clock = a.ExpiresAt
 	if _, err := c.RenewLease(ctx, a, ttl); !errors.Is(err, ErrLeaseLost) {
 		t.Errorf("RenewLease at expiry = %v, want ErrLeaseLost", err)
 	}
@@ -128,6 +128,149 @@ func testLeases(t *testing.T, open opener) {
 	}
 	if _, err := c.GetLease(ctx, id); !errors.Is(err, ErrNotFound) {
 		t.Errorf("GetLease after GC = %v, want ErrNotFound", err)
+	}
+}
+
+func testClaimLease(t *testing.T, open opener) {
+	ctx := context.Background()
+	c, clock := openClocked(t, open)
+	const ttl = 10 * time.Second
+	id := create(t, c, Stream{Path: "claimed"})
+
+	a, err := c.ClaimLease(ctx, id, "a", ttl)
+	if err != nil || a.Epoch != 1 || a.Node != "a" {
+		t.Fatalf("ClaimLease of a new lease = %+v, %v, want epoch 1 for a", a, err)
+	}
+	// An expired lease stays its holder's: its unsealed data is there.
+	*clock = a.ExpiresAt.Add(time.Minute)
+	if held, err := c.ClaimLease(ctx, id, "b", ttl); !errors.Is(err, ErrLeaseHeld) || held.Node != "a" || held.Epoch != 1 {
+		t.Errorf("ClaimLease by b of a's expired lease = %+v, %v, want ErrLeaseHeld with a's lease", held, err)
+	}
+	// Its holder takes it back with a new epoch; a live one it renews.
+	if a, err = c.ClaimLease(ctx, id, "a", ttl); err != nil || a.Epoch != 2 || !a.ExpiresAt.Equal(clock.Add(ttl)) {
+		t.Fatalf("ClaimLease of its own expired lease = %+v, %v, want epoch 2", a, err)
+	}
+	if a, err = c.ClaimLease(ctx, id, "a", ttl); err != nil || a.Epoch != 2 {
+		t.Fatalf("ClaimLease of its own live lease = %+v, %v, want epoch 2", a, err)
+	}
+	// A released lease is anyone's.
+	if err := c.ReleaseLease(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := c.ClaimLease(ctx, id, "b", ttl); err != nil || b.Epoch != 3 || b.Node != "b" {
+		t.Errorf("ClaimLease of a released lease = %+v, %v, want epoch 3 for b", b, err)
+	}
+}
+
+func testRenewLeases(t *testing.T, open opener) {
+	ctx := context.Background()
+	c, clock := openClocked(t, open)
+	const ttl = 10 * time.Second
+	ids := []int64{create(t, c, Stream{Path: "r1"}), create(t, c, Stream{Path: "r2"}), create(t, c, Stream{Path: "r3"})}
+	for _, id := range ids {
+		if _, err := c.ClaimLease(ctx, id, "a", ttl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := create(t, c, Stream{Path: "other"})
+	if _, err := c.ClaimLease(ctx, other, "b", ttl); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.RenewLeases(ctx, "none", ttl); err != nil || len(got) != 0 {
+		t.Errorf("RenewLeases of a node without leases = %+v, %v", got, err)
+	}
+
+	*clock = t0.Add(5 * time.Second)
+	got, err := c.RenewLeases(ctx, "a", ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []Lease
+	for _, id := range ids {
+		want = append(want, Lease{StreamID: id, Node: "a", Epoch: 1, ExpiresAt: clock.Add(ttl)})
+	}
+	if !slices.EqualFunc(got, want, sameLease) {
+		t.Errorf("RenewLeases = %+v, want %+v", got, want)
+	}
+	if l, err := c.GetLease(ctx, other); err != nil || !l.ExpiresAt.Equal(t0.Add(ttl)) {
+		t.Errorf("another node's lease after RenewLeases = %+v, %v, want it unchanged", l, err)
+	}
+
+	// A released lease and an expired one are not renewed.
+	if err := c.ReleaseLease(ctx, want[0]); err != nil {
+		t.Fatal(err)
+	}
+	*clock = want[1].ExpiresAt
+	if got, err := c.RenewLeases(ctx, "a", ttl); err != nil || len(got) != 0 {
+		t.Errorf("RenewLeases at expiry = %+v, %v, want none", got, err)
+	}
+	if l, err := c.GetLease(ctx, ids[1]); err != nil || l.Node != "a" || !l.ExpiresAt.Equal(want[1].ExpiresAt) {
+		t.Errorf("expired lease after RenewLeases = %+v, %v, want it unchanged", l, err)
+	}
+}
+
+// openClocked opens a catalog whose clock reads *clock, t0 at first.
+func openClocked(t *testing.T, open opener) (*Catalog, *time.Time) {
+	c := open(t)
+	clock := t0
+	c.now = func() time.Time { return clock }
+	return c, &clock
+}
+
+func sameLease(a, b Lease) bool {
+	return a.StreamID == b.StreamID && a.Node == b.Node && a.Epoch == b.Epoch && a.ExpiresAt.Equal(b.ExpiresAt)
+}
+
+func testGuardSegmentWrites(t *testing.T, open opener) {
+	ctx := context.Background()
+	c := open(t)
+	const ttl = time.Minute
+	id := create(t, c, Stream{Path: "guarded"})
+	held := map[int64]Holder{}
+	c.GuardSegmentWrites(func(stream int64) (Holder, bool) {
+		h, ok := held[stream]
+		return h, ok
+	})
+	seg := func(n int64) Segment { return Segment{StreamID: id, Seg: n, ObjectKey: fmt.Sprint("k", n)} }
+	if err := c.RecordSealed(ctx, seg(0)); !errors.Is(err, ErrLeaseLost) {
+		t.Errorf("RecordSealed without a lease = %v, want ErrLeaseLost", err)
+	}
+	a, err := c.ClaimLease(ctx, id, "a", ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held[id] = Holder{Node: "a", Epoch: a.Epoch}
+	if err := c.RecordSealed(ctx, seg(0)); err != nil {
+		t.Fatalf("RecordSealed by the holder: %v", err)
+	}
+	if err := c.MarkUploaded(ctx, id, 0, 10, 1, 1); err != nil {
+		t.Fatalf("MarkUploaded by the holder: %v", err)
+	}
+	if err := c.RecordSealed(ctx, seg(1)); err != nil {
+		t.Fatal(err)
+	}
+	// The lease passes on: the old holder's writes are refused and change
+	// nothing.
+	if err := c.ReleaseLease(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.ClaimLease(ctx, id, "b", ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.MarkUploaded(ctx, id, 1, 10, 1, 1); !errors.Is(err, ErrLeaseLost) {
+		t.Errorf("MarkUploaded with a lost lease = %v, want ErrLeaseLost", err)
+	}
+	if err := c.RecordSealed(ctx, seg(2)); !errors.Is(err, ErrLeaseLost) {
+		t.Errorf("RecordSealed with a lost lease = %v, want ErrLeaseLost", err)
+	}
+	rows, err := c.ListSegments(ctx, SegmentFilter{})
+	if err != nil || len(rows) != 2 || rows[1].State != segment.Sealed {
+		t.Errorf("index after refused writes = %+v, %v, want segments 0 and 1, 1 still sealed", rows, err)
+	}
+	held[id] = Holder{Node: "b", Epoch: b.Epoch}
+	if err := c.MarkUploaded(ctx, id, 1, 10, 1, 1); err != nil {
+		t.Errorf("MarkUploaded by the new holder: %v", err)
 	}
 }
 

@@ -78,46 +78,6 @@ func openPostgres(ctx context.Context, cfg *pgx.ConnConfig) (*Catalog, error) {
 	return newCatalog(ctx, db, true)
 }
 
-// singleNodeLockKey is the PostgreSQL advisory lock that
-// [Catalog.ClaimSingleNode] holds ("dssingle" in ASCII).
-const singleNodeLockKey int64 = 0x647373696e676c65
-
-// ErrNodeActive is returned by [Catalog.ClaimSingleNode] when another node
-// serves streams from the same PostgreSQL database.
-var ErrNodeActive = errors.New("catalog: another node is serving from this database")
-
-// ClaimSingleNode makes this process the only one serving streams from the
-// catalog's PostgreSQL database until Close, and fails with
-// [ErrNodeActive] if another one does. On SQLite it does nothing: the file
-// belongs to one data directory anyway.
-//
-// A node keeps each stream's unsealed data on its own disk. Until streams
-// are owned through leases, two nodes serving from one catalog would each
-// start their own history of the same stream; a second node must refuse
-// to start instead. The claim is a session advisory lock on a connection
-// held for the purpose: it ends when the process exits or loses that
-// connection.
-func (c *Catalog) ClaimSingleNode(ctx context.Context) error {
-	if !c.pg {
-		return nil
-	}
-	conn, err := c.db.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("catalog: claim database: %w", err)
-	}
-	var got bool
-	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock(?)", singleNodeLockKey).Scan(&got); err != nil {
-		conn.Close()
-		return fmt.Errorf("catalog: claim database: %w", err)
-	}
-	if !got {
-		conn.Close()
-		return ErrNodeActive
-	}
-	c.claim = conn
-	return nil
-}
-
 // writePostgres runs fn in its own transaction and commits it, retrying
 // the whole write when PostgreSQL aborts it to break a deadlock or a
 // serialization conflict (nothing of it was committed then).

@@ -205,29 +205,3 @@ func checkRefCounts(t *testing.T, c *Catalog) {
 		}
 	}
 }
-
-func TestClaimSingleNode(t *testing.T) {
-	ctx := context.Background()
-	sqlite, _ := openTemp(t)
-	if err := sqlite.ClaimSingleNode(ctx); err != nil {
-		t.Errorf("ClaimSingleNode on SQLite = %v, want nil", err)
-	}
-
-	srv := pgtest.Start(t)
-	dsn := srv.NewDatabase(t)
-	a, b := openPostgresTemp(t, dsn), openPostgresTemp(t, dsn)
-	if err := a.ClaimSingleNode(ctx); err != nil {
-		t.Fatalf("first claim: %v", err)
-	}
-	if err := b.ClaimSingleNode(ctx); !errors.Is(err, ErrNodeActive) {
-		t.Fatalf("second claim = %v, want ErrNodeActive", err)
-	}
-	// Reads and writes of the refused catalog are not affected.
-	create(t, b, Stream{Path: "still-usable"})
-	if err := a.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.ClaimSingleNode(ctx); err != nil {
-		t.Errorf("claim after the first node closed: %v", err)
-	}
-}

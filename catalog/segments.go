@@ -87,6 +87,9 @@ func (c *Catalog) RecordSealed(ctx context.Context, g Segment) error {
 		g.CreatedAt = c.now()
 	}
 	err := c.write(ctx, func(tx *sql.Tx) error {
+		if err := c.checkHolder(ctx, tx, g.StreamID); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO segments (stream_id, seg, first_pos, end_pos, bytes, messages, object_key, checksum, created_at, state)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(stream_id, seg) DO NOTHING`,
 			g.StreamID, g.Seg, g.FirstPos, g.EndPos, g.Bytes, g.Messages, g.ObjectKey, int64(g.Checksum),
@@ -104,6 +107,9 @@ func (c *Catalog) RecordSealed(ctx context.Context, g Segment) error {
 // not exist is not created.
 func (c *Catalog) MarkUploaded(ctx context.Context, stream, seg, bytes int64, checksum uint32, messages int64) error {
 	err := c.write(ctx, func(tx *sql.Tx) error {
+		if err := c.checkHolder(ctx, tx, stream); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `UPDATE segments SET state = ?, bytes = ?, checksum = ?, messages = ?
 			WHERE stream_id = ? AND seg = ?`, string(segment.Uploaded), bytes, int64(checksum), messages, stream, seg)
 		return err

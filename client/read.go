@@ -25,11 +25,14 @@ const (
 	// with long-poll requests.
 	LiveLongPoll
 	// LiveSSE reads and follows the stream over one Server-Sent Events
-	// connection, reconnecting when the server ends it.
+	// connection, reconnecting when the server ends it. Text arrives as
+	// the SSE format carries it, from any server of the protocol: CR and
+	// CRLF become LF, and a line that starts with a space arrives one
+	// space shorter. JSON messages and binary data arrive exactly.
 	LiveSSE
 	// LiveAuto catches up with plain reads, then follows with SSE for
-	// text and JSON streams and long-polling otherwise (or when the server
-	// refuses SSE).
+	// JSON streams and long-polling otherwise (or when the server refuses
+	// SSE), so that text too arrives exactly as appended.
 	LiveAuto
 )
 
@@ -296,7 +299,7 @@ func (r *Reader) useSSE() bool {
 	case LiveSSE:
 		return true
 	case LiveAuto:
-		return r.caughtUp && !r.noSSE && sseCapable(r.ct)
+		return r.caughtUp && !r.noSSE && isJSONType(r.ct)
 	}
 	return false
 }

@@ -186,3 +186,62 @@ func TestReaderPermanentErrors(t *testing.T) {
 		t.Fatalf("Next after Close = %v", err)
 	}
 }
+
+// TestReaderAutoMode checks which live mode LiveAuto follows a stream
+// with: SSE only for JSON, whose messages it carries exactly; text and
+// binary long-poll, since SSE would change text (CRLF to LF, one leading
+// space of a line dropped) and carries binary as base64.
+func TestReaderAutoMode(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		ct, body, live string
+	}{
+		{"text/plain; charset=utf-8", " indented\r\n  two", "long-poll"},
+		{"application/octet-stream", "\x00 \r\n", "long-poll"},
+		{"application/json", `[{"a":1}]`, "sse"},
+	} {
+		t.Run(tc.ct, func(t *testing.T) {
+			t.Parallel()
+			var mu sync.Mutex
+			var live []string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				live = append(live, r.URL.Query().Get("live"))
+				mu.Unlock()
+				h := w.Header()
+				h.Set("Stream-Up-To-Date", "true")
+				switch r.URL.Query().Get("live") {
+				case "":
+					h.Set("Content-Type", tc.ct)
+					h.Set("Stream-Next-Offset", "1")
+					_, _ = io.WriteString(w, tc.body)
+				case "sse":
+					h.Set("Content-Type", "text/event-stream")
+					fmt.Fprint(w, "event: control\n"+`data:{"streamNextOffset":"1","upToDate":true,"streamClosed":true}`+"\n\n")
+				default:
+					h.Set("Content-Type", tc.ct)
+					h.Set("Stream-Next-Offset", "1")
+					h.Set("Stream-Closed", "true")
+					w.WriteHeader(http.StatusNoContent)
+				}
+			}))
+			defer srv.Close()
+			r := New(srv.URL, WithRetry(fastRetry)).Stream("s").Read(testCtx(t), ReadOptions{Live: LiveAuto})
+			var got []byte
+			for b, err := range r.Batches() {
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, b.Data...)
+			}
+			if string(got) != tc.body {
+				t.Fatalf("read %q, want %q", got, tc.body)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if want := []string{"", tc.live}; strings.Join(live, ",") != strings.Join(want, ",") {
+				t.Fatalf("live modes of the requests %q, want %q", live, want)
+			}
+		})
+	}
+}

@@ -339,9 +339,3 @@ func isJSONType(ct string) bool {
 	return err == nil && mt == "application/json"
 }
 
-// sseCapable reports whether the server can stream this content type over
-// SSE (text/* and application/json).
-func sseCapable(ct string) bool {
-	mt, _, err := mime.ParseMediaType(ct)
-	return err == nil && (strings.HasPrefix(mt, "text/") || mt == "application/json")
-}

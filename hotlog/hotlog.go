@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/streamtier/durable-streams/internal/memdb"
@@ -145,9 +146,18 @@ const (
 
 // Log is an open hot log. It is safe for concurrent use; writes are
 // serialized.
+//
+// A Log made by [Image.OpenNew] has no file until its first Commit; until
+// then it reads as empty.
 type Log struct {
 	path string
-	rdb  *sql.DB // read-only pool
+	opts Options
+	rdb  *sql.DB // read-only pool; set before ready
+
+	// ready is set once the file exists and the connections are open;
+	// until then image is what the first commit writes out.
+	ready atomic.Bool
+	image *Image
 
 	reclaimBytes int64 // see Options.ReclaimBytes
 	pageSize     int64
@@ -158,7 +168,7 @@ type Log struct {
 	insMsg  *sql.Stmt
 	insMsgs *sql.Stmt // rowsPerInsert rows; prepared on first use
 	args    []any     // reused arguments of insMsgs
-	upProd  *sql.Stmt
+	upProd  *sql.Stmt // prepared on first use, as insSeg
 	updMeta *sql.Stmt
 	insSeg  *sql.Stmt
 }
@@ -235,7 +245,10 @@ func create(ctx context.Context, path string, meta Meta, initial []Message, sync
 // to make a new hot log, about a tenth of the work of [Create], which
 // builds the schema statement by statement. The new file's first
 // [Log.Commit] must write the real meta row.
-type Image struct{ b []byte }
+type Image struct {
+	b        []byte
+	pageSize int64
+}
 
 // NewImage builds the image in a temporary file under dir.
 func NewImage(ctx context.Context, dir string) (*Image, error) {
@@ -252,7 +265,28 @@ func NewImage(ctx context.Context, dir string) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hotlog: image: %w", err)
 	}
-	return &Image{b: b}, nil
+	if len(b) < 100 {
+		return nil, fmt.Errorf("hotlog: image: %d bytes, shorter than a database header", len(b))
+	}
+	// The header's page size: big endian at offset 16, 1 meaning 65536.
+	ps := int64(b[16])<<8 | int64(b[17])
+	if ps == 1 {
+		ps = 65536
+	}
+	return &Image{b: b, pageSize: ps}, nil
+}
+
+// OpenNew returns the Log of a new hot log at path that is not written
+// yet: its first [Log.Commit] writes the image out (as [Image.WriteFile]
+// does, without syncs) and opens it, and that commit must carry the real
+// meta row. Until then the Log reads as empty and [Log.Load] fails. A
+// stream created in a commit journal pays for its file only when its
+// data is first written to it, off the request path; a commit that fails
+// leaves the Log unwritten, and the next one writes the image again.
+func (im *Image) OpenNew(path string, opts Options) *Log {
+	l := makeLog(path, opts)
+	l.image = im
+	return l
 }
 
 // WriteFile writes the image to path without any fsync, replacing any
@@ -392,86 +426,142 @@ func open(ctx context.Context, path string, opts Options) (_ *Log, err error) {
 	} else if _, err := os.Stat(path); err != nil {
 		return nil, err
 	}
-	n := opts.ReadConns
-	if n <= 0 {
-		n = defaultReadConns
+	l := makeLog(path, opts)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.connect(ctx, false); err != nil {
+		return nil, err
 	}
-	l := &Log{path: path, reclaimBytes: opts.ReclaimBytes}
+	return l, nil
+}
+
+func makeLog(path string, opts Options) *Log {
+	l := &Log{path: path, opts: opts, reclaimBytes: opts.ReclaimBytes}
 	if l.reclaimBytes <= 0 {
 		l.reclaimBytes = defaultReclaimBytes
 	}
+	return l
+}
+
+// connect opens the connection pools of an existing file and sets ready.
+// fresh says the file was just written from the image, whose schema
+// version and page size are known: the writer then checks nothing, so
+// opening a new hot log costs one connection and two statements (the read
+// pool connects on the first read). On failure whatever it opened is
+// closed again. The caller holds l.mu.
+func (l *Log) connect(ctx context.Context, fresh bool) (err error) {
 	defer func() {
 		if err != nil {
-			l.Close()
+			l.closeConns()
 		}
 	}()
-
+	n := l.opts.ReadConns
+	if n <= 0 {
+		n = defaultReadConns
+	}
+	path := l.path
 	sync := syncFull
-	if opts.NoSync {
+	if l.opts.NoSync {
 		sync = syncNormal
 	}
 	wname, err := dsn(path, dsnWrite, sync)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if l.wdb, err = sql.Open("sqlite", wname); err != nil {
-		return nil, err
+		return err
 	}
 	l.wdb.SetMaxOpenConns(1)
 	l.wdb.SetMaxIdleConns(1)
 	l.wdb.SetConnMaxLifetime(0)
 	l.wdb.SetConnMaxIdleTime(0)
 
-	var version int
-	if err := l.wdb.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-		return nil, fmt.Errorf("read schema version: %w", err)
-	}
-	switch {
-	case version == 0:
-		return nil, errors.New("not a hot log (schema version 0)")
-	case version > schemaVersion:
-		return nil, fmt.Errorf("schema version %d is newer than the supported version %d", version, schemaVersion)
-	}
-	if version < schemaVersion {
-		if err := upgrade(ctx, l.wdb, version); err != nil {
-			return nil, err
-		}
-	}
-	if err := l.wdb.QueryRowContext(ctx, "PRAGMA page_size").Scan(&l.pageSize); err != nil {
-		return nil, fmt.Errorf("read page size: %w", err)
-	}
-	if err := dropSegIndex(ctx, l.wdb); err != nil {
-		return nil, err
+	if fresh {
+		l.pageSize = l.image.pageSize
+	} else if err := l.check(ctx); err != nil {
+		return err
 	}
 
 	// The writer connection exists and holds the WAL open by now, so the
 	// read-only connections never have to create it.
 	rname, err := dsn(path, dsnRead, sync)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if l.rdb, err = sql.Open("sqlite", rname); err != nil {
-		return nil, err
+		return err
 	}
 	l.rdb.SetMaxOpenConns(n)
 	l.rdb.SetMaxIdleConns(n)
 	l.rdb.SetConnMaxLifetime(0)
 	l.rdb.SetConnMaxIdleTime(0)
 
+	// Every commit updates the meta row and nearly every one inserts a
+	// message; the other statements are prepared on first use.
 	for _, s := range []struct {
 		dst   **sql.Stmt
 		query string
 	}{
 		{&l.insMsg, insertMessageSQL},
-		{&l.upProd, upsertProducerSQL},
 		{&l.updMeta, metaUpdateSQL()},
-		{&l.insSeg, insertSegmentSQL},
 	} {
 		if *s.dst, err = l.wdb.PrepareContext(ctx, s.query); err != nil {
-			return nil, fmt.Errorf("prepare %q: %w", s.query, err)
+			return fmt.Errorf("prepare %q: %w", s.query, err)
 		}
 	}
-	return l, nil
+	l.ready.Store(true)
+	return nil
+}
+
+// check validates the schema version of an existing file, upgrades an
+// older one and reads its page size. The caller holds l.mu.
+func (l *Log) check(ctx context.Context) error {
+	var version int
+	if err := l.wdb.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	switch {
+	case version == 0:
+		return errors.New("not a hot log (schema version 0)")
+	case version > schemaVersion:
+		return fmt.Errorf("schema version %d is newer than the supported version %d", version, schemaVersion)
+	}
+	if version < schemaVersion {
+		if err := upgrade(ctx, l.wdb, version); err != nil {
+			return err
+		}
+	}
+	if err := l.wdb.QueryRowContext(ctx, "PRAGMA page_size").Scan(&l.pageSize); err != nil {
+		return fmt.Errorf("read page size: %w", err)
+	}
+	return dropSegIndex(ctx, l.wdb)
+}
+
+// Written reports whether the Log has a file: always for [Open], after
+// the first Commit (even a failed one) for [Image.OpenNew].
+func (l *Log) Written() bool { return l.ready.Load() }
+
+// materialize writes out the image of a Log made by [Image.OpenNew] and
+// opens it. The caller holds l.mu.
+func (l *Log) materialize(ctx context.Context) error {
+	if err := l.image.WriteFile(l.path); err != nil {
+		return err
+	}
+	return l.connect(ctx, true)
+}
+
+// prepared returns the statement *dst, preparing query on the writer
+// first if needed: outside any transaction, which would hold the only
+// writer connection. The caller holds l.mu.
+func (l *Log) prepared(ctx context.Context, dst **sql.Stmt, query string) (*sql.Stmt, error) {
+	if *dst == nil {
+		st, err := l.wdb.PrepareContext(ctx, query)
+		if err != nil {
+			return nil, fmt.Errorf("prepare %q: %w", query, err)
+		}
+		*dst = st
+	}
+	return *dst, nil
 }
 
 // Close closes both connection pools. Calls after the first return nil.
@@ -482,10 +572,19 @@ func (l *Log) Close() error {
 		return nil
 	}
 	l.closed = true
+	if err := l.closeConns(); err != nil {
+		return fmt.Errorf("hotlog: close %s: %w", l.path, err)
+	}
+	return nil
+}
+
+// closeConns closes the statements and both pools. The caller holds l.mu.
+func (l *Log) closeConns() error {
 	var errs []error
-	for _, s := range []*sql.Stmt{l.insMsg, l.insMsgs, l.upProd, l.updMeta, l.insSeg} {
-		if s != nil {
-			errs = append(errs, s.Close())
+	for _, s := range []**sql.Stmt{&l.insMsg, &l.insMsgs, &l.upProd, &l.updMeta, &l.insSeg} {
+		if *s != nil {
+			errs = append(errs, (*s).Close())
+			*s = nil
 		}
 	}
 	if l.rdb != nil {
@@ -495,11 +594,9 @@ func (l *Log) Close() error {
 	// checkpoints the WAL.
 	if l.wdb != nil {
 		errs = append(errs, l.wdb.Close())
+		l.wdb = nil
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("hotlog: close %s: %w", l.path, err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // errClosed is returned by the write path of a closed Log.

@@ -20,6 +20,9 @@ func (l *Log) Load(ctx context.Context) (Meta, []Producer, []Segment, error) {
 		prods []Producer
 		segs  []Segment
 	)
+	if !l.ready.Load() {
+		return Meta{}, nil, nil, fmt.Errorf("hotlog: load %s: not written yet", l.path)
+	}
 	err := l.readTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if meta, err = scanMeta(tx.QueryRowContext(ctx, metaSelectSQL())); err != nil {
@@ -104,7 +107,7 @@ func (l *Log) Read(ctx context.Context, from, limit int64, maxBytes int) ([]Mess
 
 func (l *Log) read(ctx context.Context, from, limit int64, maxBytes int) ([]Message, error) {
 	out := []Message{}
-	if from >= limit {
+	if from >= limit || !l.ready.Load() {
 		return out, nil
 	}
 	// One connection for the whole read: a message left out by the main
@@ -177,6 +180,9 @@ func (l *Log) ReadSegment(ctx context.Context, seg int64) ([]Message, error) {
 }
 
 func (l *Log) readSegment(ctx context.Context, seg int64) ([]Message, error) {
+	if !l.ready.Load() {
+		return nil, nil
+	}
 	rows, err := l.rdb.QueryContext(ctx, readSegmentSQL, seg)
 	if err != nil {
 		return nil, err
@@ -206,6 +212,9 @@ func (l *Log) readSegment(ctx context.Context, seg int64) ([]Message, error) {
 // message table (not the data), so it is meant for occasional use.
 func (l *Log) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
+	if !l.ready.Load() {
+		return st, nil // not written yet
+	}
 	err := l.rdb.QueryRowContext(ctx, "SELECT count(*), coalesce(sum(length(data)), 0) FROM messages").
 		Scan(&st.Rows, &st.DataBytes)
 	if err != nil {

@@ -34,21 +34,36 @@ func (l *Log) commit(ctx context.Context, b *Batch) error {
 	if l.closed {
 		return errClosed
 	}
-	// Prepared outside the transaction, which holds the only writer
-	// connection, and only by streams that ever need it.
-	if len(b.Messages) >= rowsPerInsert && l.insMsgs == nil {
-		st, err := l.wdb.PrepareContext(ctx, insertMessagesSQL(rowsPerInsert))
-		if err != nil {
-			return fmt.Errorf("prepare multi-row insert: %w", err)
+	if !l.ready.Load() {
+		if err := l.materialize(ctx); err != nil {
+			return err
 		}
-		l.insMsgs = st
+	}
+	// Prepared outside the transaction, which holds the only writer
+	// connection, and only by streams that ever need them.
+	var upProd, insSeg *sql.Stmt
+	var err error
+	if len(b.Messages) >= rowsPerInsert {
+		if _, err = l.prepared(ctx, &l.insMsgs, insertMessagesSQL(rowsPerInsert)); err != nil {
+			return err
+		}
+	}
+	if len(b.Producers) > 0 {
+		if upProd, err = l.prepared(ctx, &l.upProd, upsertProducerSQL); err != nil {
+			return err
+		}
+	}
+	if b.Seal != nil {
+		if insSeg, err = l.prepared(ctx, &l.insSeg, insertSegmentSQL); err != nil {
+			return err
+		}
 	}
 	return l.writeTx(ctx, func(tx *sql.Tx) error {
 		if err := l.insertMessages(ctx, tx, b.Messages); err != nil {
 			return err
 		}
 		if len(b.Producers) > 0 {
-			up := tx.StmtContext(ctx, l.upProd)
+			up := tx.StmtContext(ctx, upProd)
 			for i := range b.Producers {
 				p := &b.Producers[i]
 				if _, err := up.ExecContext(ctx, p.ID, p.Epoch, p.LastSeq, p.Updated.UnixMilli()); err != nil {
@@ -66,7 +81,7 @@ func (l *Log) commit(ctx context.Context, b *Batch) error {
 			return fmt.Errorf("update meta: %d rows, want 1", n)
 		}
 		if s := b.Seal; s != nil {
-			if _, err := tx.StmtContext(ctx, l.insSeg).ExecContext(ctx, segmentArgs(s)...); err != nil {
+			if _, err := tx.StmtContext(ctx, insSeg).ExecContext(ctx, segmentArgs(s)...); err != nil {
 				return fmt.Errorf("insert segment %d: %w", s.Seg, err)
 			}
 		}
@@ -149,6 +164,9 @@ func (l *Log) markUploaded(ctx context.Context, seg int64, objectKey string, che
 	if l.closed {
 		return errClosed
 	}
+	if !l.ready.Load() {
+		return errors.New("no such segment")
+	}
 	err := l.writeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
 			"UPDATE segments SET state = ?, object_key = ?, checksum = ? WHERE seg = ?",
@@ -190,6 +208,9 @@ func (l *Log) Compact(ctx context.Context) error {
 	defer l.mu.Unlock()
 	if l.closed {
 		return fmt.Errorf("hotlog: compact %s: %w", l.path, errClosed)
+	}
+	if !l.ready.Load() {
+		return nil // nothing written, nothing to return
 	}
 	free, _, err := l.pageCounts(ctx)
 	if err != nil {

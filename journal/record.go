@@ -28,8 +28,15 @@ const (
 	// the request with an error, so replaying the change would apply
 	// what was refused.
 	KindStreamAbort Kind = 3
+	// KindStreamDelete is the deletion of a stream (by a request or by
+	// expiry), soft while forks of it exist: the catalog change, redone
+	// on the catalog's state at that point of the log.
+	KindStreamDelete Kind = 4
+	// KindStreamTouch is a batch of streams' last access times, which
+	// move the deadlines of streams with a sliding time to live.
+	KindStreamTouch Kind = 5
 
-	maxKind = KindStreamAbort
+	maxKind = KindStreamTouch
 )
 
 func (k Kind) String() string {
@@ -40,6 +47,10 @@ func (k Kind) String() string {
 		return "stream-create"
 	case KindStreamAbort:
 		return "stream-abort"
+	case KindStreamDelete:
+		return "stream-delete"
+	case KindStreamTouch:
+		return "stream-touch"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }

@@ -6,6 +6,10 @@
 // already keep (sequencer.Registry.Stats, rotation.Rotator.Stats, ...) at
 // scrape time, so those packages need not know about Prometheus and their
 // hot paths pay nothing for it. docs/operations.md lists every metric.
+//
+// In cluster mode every metric carries the node's id as the label node
+// (see NewNode and docs/cluster.md), and the cluster's own metrics
+// (cluster.go) are exported.
 package metrics
 
 import (
@@ -36,9 +40,16 @@ const RouteUnmatched = "unmatched"
 // reads (long-polls wait 30 s and SSE connections last 60 s by default).
 var durationBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
 
+// NodeLabel is the name of the label that carries the node id in cluster
+// mode.
+const NodeLabel = "node"
+
 // Metrics holds a server's registry and its HTTP instruments.
 type Metrics struct {
 	reg *prometheus.Registry
+	// rr registers into reg, adding the node label in cluster mode; every
+	// collector is registered through it.
+	rr prometheus.Registerer
 
 	requests    *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
@@ -52,6 +63,10 @@ type Metrics struct {
 	// hashing the label values on every request, and the labels are
 	// bounded, so the cache is too.
 	series sync.Map
+
+	// forwarded and forwardErrors count the requests this node forwarded
+	// to the owners of their streams, by target node.
+	forwarded, forwardErrors *prometheus.CounterVec
 }
 
 type seriesKey struct {
@@ -65,10 +80,22 @@ type series struct {
 }
 
 // New returns Metrics with a fresh registry holding the Go runtime and
-// process collectors and the HTTP instruments. Add the server's sources
-// with Watch.
-func New() *Metrics {
+// process collectors and the HTTP instruments, for a single node. Add the
+// server's sources with Watch.
+func New() *Metrics { return NewNode("") }
+
+// NewNode is New for node id of a cluster: every metric registered
+// through it, the runtime's included, carries the constant label
+// node="<id>", so that series of different nodes stay apart wherever they
+// end up (federation, remote write, a dashboard summing over the
+// cluster) independently of the scraper's instance label. An empty id
+// adds no label.
+func NewNode(id string) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.rr = m.reg
+	if id != "" {
+		m.rr = prometheus.WrapRegistererWith(prometheus.Labels{NodeLabel: id}, m.reg)
+	}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Subsystem: "http", Name: "requests_total",
 		Help: "HTTP requests answered, by route template, method and status code.",
@@ -88,23 +115,31 @@ func New() *Metrics {
 	}, []string{"mode"})
 	m.liveLongPoll = m.liveReaders.WithLabelValues(LiveLongPoll)
 	m.liveSSE = m.liveReaders.WithLabelValues(LiveSSE)
-	m.reg.MustRegister(
+	m.forwarded, m.forwardErrors = forwardCounters()
+	m.rr.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.duration, m.inFlight, m.liveReaders,
+		m.forwarded, m.forwardErrors,
 	)
 	return m
 }
 
 // Registry returns the registry, for embedders that add their own metrics.
+// Metrics registered directly on it do not carry the node label; use
+// Registerer for that.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Registerer registers into Registry, adding the node label in cluster
+// mode.
+func (m *Metrics) Registerer() prometheus.Registerer { return m.rr }
 
 // Handler serves the registry in the Prometheus exposition formats.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
 		// A failing collector should not hide all the others.
 		ErrorHandling:     promhttp.ContinueOnError,
-		Registry:          m.reg, // adds promhttp_metric_handler_errors_total
+		Registry:          m.rr, // adds promhttp_metric_handler_errors_total
 		EnableOpenMetrics: true,
 	})
 }

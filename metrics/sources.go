@@ -46,6 +46,9 @@ type Sources struct {
 	HotDirInterval time.Duration
 	// Limits reports the connection and body byte bounds' use.
 	Limits func() LimitStats
+	// Cluster reports this node's view of cluster membership and its
+	// leases; set in cluster mode only.
+	Cluster func() ClusterStats
 	// Now is the clock (default time.Now), for the rotation lag.
 	Now func() time.Time
 }
@@ -80,8 +83,11 @@ func (m *Metrics) Watch(src Sources) error {
 	if src.Limits != nil {
 		cs = append(cs, limitsCollector(src.Limits))
 	}
+	if src.Cluster != nil {
+		cs = append(cs, clusterCollector(src.Cluster))
+	}
 	for _, c := range cs {
-		if err := m.reg.Register(c); err != nil {
+		if err := m.rr.Register(c); err != nil {
 			return fmt.Errorf("metrics: register: %w", err)
 		}
 	}

@@ -271,6 +271,12 @@ func (r *Rotator) upload(ctx context.Context, j job) error {
 	if sequencer.KindOf(err) == sequencer.KindNotFound {
 		return nil // stream deleted meanwhile
 	}
+	if errors.Is(err, sequencer.ErrNotOwner) {
+		// Cluster mode: another node owns the stream and uploads its
+		// segments; should it come back here, its actor's start queues
+		// them again.
+		return nil
+	}
 	if err != nil {
 		return err
 	}

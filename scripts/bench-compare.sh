@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# Runs the bench/ workloads against this server and against the upstream Node
-# reference server (@durable-streams/server, file-backed, installed from npm
-# into bench/node), several times in one run, and prints a Markdown table of
-# medians with ratios (this server / reference).
+# Runs the bench/ workloads against this server and against its peers, several
+# times in one run, and prints a Markdown table of medians with a ratio column
+# (this server / peer) for each peer. The peers:
 #
-#   scripts/bench-compare.sh [-r RUNS] [-w WORKLOADS] [-s SCALE] [-d DURATION] [-o OUTDIR]
+#   node   the upstream Node reference server (@durable-streams/server,
+#          file-backed), installed from npm into bench/node
+#   caddy  the protocol repository's Go server (its Caddy plugin, file
+#          store), built by scripts/build-caddy-peer.sh into .tools/caddy-peer
 #
-# WORKLOADS is a comma-separated list or a group (quick, all); see
-# `go run ./bench -h`. Workloads only this server can run (read-cold-*,
-# which need its cold tier) are skipped for the reference server. This
+#   scripts/bench-compare.sh [-r RUNS] [-w WORKLOADS] [-s SCALE] [-d DURATION] [-o OUTDIR] [-p PEERS]
+#
+# PEERS is a comma-separated list of node and caddy; by default node, and
+# caddy too when its binary is built. Naming caddy builds it when missing
+# (several minutes). WORKLOADS is a comma-separated list or a group (quick,
+# all); see `go run ./bench -h`. Workloads only this server can run
+# (read-cold-*, which need its cold tier) are skipped for the peers. This
 # server runs with its embedded defaults (local cold directory); when
 # read-cold-remote is asked for, a MinIO server (scripts/install-minio.sh)
 # is started on loopback for that workload only. Everything runs on
@@ -16,29 +22,46 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-runs=3 workloads=quick scale=1 duration=5s out=""
-while getopts "r:w:s:d:o:h" opt; do
+runs=3 workloads=quick scale=1 duration=5s out="" peers=""
+while getopts "r:w:s:d:o:p:h" opt; do
   case $opt in
     r) runs=$OPTARG ;;
     w) workloads=$OPTARG ;;
     s) scale=$OPTARG ;;
     d) duration=$OPTARG ;;
     o) out=$OPTARG ;;
-    *) sed -n '2,14p' "$0"; exit 2 ;;
+    p) peers=$OPTARG ;;
+    *) sed -n '2,21p' "$0"; exit 2 ;;
   esac
 done
 out=${out:-$(mktemp -d /tmp/ds-bench.XXXXXX)}
 mkdir -p "$out"
 log() { printf 'bench-compare: %s\n' "$*" >&2; }
 
+caddy=.tools/caddy-peer/durable-streams-caddy
+if [ -z "$peers" ]; then
+  peers=node
+  [ -x "$caddy" ] && peers=node,caddy
+fi
+for p in ${peers//,/ }; do
+  case $p in
+    node | caddy) ;;
+    *) log "unknown peer $p (node, caddy)"; exit 2 ;;
+  esac
+done
+has_peer() { [[ ",$peers," == *",$1,"* ]]; }
+
 bin=.tools/bench
 mkdir -p "$bin"
 log "building the server and the load program"
 go build -o "$bin/durable-streams" ./cmd/durable-streams
 go build -o "$bin/bench" ./bench
-if [ ! -d bench/node/node_modules/@durable-streams/server ]; then
+if has_peer node && [ ! -d bench/node/node_modules/@durable-streams/server ]; then
   log "installing the reference server (npm ci in bench/node)"
   (cd bench/node && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+if has_peer caddy; then
+  bash scripts/build-caddy-peer.sh
 fi
 
 # Expand groups so each target gets the list it can run.
@@ -72,7 +95,12 @@ local_list=$(tr ',' '\n' <<<"$list" | grep -vx 'read-cold-remote' | paste -sd, -
 # connections from it): the connection bounds are off, as the reference
 # server has none.
 ours="$bin/durable-streams serve --addr {addr} --data-dir {dir} --log-level warn --max-conns 0 --max-conns-per-client 0"
-peer="node $PWD/bench/node/start.mjs {port} {dir}"
+declare -A peer_cmd=(
+  [node]="node $PWD/bench/node/start.mjs {port} {dir}"
+  # Caddy reads its port and data directory from the environment (see the
+  # Caddyfile) and keeps its own state under {dir}, not in $HOME.
+  [caddy]="env DS_PEER_PORT={port} DS_PEER_DIR={dir}/data XDG_DATA_HOME={dir}/xdg XDG_CONFIG_HOME={dir}/xdg $PWD/$caddy run --config $PWD/.tools/caddy-peer/Caddyfile --adapter caddyfile"
+)
 for r in $(seq 1 "$runs"); do
   log "run $r/$runs: this server"
   if [ -n "$local_list" ]; then
@@ -81,8 +109,12 @@ for r in $(seq 1 "$runs"); do
   if [ -n "$minio_pid" ]; then
     env "${s3env[@]}" "$bin/bench" -server "$ours" -ready-path /healthz -target ours -json -scale "$scale" -duration "$duration" -workload read-cold-remote >>"$out/ours.jsonl" || log "read-cold-remote failed on this server (see above)"
   fi
-  log "run $r/$runs: reference server"
-  "$bin/bench" -server "$peer" -target node -json -scale "$scale" -duration "$duration" -workload "$peer_list" >>"$out/node.jsonl" || log "some workloads failed on the reference server (see above)"
+  for p in ${peers//,/ }; do
+    log "run $r/$runs: peer $p"
+    "$bin/bench" -server "${peer_cmd[$p]}" -target "$p" -json -scale "$scale" -duration "$duration" -workload "$peer_list" >>"$out/$p.jsonl" || log "some workloads failed on peer $p (see above)"
+  done
 done
 log "results in $out"
-"$bin/bench" report -ours ours -peer node "$out/ours.jsonl" "$out/node.jsonl"
+files=("$out/ours.jsonl")
+for p in ${peers//,/ }; do files+=("$out/$p.jsonl"); done
+"$bin/bench" report -ours ours -peer "$peers" "${files[@]}"

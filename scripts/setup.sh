@@ -111,6 +111,14 @@ ensure_postgres() {
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || die "initdb not found after apt-get install postgresql"
 }
 
+ensure_iproute2() {
+  # iproute2 (ip) for the network namespaces of the cluster tests
+  # (internal/netnstest, test/e2e/cluster_*_test.go): bridge, veth pairs,
+  # link down/up and blackhole routes, all from `ip`; no firewall tool.
+  apt_install iproute2
+  command -v ip >/dev/null || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || die "ip not found after apt-get install iproute2"
+}
+
 ensure_npm_packages() {
   # Exactly as locked in each folder's package-lock.json:
   # - test/interop/ts: the upstream TypeScript client for
@@ -146,6 +154,7 @@ main() {
   ensure_minio
   ensure_nginx
   ensure_postgres
+  ensure_iproute2
   ensure_npm_packages
 }
 

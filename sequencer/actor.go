@@ -121,9 +121,10 @@ type Stream struct {
 	stopOnce  sync.Once
 
 	deleted, softDeleted bool
-	// broken is set when the hot log failed to take a batch the journal
-	// holds: later batches would skip it (see commitBatch).
-	broken error
+	// wb holds the batches durable in the journal that the hot log lacks,
+	// and flushErr why the last write of them failed (see writebehind.go).
+	wb       writeBehind
+	flushErr error
 	// frozen, while the stream is being handed off, refuses appends
 	// (handoff.go).
 	frozen error
@@ -139,6 +140,7 @@ func (s *Stream) run() {
 	defer close(s.done)
 	defer s.log.Close()
 	defer s.compact()
+	defer s.flushAtStop()
 	if s.reg.cfg.Rotation.Enabled && s.meta.Closed && s.meta.OpenSegMsgs > 0 {
 		s.sealByAge() // a stream created closed, or closed before a crash
 	}

@@ -47,13 +47,11 @@ func (s *Stream) process(ops []op) {
 			batch.Producers = append(batch.Producers, p)
 		}
 		batch.Meta = s.meta
-		if err := s.commitBatch(&batch); err != nil {
-			s.lg.Error("commit failed", "stream", s.path, "err", err)
+		if err := s.commitFenced(&batch); err != nil {
 			s.restore(undo)
-			ierr := internal("commit failed", err)
 			for i := range appended {
 				if appended[i].err == nil {
-					appended[i].err = ierr
+					appended[i].err = err
 				}
 			}
 		} else {
@@ -65,6 +63,10 @@ func (s *Stream) process(ops []op) {
 	for _, a := range appended {
 		a.reply <- appendReply{res: a.res, err: a.err}
 	}
+	// After the replies: the hot log write is off their path. Before the
+	// ops queued after the appends: a trim must find its segment written
+	// (writebehind.go, invariant 3).
+	s.maybeFlush()
 	for _, o := range later {
 		o.afterCommit(s)
 	}
@@ -257,7 +259,8 @@ func (s *Stream) committed(b *hotlog.Batch, wasClosed bool) {
 }
 
 // addRecent appends committed messages to the in-memory tail cache,
-// dropping the oldest beyond the configured budget.
+// dropping the oldest beyond the configured budget, but never one the hot
+// log lacks (writebehind.go, invariant 2).
 //
 // It appends in place although published snapshots share the array: a
 // snapshot only sees its own length, and only this actor appends, always
@@ -276,12 +279,16 @@ func (s *Stream) addRecent(msgs []hotlog.Message) {
 	for _, m := range msgs {
 		sz += len(m.Data)
 	}
+	keepFrom := s.wb.firstPos()
+	if keepFrom < 0 {
+		keepFrom = s.meta.Tail
+	}
 	drop := 0
-	for drop < len(n)-1 && sz > limit {
+	for drop < len(n)-1 && sz > limit && n[drop].Pos < keepFrom {
 		sz -= len(n[drop].Data)
 		drop++
 	}
-	if sz > limit { // a single message above the budget is not cached
+	if sz > limit && n[drop].Pos < keepFrom { // a single message above the budget is not cached
 		n, sz, drop = nil, 0, 0
 	}
 	s.recent, s.recentSz = n[drop:], sz
@@ -347,4 +354,5 @@ func (s *Stream) sealByAge() {
 		return
 	}
 	s.committed(&b, s.meta.Closed)
+	s.maybeFlush()
 }

@@ -1,5 +1,7 @@
 package sequencer
 
+import "context"
+
 // Abandon stops r the way a crash would as far as the commit journal
 // goes: the actors stop (closing their hot logs) and the journal closes
 // without the final checkpoint, so the next registry on the same
@@ -7,6 +9,9 @@ package sequencer
 func Abandon(r *Registry) {
 	r.BeginShutdown()
 	r.bg.Wait()
+	if r.jnl != nil {
+		r.jnl.abandoned.Store(true) // the actors write nothing more
+	}
 	r.stopActors()
 	if r.jnl != nil {
 		r.jnl.j.Close()
@@ -15,5 +20,11 @@ func Abandon(r *Registry) {
 }
 
 // CloseHotLog closes the hot log of h's stream under its actor, so that
-// its next commit fails after the journal has the batch.
+// its next write fails after the journal has the batches.
 func CloseHotLog(h *Handle) { h.st.log.Close() }
+
+// FlushHotLog has the actor of h's stream write what it has not written.
+func FlushHotLog(h *Handle) error { return h.st.requestFlush(context.Background()) }
+
+// Checkpoint runs a journal checkpoint now.
+func Checkpoint(r *Registry) error { return r.jnl.checkpoint(context.Background()) }

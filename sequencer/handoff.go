@@ -52,7 +52,7 @@ import (
 // can never come back to life beside a newer history. Continuing
 // (continueHandoff, before an actor starts):
 //
-//  1. the fence's lease is acquired;
+//  1. the fence's lease is acquired (by startActor, before this);
 //  2. the hot log is built from the state and the segment index (every
 //     segment uploaded, tiling the stream up to the open segment), in
 //     place of any local file, and synced;
@@ -438,11 +438,6 @@ func (r *Registry) continueHandoff(ctx context.Context, id int64) error {
 	}
 	if r.Draining() {
 		return ErrDraining
-	}
-	if f := r.cfg.Fence; f != nil {
-		if err := f.Acquire(ctx, id); err != nil {
-			return err
-		}
 	}
 	if err := r.buildFromHandoff(ctx, h); err != nil {
 		return fmt.Errorf("continue handed-off stream %d: %w", id, err)

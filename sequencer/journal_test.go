@@ -149,7 +149,7 @@ func TestJournalCheckpointReleases(t *testing.T) {
 		ents, _ := os.ReadDir(jdir)
 		return len(ents) <= 4
 	})
-	cp, err := e.cat.JournalCheckpoint(context.Background())
+	cp, err := e.cat.JournalCheckpoint(context.Background(), "")
 	if err != nil || cp == 0 {
 		t.Errorf("catalog checkpoint %d (%v) after checkpoints", cp, err)
 	}
@@ -158,31 +158,65 @@ func TestJournalCheckpointReleases(t *testing.T) {
 	}
 }
 
-// TestJournalAbortsRefusedBatch makes the hot log refuse a batch the
-// journal already holds: the append fails, and no later start replays it.
-func TestJournalAbortsRefusedBatch(t *testing.T) {
+// TestJournalKeepsUnwrittenBatches makes the hot log refuse batches the
+// journal holds and the client was answered for: the stream refuses
+// further writes, its next actor writes them, and a restart has them.
+func TestJournalKeepsUnwrittenBatches(t *testing.T) {
 	dir := t.TempDir()
-	e := openEnv(t, dir, nil)
+	cfg := func(c *sequencer.Config) {
+		c.Journal.FlushBatches = 1
+		c.IdleTimeout = 100 * time.Millisecond
+	}
+	e := openEnv(t, dir, cfg)
 	const ct = "text/plain"
 	e.createStream("a", ct)
-	e.appendMsgs("a", ct, "kept")
+	e.appendMsgs("a", ct, "kept ")
 	h := e.acquire("a")
 	sequencer.CloseHotLog(h)
-	if _, err := e.tryAppend("a", &sequencer.AppendRequest{ContentType: mustCT(t, ct), Messages: byteMsgs("refused"),
-		Producer: &protocol.Producer{ID: "p", Epoch: 0, Seq: 0}}); err == nil {
-		t.Fatal("append on a closed hot log succeeded")
+	prod := func(e *env, seq int64, msg string) (sequencer.AppendResult, error) {
+		return e.tryAppend("a", &sequencer.AppendRequest{ContentType: mustCT(t, ct), Messages: byteMsgs(msg),
+			Producer: &protocol.Producer{ID: "p", Epoch: 0, Seq: seq}})
+	}
+	if _, err := prod(e, 0, "acked "); err != nil {
+		t.Fatalf("append answered before the hot log write: %v", err)
+	}
+	_, err := prod(e, 1, "refused")
+	if k := kindOf(err); err == nil || (k != sequencer.KindInternal && k != sequencer.KindStorageFull) {
+		t.Fatalf("append to a stream whose hot log refuses data: %v, want a 5xx", err)
 	}
 	h.Release()
+	// The stopped actor hands its batches to the next one, whose hot log
+	// takes them.
+	if err := sequencer.Checkpoint(e.reg); err != nil {
+		t.Fatal(err)
+	}
+	before, err := e.cat.JournalCheckpoint(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "actor evicted", func() bool { return e.reg.OpenCount() == 0 })
+	// A checkpoint does not wait for someone to use the stream again.
+	if err := sequencer.Checkpoint(e.reg); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := e.cat.JournalCheckpoint(t.Context(), ""); err != nil || after <= before {
+		t.Errorf("checkpoint LSN %d -> %d (%v): the handed-over batches still hold it back", before, after, err)
+	}
+	e.appendMsgs("a", ct, "more")
+	if got := e.content("a"); got != "kept acked more" {
+		t.Errorf("a = %q after the next actor", got)
+	}
 	sequencer.Abandon(e.reg)
 	e.cat.Close()
 	e2 := openEnv(t, dir, nil)
-	if got := e2.content("a"); got != "kept" {
-		t.Errorf("a = %q after restart, want only the acknowledged append", got)
+	if got := e2.content("a"); got != "kept acked more" {
+		t.Errorf("a = %q after restart", got)
 	}
-	// The refused producer request left no trace: its retry is new.
-	res, err := e2.tryAppend("a", &sequencer.AppendRequest{ContentType: mustCT(t, ct), Messages: byteMsgs("retried"),
-		Producer: &protocol.Producer{ID: "p", Epoch: 0, Seq: 0}})
-	if err != nil || res.Outcome != sequencer.Appended {
-		t.Errorf("retry after restart: %v %+v, want appended", err, res)
+	// The acknowledged producer request is a duplicate, the refused one new.
+	if res, err := prod(e2, 0, "acked "); err != nil || res.Outcome != sequencer.Duplicate {
+		t.Errorf("retry of the acknowledged append: %v %+v, want a duplicate", err, res)
+	}
+	if res, err := prod(e2, 1, "retried"); err != nil || res.Outcome != sequencer.Appended {
+		t.Errorf("retry of the refused append: %v %+v, want appended", err, res)
 	}
 }

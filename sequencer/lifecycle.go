@@ -44,7 +44,14 @@ type CreateResult struct {
 
 // Create creates the stream or confirms an identical existing one.
 func (r *Registry) Create(ctx context.Context, req *CreateRequest) (*CreateResult, error) {
-	unlock := r.lockPath(req.Path)
+	paths := []string{req.Path}
+	if req.Fork != nil {
+		// The source's lock too: a deletion of the source and the fork's
+		// creation must reach the catalog in the order of their journal
+		// records, since they do not commute (see journalcatalog.go).
+		paths = append(paths, req.Fork.Source)
+	}
+	unlock := r.lockPaths(paths...)
 	defer unlock()
 	row, err := r.cat.Get(ctx, req.Path)
 	switch {
@@ -77,7 +84,7 @@ type effective struct {
 func (r *Registry) effectiveConfig(ctx context.Context, req *CreateRequest) (effective, error) {
 	var e effective
 	if req.Fork != nil {
-		src, err := r.liveRow(ctx, req.Fork.Source)
+		src, err := r.liveRow(ctx, req.Fork.Source, true) // Create holds its lock
 		switch {
 		case KindOf(err) == KindNotFound:
 			return e, errf(KindNotFound, "fork source stream not found")
@@ -158,6 +165,11 @@ func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateRe
 	if err != nil {
 		return nil, internal("allocate stream id", err)
 	}
+	// The lease comes before any data: a node that crashes after writing
+	// the hot log must be found as the stream's owner.
+	if err := r.fenceAcquire(ctx, id); err != nil {
+		return nil, err
+	}
 	now := r.now()
 	meta := hotlog.Meta{StreamID: id, ContentType: e.ct, CreatedAt: now, Closed: req.Closed}
 	var msgs []hotlog.Message
@@ -204,13 +216,14 @@ func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateRe
 	if err := r.createHotLog(ctx, row, meta, msgs); err != nil {
 		return nil, internal("create hot log", err)
 	}
-	err = r.cat.Insert(ctx, row)
+	err = r.insertRow(ctx, row)
 	r.rows.forgetPath(req.Path)
 	if row.ParentID != 0 {
 		r.rows.forgetIDs(row.ParentID) // its reference count went up
 	}
 	if err != nil {
 		r.abandonCreate(id)
+		r.fenceRelease(id)
 		switch {
 		case errors.Is(err, catalog.ErrParentGone):
 			return nil, errf(KindConflict, "fork source stream was deleted")
@@ -233,7 +246,7 @@ func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateRe
 func (r *Registry) Delete(ctx context.Context, path string) error {
 	unlock := r.lockPath(path)
 	defer unlock()
-	row, err := r.liveRow(ctx, path)
+	row, err := r.liveRow(ctx, path, true)
 	if err != nil {
 		return err
 	}
@@ -241,7 +254,11 @@ func (r *Registry) Delete(ctx context.Context, path string) error {
 }
 
 func (r *Registry) deleteRow(ctx context.Context, row catalog.Stream) error {
-	res, err := r.cat.Delete(ctx, row.ID)
+	// Only the owner deletes: the hot files are on its disk.
+	if err := r.fenceAcquire(ctx, row.ID); err != nil {
+		return err
+	}
+	res, err := r.deleteStream(ctx, row, false)
 	r.forgetDeleted(row, res)
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):
@@ -282,17 +299,10 @@ func (r *Registry) applyDelete(ctx context.Context, id int64, res catalog.Delete
 	for _, hid := range res.HardIDs {
 		if st := r.openStream(hid); st != nil {
 			st.markDeleted(ctx, false)
-			r.mu.Lock()
-			st.closing = true
-			r.mu.Unlock()
-			st.stop()
-			r.mu.Lock()
-			if sl := r.slots[hid]; sl != nil && sl.st == st {
-				delete(r.slots, hid)
-			}
-			r.mu.Unlock()
+			r.retire(st)
 		}
 	}
+	r.dropPending(res.HardIDs)
 	r.collect(ctx, res.HardIDs)
 }
 
@@ -381,6 +391,11 @@ func (s *Stream) Trim(ctx context.Context, seg int64, key string, checksum uint3
 }
 
 func (s *Stream) trim(op *trimOp) error {
+	// The segment's row must be in the hot log (writebehind.go, invariant
+	// 3); this only writes if an earlier write failed.
+	if err := s.flush(); err != nil {
+		return err
+	}
 	// Publish "uploaded" before deleting the rows: a reader that misses the
 	// rows must then find the segment marked cold. The object is verified
 	// already, so cold reads of it are valid from this moment.
@@ -436,7 +451,10 @@ func (r *Registry) expired(row catalog.Stream) bool {
 
 // expire deletes an expired stream; it reports whether the delete was soft.
 func (r *Registry) expire(ctx context.Context, row catalog.Stream) (bool, error) {
-	res, err := r.cat.Delete(ctx, row.ID)
+	if err := r.fenceAcquire(ctx, row.ID); err != nil {
+		return false, err
+	}
+	res, err := r.deleteStream(ctx, row, true)
 	r.forgetDeleted(row, res)
 	switch {
 	case errors.Is(err, catalog.ErrNotFound), errors.Is(err, catalog.ErrSoftDeleted):
@@ -476,7 +494,7 @@ func (r *Registry) flushAccess(ctx context.Context) {
 	clear(r.dirty)
 	r.accessMu.Unlock()
 	if len(batch) > 0 {
-		if err := r.cat.TouchMany(ctx, batch); err != nil {
+		if err := r.touchStreams(ctx, batch); err != nil {
 			r.lg.Warn("persist access times", "err", err)
 			r.accessMu.Lock()
 			for id := range batch {
@@ -521,6 +539,9 @@ func (r *Registry) sweep(ctx context.Context) {
 	for _, row := range rows {
 		if !r.expired(row) {
 			continue // renewed since the last flush
+		}
+		if !r.mayExpire(ctx, row.ID) {
+			continue // its owner expires it
 		}
 		unlock := r.lockPath(row.Path)
 		cur, err := r.cat.GetByID(ctx, row.ID)

@@ -274,6 +274,9 @@ func TestSoftDeleteWithFork(t *testing.T) {
 	e.appendMsgs("a", textT, "hello")
 	e.fork("b", "a", nil, 0)
 	aID := e.acquire("a").ID()
+	if err := sequencer.FlushHotLog(e.acquire("a")); err != nil {
+		t.Fatal(err) // its file is written now
+	}
 
 	if err := e.reg.Delete(t.Context(), "a"); err != nil {
 		t.Fatalf("Delete(a): %v", err)

@@ -11,6 +11,7 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -57,8 +58,8 @@ type Config struct {
 	Now         func() time.Time
 	// Journal configures the commit journal all streams share.
 	Journal JournalConfig
-	// Fence, in cluster mode, says whether this node may write a stream
-	// (see fence.go); nil on a single node.
+	// Fence, in cluster mode, says whether this node may serve and write
+	// a stream (see Fence); nil for a single node.
 	Fence Fence
 	// NodeID names this node in the handoff states it saves (handoff.go).
 	NodeID string
@@ -237,7 +238,7 @@ func (h *Handle) Release() {
 // Acquire opens the live stream at path. renew records an access that
 // extends a sliding TTL (reads and writes do, HEAD does not).
 func (r *Registry) Acquire(ctx context.Context, path string, renew bool) (*Handle, error) {
-	row, err := r.liveRow(ctx, path)
+	row, err := r.liveRowUnlocked(ctx, path)
 	if err != nil {
 		return nil, err
 	}
@@ -251,10 +252,27 @@ func (r *Registry) Acquire(ctx context.Context, path string, renew bool) (*Handl
 	return &Handle{st: st, Info: row, release: release}, nil
 }
 
-// liveRow returns the catalog row of a live, unexpired stream. Rows come
+// liveRowUnlocked is liveRow for a caller that does not hold path's lock:
+// it takes the lock to expire the stream, as every deletion holds it
+// (see Create).
+func (r *Registry) liveRowUnlocked(ctx context.Context, path string) (catalog.Stream, error) {
+	row, err := r.liveRow(ctx, path, false)
+	if !errors.Is(err, errExpireLocked) {
+		return row, err
+	}
+	unlock := r.lockPath(path)
+	defer unlock()
+	return r.liveRow(ctx, path, true)
+}
+
+// errExpireLocked asks liveRowUnlocked to take the path's lock.
+var errExpireLocked = errors.New("expire under the path lock")
+
+// liveRow returns the catalog row of a live, unexpired stream, expiring it
+// if its deadline has passed, which needs path's lock (locked). Rows come
 // from the row cache when they can: looking them up in the catalog was
 // about a seventh of the CPU time of a small append.
-func (r *Registry) liveRow(ctx context.Context, path string) (catalog.Stream, error) {
+func (r *Registry) liveRow(ctx context.Context, path string, locked bool) (catalog.Stream, error) {
 	row, ok, gen := r.rows.get(path)
 	if !ok {
 		var err error
@@ -271,6 +289,9 @@ func (r *Registry) liveRow(ctx context.Context, path string) (catalog.Stream, er
 		return row, errGone
 	}
 	if r.expired(row) {
+		if !locked {
+			return row, errExpireLocked
+		}
 		soft, err := r.expire(ctx, row)
 		if err != nil {
 			return row, err
@@ -339,17 +360,18 @@ func (r *Registry) acquireID(ctx context.Context, id int64) (*Stream, func(), er
 func (r *Registry) open(ctx context.Context, id int64, sl *slot) {
 	st, err := r.startActor(ctx, id)
 	if err != nil {
+		var serr *Error
+		switch {
+		case errors.As(err, &serr):
+		case errors.Is(err, fs.ErrNotExist):
+			serr = errNotFound
+		default:
+			serr = internal("open stream", err)
+		}
 		r.mu.Lock()
 		delete(r.slots, id)
 		r.mu.Unlock()
-		var se *Error
-		if errors.As(err, &se) {
-			sl.err = se
-		} else if errors.Is(err, fs.ErrNotExist) {
-			sl.err = errNotFound
-		} else {
-			sl.err = internal("open stream", err)
-		}
+		sl.err = serr
 		close(sl.ready)
 		return
 	}
@@ -360,23 +382,23 @@ func (r *Registry) open(ctx context.Context, id int64, sl *slot) {
 }
 
 func (r *Registry) startActor(ctx context.Context, id int64) (*Stream, error) {
+	if err := r.fenceAcquire(ctx, id); err != nil {
+		return nil, err
+	}
 	if err := r.continueHandoff(ctx, id); err != nil {
 		return nil, err
 	}
-	lg, err := hotlog.Open(ctx, r.StreamPath(id), r.hotlogOptions())
+	lg, meta, prods, segs, wb, err := r.openHotLog(ctx, id)
 	if err != nil {
-		return nil, err
-	}
-	meta, prods, segs, err := r.loadHotLog(ctx, id, lg)
-	if err != nil {
-		lg.Close()
 		return nil, err
 	}
 	st := &Stream{id: id, reg: r, log: lg, lg: r.lg, meta: meta, segments: segs,
 		mailbox: make(chan op, 256), done: make(chan struct{}), lastUsed: r.now(),
-		producers: make(map[string]hotlog.Producer, len(prods))}
-	for _, p := range prods {
-		st.producers[p.ID] = p
+		producers: prods}
+	if wb != nil {
+		st.wb = *wb
+		st.addRecent(wb.batch.Messages)
+		r.jnl.track(st)
 	}
 	st.publish()
 	st.resetSealTimer()
@@ -441,11 +463,34 @@ func (r *Registry) OpenCount() int {
 }
 
 func (r *Registry) lockPath(path string) func() {
-	h := fnv.New32a()
-	h.Write([]byte(path))
-	m := &r.pathLocks[h.Sum32()%uint32(len(r.pathLocks))]
+	m := &r.pathLocks[r.pathLockIndex(path)]
 	m.Lock()
 	return m.Unlock
+}
+
+func (r *Registry) pathLockIndex(path string) int {
+	h := fnv.New32a()
+	h.Write([]byte(path))
+	return int(h.Sum32() % uint32(len(r.pathLocks)))
+}
+
+// lockPaths locks the paths' locks, each once and in a fixed order, so
+// that two callers locking overlapping sets cannot deadlock.
+func (r *Registry) lockPaths(paths ...string) func() {
+	idx := make([]int, 0, len(paths))
+	for _, p := range paths {
+		idx = append(idx, r.pathLockIndex(p))
+	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	for _, i := range idx {
+		r.pathLocks[i].Lock()
+	}
+	return func() {
+		for _, i := range idx {
+			r.pathLocks[i].Unlock()
+		}
+	}
 }
 
 func (r *Registry) rotationNotify(st *Stream, seg hotlog.Segment) {
@@ -461,7 +506,7 @@ func (r *Registry) rotationNotify(st *Stream, seg hotlog.Segment) {
 func (r *Registry) closedNotify(id int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), closeRecordTimeout)
 	defer cancel()
-	err := r.cat.SetClosed(ctx, id)
+	err := r.setClosed(ctx, id)
 	r.rows.forgetIDs(id)
 	if err != nil && !errors.Is(err, catalog.ErrNotFound) {
 		r.lg.Warn("catalog: record close", "id", id, "err", err)

@@ -32,6 +32,7 @@ import (
 	"github.com/streamtier/durable-streams/auth/ratelimit"
 	"github.com/streamtier/durable-streams/cache"
 	"github.com/streamtier/durable-streams/catalog"
+	"github.com/streamtier/durable-streams/cluster"
 	"github.com/streamtier/durable-streams/coldstore"
 	"github.com/streamtier/durable-streams/coldstore/segcache"
 	"github.com/streamtier/durable-streams/faults"
@@ -128,6 +129,11 @@ type Config struct {
 	// Cluster, with a DSN, keeps the catalog in PostgreSQL (see
 	// docs/cluster.md); without one it is <DataDir>/catalog.db.
 	Cluster Cluster
+	// Router, if set, names the node that serves each stream; this node
+	// forwards requests for the others' streams (api.Router). Nil: this
+	// node serves every stream. An api.PeerRouter's nodes are trusted
+	// like RateLimit.TrustedProxies.
+	Router api.Router
 }
 
 // Limits bounds what slow, idle and greedy clients can hold. The
@@ -216,6 +222,7 @@ type Server struct {
 	collector *reclaim.Collector
 	rot       *rotation.Rotator
 	reg       *sequencer.Registry
+	cluster   *cluster.Cluster // nil for a single node
 	admin     *admin.Service
 	api       *api.API
 	lc        *lifecycle
@@ -256,6 +263,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Auth.AdminToken = cfg.AdminToken
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
+	var router *clusterRouter
+	if cfg.Cluster.DSN != "" && cfg.Router == nil {
+		router = &clusterRouter{}
+		cfg.Router = router
+	}
+	if pr, ok := cfg.Router.(api.PeerRouter); ok && cfg.RateLimit.Peers == nil {
+		cfg.RateLimit.Peers = pr.IsPeer // the nodes forward with the client's address
+	}
 	if err := validRegistryPath(cfg.RegistryStream); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -290,6 +305,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: open catalog: %w", err)
 	}
 	undo = append(undo, func() { cat.Close() })
+	cl, err := joinCluster(ctx, cfg, cat)
+	if err != nil {
+		return nil, fmt.Errorf("server: join cluster: %w", err)
+	}
+	if cl != nil {
+		undo = append(undo, cl.Close)
+	}
+	if router != nil {
+		router.bind(cl)
+	}
 	store, err := cfg.Store, error(nil)
 	if store == nil {
 		store, err = coldstore.Open(ctx, cfg.ColdStore)
@@ -331,7 +356,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		NodeID:      cfg.Cluster.NodeID,
 		Collector:   collector,
 		OnLifecycle: onLifecycle,
-		Journal:     cfg.Journal,
+		Journal:     journalConfig(cfg),
+		Fence:       fence(cl),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: start registry: %w", err)
@@ -343,7 +369,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	// The uploader stops before the registry, whose streams it uses.
 	undo = append(undo, rot.Close)
-	adm, err := admin.New(admin.Config{Catalog: cat, Store: store, Registry: reg, Collector: collector, Logger: cfg.Logger})
+	adm, err := admin.New(admin.Config{Catalog: cat, Store: store, Registry: reg, Collector: collector, Logger: cfg.Logger,
+		Cluster: cfg.Cluster.DSN != "", Node: cfg.Cluster.NodeID, NodeTTL: cfg.Cluster.TTL})
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -363,8 +390,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		subDeletes.m.Store(subs)
 		subsAPI = subs
 	}
-	s := &Server{cfg: cfg, catalog: cat, store: store, cold: cold, collector: collector, rot: rot, reg: reg, admin: adm,
-		metrics: metrics.New(), lc: lc,
+	s := &Server{cfg: cfg, catalog: cat, store: store, cold: cold, collector: collector, rot: rot, reg: reg, cluster: cl, admin: adm,
+		metrics: metrics.NewNode(cfg.Cluster.nodeLabel()), lc: lc,
 		conns: connlimit.NewConns(connlimit.ConnsConfig{MaxConns: cfg.Limits.MaxConns,
 			MaxConnsPerClient: cfg.Limits.MaxConnsPerClient, Exempt: cfg.RateLimit.Proxies().Trusted}),
 		budget: connlimit.NewBudget(cfg.Limits.MaxBodyBytes, cfg.Limits.MaxBodyBytesPerClient)}
@@ -400,6 +427,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		ReadResponseMax:    cfg.ReadResponseMax,
 		DisableZeroCopy:    cfg.DisableZeroCopy,
 		DisableCompression: cfg.DisableCompression,
+		Router:             cfg.Router,
+		NodeID:             cfg.Cluster.NodeID,
 	})
 	if err := s.metrics.Watch(metrics.Sources{
 		Streams:  reg,
@@ -417,6 +446,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return metrics.LimitStats{OpenConns: s.conns.Open(), RefusedConns: s.conns.Refused(), BodyBytesInFlight: total}
 		},
 		Subscriptions: subsStats(subs),
+		Cluster:       clusterStats(cl),
 	}); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -460,6 +490,10 @@ func (s *Server) Admin() *admin.Service { return s.admin }
 // Subscriptions exposes the subscriptions manager (nil when disabled).
 func (s *Server) Subscriptions() *subscriptions.Manager { return s.subs }
 
+// Cluster exposes this node's membership and leases in cluster mode (nil
+// for a single node); ClusterRouter adapts it to request routing.
+func (s *Server) Cluster() *cluster.Cluster { return s.cluster }
+
 // Catalog exposes the stream catalog (for tests and tools).
 func (s *Server) Catalog() *catalog.Catalog { return s.catalog }
 
@@ -471,7 +505,8 @@ func (s *Server) ColdStore() coldstore.Store { return s.store }
 func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 
 // healthChecks are the checks behind /readyz. Without its catalog the
-// server can do nothing, so that check is critical; without its cold store
+// server can do nothing, so that check is critical, and so is, in cluster
+// mode, a node fenced off its streams (its leases not renewed in time); without its cold store
 // it still accepts appends (uploads are retried later), so that only
 // degrades it. The cold-store probe is a remote request on S3: its result
 // is reused for a few seconds.
@@ -481,6 +516,7 @@ func (s *Server) healthChecks() *health.Checker {
 			Probe: func(ctx context.Context) error { return s.catalog.Ping(ctx) }},
 		health.Check{Name: "coldstore", CacheFor: 5 * time.Second,
 			Probe: func(ctx context.Context) error { return coldstore.Probe(ctx, s.store) }},
+		health.Check{Name: "cluster", Critical: true, Probe: clusterProbe(s.cluster)},
 	)
 }
 
@@ -494,12 +530,17 @@ func (s *Server) Close(ctx context.Context) error {
 		s.cfg.Logger.Warn("closing before every hook ran", "err", err)
 	}
 	s.lc.close()
+	s.api.Close()
 	var serr error
 	if s.subs != nil {
 		serr = s.subs.Close()
 	}
 	s.rot.Close()
 	err := s.reg.Close(ctx)
+	if s.cluster != nil {
+		// After the registry: its last commits still check the fence.
+		s.cluster.Close()
+	}
 	s.collector.Close()
 	cerr := s.catalog.Close()
 	return errors.Join(serr, err, cerr, s.lay.release())

@@ -15,10 +15,13 @@ type Proxies struct {
 	All bool
 	// Nets trusts the peers in these networks.
 	Nets []netip.Prefix
+	// Peers, if set, trusts the addresses it reports as nodes of this
+	// server's cluster (Config.Peers).
+	Peers func(netip.Addr) bool
 }
 
 // Any reports whether p trusts any peer at all.
-func (p Proxies) Any() bool { return p.All || len(p.Nets) > 0 }
+func (p Proxies) Any() bool { return p.All || len(p.Nets) > 0 || p.Peers != nil }
 
 // Trusted reports whether the peer at ip (an address with or without a
 // port) is a trusted proxy.
@@ -26,7 +29,7 @@ func (p Proxies) Trusted(ip string) bool {
 	if p.All {
 		return true
 	}
-	if len(p.Nets) == 0 {
+	if len(p.Nets) == 0 && p.Peers == nil {
 		return false
 	}
 	a, err := netip.ParseAddr(ip)
@@ -39,7 +42,7 @@ func (p Proxies) Trusted(ip string) bool {
 			return true
 		}
 	}
-	return false
+	return p.Peers != nil && p.Peers(a)
 }
 
 // ClientAddr returns the address of the client of r. It is the one rule

@@ -33,13 +33,19 @@ type Config struct {
 	// of TrustProxyHeaders, for servers reached both directly and
 	// through proxies.
 	TrustedProxies []netip.Prefix
+	// Peers, if set, reports whether an address is one of the nodes of
+	// this server's cluster. A node that forwards a request to another
+	// appends the client's address to X-Forwarded-For, so peers are
+	// trusted like TrustedProxies; it is called for every request from a
+	// proxy or peer and must be cheap and safe for concurrent use.
+	Peers func(netip.Addr) bool
 	// Now returns the current time (nil: time.Now); for tests.
 	Now func() time.Time
 }
 
 // Proxies returns the trusted proxies of c.
 func (c Config) Proxies() Proxies {
-	return Proxies{All: c.TrustProxyHeaders, Nets: c.TrustedProxies}
+	return Proxies{All: c.TrustProxyHeaders, Nets: c.TrustedProxies, Peers: c.Peers}
 }
 
 // Enabled reports whether c limits anything.

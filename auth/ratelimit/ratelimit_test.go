@@ -3,6 +3,7 @@ package ratelimit_test
 import (
 	"fmt"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -142,7 +143,9 @@ func TestClientAddrTrustedProxies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := ratelimit.Proxies{Nets: nets}
+	// 192.0.2.7 is a cluster peer, known by Peers only.
+	peer := netip.MustParseAddr("192.0.2.7")
+	p := ratelimit.Proxies{Nets: nets, Peers: func(a netip.Addr) bool { return a == peer }}
 	for _, tc := range []struct {
 		name, peer string
 		xff        []string
@@ -157,6 +160,9 @@ func TestClientAddrTrustedProxies(t *testing.T) {
 		{"only proxies in the header", "10.1.2.3:1", []string{"10.2.2.2"}, "10.2.2.2"},
 		{"no header", "10.1.2.3:1", nil, "10.1.2.3"},
 		{"mapped ipv4 peer", "[::ffff:10.1.2.3]:1", []string{"198.51.100.1"}, "198.51.100.1"},
+		{"cluster peer", "192.0.2.7:1", []string{"198.51.100.1"}, "198.51.100.1"},
+		{"cluster peer behind a trusted proxy", "192.0.2.7:1", []string{"198.51.100.1, 10.1.1.1"}, "198.51.100.1"},
+		{"not a cluster peer", "192.0.2.8:1", []string{"198.51.100.1"}, "192.0.2.8"},
 	} {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.RemoteAddr = tc.peer

@@ -3,6 +3,8 @@
 //	durable-streams serve [flags]   run the server (flags also from DS_* env vars)
 //	durable-streams segments <command> [flags]
 //	                                administer cold segments of a running server
+//	durable-streams cluster status [flags]
+//	                                nodes, liveness and leases of a cluster
 //	durable-streams server start|stop|restart|status|run
 //	                                run the server in the background (run: in
 //	                                the foreground, like serve)
@@ -49,6 +51,8 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		err = serve(ctx, args[1:], stderr)
 	case "segments":
 		err = segments(ctx, args[1:], stdout, stderr)
+	case "cluster":
+		err = clusterCmd(ctx, args[1:], stdout, stderr)
 	case "node":
 		err = nodeCmd(ctx, args[1:], stdout, stderr)
 	case "server":
@@ -106,6 +110,8 @@ commands:
   serve    run the server (see durable-streams serve -h)
   segments list, stats, verify, gc: administer the cold segments of a
            running server (see durable-streams segments help)
+  cluster  status: the nodes of a cluster, which are live, and the leases
+           and streams of each (see durable-streams cluster help)
   server   start, stop, restart, status: run the server in the background;
            run: in the foreground, like serve (see durable-streams server help)
   stream   create, append, get, tail, subscribe, head, close, delete, list: use streams,

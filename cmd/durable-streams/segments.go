@@ -227,56 +227,88 @@ func (o *listOpts) run(ctx context.Context, c *adminClient, w, stderr io.Writer,
 	if o.limit != 0 {
 		q.Set("limit", strconv.Itoa(o.limit))
 	}
-	after := o.after
-	if raw && o.all {
-		// One JSON document for all pages, written as they arrive.
-		fmt.Fprint(w, `{"segments":[`)
+	n, next, err := listPages(ctx, c, w, pagedList[admin.Segment]{path: "segments", key: "segments", q: q,
+		after: o.after, all: o.all, raw: raw, print: printSegments})
+	if err != nil {
+		return err
 	}
-	n := 0
-	for first := true; ; first = false {
+	if !raw && n == 0 {
+		fmt.Fprintln(stderr, "no segments")
+	}
+	if next != "" {
+		fmt.Fprintf(stderr, "more segments: --all, or --after %s\n", next)
+	}
+	return nil
+}
+
+// pagedList is an admin listing answered in pages: {"<key>": [...],
+// "next": "<cursor>"}.
+type pagedList[T any] struct {
+	path, key string // the route and the field of the items
+	q         url.Values
+	after     string // the cursor to start after
+	all       bool   // follow every page
+	raw       bool   // write the API's JSON
+	print     func(w io.Writer, items []T, header bool)
+}
+
+// listPages writes a listing, following its pages with all: the API's
+// JSON with raw (one document for all pages, written as they arrive),
+// print's table otherwise. It returns how many items the table had and
+// the cursor of the page after the last one written, if any.
+func listPages[T any](ctx context.Context, c *adminClient, w io.Writer, l pagedList[T]) (n int, next string, err error) {
+	if l.raw && l.all {
+		fmt.Fprintf(w, `{%q:[`, l.key)
+	}
+	for after, first := l.after, true; ; first = false {
 		if after != "" {
-			q.Set("after", after)
+			l.q.Set("after", after)
 		}
-		var page struct {
-			Segments []json.RawMessage `json:"segments"`
-			Next     string            `json:"next"`
-		}
-		body, err := c.callJSON(ctx, http.MethodGet, "segments", q, &page)
+		var page map[string]json.RawMessage
+		body, err := c.callJSON(ctx, http.MethodGet, l.path, l.q, &page)
 		if err != nil {
-			return err
+			return n, "", err
+		}
+		if page[l.key] == nil {
+			return n, "", fmt.Errorf("bad answer: no %q", l.key)
+		}
+		next = ""
+		if cur, ok := page["next"]; ok {
+			if err := json.Unmarshal(cur, &next); err != nil {
+				return n, "", fmt.Errorf("bad answer: %w", err)
+			}
 		}
 		switch {
-		case raw && !o.all:
+		case l.raw && !l.all:
 			_, err := w.Write(body)
-			return err
-		case raw:
-			for _, s := range page.Segments {
+			return n, "", err
+		case l.raw:
+			var items []json.RawMessage
+			if err := json.Unmarshal(page[l.key], &items); err != nil {
+				return n, "", fmt.Errorf("bad answer: %w", err)
+			}
+			for _, it := range items {
 				if n > 0 {
 					fmt.Fprint(w, ",")
 				}
-				w.Write(s)
+				w.Write(it)
 				n++
 			}
 		default:
-			var typed admin.Page
-			if err := json.Unmarshal(body, &typed); err != nil {
-				return fmt.Errorf("bad answer: %w", err)
+			var items []T
+			if err := json.Unmarshal(page[l.key], &items); err != nil {
+				return n, "", fmt.Errorf("bad answer: %w", err)
 			}
-			printSegments(w, typed.Segments, first)
-			n += len(typed.Segments)
+			l.print(w, items, first)
+			n += len(items)
 		}
-		if page.Next == "" || !o.all {
-			if raw {
+		if next == "" || !l.all {
+			if l.raw {
 				fmt.Fprintln(w, "]}")
-			} else if n == 0 {
-				fmt.Fprintln(stderr, "no segments")
 			}
-			if page.Next != "" {
-				fmt.Fprintf(stderr, "more segments: --all, or --after %s\n", page.Next)
-			}
-			return nil
+			return n, next, nil
 		}
-		after = page.Next
+		after = next
 	}
 }
 

@@ -191,18 +191,24 @@ func TestSegmentsCLIToken(t *testing.T) {
 	}
 }
 
-func TestSegmentsCLIUsage(t *testing.T) {
-	for _, args := range [][]string{
-		{"segments"},
-		{"segments", "frobnicate"},
-		{"segments", "list", "extra"},
-		{"segments", "list", "--no-such-flag"},
-		{"segments", "verify", "--url", "ftp://x"},
-	} {
+// wantUsageErrors checks that each command line exits with exitUsage.
+func wantUsageErrors(t *testing.T, lines ...[]string) {
+	t.Helper()
+	for _, args := range lines {
 		if code, _, errs := cli(t, args...); code != exitUsage {
 			t.Errorf("%q: exit %d, want %d (%s)", args, code, exitUsage, errs)
 		}
 	}
+}
+
+func TestSegmentsCLIUsage(t *testing.T) {
+	wantUsageErrors(t,
+		[]string{"segments"},
+		[]string{"segments", "frobnicate"},
+		[]string{"segments", "list", "extra"},
+		[]string{"segments", "list", "--no-such-flag"},
+		[]string{"segments", "verify", "--url", "ftp://x"},
+	)
 	if code, out, _ := cli(t, "segments", "help"); code != exitOK || !strings.Contains(out, "verify") {
 		t.Errorf("segments help: %d %s", code, out)
 	}

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 	"github.com/streamtier/durable-streams/api"
 	"github.com/streamtier/durable-streams/auth"
 	"github.com/streamtier/durable-streams/cache"
+	"github.com/streamtier/durable-streams/cluster"
 	"github.com/streamtier/durable-streams/coldstore"
 	"github.com/streamtier/durable-streams/faults"
 	"github.com/streamtier/durable-streams/internal/protocol"
@@ -65,6 +67,7 @@ type serveFlags struct {
 
 	registryStream string
 	testFaults     bool
+	forwardAllTo   string
 	debugAddr      string
 
 	readHeaderTimeout time.Duration
@@ -148,12 +151,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&f.verify, "verify-uploads", envOr("DS_VERIFY_UPLOADS", "full"), "check uploads before trimming: full (read back, CRC32C) or size (DS_VERIFY_UPLOADS)")
 	fs.StringVar(&f.adminToken, "admin-token", envOr("DS_ADMIN_TOKEN", ""), "static bearer token granting everything (admin API included); setting it turns access control on; prefer the variable, flags show in process listings (DS_ADMIN_TOKEN)")
 	f.auth.register(fs)
-	fs.StringVar(&f.cluster.DSN, "cluster-dsn", envOr("DS_CLUSTER_DSN", ""), "keep the catalog in this PostgreSQL database (postgres://user@host/db) instead of the data directory; one node per database for now; prefer the variable, it may hold a password (DS_CLUSTER_DSN)")
+	fs.StringVar(&f.cluster.DSN, "cluster-dsn", envOr("DS_CLUSTER_DSN", ""), "keep the catalog in this PostgreSQL database (postgres://user@host/db) instead of the data directory, shared by every node of the cluster; prefer the variable, it may hold a password (DS_CLUSTER_DSN)")
 	fs.StringVar(&f.cluster.NodeID, "node-id", envOr("DS_NODE_ID", ""), "this node's name in cluster mode (default the host name) (DS_NODE_ID)")
 	fs.StringVar(&f.cluster.AdvertiseURL, "advertise-url", envOr("DS_ADVERTISE_URL", ""), "URL other nodes reach this one at in cluster mode (default http://<addr>) (DS_ADVERTISE_URL)")
+	fs.DurationVar(&f.cluster.Heartbeat, "node-heartbeat", envDuration("DS_NODE_HEARTBEAT", cluster.DefaultHeartbeat), "cluster mode: heartbeat and renew this node's stream leases this often (DS_NODE_HEARTBEAT)")
+	fs.DurationVar(&f.cluster.TTL, "node-ttl", envDuration("DS_NODE_TTL", cluster.DefaultTTL), "cluster mode: a node silent this long is dead and its leases expire; it stops acknowledging writes a fifth of this before (DS_NODE_TTL)")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", envDuration("DS_DRAIN_TIMEOUT", time.Minute), "in cluster mode, on SIGTERM or SIGINT hand off every stream to the other nodes for up to this long before exiting (a second signal exits at once); 0 = exit without draining (DS_DRAIN_TIMEOUT)")
 	fs.StringVar(&f.registryStream, "registry-stream", envOr("DS_REGISTRY_STREAM", ""), "path of a JSON stream the server appends every stream create and delete to, e.g. __registry__; empty: none (DS_REGISTRY_STREAM)")
 	fs.BoolVar(&f.testFaults, "enable-test-faults", envBool("DS_ENABLE_TEST_FAULTS", false), "serve POST/DELETE /_test/inject-error to inject errors into requests; for tests only, never in production (DS_ENABLE_TEST_FAULTS)")
+	fs.StringVar(&f.forwardAllTo, "forward-all-to", "", "forward every stream request to the server at this base URL (http://host:port) instead of serving it; for tests of request forwarding only, never in production")
 	fs.StringVar(&f.debugAddr, "debug-addr", envOr("DS_DEBUG_ADDR", ""), "serve Go's pprof profiles under /debug/pprof/ on this separate address, e.g. 127.0.0.1:6060; empty: off (DS_DEBUG_ADDR)")
 	fs.BoolVar(&f.webhooks, "webhooks", envBool("DS_WEBHOOKS", false), "allow webhook subscriptions and deliver their signed webhooks (DS_WEBHOOKS)")
 	fs.BoolVar(&f.webhookAllowPrivate, "webhook-allow-private", envBool("DS_WEBHOOK_ALLOW_PRIVATE", false), "also allow webhook targets on loopback (localhost, 127.0.0.0/8, ::1), for development; private networks stay refused (DS_WEBHOOK_ALLOW_PRIVATE)")
@@ -233,6 +239,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			f.cluster.AdvertiseURL = "http://" + f.addr
 		}
 	}
+	router, err := forwardAll(f.forwardAllTo)
+	if err != nil {
+		return usageError{err}
+	}
 	authCfg, rateCfg, err := f.auth.config(f.adminToken)
 	if err != nil {
 		return usageError{err}
@@ -277,6 +287,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Subscriptions: server.SubscriptionConfig{Webhooks: f.webhooks, WebhookAllowPrivate: f.webhookAllowPrivate,
 			PublicURL: f.publicURL},
 		Cluster:            f.cluster,
+		Router:             router,
 		ReadResponseMax:    int(f.readRespMax),
 		DisableCompression: f.compression == "off",
 	})
@@ -326,6 +337,24 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	return errors.Join(err, shutErr, closeErr)
 }
+
+// forwardAll is the Router of -forward-all-to: every stream is served by
+// the server at base (nil for an empty base: every stream is served here).
+func forwardAll(base string) (api.Router, error) {
+	if base == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("bad -forward-all-to %q: want an http(s) base URL", base)
+	}
+	return staticRouter{u}, nil
+}
+
+// staticRouter forwards every stream request to one server.
+type staticRouter struct{ to *url.URL }
+
+func (s staticRouter) Route(context.Context, string) (*url.URL, error) { return s.to, nil }
 
 // testFaults returns a fault injector when enabled, loudly: a production
 // server must never run with it.

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,7 +41,11 @@ type Server struct {
 	AccessKey string
 	SecretKey string
 	Bucket    string
+	// AlsoEndpoint is "http://<AlsoListen's address>:<port>", a relay to
+	// the server; "" without AlsoListen.
+	AlsoEndpoint string
 
+	also    netip.Addr // AlsoListen's address; invalid without
 	bin     string
 	dataDir string
 	certDir string
@@ -53,9 +58,19 @@ type Server struct {
 	out  *proctest.Output
 }
 
+// Option configures Start.
+type Option func(*Server)
+
+// AlsoListen makes the server reachable on addr too (AlsoEndpoint), e.g.
+// the root namespace's address on the network of hosts in network
+// namespaces (internal/netnstest). MinIO listens on one address, so the
+// test process relays connections from addr to its loopback address; the
+// relay outlives Restart.
+func AlsoListen(addr netip.Addr) Option { return func(s *Server) { s.also = addr } }
+
 // Start runs MinIO on free loopback ports with a fresh data directory, random
 // credentials and an empty bucket, and stops it when the test ends.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	bin, tried := findBinary()
 	if bin == "" {
@@ -73,6 +88,9 @@ func Start(t testing.TB) *Server {
 		bin:       bin,
 		dataDir:   filepath.Join(base, "data"),
 		certDir:   filepath.Join(base, "certs"),
+	}
+	for _, o := range opts {
+		o(s)
 	}
 	for _, d := range []string{s.dataDir, s.certDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -100,6 +118,9 @@ func Start(t testing.TB) *Server {
 	defer cancel()
 	if err := s.MakeBucket(ctx, s.Bucket); err != nil {
 		t.Fatalf("miniotest: %v\nminio output:\n%s", err, s.Output())
+	}
+	if s.also.IsValid() {
+		s.AlsoEndpoint = "http://" + proctest.Forward(t, netip.AddrPortFrom(s.also, 0).String(), s.addr)
 	}
 	return s
 }

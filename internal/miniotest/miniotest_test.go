@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,5 +78,40 @@ func TestIndependentServers(t *testing.T) {
 	a, b := miniotest.Start(t), miniotest.Start(t)
 	if a.Endpoint == b.Endpoint || a.DataDir() == b.DataDir() || a.SecretKey == b.SecretKey {
 		t.Fatalf("servers share settings: %s %s", a.Endpoint, b.Endpoint)
+	}
+}
+
+// TestAlsoListen checks that the bucket is reachable through AlsoEndpoint,
+// before and after a restart of the server. (127.0.0.2 stands in for a
+// bridge address: any 127/8 address is local without setup.)
+func TestAlsoListen(t *testing.T) {
+	srv := miniotest.Start(t, miniotest.AlsoListen(netip.MustParseAddr("127.0.0.2")))
+	if !strings.HasPrefix(srv.AlsoEndpoint, "http://127.0.0.2:") {
+		t.Fatalf("AlsoEndpoint = %q", srv.AlsoEndpoint)
+	}
+	ctx := t.Context()
+	cfg := srv.S3Config()
+	cfg.Endpoint = srv.AlsoEndpoint
+	s, err := coldstore.NewS3(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("through the relay")
+	if err := s.Put(ctx, "seg/2", bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart(t)
+	got, err := srv.ReadObject(ctx, srv.Bucket, "seg/2")
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %q, %v", got, err)
+	}
+	rc, err := s.Get(ctx, "seg/2", 0, -1)
+	if err != nil {
+		t.Fatalf("Get through the relay after restart: %v", err)
+	}
+	got, err = io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("through the relay after restart read %q, %v", got, err)
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -49,6 +51,10 @@ const (
 // temporary data directory.
 type Server struct {
 	Addr string // 127.0.0.1:<port>
+	// AlsoAddr is the same port on the address of AlsoListen, "" without.
+	AlsoAddr string
+
+	also netip.Prefix // AlsoListen's address and network; invalid without
 
 	bin     string
 	dataDir string
@@ -61,10 +67,19 @@ type Server struct {
 	dbs  int // databases created so far, for their names
 }
 
+// Option configures Start.
+type Option func(*Server)
+
+// AlsoListen has the server listen on p's address too (besides loopback,
+// on the same port) and trust connections from p's network, e.g.
+// 10.83.7.1/24 for hosts in network namespaces on a network holding
+// 10.83.7.1 (internal/netnstest). Connect there with Via.
+func AlsoListen(p netip.Prefix) Option { return func(s *Server) { s.also = p } }
+
 // Start initializes a fresh cluster, runs PostgreSQL on a free loopback
 // port and stops it (removing its data) when the test ends. The server is
 // tuned for tests: fsync is off, so it is fast and not crash-safe.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	bin, tried := findBinaries()
 	if bin == "" {
@@ -75,6 +90,9 @@ func Start(t testing.TB) *Server {
 		t.Skip(msg)
 	}
 	s := &Server{bin: bin}
+	for _, o := range opts {
+		o(s)
+	}
 	if os.Geteuid() == 0 {
 		cred, err := lookupCredential(superuser)
 		if err != nil {
@@ -99,6 +117,13 @@ func Start(t testing.TB) *Server {
 		"-E", "UTF8", "--locale=C", "--no-sync").CombinedOutput(); err != nil {
 		t.Fatalf("pgtest: initdb: %v\n%s", err, out)
 	}
+	if s.also.IsValid() {
+		// initdb's -A trust covers loopback only.
+		hba := fmt.Sprintf("host all all %s trust\n", s.also.Masked())
+		if err := appendFile(filepath.Join(s.dataDir, "pg_hba.conf"), hba); err != nil {
+			t.Fatalf("pgtest: %v", err)
+		}
+	}
 	t.Cleanup(s.Stop)
 
 	// Free ports are found by binding and releasing them, so another
@@ -112,6 +137,17 @@ func Start(t testing.TB) *Server {
 	}
 	t.Fatalf("pgtest: %v", err)
 	return nil
+}
+
+// Via returns dsn (of this package's servers) with its host and port
+// replaced by addr, e.g. a Server's AlsoAddr.
+func Via(dsn, addr string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn
+	}
+	u.Host = addr
+	return u.String()
 }
 
 // DSN returns the connection string of database db as the superuser.
@@ -164,9 +200,14 @@ func (s *Server) Stop() {
 // start launches postgres and waits until it accepts connections.
 func (s *Server) start() error {
 	host, port, _ := net.SplitHostPort(s.Addr)
+	listen := host
+	if s.also.IsValid() {
+		listen += "," + s.also.Addr().String()
+		s.AlsoAddr = net.JoinHostPort(s.also.Addr().String(), port)
+	}
 	out := &proctest.Output{}
 	cmd := s.command("postgres", "-D", s.dataDir,
-		"-c", "listen_addresses="+host,
+		"-c", "listen_addresses="+listen,
 		"-c", "port="+port,
 		"-c", "unix_socket_directories=",
 		"-c", "fsync=off",
@@ -224,6 +265,19 @@ func (s *Server) command(name string, args ...string) *exec.Cmd {
 		cmd.Env = append(cmd.Env, "HOME="+filepath.Dir(s.dataDir))
 	}
 	return cmd
+}
+
+// appendFile appends text to the file at path.
+func appendFile(path, text string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(text); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func lookupCredential(name string) (*syscall.Credential, error) {

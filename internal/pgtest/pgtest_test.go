@@ -1,6 +1,9 @@
 package pgtest_test
 
 import (
+	"net"
+	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -40,4 +43,23 @@ func TestDatabases(t *testing.T) {
 		c.Close(ctx)
 		t.Error("connected after Stop")
 	}
+}
+
+// TestAlsoListen checks that the server answers on the extra address too,
+// through a DSN from Via. (127.0.0.2 stands in for a bridge address: any
+// 127/8 address is local without setup.)
+func TestAlsoListen(t *testing.T) {
+	srv := pgtest.Start(t, pgtest.AlsoListen(netip.MustParsePrefix("127.0.0.2/32")))
+	if host, _, _ := net.SplitHostPort(srv.AlsoAddr); host != "127.0.0.2" {
+		t.Fatalf("AlsoAddr = %q", srv.AlsoAddr)
+	}
+	dsn := pgtest.Via(srv.NewDatabase(t), srv.AlsoAddr)
+	if !strings.Contains(dsn, srv.AlsoAddr) {
+		t.Fatalf("Via: %s", dsn)
+	}
+	c, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatalf("connect via %s: %v", srv.AlsoAddr, err)
+	}
+	c.Close(t.Context())
 }

@@ -1,12 +1,13 @@
 // Package proctest is the plumbing shared by the test helpers that run a
 // real server process (internal/miniotest, internal/pgtest): its output,
-// stopping it, a free loopback port and random names.
+// stopping it, a free loopback port, random names and a TCP relay.
 package proctest
 
 import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -66,4 +67,83 @@ func RandomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// Forward accepts TCP connections on listen (host:port; port 0 picks one)
+// and relays each, both ways, to target, until the test ends. It returns
+// the address it listens on. It makes a server that listens on one
+// address only (MinIO) reachable on another as well.
+func Forward(t testing.TB, listen, target string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		t.Fatalf("proctest: forwarding %s to %s: %v", listen, target, err)
+	}
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		closed bool
+		conns  = map[net.Conn]struct{}{}
+	)
+	// track adds (or removes) a relay's connections; false once the test
+	// has ended, when the relay must not start.
+	track := func(add bool, cs ...net.Conn) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range cs {
+			if add {
+				conns[c] = struct{}{}
+			} else {
+				delete(conns, c)
+			}
+		}
+		return !closed
+	}
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		closed = true
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer in.Close()
+				out, err := net.DialTimeout("tcp", target, 5*time.Second)
+				if err != nil {
+					return // the target is down: the client sees the connection close
+				}
+				defer out.Close()
+				defer track(false, in, out)
+				if !track(true, in, out) {
+					return
+				}
+				done := make(chan struct{})
+				go func() {
+					_, _ = io.Copy(out, in)
+					// The client finished sending: pass the half-close on.
+					if tc, ok := out.(*net.TCPConn); ok {
+						_ = tc.CloseWrite()
+					}
+					close(done)
+				}()
+				_, _ = io.Copy(in, out)
+				in.Close()
+				<-done
+			}()
+		}
+	}()
+	return l.Addr().String()
 }

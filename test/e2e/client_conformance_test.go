@@ -33,15 +33,10 @@ var clientConformanceReference = map[string]struct{ passed, skipped int }{
 
 // clientConformanceDifferences are the tests that pass on the reference
 // and are meant to fail here, with why. Anything else that fails is a bug.
-var clientConformanceDifferences = map[string]string{
-	// The test appends "  two leading spaces" and expects SSE readers to
-	// get " two leading spaces": the reference writes "data:" and the line
-	// with no separator, so spec-conforming SSE parsers drop the payload's
-	// first space. This server sends one separator space before a line
-	// that starts with a space, so every reader gets the bytes appended,
-	// the same as catch-up and long-poll reads return.
-	"consumer-sse/sse-strips-single-leading-space": "the reference drops a leading space of SSE text; this server does not",
-}
+// There are none: SSE text is written as the reference writes it, so
+// consumer-sse/sse-strips-single-leading-space passes too
+// (docs/protocol-choices.md).
+var clientConformanceDifferences = map[string]string{}
 
 // TestClientConformance runs the upstream client conformance runner
 // (scripts/client-conformance.sh) with the TypeScript and Go adapters

@@ -35,6 +35,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -174,6 +175,8 @@ type config struct {
 	args            []string
 	env             []string
 	readyTimeout    time.Duration
+	addr            string   // fixed listen address; "" picks a free loopback port
+	wrapper         []string // runs the server through this command
 }
 
 // Option configures StartServer.
@@ -201,6 +204,16 @@ func WithArgs(args ...string) Option {
 func WithEnv(kv ...string) Option {
 	return func(c *config) { c.env = append(c.env, kv...) }
 }
+
+// WithAddr has the server listen on addr (host:port) instead of a free
+// loopback port, e.g. a host's address in a network namespace where the
+// port is known to be free.
+func WithAddr(addr string) Option { return func(c *config) { c.addr = addr } }
+
+// WithWrapper runs the server through a command that execs it in place,
+// e.g. "ip netns exec NAME" (internal/netnstest's Host.Prefix), so that
+// signals still reach the server itself.
+func WithWrapper(argv ...string) Option { return func(c *config) { c.wrapper = argv } }
 
 // WithReadyTimeout changes how long to wait for /healthz (default 20 s).
 func WithReadyTimeout(d time.Duration) Option {
@@ -274,7 +287,11 @@ func StartServer(t testing.TB, bin string, opts ...Option) *Server {
 
 	// A free port can be taken between probing and binding: retry then.
 	var err error
-	for attempt := 0; attempt < 3; attempt++ {
+	if cfg.addr != "" {
+		s.Addr, s.URL = cfg.addr, "http://"+cfg.addr
+		err = s.start()
+	}
+	for attempt := 0; attempt < 3 && cfg.addr == ""; attempt++ {
 		var port int
 		if port, err = freePort(); err != nil {
 			break
@@ -380,7 +397,8 @@ func (s *Server) start() error {
 	fmt.Fprintf(logf, "=== e2e: start #%d: %s %s\n", s.starts, s.bin, strings.Join(args, " "))
 	logStart, _ := logf.Seek(0, io.SeekCurrent)
 
-	cmd := exec.Command(s.bin, args...)
+	argv := append(append(slices.Clone(s.cfg.wrapper), s.bin), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(serverEnv(), s.cfg.env...)
 	cmd.Stdout = logf // an *os.File: the child writes it directly, even after a SIGKILL of us
 	cmd.Stderr = logf

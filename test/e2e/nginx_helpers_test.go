@@ -52,6 +52,10 @@ func findNginx(t *testing.T) string {
 type edgeConfig struct {
 	secret string // ${DS_EDGE_SECRET}
 	mode   string // ${DS_EDGE_CACHE_MODE}
+	// nodes, if set, are the host:port of cluster nodes: the edge is then
+	// durable-streams-cluster.conf.template with ${DS_NODE_1}... (the
+	// origin argument of startEdge is not used).
+	nodes []string
 }
 
 // edge is a running nginx built from deploy/nginx.
@@ -101,13 +105,20 @@ func startEdge(t *testing.T, origin string, cfg edgeConfig) *edge {
 		"NGINX_CACHE_DIR":    filepath.Join(dir, "cache"),
 		"NGINX_ACCESS_LOG":   e.accessLog,
 	}
-	tmpl, err := os.ReadFile(filepath.Join(root, "deploy", "nginx", "durable-streams.conf.template"))
+	name := "durable-streams.conf.template"
+	if len(cfg.nodes) > 0 {
+		name = clusterTemplate
+		for i, n := range cfg.nodes {
+			vars[fmt.Sprintf("DS_NODE_%d", i+1)] = n
+		}
+	}
+	tmpl, err := os.ReadFile(filepath.Join(root, "deploy", "nginx", name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	conf, err := renderTemplate(string(tmpl), vars)
 	if err != nil {
-		t.Fatalf("deploy/nginx/durable-streams.conf.template: %v", err)
+		t.Fatalf("deploy/nginx/%s: %v", name, err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "durable-streams.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -320,4 +331,18 @@ func hasDirective(cc, d string) bool {
 		}
 	}
 	return false
+}
+
+// countPath counts the requests of any method for path (any query).
+func (oc *originCounter) countPath(path string) int {
+	oc.mu.Lock()
+	defer oc.mu.Unlock()
+	total := 0
+	for k, v := range oc.n {
+		_, uri, _ := strings.Cut(k, " ")
+		if p, _, _ := strings.Cut(uri, "?"); p == path {
+			total += v
+		}
+	}
+	return total
 }

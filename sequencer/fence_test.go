@@ -1,0 +1,110 @@
+package sequencer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/streamtier/durable-streams/catalog"
+	"github.com/streamtier/durable-streams/sequencer"
+)
+
+// testFence is a Fence whose answers the test sets.
+type testFence struct {
+	mu       sync.Mutex
+	acquire  error
+	check    error
+	acquired []int64
+}
+
+func (f *testFence) set(acquire, check error) {
+	f.mu.Lock()
+	f.acquire, f.check = acquire, check
+	f.mu.Unlock()
+}
+
+func (f *testFence) Acquire(_ context.Context, id int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.acquired = append(f.acquired, id)
+	return f.acquire
+}
+
+func (f *testFence) Check(int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.check
+}
+
+func (f *testFence) Release(context.Context, int64, bool) error { return nil }
+
+// TestFence: a stream is created, its actor started and the stream
+// deleted only once its lease is acquired; a fenced node acknowledges no
+// append and writes nothing, and resumes when the fence lifts; a lost
+// lease closes the actor, and the next actor must acquire again.
+func TestFence(t *testing.T) {
+	f := &testFence{}
+	e := newEnv(t, func(c *sequencer.Config) { c.Fence = f })
+	const path, ct = "fenced", "text/plain"
+	e.createStream(path, ct)
+	e.appendMsgs(path, ct, "a")
+	if len(f.acquired) != 2 {
+		t.Fatalf("Acquire called for %v, want twice: before the new stream's hot log, and as its actor starts", f.acquired)
+	}
+
+	f.set(nil, errors.New("lease not renewed in time"))
+	_, err := e.tryAppend(path, &sequencer.AppendRequest{ContentType: mustCT(t, ct), Messages: byteMsgs("b")})
+	wantKind(t, err, sequencer.KindUnavailable)
+	if got := e.content(path); got != "a" {
+		t.Fatalf("content while fenced = %q, want %q", got, "a")
+	}
+	f.set(nil, nil)
+	e.appendMsgs(path, ct, "c")
+	if got := e.content(path); got != "ac" {
+		t.Fatalf("content after the fence lifted = %q, want %q", got, "ac")
+	}
+
+	f.set(nil, fmt.Errorf("lease passed to epoch 7: %w", sequencer.ErrNotOwner))
+	_, err = e.tryAppend(path, &sequencer.AppendRequest{ContentType: mustCT(t, ct), Messages: byteMsgs("d")})
+	wantKind(t, err, sequencer.KindUnavailable)
+	eventually(t, 5*time.Second, "the actor of a lost stream to close", func() bool { return e.reg.OpenCount() == 0 })
+
+	f.set(errors.New("held by n2"), nil)
+	_, err = e.reg.Acquire(t.Context(), path, false)
+	wantKind(t, err, sequencer.KindUnavailable)
+	if err := e.reg.Delete(t.Context(), path); sequencer.KindOf(err) != sequencer.KindUnavailable {
+		t.Errorf("Delete of a stream held elsewhere = %v, want KindUnavailable", err)
+	}
+	f.set(nil, nil)
+	e.appendMsgs(path, ct, "e")
+	if got := e.content(path); got != "ace" {
+		t.Fatalf("content after the lease came back = %q, want %q", got, "ace")
+	}
+	if len(f.acquired) != 5 {
+		t.Errorf("Acquire called %d times, want 5 (new stream twice, refused read and delete, again)", len(f.acquired))
+	}
+}
+
+// TestFenceSweeper: in cluster mode the sweeper expires only streams this
+// node owns; another node's stays for its owner to expire.
+func TestFenceSweeper(t *testing.T) {
+	clk := newClock()
+	f := &testFence{}
+	e := newEnv(t, func(c *sequencer.Config) { c.Now, c.Fence = clk.Now, f })
+	e.create(&sequencer.CreateRequest{Path: "elsewhere", TTL: dur(time.Second), Initial: byteMsgs("x")})
+	// From now on the stream is another node's.
+	f.set(errors.New("held by n2"), errors.New("no lease here"))
+	clk.Advance(2 * time.Second)
+	time.Sleep(time.Second) // five sweeps
+	if _, err := e.cat.Get(t.Context(), "elsewhere"); err != nil {
+		t.Fatalf("stream of another node after sweeps: %v, want it kept", err)
+	}
+	f.set(nil, nil)
+	eventually(t, 3*time.Second, "the owner's sweeper to delete the expired stream", func() bool {
+		_, err := e.cat.Get(t.Context(), "elsewhere")
+		return errors.Is(err, catalog.ErrNotFound)
+	})
+}
