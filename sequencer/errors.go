@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/streamtier/durable-streams/catalog"
 	"github.com/streamtier/durable-streams/hotlog"
 )
 
@@ -20,7 +21,7 @@ const (
 	KindClosed                  // append to a closed stream: 409 with Stream-Closed
 	KindStaleEpoch              // producer epoch older than the stored one: 403
 	KindSeqGap                  // producer sequence gap: 409 with expected/received
-	KindUnavailable             // server shutting down: 503
+	KindUnavailable             // server shutting down, stream owned elsewhere, catalog unreachable: 503
 	KindStorageFull             // the disk is full (ENOSPC, SQLITE_FULL): 507; nothing was written
 )
 
@@ -53,6 +54,11 @@ func errf(k Kind, format string, args ...any) *Error {
 func internal(msg string, err error) *Error {
 	if hotlog.IsFull(err) {
 		return &Error{Kind: KindStorageFull, Msg: msg + ": insufficient storage on the server", Err: err}
+	}
+	if catalog.Unavailable(err) {
+		// A node cut off from a shared catalog: nothing was done, and a
+		// retry may reach a node that can serve it.
+		return &Error{Kind: KindUnavailable, Msg: msg + ": the catalog cannot be reached now", Err: err}
 	}
 	return &Error{Kind: KindInternal, Msg: msg, Err: err}
 }

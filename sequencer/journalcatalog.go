@@ -102,7 +102,7 @@ func (r *Registry) insertRow(ctx context.Context, row catalog.Stream) error {
 	p := sj.pending[row.ID]
 	var lsn uint64
 	if p != nil && p.fresh && len(p.lsns) > 0 {
-		lsn = p.lsns[0] // the stream-create record
+		lsn = p.lsns[0]    // the stream-create record
 		sj.inflight[lsn]++ // the catalog's hold, beside the hot log's
 	}
 	sj.mu.Unlock()

@@ -5,15 +5,16 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/streamtier/durable-streams/api"
 	"github.com/streamtier/durable-streams/internal/httpcall"
 	"github.com/streamtier/durable-streams/internal/pgtest"
 )
 
 // TestClusterLoopbackNodeLoss runs two node processes on loopback sharing
-// one PostgreSQL catalog. A stream is served by the node that created it
-// (its lease holder) and refused with 503 + Retry-After by the other. After
-// SIGKILL of one node its streams stay 503 on the other (their unsealed
-// data is only on the dead node's disk) while the survivor's streams keep
+// one PostgreSQL catalog. A stream is served by its lease holder; the
+// other node forwards its requests there. After SIGKILL of one node its
+// streams answer 503 + Retry-After on the other (their unsealed data is
+// only on the dead node's disk) while the survivor's streams keep
 // working; restarted with the same node id and data dir, the node serves
 // its streams again with every acknowledged append there once.
 func TestClusterLoopbackNodeLoss(t *testing.T) {
@@ -29,6 +30,18 @@ func TestClusterLoopbackNodeLoss(t *testing.T) {
 	post := func(node, path, body string) httpcall.Response {
 		return httpcall.Do(t, http.MethodPost, nodes[node].StreamURL(path), body, "Content-Type", "text/plain")
 	}
+	// A request marked as forwarded already is served only by the owner
+	// (others answer 503 NOT_OWNER): that tells the owner apart.
+	ownerOf := func(path string) string {
+		t.Helper()
+		for _, n := range []string{"n1", "n2"} {
+			if httpcall.Do(t, http.MethodHead, nodes[n].StreamURL(path), "", api.ForwardedByHeader, "test").Status == http.StatusOK {
+				return n
+			}
+		}
+		t.Fatalf("no node serves %q", path)
+		return ""
+	}
 	wantUnavailable := func(node, path string) {
 		t.Helper()
 		r := post(node, path, "refused").Want(t, http.StatusServiceUnavailable)
@@ -40,12 +53,13 @@ func TestClusterLoopbackNodeLoss(t *testing.T) {
 
 	owner := map[string]string{}
 	content := map[string]string{}
-	for i := range 8 {
+	for i := range 12 {
 		path, node := fmt.Sprintf("loop/%d", i), []string{"n1", "n2"}[i%2]
 		httpcall.Do(t, http.MethodPut, nodes[node].StreamURL(path), "", "Content-Type", "text/plain").Want(t, http.StatusCreated)
 		post(node, path, "a").Want(t, http.StatusNoContent)
-		owner[path], content[path] = node, "a"
-		wantUnavailable(other[node], path)
+		owner[path], content[path] = ownerOf(path), "a"
+		post(other[owner[path]], path, "f").Want(t, http.StatusNoContent) // forwarded to the owner
+		content[path] += "f"
 	}
 
 	nodes["n2"].Kill()
@@ -62,9 +76,10 @@ func TestClusterLoopbackNodeLoss(t *testing.T) {
 	for path, node := range owner {
 		post(node, path, "c").Want(t, http.StatusNoContent)
 		content[path] += "c"
-		if got := httpcall.Do(t, http.MethodGet, nodes[node].StreamURL(path), "").Want(t, http.StatusOK).Body; got != content[path] {
-			t.Errorf("%q on %s = %q, want every acknowledged append once: %q", path, node, got, content[path])
+		for _, via := range []string{node, other[node]} {
+			if got := httpcall.Do(t, http.MethodGet, nodes[via].StreamURL(path), "").Want(t, http.StatusOK).Body; got != content[path] {
+				t.Errorf("%q through %s = %q, want every acknowledged append once: %q", path, via, got, content[path])
+			}
 		}
-		wantUnavailable(other[node], path)
 	}
 }
