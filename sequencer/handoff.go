@@ -393,6 +393,23 @@ func (sj *streamJournal) created(id int64) bool {
 	return sj.pending[id] != nil
 }
 
+// refuseWhileDraining keeps a draining node from taking the lease of a
+// stream it does not hold (it would only hold it up): only streams with a
+// hot log here, or created here, start actors.
+func (r *Registry) refuseWhileDraining(id int64) error {
+	if !r.Draining() || (r.jnl != nil && r.jnl.created(id)) {
+		return nil
+	}
+	files, err := hotlog.Existing(r.StreamPath(id))
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return ErrDraining
+	}
+	return nil
+}
+
 // continueHandoff runs before an actor starts for stream id: if the
 // stream has a handoff state, it builds the hot log from it (see the
 // steps above). Without one, a stream with no local hot log is served

@@ -382,6 +382,9 @@ func (r *Registry) open(ctx context.Context, id int64, sl *slot) {
 }
 
 func (r *Registry) startActor(ctx context.Context, id int64) (*Stream, error) {
+	if err := r.refuseWhileDraining(id); err != nil {
+		return nil, err
+	}
 	if err := r.fenceAcquire(ctx, id); err != nil {
 		return nil, err
 	}
