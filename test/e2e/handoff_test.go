@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/streamtier/durable-streams/internal/pgtest"
 )
@@ -65,7 +66,13 @@ func TestSIGTERMDrainHandsOff(t *testing.T) {
 
 	b := node("b")
 	url = b.StreamURL("handoff/s")
+	// Until the stopped node's membership runs out, placement may still
+	// name it: 503 with Retry-After, which clients retry.
 	r := do("GET", url+"?offset=-1", nil, "")
+	for deadline := time.Now().Add(30 * time.Second); r.StatusCode == http.StatusServiceUnavailable && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		r = do("GET", url+"?offset=-1", nil, "")
+	}
 	got, _ := io.ReadAll(r.Body)
 	if r.StatusCode != http.StatusOK || string(got) != want.String() {
 		t.Fatalf("GET on the next node: %d %q, want %q", r.StatusCode, got, want.String())
