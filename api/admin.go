@@ -22,6 +22,7 @@ import (
 //	GET  /v1/admin/stats     ?stream= (without: totals of all streams)
 //	POST /v1/admin/verify
 //	POST /v1/admin/gc        ?dry_run=false (default true)
+//	POST /v1/admin/node/drain ?concurrency= &timeout= (see drain.go)
 //
 // Every answer is JSON. With access control on, requests need a token
 // with the admin scope on all streams (see auth.go).
@@ -33,11 +34,12 @@ type adminRoute struct {
 }
 
 var adminRoutes = map[string]adminRoute{
-	"cluster":  {http.MethodGet, (*API).adminCluster},
-	"segments": {http.MethodGet, (*API).adminSegments},
-	"stats":    {http.MethodGet, (*API).adminStats},
-	"verify":   {http.MethodPost, (*API).adminVerify},
-	"gc":       {http.MethodPost, (*API).adminGC},
+	"cluster":    {http.MethodGet, (*API).adminCluster},
+	"segments":   {http.MethodGet, (*API).adminSegments},
+	"stats":      {http.MethodGet, (*API).adminStats},
+	"verify":     {http.MethodPost, (*API).adminVerify},
+	"gc":         {http.MethodPost, (*API).adminGC},
+	"node/drain": {http.MethodPost, (*API).adminDrain},
 }
 
 // admin serves everything under AdminRoute. The guard middleware has

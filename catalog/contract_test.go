@@ -40,6 +40,8 @@ var contract = []struct {
 	{"ClaimLease", testClaimLease},
 	{"RenewLeases", testRenewLeases},
 	{"GuardSegmentWrites", testGuardSegmentWrites},
+	{"Handoff", testHandoff},
+	{"StreamSegments", testStreamSegments},
 }
 
 // backends are the catalog's databases; start returns the opener of one,

@@ -125,6 +125,9 @@ type Stream struct {
 	// and flushErr why the last write of them failed (see writebehind.go).
 	wb       writeBehind
 	flushErr error
+	// frozen, while the stream is being handed off, refuses appends
+	// (handoff.go).
+	frozen error
 }
 
 // Snapshot returns the latest published view of the stream.

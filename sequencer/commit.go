@@ -125,6 +125,9 @@ func (s *Stream) restore(u *undoState) {
 // apply validates one append against the current state and, if accepted,
 // adds its effects to batch and the state.
 func (s *Stream) apply(req *AppendRequest, batch *hotlog.Batch, prodUpd map[string]hotlog.Producer) (AppendResult, error) {
+	if s.frozen != nil {
+		return AppendResult{}, s.frozen
+	}
 	m := &s.meta
 	tail := func() offset.Token { return s.tokenForTail() }
 	closeOnly := len(req.Messages) == 0

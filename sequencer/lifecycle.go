@@ -154,6 +154,9 @@ func (r *Registry) confirmExisting(ctx context.Context, req *CreateRequest, row 
 }
 
 func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateResult, error) {
+	if r.Draining() {
+		return nil, ErrDraining
+	}
 	e, err := r.effectiveConfig(ctx, req)
 	if err != nil {
 		return nil, err

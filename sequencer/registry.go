@@ -61,6 +61,8 @@ type Config struct {
 	// Fence, in cluster mode, says whether this node may serve and write
 	// a stream (see Fence); nil for a single node.
 	Fence Fence
+	// NodeID names this node in the handoff states it saves (handoff.go).
+	NodeID string
 }
 
 // Registry owns the open streams.
@@ -86,6 +88,8 @@ type Registry struct {
 	counters counters // see Stats
 
 	jnl *streamJournal // nil when Config.Journal.Disabled
+
+	ho handoffs // guarded by mu
 }
 
 type slot struct {
@@ -312,6 +316,10 @@ func (r *Registry) acquireID(ctx context.Context, id int64) (*Stream, func(), er
 				return nil, nil, errStopped
 			default:
 			}
+			if r.handingOff(id) {
+				r.mu.Unlock()
+				return nil, nil, errHandingOff
+			}
 			sl = &slot{ready: make(chan struct{})}
 			r.slots[id] = sl
 			r.mu.Unlock()
@@ -374,7 +382,13 @@ func (r *Registry) open(ctx context.Context, id int64, sl *slot) {
 }
 
 func (r *Registry) startActor(ctx context.Context, id int64) (*Stream, error) {
+	if err := r.refuseWhileDraining(id); err != nil {
+		return nil, err
+	}
 	if err := r.fenceAcquire(ctx, id); err != nil {
+		return nil, err
+	}
+	if err := r.continueHandoff(ctx, id); err != nil {
 		return nil, err
 	}
 	lg, meta, prods, segs, wb, err := r.openHotLog(ctx, id)

@@ -11,6 +11,8 @@
 //	durable-streams stream <command> [flags]
 //	                                create, append to, read and follow streams
 //	durable-streams token [flags]   print a signed JWT for access control
+//	durable-streams node drain [flags]
+//	                                hand off every stream of a node (cluster mode)
 package main
 
 import (
@@ -51,6 +53,8 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		err = segments(ctx, args[1:], stdout, stderr)
 	case "cluster":
 		err = clusterCmd(ctx, args[1:], stdout, stderr)
+	case "node":
+		err = nodeCmd(ctx, args[1:], stdout, stderr)
 	case "server":
 		err = serverCmd(ctx, args[1:], stdout, stderr)
 	case "stream":
@@ -113,6 +117,8 @@ commands:
   stream   create, append, get, tail, subscribe, head, close, delete, list: use streams,
            starting the background server if needed (see durable-streams stream help)
   token    print a signed JWT for access control (see durable-streams token -h)
+  node     drain: hand off every stream of a running node (see
+           durable-streams node help)
 
 exit status: 0 ok, 1 error, 2 usage error, 3 stream not found (server
 status: not running), 4 conflict (stream closed or exists differently)

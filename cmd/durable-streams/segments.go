@@ -67,6 +67,21 @@ func (e *apiError) Error() string {
 
 // call sends a request and returns the body of a 2xx answer.
 func (c *adminClient) call(ctx context.Context, method, path string, q url.Values) ([]byte, error) {
+	rc, err := c.open(ctx, method, path, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	body, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	return body, nil
+}
+
+// open sends a request and returns the body of a 2xx answer to read as it
+// arrives; the caller closes it.
+func (c *adminClient) open(ctx context.Context, method, path string, q url.Values) (io.ReadCloser, error) {
 	u := c.base + "/v1/admin/" + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
@@ -83,19 +98,19 @@ func (c *adminClient) call(ctx context.Context, method, path string, q url.Value
 	if err != nil {
 		return nil, err
 	}
+	if resp.StatusCode/100 == 2 {
+		return resp.Body, nil
+	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
-	if resp.StatusCode/100 != 2 {
-		ae := &apiError{Status: resp.StatusCode}
-		if json.Unmarshal(body, ae) != nil || ae.Code == "" {
-			ae.Code, ae.Message = http.StatusText(resp.StatusCode), strings.TrimSpace(string(body))
-		}
-		return nil, ae
+	ae := &apiError{Status: resp.StatusCode}
+	if json.Unmarshal(body, ae) != nil || ae.Code == "" {
+		ae.Code, ae.Message = http.StatusText(resp.StatusCode), strings.TrimSpace(string(body))
 	}
-	return body, nil
+	return nil, ae
 }
 
 // callJSON is call that decodes the answer into out.

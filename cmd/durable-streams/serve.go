@@ -62,6 +62,8 @@ type serveFlags struct {
 	createBucket bool
 
 	cluster server.Cluster
+	// drainTimeout bounds the drain before exit in cluster mode (0: none).
+	drainTimeout time.Duration
 
 	registryStream string
 	testFaults     bool
@@ -154,6 +156,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&f.cluster.AdvertiseURL, "advertise-url", envOr("DS_ADVERTISE_URL", ""), "URL other nodes reach this one at in cluster mode (default http://<addr>) (DS_ADVERTISE_URL)")
 	fs.DurationVar(&f.cluster.Heartbeat, "node-heartbeat", envDuration("DS_NODE_HEARTBEAT", cluster.DefaultHeartbeat), "cluster mode: heartbeat and renew this node's stream leases this often (DS_NODE_HEARTBEAT)")
 	fs.DurationVar(&f.cluster.TTL, "node-ttl", envDuration("DS_NODE_TTL", cluster.DefaultTTL), "cluster mode: a node silent this long is dead and its leases expire; it stops acknowledging writes a fifth of this before (DS_NODE_TTL)")
+	fs.DurationVar(&f.drainTimeout, "drain-timeout", envDuration("DS_DRAIN_TIMEOUT", time.Minute), "in cluster mode, on SIGTERM or SIGINT hand off every stream to the other nodes for up to this long before exiting (a second signal exits at once); 0 = exit without draining (DS_DRAIN_TIMEOUT)")
 	fs.StringVar(&f.registryStream, "registry-stream", envOr("DS_REGISTRY_STREAM", ""), "path of a JSON stream the server appends every stream create and delete to, e.g. __registry__; empty: none (DS_REGISTRY_STREAM)")
 	fs.BoolVar(&f.testFaults, "enable-test-faults", envBool("DS_ENABLE_TEST_FAULTS", false), "serve POST/DELETE /_test/inject-error to inject errors into requests; for tests only, never in production (DS_ENABLE_TEST_FAULTS)")
 	fs.StringVar(&f.forwardAllTo, "forward-all-to", "", "forward every stream request to the server at this base URL (http://host:port) instead of serving it; for tests of request forwarding only, never in production")
@@ -318,6 +321,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
+		if f.cluster.DSN != "" && f.drainTimeout > 0 {
+			stop() // a second signal ends the process at once
+			drainBeforeExit(srv.Registry(), f.drainTimeout, lg)
+		}
 	}
 	lg.Info("shutting down")
 	shutCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -1,0 +1,9 @@
+package sequencer
+
+// SetHandoffFault makes r's handoffs fail with f's error after the step f
+// is called with (see handoffFault).
+func SetHandoffFault(r *Registry, f func(step string) error) {
+	r.mu.Lock()
+	r.ho.fault = f
+	r.mu.Unlock()
+}
