@@ -49,7 +49,7 @@ const (
 var clusterLanded = map[string]bool{
 	pieceOwnership: true,
 	pieceRouting:   true,
-	pieceDrain:     false,
+	pieceDrain:     true,
 }
 
 // pieceNames says what each piece is, for skip messages.
