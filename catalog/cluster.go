@@ -120,6 +120,21 @@ func (c *Catalog) Nodes(ctx context.Context, since time.Time) ([]Node, error) {
 	return out, nil
 }
 
+// DeregisterNode removes node id from the members (a node leaving the
+// cluster on purpose, before its drain): the others stop placing streams
+// on it at their next refresh. Its leases are untouched. Removing a node
+// that is not registered is no error.
+func (c *Catalog) DeregisterNode(ctx context.Context, id string) error {
+	err := c.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "DELETE FROM nodes WHERE id = ?", id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("catalog: deregister node %q: %w", id, err)
+	}
+	return nil
+}
+
 // ExpireNodes removes the nodes whose last heartbeat is before before and
 // returns their ids in id order. Their leases are not touched: each
 // expires at its own time.

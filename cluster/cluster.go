@@ -36,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -123,6 +124,7 @@ func (c *Config) setDefaults() error {
 // the catalog stop answering.
 type store interface {
 	RegisterNode(ctx context.Context, id, url string) error
+	DeregisterNode(ctx context.Context, id string) error
 	Heartbeat(ctx context.Context, id string) error
 	Nodes(ctx context.Context, since time.Time) ([]catalog.Node, error)
 	ClaimLease(ctx context.Context, stream int64, node string, ttl time.Duration) (catalog.Lease, error)
@@ -156,6 +158,9 @@ type Cluster struct {
 	failing bool // the last renewal failed; loop goroutine only
 	// renewFailures counts failed renewal rounds (metrics).
 	renewFailures atomic.Uint64
+	// leaving: Leave was called; the node renews its leases but no longer
+	// heartbeats, and places no stream on itself.
+	leaving atomic.Bool
 
 	stop chan struct{}
 	done chan struct{}
@@ -210,6 +215,20 @@ func newCluster(cfg Config, st store) *Cluster {
 	c.owners.init(cfg.Heartbeat)
 	c.live.Store(&[]catalog.Node{{ID: cfg.NodeID, AdvertiseURL: cfg.AdvertiseURL}})
 	return c
+}
+
+// Leave takes this node out of the members before a drain: it stops
+// heartbeating and deregisters, so the other nodes stop placing streams on
+// it and stop forwarding to it within a heartbeat, while it keeps renewing
+// the leases it still holds (they pass on one by one as the drain hands
+// its streams off). A node that starts again registers anew.
+func (c *Cluster) Leave(ctx context.Context) error {
+	c.leaving.Store(true)
+	if err := c.st.DeregisterNode(ctx, c.cfg.NodeID); err != nil {
+		return fmt.Errorf("cluster: leave: %w", err)
+	}
+	c.lg.Info("cluster: node left the members; draining", "node_id", c.cfg.NodeID)
+	return c.refreshNodes(ctx)
 }
 
 // Close stops heartbeating. It releases no lease: the unsealed data of
@@ -314,6 +333,9 @@ func (c *Cluster) tick(ctx context.Context) error {
 		return err
 	}
 	c.applyRenewal(sent, renewed)
+	if c.leaving.Load() {
+		return c.refreshNodes(ctx)
+	}
 	if err := c.st.Heartbeat(ctx, c.cfg.NodeID); errors.Is(err, catalog.ErrUnknownNode) {
 		err = c.st.RegisterNode(ctx, c.cfg.NodeID, c.cfg.AdvertiseURL)
 		if err != nil {
@@ -364,7 +386,13 @@ func (c *Cluster) refreshNodes(ctx context.Context) error {
 	for _, n := range nodes {
 		self = self || n.ID == c.cfg.NodeID
 	}
-	if !self {
+	switch {
+	case c.leaving.Load() && len(nodes) > 0:
+		nodes = slices.DeleteFunc(nodes, func(n catalog.Node) bool { return n.ID == c.cfg.NodeID })
+		if len(nodes) == 0 { // alone: nowhere else to place streams
+			nodes = append(nodes, catalog.Node{ID: c.cfg.NodeID, AdvertiseURL: c.cfg.AdvertiseURL})
+		}
+	case !self:
 		nodes = append(nodes, catalog.Node{ID: c.cfg.NodeID, AdvertiseURL: c.cfg.AdvertiseURL})
 	}
 	c.live.Store(&nodes)

@@ -103,3 +103,10 @@ func (r *Registry) retire(st *Stream) {
 	}
 	r.mu.Unlock()
 }
+
+// Leaver is implemented by a [Fence] whose node can leave its cluster's
+// members: Drain calls Leave first, so that no new stream is placed on a
+// node that is handing its streams off.
+type Leaver interface {
+	Leave(ctx context.Context) error
+}

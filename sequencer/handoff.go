@@ -586,6 +586,13 @@ type DrainFailure struct {
 // Forks go before their sources: uploading a fork's segment that it
 // shares with its source reads the source, which must still be here.
 func (r *Registry) Drain(ctx context.Context, concurrency int, progress func(DrainProgress)) (DrainProgress, error) {
+	if l, ok := r.cfg.Fence.(Leaver); ok {
+		// Out of the members first, so that no new stream is placed here
+		// while the drain runs.
+		if err := l.Leave(ctx); err != nil {
+			r.lg.Warn("drain: leave the cluster's members", "err", err)
+		}
+	}
 	r.mu.Lock()
 	r.ho.draining = true
 	open := make([]int64, 0, len(r.slots))

@@ -324,6 +324,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		if f.cluster.DSN != "" && f.drainTimeout > 0 {
 			stop() // a second signal ends the process at once
 			drainBeforeExit(srv.Registry(), f.drainTimeout, lg)
+			// The node left the members when the drain began; serving two
+			// more heartbeats lets every peer see that and stop sending it
+			// requests, which the listener closing would otherwise cut.
+			hb := f.cluster.Heartbeat
+			if hb <= 0 {
+				hb = cluster.DefaultHeartbeat
+			}
+			select {
+			case <-time.After(2 * hb):
+			case err = <-errc:
+			}
 		}
 	}
 	lg.Info("shutting down")
