@@ -368,7 +368,7 @@ func (sj *streamJournal) settle(ctx context.Context, lsn uint64) error {
 		case <-time.After(2 * time.Millisecond):
 		}
 	}
-	return sj.checkpoint(ctx)
+	return sj.checkpointPast(ctx, lsn)
 }
 
 func (sj *streamJournal) settled(lsn uint64) bool {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -83,11 +84,12 @@ type streamJournal struct {
 	// flush (see createHotLog).
 	image *hotlog.Image
 
-	mu        sync.Mutex
-	inflight  map[uint64]int         // durable or queued records not yet written to their hot logs (a failed write's LSN is handed out again)
-	dirty     map[int64]struct{}     // streams whose hot logs changed since the last checkpoint
-	unflushed map[int64]*Stream      // running actors with unwritten batches
-	pending   map[int64]*writeBehind // unwritten batches of streams without a running actor: new streams, and actors that stopped unable to write
+	mu           sync.Mutex
+	checkpointed atomic.Uint64          // the position the last checkpoint recorded
+	inflight     map[uint64]int         // durable or queued records not yet written to their hot logs (a failed write's LSN is handed out again)
+	dirty        map[int64]struct{}     // streams whose hot logs changed since the last checkpoint
+	unflushed    map[int64]*Stream      // running actors with unwritten batches
+	pending      map[int64]*writeBehind // unwritten batches of streams without a running actor: new streams, and actors that stopped unable to write
 
 	// abandoned makes actors stop without writing anything, as in a
 	// crash (tests).
@@ -199,8 +201,19 @@ func (sj *streamJournal) done(lsn uint64) {
 // checkpoint makes every applied record durable outside the journal and
 // releases the journal files that hold nothing else (see the steps above).
 func (sj *streamJournal) checkpoint(ctx context.Context) error {
+	return sj.checkpointPast(ctx, math.MaxUint64)
+}
+
+// checkpointPast runs a checkpoint unless one that completed while this
+// call waited for its turn already recorded a position at or past lsn
+// (math.MaxUint64: always run): handoffs that each need the journal
+// checkpointed past their stream's last record share checkpoints.
+func (sj *streamJournal) checkpointPast(ctx context.Context, lsn uint64) error {
 	sj.ckMu.Lock()
 	defer sj.ckMu.Unlock()
+	if lsn != math.MaxUint64 && sj.checkpointed.Load() >= lsn {
+		return nil
+	}
 	sj.flushAll(ctx)
 	sj.mu.Lock()
 	upto := sj.j.DurableLSN()
@@ -224,6 +237,7 @@ func (sj *streamJournal) checkpoint(ctx context.Context) error {
 	if err := sj.cat.SetJournalCheckpoint(ctx, sj.reg.cfg.Journal.Node, upto); err != nil {
 		return fmt.Errorf("journal checkpoint: %w", err)
 	}
+	sj.checkpointed.Store(upto)
 	return sj.j.Release(upto)
 }
 
