@@ -218,6 +218,23 @@ func (a *API) Close() {
 	}
 }
 
+// routeKey is the stream path whose node serves a request for name: its
+// own, except for a fork's creation, which goes to its source's node. A
+// fork reads what it inherits through its source, so the two live on one
+// node; the fork's lease, taken there at creation, keeps it there. A bad
+// Stream-Forked-From is refused where the request is served.
+func routeKey(r *http.Request, name string) string {
+	if r.Method != http.MethodPut {
+		return name
+	}
+	if vs := r.Header.Values(protocol.HeaderForkedFrom); len(vs) == 1 {
+		if src, err := forkSource(r, vs[0]); err == nil {
+			return src
+		}
+	}
+	return name
+}
+
 func (a *API) stream(c echo.Context) error {
 	r := c.Request()
 	name := strings.TrimPrefix(r.URL.Path, StreamsRoute)
@@ -228,7 +245,7 @@ func (a *API) stream(c echo.Context) error {
 		return a.control(c)
 	}
 	if a.fwd != nil {
-		target, err := a.fwd.route(r, name)
+		target, err := a.fwd.route(r, routeKey(r, name))
 		if err != nil {
 			return err
 		}
