@@ -377,3 +377,40 @@ func BenchmarkCheck(b *testing.B) {
 		}
 	})
 }
+
+// TestLeave checks that a node leaving the members (before its drain) is
+// no longer placed on by the others, nor by itself, while it keeps
+// renewing the leases it still holds.
+func TestLeave(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			open := be.open(t)
+			cat := open(t)
+			a, b := startNode(t, cat, "a"), startNode(t, cat, "b")
+			ctx := t.Context()
+			waitFor(t, "both nodes live on both", func() bool { return len(a.LiveNodes()) == 2 && len(b.LiveNodes()) == 2 })
+			id := createStream(t, cat, "held/by/b")
+			if err := b.Acquire(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Leave(ctx); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "b gone from a's members", func() bool { return len(a.LiveNodes()) == 1 })
+			for i := range 50 {
+				path := fmt.Sprintf("new/%d", i)
+				for _, n := range []*Cluster{a, b} {
+					if o, err := n.OwnerOf(ctx, path); err != nil || o.NodeID != "a" {
+						t.Fatalf("%s: OwnerOf(%q) = %+v, %v; want a: b left", n.NodeID(), path, o, err)
+					}
+				}
+			}
+			// b still renews what it holds: writes stay allowed past the
+			// lease time.
+			time.Sleep(2 * testConfig(cat, "b").TTL)
+			if err := b.Check(id); err != nil {
+				t.Fatalf("b after leaving: Check = %v, want its lease renewed", err)
+			}
+		})
+	}
+}
