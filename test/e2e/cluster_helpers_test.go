@@ -159,6 +159,9 @@ func (e *clusterEnv) startNode(t *testing.T, i int, extra ...string) *Server {
 func (e *clusterEnv) startNodes(t *testing.T, extra ...string) {
 	t.Helper()
 	start := time.Now()
+	// No drain on SIGTERM unless a test asks for one (a later flag wins):
+	// stopping nodes at the end of a test need not hand off its streams.
+	extra = append([]string{"--drain-timeout", "0"}, extra...)
 	for i := range e.nodes {
 		e.startNode(t, i, extra...)
 	}
