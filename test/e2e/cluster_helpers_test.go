@@ -165,6 +165,9 @@ func (e *clusterEnv) startNodes(t *testing.T, extra ...string) {
 	for i := range e.nodes {
 		e.startNode(t, i, extra...)
 	}
+	// Every node refreshes the live members once a heartbeat (1 s): two
+	// of them let each see all the others before streams are placed.
+	time.Sleep(2 * time.Second)
 	t.Logf("%d nodes up in %v", len(e.nodes), time.Since(start).Round(time.Millisecond))
 }
 

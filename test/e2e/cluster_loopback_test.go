@@ -23,7 +23,7 @@ func TestClusterLoopbackNodeLoss(t *testing.T) {
 	bin := BuildServer(t)
 	nodes := map[string]*Server{}
 	for _, id := range []string{"n1", "n2"} {
-		nodes[id] = StartServer(t, bin, WithEnv("DS_CLUSTER_DSN="+dsn, "DS_NODE_ID="+id),
+		nodes[id] = StartServer(t, bin, WithEnv("DS_CLUSTER_DSN="+dsn, "DS_NODE_ID="+id, "DS_DRAIN_TIMEOUT=0"),
 			WithArgs("--node-heartbeat", "200ms", "--node-ttl", "2s"))
 	}
 	other := map[string]string{"n1": "n2", "n2": "n1"}

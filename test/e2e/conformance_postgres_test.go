@@ -22,7 +22,9 @@ func TestConformancePostgres(t *testing.T) {
 	}
 	pg := pgtest.Start(t)
 	mio := miniotest.Start(t)
-	env := append(minioEnv(mio), "DS_CLUSTER_DSN="+pg.NewDatabase(t), "DS_NODE_ID=e2e")
+	// DS_DRAIN_TIMEOUT=0: the harness stops the node with SIGTERM, which in
+	// cluster mode would otherwise hand off every stream first.
+	env := append(minioEnv(mio), "DS_CLUSTER_DSN="+pg.NewDatabase(t), "DS_NODE_ID=e2e", "DS_DRAIN_TIMEOUT=0")
 	srv := StartServer(t, BuildServer(t), WithLongPollTimeout(conformanceServerLongPoll),
 		WithArgs(aggressiveRotation...), WithEnv(env...))
 	runConformance(t, script, srv, "postgres catalog, minio, aggressive rotation")
