@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/streamtier/durable-streams/api"
 	"github.com/streamtier/durable-streams/internal/httpcall"
@@ -26,6 +27,9 @@ func TestClusterLoopbackNodeLoss(t *testing.T) {
 		nodes[id] = StartServer(t, bin, WithEnv("DS_CLUSTER_DSN="+dsn, "DS_NODE_ID="+id, "DS_DRAIN_TIMEOUT=0"),
 			WithArgs("--node-heartbeat", "200ms", "--node-ttl", "2s"))
 	}
+	// A node forwards only to nodes it has seen live: give each a few
+	// heartbeats (200 ms) to see the other.
+	time.Sleep(time.Second)
 	other := map[string]string{"n1": "n2", "n2": "n1"}
 	post := func(node, path, body string) httpcall.Response {
 		return httpcall.Do(t, http.MethodPost, nodes[node].StreamURL(path), body, "Content-Type", "text/plain")
