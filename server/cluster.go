@@ -108,9 +108,9 @@ func clusterProbe(cl *cluster.Cluster) func(context.Context) error {
 // ClusterRouter adapts a node's [cluster.Cluster] to the per-request
 // routing of the HTTP layer (api.Router in cluster mode): Route returns
 // nil when this node serves path, or the base URL of the owner to forward
-// the request to. An error wrapping [cluster.ErrUnavailable] means the
-// owner is gone with the stream's unsealed data: answer 503 with
-// Retry-After.
+// the request to. An error wrapping [api.ErrUnavailable] (the owner is
+// gone with the stream's unsealed data, or the catalog cannot be reached
+// to find it) means answer 503 with Retry-After.
 type ClusterRouter struct {
 	Cluster *cluster.Cluster
 }
@@ -137,11 +137,7 @@ func (r *clusterRouter) Route(ctx context.Context, path string) (*url.URL, error
 	// it answers 503 soon rather than hold the request.
 	ctx, cancel := context.WithTimeout(ctx, routeTimeout)
 	defer cancel()
-	u, err := ClusterRouter{Cluster: cl}.Route(ctx, path)
-	if err != nil && !errors.Is(err, api.ErrUnavailable) && (catalog.Unavailable(err) || ctx.Err() != nil) {
-		return nil, fmt.Errorf("%w: %w", api.ErrUnavailable, err)
-	}
-	return u, err
+	return ClusterRouter{Cluster: cl}.Route(ctx, path)
 }
 
 // IsPeer implements api.PeerRouter: addr is the host of a live node's
@@ -168,7 +164,9 @@ func (r *clusterRouter) IsPeer(addr netip.Addr) bool {
 // URL prefix) is served.
 func (r ClusterRouter) Route(ctx context.Context, path string) (*url.URL, error) {
 	o, err := r.Cluster.OwnerOf(ctx, path)
-	if errors.Is(err, cluster.ErrUnavailable) {
+	if errors.Is(err, cluster.ErrUnavailable) || catalog.Unavailable(err) {
+		// The owner is gone, or this node cannot reach the catalog to
+		// find it (a lookup timing out included): retryable.
 		return nil, fmt.Errorf("%w: %w", api.ErrUnavailable, err)
 	}
 	if err != nil {
