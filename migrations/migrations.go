@@ -191,7 +191,7 @@ func appliedVersions(ctx context.Context, conn *sql.Conn) (map[int]bool, int, er
 }
 
 func applyOne(ctx context.Context, conn *sql.Conn, m migration, latest int) error {
-	return inTx(ctx, conn, func() error { return applyFile(ctx, conn, m, latest) })
+	return inTx(ctx, conn, func() error { return applyFile(ctx, conn, versionsTable, m, latest) })
 }
 
 // execer is what applyFile needs: the connection or transaction that
@@ -201,15 +201,21 @@ type execer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// applyFile runs m and records it through e unless it is recorded already,
-// and fails with ErrNewerSchema if the database is newer than latest. Its
-// statements ($N placeholders) run on SQLite and PostgreSQL alike.
-func applyFile(ctx context.Context, e execer, m migration, latest int) error {
+// versionsTable records the applied files of a database that has one
+// owner's set (SQLite databases, and the catalog's in PostgreSQL).
+const versionsTable = "schema_migrations"
+
+// applyFile runs m and records it in table through e unless it is recorded
+// already, and fails with ErrNewerSchema if the database is newer than
+// latest. Its statements ($N placeholders) run on SQLite and PostgreSQL
+// alike; table is one of this package's constants or a caller's
+// identifier checked by validTable, never input.
+func applyFile(ctx context.Context, e execer, table string, m migration, latest int) error {
 	// Another process may have got here first between the read in apply
 	// and taking the lock.
 	var newest, done int
 	err := e.QueryRowContext(ctx,
-		"SELECT coalesce(max(version), 0), count(*) FILTER (WHERE version = $1) FROM schema_migrations",
+		"SELECT coalesce(max(version), 0), count(*) FILTER (WHERE version = $1) FROM "+table,
 		m.version).Scan(&newest, &done)
 	if err != nil {
 		return err
@@ -224,7 +230,7 @@ func applyFile(ctx context.Context, e execer, m migration, latest int) error {
 		return err
 	}
 	_, err = e.ExecContext(ctx,
-		"INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+		"INSERT INTO "+table+" (version, name, applied_at) VALUES ($1, $2, $3)",
 		m.version, m.name, time.Now().UnixMilli())
 	return err
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 
@@ -108,6 +109,31 @@ func TestApplyPostgres(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), "9999") {
 			t.Errorf("error %q does not name the database's version", err)
+		}
+	})
+
+	t.Run("another owner's files in their own table", func(t *testing.T) {
+		db := openPostgres(t, srv.NewDatabase(t))
+		if err := ApplyPostgres(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+		other := fstest.MapFS{"0001_other.sql": {Data: []byte("CREATE TABLE other_things (x INTEGER)")}}
+		for range 2 {
+			if err := ApplyPostgresFS(ctx, db, other, "other_migrations"); err != nil {
+				t.Fatalf("ApplyPostgresFS: %v", err)
+			}
+		}
+		var own, theirs int
+		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM other_migrations").Scan(&theirs); err != nil || theirs != 1 {
+			t.Errorf("other_migrations rows = %d, %v; want 1", theirs, err)
+		}
+		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&own); err != nil || own != len(PostgresVersions()) {
+			t.Errorf("schema_migrations rows = %d, %v; want the catalog's %d", own, err, len(PostgresVersions()))
+		}
+		for _, table := range []string{"schema_migrations", "Bad-Name", ""} {
+			if err := ApplyPostgresFS(ctx, db, other, table); err == nil {
+				t.Errorf("ApplyPostgresFS with versions table %q succeeded", table)
+			}
 		}
 	})
 
