@@ -270,7 +270,7 @@ func (m *Manager) AddStreams(ctx context.Context, id string, paths []string) err
 		s.links[p] = l
 		changed = append(changed, *l)
 	}
-	return m.save(ctx, s, changed, nil)
+	return m.saveDefs(ctx, s, changed, nil)
 }
 
 func countExplicit(links map[string]*link) int {
@@ -298,10 +298,10 @@ func (m *Manager) RemoveStream(ctx context.Context, id string, path string) erro
 	}
 	l.explicit = false
 	if l.glob {
-		return m.save(ctx, s, []link{*l}, nil)
+		return m.saveDefs(ctx, s, []link{*l}, nil)
 	}
 	delete(s.links, path)
-	return m.save(ctx, s, nil, []string{path})
+	return m.saveDefs(ctx, s, nil, []string{path})
 }
 
 // locked returns the live subscription id with its mutex held.
@@ -320,7 +320,17 @@ func (m *Manager) locked(id string) (*sub, *Error) {
 
 // save commits s's state and the given link changes.
 func (m *Manager) save(ctx context.Context, s *sub, links []link, removed []string) error {
-	if err := m.st.update(context.WithoutCancel(ctx), s.id, s.st, links, removed); err != nil {
+	return m.write(ctx, s, links, removed, false)
+}
+
+// saveDefs is save for a change of s's explicit streams, which nodes
+// caching the definitions must learn of.
+func (m *Manager) saveDefs(ctx context.Context, s *sub, links []link, removed []string) error {
+	return m.write(ctx, s, links, removed, true)
+}
+
+func (m *Manager) write(ctx context.Context, s *sub, links []link, removed []string, defs bool) error {
+	if err := m.st.update(context.WithoutCancel(ctx), s.id, s.st, links, removed, defs); err != nil {
 		m.lg.Error("state not saved", "subscription", s.id, "err", err)
 		return fmt.Errorf("subscriptions: store: %w", err)
 	}

@@ -72,7 +72,41 @@ func publicJWK(pub ed25519.PublicKey) JWK {
 
 // loadKeys reads the keys, creating any that are missing. Every Ed25519
 // key in the store is published; the newest signs.
-func loadKeys(ctx context.Context, st *store) (*keyring, error) {
+func loadKeys(ctx context.Context, st store) (*keyring, error) {
+	kr, err := readKeys(ctx, st)
+	if err != nil || (kr.priv != nil && kr.token != nil) {
+		return kr, err
+	}
+	// First start: generate what is missing. In a shared store another
+	// node may be doing the same; ensureKey keeps the first of each kind
+	// and every node then reads the same keys.
+	if kr.priv == nil {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		if err := st.ensureKey(ctx, keyRow{kid: kidOf(priv.Public().(ed25519.PublicKey)), kind: "ed25519", secret: priv}); err != nil {
+			return nil, err
+		}
+	}
+	if kr.token == nil {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		if err := st.ensureKey(ctx, keyRow{kid: "token", kind: "hmac", secret: key}); err != nil {
+			return nil, err
+		}
+	}
+	if kr, err = readKeys(ctx, st); err == nil && (kr.priv == nil || kr.token == nil) {
+		err = errors.New("keys missing after they were stored")
+	}
+	return kr, err
+}
+
+// readKeys builds the keyring from the stored keys; a kind not stored
+// yet is left nil.
+func readKeys(ctx context.Context, st store) (*keyring, error) {
 	rows, err := st.keys(ctx)
 	if err != nil {
 		return nil, err
@@ -90,28 +124,9 @@ func loadKeys(ctx context.Context, st *store) (*keyring, error) {
 			kr.token = k.secret
 		}
 	}
-	if kr.priv == nil {
-		pub, priv, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		if err := st.addKey(ctx, keyRow{kid: kidOf(pub), kind: "ed25519", secret: priv}); err != nil {
-			return nil, err
-		}
-		kr.priv = priv
-		kr.jwks.Keys = append(kr.jwks.Keys, publicJWK(pub))
+	if kr.priv != nil {
+		kr.kid = kidOf(kr.priv.Public().(ed25519.PublicKey))
 	}
-	if kr.token == nil {
-		key := make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
-			return nil, err
-		}
-		if err := st.addKey(ctx, keyRow{kid: "token", kind: "hmac", secret: key}); err != nil {
-			return nil, err
-		}
-		kr.token = key
-	}
-	kr.kid = kidOf(kr.priv.Public().(ed25519.PublicKey))
 	return kr, nil
 }
 

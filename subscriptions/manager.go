@@ -19,8 +19,12 @@ import (
 
 // Options configure a Manager. Zero values mean defaults.
 type Options struct {
-	// Path is the database file (required).
+	// Path is the database file (required unless PostgresDSN is set).
 	Path string
+	// PostgresDSN, if set, keeps the subscriptions in this PostgreSQL
+	// database, shared by the nodes of a cluster, instead of Path (see
+	// cluster.go).
+	PostgresDSN string
 	// Streams gives access to the server's streams (required).
 	Streams Streams
 	Logger  *slog.Logger
@@ -59,7 +63,7 @@ const maxResponseBytes = 64 << 10
 type Manager struct {
 	opt    Options
 	lg     *slog.Logger
-	st     *store
+	st     store
 	keys   *keyring
 	client *http.Client
 
@@ -145,6 +149,9 @@ type state struct {
 	RetryCount int               `json:"retry_count,omitempty"`
 	NextTry    int64             `json:"next_attempt_at,omitempty"`  // Unix ms
 	LeaseUntil int64             `json:"lease_expires_at,omitempty"` // Unix ms
+	// SendingUntil claims the wake's delivery for a running attempt in a
+	// shared store (Unix ms): other nodes leave it alone until then.
+	SendingUntil int64 `json:"sending_until,omitempty"`
 }
 
 // link is a stream cursor.
@@ -171,8 +178,8 @@ type job struct {
 // Open opens (creating) the database, loads every subscription and
 // starts the dispatcher and delivery workers. Close stops them.
 func Open(ctx context.Context, opt Options) (*Manager, error) {
-	if opt.Path == "" || opt.Streams == nil {
-		return nil, errors.New("subscriptions: Path and Streams are required")
+	if (opt.Path == "" && opt.PostgresDSN == "") || opt.Streams == nil {
+		return nil, errors.New("subscriptions: Path (or PostgresDSN) and Streams are required")
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
@@ -204,9 +211,15 @@ func Open(ctx context.Context, opt Options) (*Manager, error) {
 			return nil, fmt.Errorf("subscriptions: public URL %q is not an absolute http(s) URL", opt.PublicURL)
 		}
 	}
-	st, err := openStore(ctx, opt.Path)
+	var st store
+	var err error
+	if opt.PostgresDSN != "" {
+		st, err = openPostgres(ctx, opt.PostgresDSN)
+	} else {
+		st, err = openSQLite(ctx, opt.Path)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("subscriptions: open %s: %w", opt.Path, err)
+		return nil, fmt.Errorf("subscriptions: open store: %w", err)
 	}
 	keys, err := loadKeys(ctx, st)
 	if err != nil {

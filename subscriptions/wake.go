@@ -143,7 +143,7 @@ func (m *Manager) Deleted(path string) {
 		s.mu.Lock()
 		if _, ok := s.links[path]; ok && !s.gone {
 			delete(s.links, path)
-			_ = m.save(m.ctx, s, nil, []string{path})
+			_ = m.saveDefs(m.ctx, s, nil, []string{path})
 		}
 		s.mu.Unlock()
 	}
