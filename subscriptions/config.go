@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -131,13 +132,8 @@ func (m *Manager) Put(ctx context.Context, id string, req *CreateRequest, root s
 	hash := hashConfig(cfg)
 	m.createMu.Lock()
 	defer m.createMu.Unlock()
-	if s := m.get(id); s != nil {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.hash != hash {
-			return View{}, false, errf(CodeAlreadyExists, "subscription exists with a different configuration")
-		}
-		return m.view(s, root), false, nil
+	if v, found, err := m.reconfirm(ctx, id, hash, root); found || err != nil {
+		return v, false, err
 	}
 	if int(m.count.Load()) >= m.opt.MaxSubscriptions {
 		return View{}, false, errf(CodeInvalidRequest, fmt.Sprintf("this server holds at most %d subscriptions", m.opt.MaxSubscriptions))
@@ -178,32 +174,55 @@ func (m *Manager) Put(ctx context.Context, id string, req *CreateRequest, root s
 	for _, l := range s.links {
 		row.links = append(row.links, *l)
 	}
-	if err := m.st.create(ctx, row); err != nil {
+	if err := m.st.create(ctx, row); errors.Is(err, errExists) {
+		// Created through another node since the look-up above.
+		if v, found, err := m.reconfirm(ctx, id, hash, root); found || err != nil {
+			return v, false, err
+		}
+		return View{}, false, errUnavailable
+	} else if err != nil {
 		return View{}, false, fmt.Errorf("subscriptions: store: %w", err)
 	}
 	m.mu.Lock()
 	m.subs[id] = s
 	m.count.Store(int64(len(m.subs)))
 	m.mu.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if err := m.lock(ctx, s); err != nil {
+		// Created: the wake it may need comes with the next append, or
+		// with the next node that reloads it.
+		return m.view(s, root), true, nil
+	}
+	defer m.unlock(s)
 	// An append dispatched between reading the tails above and adding s
 	// was not seen by s; its tail is in the cache by now.
 	m.maybeWake(m.ctx, s)
 	return m.view(s, root), true, nil
 }
 
+// reconfirm answers a PUT of an existing subscription: its view if the
+// configuration hash matches (found), SUBSCRIPTION_ALREADY_EXISTS if not.
+func (m *Manager) reconfirm(ctx context.Context, id, hash, root string) (View, bool, error) {
+	s, err := m.locked(ctx, id)
+	if err == errNotFound {
+		return View{}, false, nil
+	}
+	if err != nil {
+		return View{}, false, err
+	}
+	defer m.unlock(s)
+	if s.hash != hash {
+		return View{}, true, errf(CodeAlreadyExists, "subscription exists with a different configuration")
+	}
+	return m.view(s, root), true, nil
+}
+
 // Get returns a subscription.
 func (m *Manager) Get(ctx context.Context, id string, root string) (View, error) {
-	s := m.get(id)
-	if s == nil {
-		return View{}, errNotFound
+	s, err := m.locked(ctx, id)
+	if err != nil {
+		return View{}, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.gone {
-		return View{}, errNotFound
-	}
+	defer m.unlock(s)
 	return m.view(s, root), nil
 }
 
@@ -212,22 +231,18 @@ func (m *Manager) Get(ctx context.Context, id string, root string) (View, error)
 func (m *Manager) Delete(ctx context.Context, id string) error {
 	m.createMu.Lock()
 	defer m.createMu.Unlock()
-	s := m.get(id)
-	if s == nil {
+	s, err := m.locked(ctx, id)
+	if err == errNotFound {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	defer m.unlock(s)
 	if err := m.st.remove(ctx, id); err != nil {
 		return fmt.Errorf("subscriptions: store: %w", err)
 	}
-	s.gone = true
-	stopTimer(&s.lease)
-	stopTimer(&s.retry)
-	m.mu.Lock()
-	delete(m.subs, id)
-	m.count.Store(int64(len(m.subs)))
-	m.mu.Unlock()
+	m.drop(s)
 	return nil
 }
 
@@ -245,11 +260,11 @@ func (m *Manager) AddStreams(ctx context.Context, id string, paths []string) err
 		}
 		norm = append(norm, n)
 	}
-	s, err := m.locked(id)
+	s, err := m.locked(ctx, id)
 	if err != nil {
 		return err
 	}
-	defer s.mu.Unlock()
+	defer m.unlock(s)
 	if explicit := countExplicit(s.links); explicit+len(norm) > maxExplicitLinks {
 		return errf(CodeInvalidRequest, fmt.Sprintf("a subscription has at most %d explicit streams", maxExplicitLinks))
 	}
@@ -287,11 +302,11 @@ func countExplicit(links map[string]*link) int {
 // stays while the pattern matches. Removing an absent link succeeds.
 func (m *Manager) RemoveStream(ctx context.Context, id string, path string) error {
 	path = strings.Trim(path, "/")
-	s, err := m.locked(id)
+	s, err := m.locked(ctx, id)
 	if err != nil {
 		return err
 	}
-	defer s.mu.Unlock()
+	defer m.unlock(s)
 	l := s.links[path]
 	if l == nil || !l.explicit {
 		return nil
@@ -304,15 +319,20 @@ func (m *Manager) RemoveStream(ctx context.Context, id string, path string) erro
 	return m.saveDefs(ctx, s, nil, []string{path})
 }
 
-// locked returns the live subscription id with its mutex held.
-func (m *Manager) locked(id string) (*sub, *Error) {
-	s := m.get(id)
+// locked returns the live subscription id locked (Manager.lock).
+func (m *Manager) locked(ctx context.Context, id string) (*sub, *Error) {
+	s, err := m.lookup(ctx, id)
+	if err != nil {
+		return nil, errUnavailable
+	}
 	if s == nil {
 		return nil, errNotFound
 	}
-	s.mu.Lock()
+	if m.lock(ctx, s) != nil {
+		return nil, errUnavailable
+	}
 	if s.gone {
-		s.mu.Unlock()
+		m.unlock(s)
 		return nil, errNotFound
 	}
 	return s, nil

@@ -157,11 +157,16 @@ func (m *Manager) targetOutcome(host string, ok bool) {
 // deliver makes one attempt at delivering generation j.gen of j.s.
 func (m *Manager) deliver(j job) {
 	s := j.s
-	s.mu.Lock()
-	if s.gone || s.st.Generation != j.gen || s.st.WakeID == "" || s.st.Delivered || s.sending {
-		// Nothing to deliver, or an attempt is running, which schedules
-		// the next one if it fails.
-		s.mu.Unlock()
+	if m.lock(m.ctx, s) != nil {
+		// The shared store is unreachable: the wake stays due, and a node
+		// takes it over (cluster.go).
+		return
+	}
+	if s.gone || s.st.Generation != j.gen || s.st.WakeID == "" || s.st.Delivered || s.sending ||
+		time.Now().UnixMilli() < s.st.SendingUntil {
+		// Nothing to deliver, or an attempt is running (here or on
+		// another node), which schedules the next one if it fails.
+		m.unlock(s)
 		return
 	}
 	var attempt func(context.Context) (done bool, err error)
@@ -177,25 +182,48 @@ func (m *Manager) deliver(j job) {
 			if m.save(m.ctx, s, nil, nil) == nil {
 				m.scheduleAt(s, next)
 			}
-			s.mu.Unlock()
+			m.unlock(s)
 			return
 		}
 		attempt = m.webhookAttempt(s)
 	} else {
 		attempt = m.wakeEventAttempt(s)
 	}
+	if m.shared {
+		// Claim the attempt, so that no other node makes one meanwhile.
+		s.st.SendingUntil = time.Now().Add(m.opt.Timeout + takeoverGrace).UnixMilli()
+		if m.save(m.ctx, s, nil, nil) != nil {
+			m.unlock(s)
+			return
+		}
+	}
 	s.sending = true
-	s.mu.Unlock()
+	m.unlock(s)
 
 	done, err := attempt(m.ctx)
 	if host != "" && m.ctx.Err() == nil {
 		m.targetOutcome(host, err == nil)
 	}
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if m.lock(context.WithoutCancel(m.ctx), s) != nil {
+		// The claim lapses and the wake is taken over.
+		s.mu.Lock()
+		s.sending = false
+		s.mu.Unlock()
+		return
+	}
+	defer m.unlock(s)
 	s.sending = false
-	if s.gone || m.closed.Load() {
+	if s.gone {
+		return
+	}
+	if m.closed.Load() {
+		if m.shared && s.st.Generation == j.gen && s.st.SendingUntil != 0 {
+			// Let the claim go: another node takes the wake over once it
+			// is overdue, not when the claim would have lapsed.
+			s.st.SendingUntil = 0
+			_ = m.save(context.WithoutCancel(m.ctx), s, nil, nil)
+		}
 		return
 	}
 	if s.st.Generation != j.gen || s.st.WakeID == "" {
@@ -206,6 +234,7 @@ func (m *Manager) deliver(j job) {
 		}
 		return
 	}
+	s.st.SendingUntil = 0
 	if err != nil {
 		m.failures.Add(1)
 		s.st.RetryCount++

@@ -54,6 +54,9 @@ type Options struct {
 	// MaxSubscriptions bounds the number of subscriptions (default
 	// 10000); creating more answers 400.
 	MaxSubscriptions int
+	// WatchInterval is how often a node of a cluster checks the shared
+	// store for changed definitions and overdue wakes (default 1s).
+	WatchInterval time.Duration
 }
 
 // maxResponseBytes bounds how much of a webhook's response is read.
@@ -64,6 +67,7 @@ type Manager struct {
 	opt    Options
 	lg     *slog.Logger
 	st     store
+	shared bool // st is shared with other nodes (cluster.go)
 	keys   *keyring
 	client *http.Client
 
@@ -136,6 +140,8 @@ type sub struct {
 	lease   *time.Timer // lease expiry of the current wake
 	retry   *time.Timer // next delivery attempt
 	sending bool        // a delivery attempt is running (at most one at a time)
+	// unlockStore lets the store lock go (Manager.lock); nil when not held.
+	unlockStore func()
 }
 
 // state is a subscription's persisted delivery state.
@@ -205,6 +211,9 @@ func Open(ctx context.Context, opt Options) (*Manager, error) {
 	if opt.MaxSubscriptions <= 0 {
 		opt.MaxSubscriptions = 10000
 	}
+	if opt.WatchInterval <= 0 {
+		opt.WatchInterval = time.Second
+	}
 	opt.PublicURL = strings.TrimSuffix(opt.PublicURL, "/")
 	if opt.PublicURL != "" {
 		if u, err := url.Parse(opt.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -226,23 +235,25 @@ func Open(ctx context.Context, opt Options) (*Manager, error) {
 		st.close()
 		return nil, fmt.Errorf("subscriptions: keys: %w", err)
 	}
+	// The version before the load: a change made in between reloads.
+	known, err := st.version(ctx)
+	if err != nil {
+		st.close()
+		return nil, fmt.Errorf("subscriptions: version: %w", err)
+	}
 	rows, err := st.load(ctx)
 	if err != nil {
 		st.close()
 		return nil, fmt.Errorf("subscriptions: load: %w", err)
 	}
-	m := &Manager{opt: opt, lg: opt.Logger.With("component", "subscriptions"), st: st, keys: keys,
+	m := &Manager{opt: opt, lg: opt.Logger.With("component", "subscriptions"), st: st, shared: st.shared(), keys: keys,
 		subs: map[string]*sub{}, pend: map[string]string{}, kick: make(chan struct{}, 1),
 		tails: map[string]string{}, jobs: make(chan job, opt.QueueSize), targets: map[string]*target{},
 		rnd: mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64()))}
 	m.client = newClient(opt)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	for _, r := range rows {
-		s := &sub{id: r.id, cfg: r.cfg, hash: r.hash, base: r.baseURL, created: r.createdAt, st: r.state, links: map[string]*link{}}
-		for _, l := range r.links {
-			s.links[l.path] = &l
-		}
-		m.subs[s.id] = s
+		m.subs[r.id] = newSub(r)
 	}
 	m.count.Store(int64(len(m.subs)))
 	for i := 0; i < opt.Workers; i++ {
@@ -253,6 +264,10 @@ func Open(ctx context.Context, opt Options) (*Manager, error) {
 	go m.dispatch()
 	m.wg.Add(1)
 	go m.resume(m.list())
+	if m.shared {
+		m.wg.Add(1)
+		go m.watch(known)
+	}
 	return m, nil
 }
 
@@ -261,17 +276,32 @@ func Open(ctx context.Context, opt Options) (*Manager, error) {
 func (m *Manager) resume(loaded []*sub) {
 	defer m.wg.Done()
 	for _, s := range loaded {
-		m.discover(s)
-		s.mu.Lock()
-		switch {
-		case s.st.WakeID != "" && !s.st.Delivered:
-			m.scheduleAt(s, time.UnixMilli(s.st.NextTry))
-		case s.st.WakeID != "" && s.st.LeaseUntil != 0:
-			m.armLease(s, time.Until(time.UnixMilli(s.st.LeaseUntil)))
-		case s.st.WakeID == "":
-			m.maybeWake(m.ctx, s)
-		}
-		s.mu.Unlock()
+		m.resumeOne(s)
+	}
+}
+
+// resumeOne links s's unlinked matching streams and re-arms its wake.
+func (m *Manager) resumeOne(s *sub) {
+	m.discover(s)
+	if m.lock(m.ctx, s) != nil {
+		return
+	}
+	defer m.unlock(s)
+	m.rearm(s)
+}
+
+// rearm schedules what s's state calls for: the delivery of an
+// undelivered wake, the end of a delivered one's lease, or a wake if it
+// is idle with pending work. s is locked.
+func (m *Manager) rearm(s *sub) {
+	switch {
+	case s.gone:
+	case s.st.WakeID != "" && !s.st.Delivered:
+		m.scheduleAt(s, time.UnixMilli(s.st.NextTry))
+	case s.st.WakeID != "" && s.st.LeaseUntil != 0:
+		m.armLease(s, time.Until(time.UnixMilli(s.st.LeaseUntil)))
+	case s.st.WakeID == "":
+		m.maybeWake(m.ctx, s)
 	}
 }
 
@@ -293,8 +323,10 @@ func (m *Manager) discover(s *sub) {
 		m.lg.Warn("pattern streams not listed", "subscription", s.id, "err", err)
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if m.lock(m.ctx, s) != nil {
+		return
+	}
+	defer m.unlock(s)
 	if s.gone {
 		return
 	}

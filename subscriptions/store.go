@@ -113,7 +113,7 @@ func (st *state) dueAt() int64 {
 	case st.SendingUntil != 0:
 		return st.SendingUntil
 	case !st.Delivered:
-		return max(st.NextTry, 1)
+		return max(st.NextTry, 1) // 0: written before issuing set it
 	}
 	return st.LeaseUntil
 }
@@ -123,6 +123,9 @@ func (st *state) dueAt() int64 {
 type sqlStore struct {
 	db       *sql.DB
 	postgres bool
+	// locks bounds the held locks, each on a connection of its own, to
+	// half the pool: the holders' reads and writes need the other half.
+	locks chan struct{}
 }
 
 // openSQLite opens (creating) the SQLite store at path.
@@ -189,7 +192,7 @@ func openPostgres(ctx context.Context, dsn string) (*sqlStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("schema: %w", err)
 	}
-	return &sqlStore{db: db, postgres: true}, nil
+	return &sqlStore{db: db, postgres: true, locks: make(chan struct{}, postgresConns/2)}, nil
 }
 
 func (s *sqlStore) shared() bool { return s.postgres }
@@ -420,14 +423,21 @@ func (s *sqlStore) lock(ctx context.Context, id string) (func(), error) {
 	h := fnv.New32a()
 	h.Write([]byte(id))
 	key := int32(h.Sum32())
+	select {
+	case s.locks <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
+		<-s.locks
 		return nil, err
 	}
 	// A session lock, not a transaction's: the holder commits its changes
 	// as it goes, and the lock goes with the session if the node dies.
 	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1, $2)", lockClass, key); err != nil {
 		conn.Close()
+		<-s.locks
 		return nil, fmt.Errorf("lock subscription %q: %w", id, err)
 	}
 	return func() {
@@ -438,6 +448,7 @@ func (s *sqlStore) lock(ctx context.Context, id string) (func(), error) {
 			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 		}
 		conn.Close()
+		<-s.locks
 	}, nil
 }
 

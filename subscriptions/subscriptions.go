@@ -240,3 +240,7 @@ func (e *Error) Status() int {
 func errf(code, msg string) *Error { return &Error{Code: code, Message: msg} }
 
 var errNotFound = errf(CodeNotFound, "subscription not found")
+
+// errUnavailable answers a request when a cluster's shared store cannot
+// be reached.
+var errUnavailable = errf(CodeInternal, "subscription store unavailable")

@@ -21,7 +21,7 @@ func (m *Manager) tailOrStart(ctx context.Context, path string) (string, error) 
 	m.tailMu.Lock()
 	t, ok := m.tails[path]
 	m.tailMu.Unlock()
-	if ok {
+	if ok && !m.shared {
 		return t, nil
 	}
 	t, found, err := m.opt.Streams.Tail(ctx, path)
@@ -38,6 +38,10 @@ func (m *Manager) tailOrStart(ctx context.Context, path string) (string, error) 
 // noteTail records a linked stream's tail if it is newer than the one
 // known.
 func (m *Manager) noteTail(path, tail string) {
+	if m.shared {
+		// A cluster's node does not hear every append: no cache.
+		return
+	}
 	m.tailMu.Lock()
 	if cur, ok := m.tails[path]; !ok || cmpOffset(tail, cur) > 0 {
 		m.tails[path] = tail
@@ -140,12 +144,17 @@ func (m *Manager) Appended(path, tail string) {
 func (m *Manager) Deleted(path string) {
 	m.forgetTail(path)
 	for _, s := range m.list() {
-		s.mu.Lock()
+		if m.shared && !m.concerns(s, path) {
+			continue
+		}
+		if m.lock(m.ctx, s) != nil {
+			continue
+		}
 		if _, ok := s.links[path]; ok && !s.gone {
 			delete(s.links, path)
 			_ = m.saveDefs(m.ctx, s, nil, []string{path})
 		}
-		s.mu.Unlock()
+		m.unlock(s)
 	}
 }
 
@@ -185,8 +194,13 @@ func (m *Manager) drain() {
 // onAppend links path to s if its pattern matches (from the stream's
 // start: the append is what made it known) and wakes s if idle.
 func (m *Manager) onAppend(s *sub, path, tail string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if m.shared && !m.concerns(s, path) {
+		return
+	}
+	if m.lock(m.ctx, s) != nil {
+		return
+	}
+	defer m.unlock(s)
 	if s.gone || path == s.cfg.WakeStream {
 		return
 	}
@@ -228,6 +242,10 @@ func (m *Manager) issueWake(ctx context.Context, s *sub, infos []StreamInfo) err
 	s.st.Holder = ""
 	s.st.Delivered = false
 	s.st.LeaseUntil = 0
+	s.st.SendingUntil = 0
+	// Due now: another node takes it over if it is still undelivered
+	// takeoverGrace from now.
+	s.st.NextTry = time.Now().UnixMilli()
 	s.st.Snapshot = make(map[string]string, len(infos))
 	for _, in := range infos {
 		s.st.Snapshot[in.Path] = in.TailOffset
@@ -264,9 +282,16 @@ func (m *Manager) armLease(s *sub, d time.Duration) {
 // again if work is pending (7.3). A webhook wake whose delivery is still
 // being retried keeps it: the retry schedule, not the lease, governs it.
 func (m *Manager) leaseExpired(s *sub, gen int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if m.lock(m.ctx, s) != nil {
+		return
+	}
+	defer m.unlock(s)
 	if s.gone || s.st.Generation != gen || s.st.WakeID == "" || m.closed.Load() {
+		return
+	}
+	if left := time.Until(time.UnixMilli(s.st.LeaseUntil)); m.shared && s.st.LeaseUntil != 0 && left > 0 {
+		// Another node extended the lease (an ack it answered).
+		m.armLease(s, left)
 		return
 	}
 	if s.cfg.Type == TypeWebhook && !s.st.Delivered {
@@ -282,7 +307,7 @@ func (m *Manager) leaseExpired(s *sub, gen int64) {
 // endWake clears the current wake. s.mu is held.
 func (m *Manager) endWake(s *sub) {
 	stopTimer(&s.lease)
-	s.st.WakeID, s.st.Holder, s.st.Snapshot, s.st.LeaseUntil = "", "", nil, 0
+	s.st.WakeID, s.st.Holder, s.st.Snapshot, s.st.LeaseUntil, s.st.SendingUntil = "", "", nil, 0, 0
 }
 
 // checkWake validates a callback, ack or release against the current
@@ -356,11 +381,11 @@ func (m *Manager) Ack(ctx context.Context, id, token string, req *AckRequest) (A
 }
 
 func (m *Manager) ack(ctx context.Context, id, token string, req *AckRequest, typ Type) (AckResult, error) {
-	s, serr := m.locked(id)
+	s, serr := m.locked(ctx, id)
 	if serr != nil {
 		return AckResult{}, serr
 	}
-	defer s.mu.Unlock()
+	defer m.unlock(s)
 	if s.cfg.Type != typ {
 		return AckResult{}, errf(CodeInvalidRequest, "subscription is not "+string(typ))
 	}
@@ -391,11 +416,11 @@ func (m *Manager) Claim(ctx context.Context, id, worker string) (Claim, error) {
 		return Claim{}, errf(CodeInvalidRequest, fmt.Sprintf("worker must be a string of 1 to %d bytes", maxWorkerLen))
 	}
 	m.drain()
-	s, serr := m.locked(id)
+	s, serr := m.locked(ctx, id)
 	if serr != nil {
 		return Claim{}, serr
 	}
-	defer s.mu.Unlock()
+	defer m.unlock(s)
 	if s.cfg.Type != TypePullWake {
 		return Claim{}, errf(CodeInvalidRequest, "subscription is not pull-wake")
 	}
@@ -434,11 +459,11 @@ func (m *Manager) Claim(ctx context.Context, id, worker string) (Claim, error) {
 // Release gives a claimed wake back without acking; pending work is woken
 // again.
 func (m *Manager) Release(ctx context.Context, id, token string, req *AckRequest) error {
-	s, serr := m.locked(id)
+	s, serr := m.locked(ctx, id)
 	if serr != nil {
 		return serr
 	}
-	defer s.mu.Unlock()
+	defer m.unlock(s)
 	if s.cfg.Type != TypePullWake {
 		return errf(CodeInvalidRequest, "subscription is not pull-wake")
 	}
