@@ -123,7 +123,8 @@ func (m *Manager) lookup(ctx context.Context, id string) (*sub, error) {
 }
 
 // adopt caches a stored subscription unless it is cached already, and
-// reports whether it was added.
+// reports whether it was added. An added one is to be resumed (step 3):
+// reloadAll resumes it, or watch does if lookup adopted it.
 func (m *Manager) adopt(r *subRow) (*sub, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -133,7 +134,19 @@ func (m *Manager) adopt(r *subRow) (*sub, bool) {
 	s := newSub(r)
 	m.subs[r.id] = s
 	m.count.Store(int64(len(m.subs)))
+	m.unresumed[r.id] = s
 	return s, true
+}
+
+// resumeAdopted resumes the subscriptions adopted since the last call.
+func (m *Manager) resumeAdopted() {
+	m.mu.Lock()
+	subs := m.unresumed
+	m.unresumed = map[string]*sub{}
+	m.mu.Unlock()
+	for _, s := range subs {
+		m.resumeOne(s)
+	}
 }
 
 // concerns reports whether an append to path may change s: path is
@@ -168,6 +181,7 @@ func (m *Manager) watch(known int64) {
 		if v != known && m.reloadAll() == nil {
 			known = v
 		}
+		m.resumeAdopted()
 		m.takeOver()
 	}
 }
@@ -182,12 +196,10 @@ func (m *Manager) reloadAll() error {
 		return err
 	}
 	stored := make(map[string]bool, len(rows))
-	var added []*sub
 	for _, r := range rows {
 		stored[r.id] = true
 		s, isNew := m.adopt(r)
 		if isNew {
-			added = append(added, s)
 			continue
 		}
 		s.mu.Lock()
@@ -203,9 +215,7 @@ func (m *Manager) reloadAll() error {
 			s.mu.Unlock()
 		}
 	}
-	for _, s := range added {
-		m.resumeOne(s)
-	}
+	m.resumeAdopted()
 	return nil
 }
 

@@ -135,6 +135,11 @@ func testClusterLateNode(t *testing.T, c *clusterNodes) {
 	// b owns events/z, created right after s1, before b reloads: b does
 	// not know s1 when it hears the append.
 	c.streams.append(b, "events/z", 3)
+	// Asked for it before reloading, b reads it from the store; it is
+	// still resumed.
+	if _, err := b.Get(bg, "s1", "http://streams.test/v1/stream"); err != nil {
+		t.Fatal(err)
+	}
 	n := r.wait(t, 1).n
 	if len(n.Streams) != 2 || n.Streams[1].Path != "events/z" || !n.Streams[1].HasPending {
 		t.Fatalf("notification = %+v", n)

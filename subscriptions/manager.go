@@ -72,9 +72,12 @@ type Manager struct {
 	client *http.Client
 
 	createMu sync.Mutex // serializes creations, so one id is created once
-	mu       sync.Mutex // guards subs
+	mu       sync.Mutex // guards subs and unresumed
 	subs     map[string]*sub
-	count    atomic.Int64 // len(subs), read without mu by Appended
+	// unresumed are the subscriptions another node created that this one
+	// cached but has not resumed yet (cluster.go).
+	unresumed map[string]*sub
+	count     atomic.Int64 // len(subs), read without mu by Appended
 
 	drainMu sync.Mutex // one drain at a time, so a stream's tails are handled in order
 	pendMu  sync.Mutex
@@ -247,7 +250,7 @@ func Open(ctx context.Context, opt Options) (*Manager, error) {
 		return nil, fmt.Errorf("subscriptions: load: %w", err)
 	}
 	m := &Manager{opt: opt, lg: opt.Logger.With("component", "subscriptions"), st: st, shared: st.shared(), keys: keys,
-		subs: map[string]*sub{}, pend: map[string]string{}, kick: make(chan struct{}, 1),
+		subs: map[string]*sub{}, unresumed: map[string]*sub{}, pend: map[string]string{}, kick: make(chan struct{}, 1),
 		tails: map[string]string{}, jobs: make(chan job, opt.QueueSize), targets: map[string]*target{},
 		rnd: mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64()))}
 	m.client = newClient(opt)
