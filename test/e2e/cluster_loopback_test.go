@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/streamtier/durable-streams/api"
 	"github.com/streamtier/durable-streams/internal/httpcall"
@@ -85,5 +88,44 @@ func TestClusterLoopbackNodeLoss(t *testing.T) {
 				t.Errorf("%q through %s = %q, want every acknowledged append once: %q", path, via, got, content[path])
 			}
 		}
+	}
+}
+
+// TestClusterLoopbackSubscriptions runs the conformance suite's
+// subscription block (--subscriptions, the six "Reserved subscription
+// APIs" tests) against a node that owns nothing: two nodes on loopback
+// (the suite's webhook receivers listen on the host's 127.0.0.1, out of
+// reach of the namespaced nodes of the three-node tests) share one
+// PostgreSQL database, and n1, drained before any stream exists, places
+// every stream on n2. So every subscription is created, read, acked and
+// deleted through n1 and fires on n2 (docs/subscriptions.md, cluster mode).
+func TestClusterLoopbackSubscriptions(t *testing.T) {
+	script := conformancePrereqs(t)
+	pg := pgtest.Start(t)
+	dsn := pg.NewDatabase(t)
+	bin := BuildServer(t)
+	var nodes []*Server
+	for _, id := range []string{"n1", "n2"} {
+		nodes = append(nodes, StartServer(t, bin, WithLongPollTimeout(conformanceServerLongPoll),
+			WithEnv("DS_CLUSTER_DSN="+dsn, "DS_NODE_ID="+id, "DS_DRAIN_TIMEOUT=0"),
+			WithArgs("--node-heartbeat", "200ms", "--node-ttl", "2s", "--webhooks", "--webhook-allow-private")))
+	}
+	time.Sleep(time.Second) // a few heartbeats: each node sees the other live
+	front := nodes[0]
+	httpcall.Do(t, http.MethodPost, front.URL+"/v1/admin/node/drain", "").Want(t, http.StatusOK)
+	runConformanceWith(t, script, front, "cluster subscriptions through a node owning nothing",
+		[]string{"--subscriptions", "-t", "Reserved subscription APIs"}, conformanceAllWithSubscriptions-conformanceMinPassed, -1)
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var total, held int
+	if err := conn.QueryRow(t.Context(), `SELECT count(*), count(*) FILTER (WHERE node = 'n1') FROM stream_leases WHERE node <> ''`).
+		Scan(&total, &held); err != nil {
+		t.Fatal(err)
+	}
+	if total == 0 || held != 0 {
+		t.Errorf("leases after the suite: %d, held by the front node: %d; want some, none of them n1's", total, held)
 	}
 }
