@@ -41,14 +41,16 @@ const takeoverGrace = 3 * time.Second
 
 // newSub is the cached form of a stored subscription.
 func newSub(r *subRow) *sub {
-	s := &sub{id: r.id, cfg: r.cfg, hash: r.hash, base: r.baseURL, created: r.createdAt}
+	s := &sub{id: r.id}
 	s.reload(r)
 	return s
 }
 
-// reload replaces s's state and links with r's. s.mu is held (or s is
-// not shared yet).
+// reload replaces s with r: its state and links, and its definition,
+// which is another one if the id was deleted and created again through
+// another node. s.mu is held (or s is not shared yet).
 func (s *sub) reload(r *subRow) {
+	s.cfg, s.hash, s.base, s.created = r.cfg, r.hash, r.baseURL, r.createdAt
 	s.st = r.state
 	s.links = make(map[string]*link, len(r.links))
 	for _, l := range r.links {

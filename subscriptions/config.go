@@ -179,7 +179,7 @@ func (m *Manager) Put(ctx context.Context, id string, req *CreateRequest, root s
 		if v, found, err := m.reconfirm(ctx, id, hash, root); found || err != nil {
 			return v, false, err
 		}
-		return View{}, false, errUnavailable
+		return View{}, false, errf(CodeInternal, "subscription created and deleted concurrently through other nodes; retry")
 	} else if err != nil {
 		return View{}, false, fmt.Errorf("subscriptions: store: %w", err)
 	}
