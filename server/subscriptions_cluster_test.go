@@ -45,7 +45,8 @@ func startReachableNode(t *testing.T, cfg Config) (*Server, string) {
 
 // TestClusterSubscriptions: a subscription created through node a fires
 // for a stream node b owns, once per wake, its callback and deletion go
-// through b.
+// through b; a pull-wake subscription's wake event goes from b, which
+// hears the append, to the wake stream a owns.
 func TestClusterSubscriptions(t *testing.T) {
 	pg := pgtest.Start(t)
 	dsn := pg.NewDatabase(t)
@@ -58,15 +59,17 @@ func TestClusterSubscriptions(t *testing.T) {
 	a, urlA := node("a")
 	b, urlB := node("b")
 	waitUntil(t, "both nodes live", func() bool { return len(a.Cluster().LiveNodes()) == 2 && len(b.Cluster().LiveNodes()) == 2 })
-	path := ""
-	for i := 0; path == ""; i++ {
-		p := fmt.Sprintf("subs/%d", i)
-		if o, err := a.Cluster().OwnerOf(context.Background(), p); err != nil {
-			t.Fatal(err)
-		} else if o.NodeID == "b" {
-			path = p
+	ownedBy := func(node, prefix string) string {
+		for i := 0; ; i++ {
+			p := fmt.Sprintf("%s/%d", prefix, i)
+			if o, err := a.Cluster().OwnerOf(context.Background(), p); err != nil {
+				t.Fatal(err)
+			} else if o.NodeID == node {
+				return p
+			}
 		}
 	}
+	path := ownedBy("b", "subs")
 
 	got := make(chan subscriptions.Notification, 16)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -113,6 +116,45 @@ func TestClusterSubscriptions(t *testing.T) {
 		t.Fatalf("a second webhook for one wake: %+v", extra)
 	case <-time.After(500 * time.Millisecond):
 	}
+
+	// A pull-wake subscription whose wake stream a owns, created through
+	// b: b hears the append and appends the wake event through a; the
+	// claim goes to a, the ack to b.
+	wake := ownedBy("a", "wake")
+	httpcall.Do(t, http.MethodPut, urlB+wake, "", "Content-Type", "application/json").Want(t, http.StatusCreated)
+	httpcall.Do(t, http.MethodPut, urlB+"__ds/subscriptions/p1", `{"type":"pull-wake","streams":[`+fmt.Sprintf("%q", path)+`],"wake_stream":`+fmt.Sprintf("%q", wake)+`}`,
+		"Content-Type", "application/json").Want(t, http.StatusCreated)
+	tail = httpcall.Do(t, http.MethodPost, urlB+path, "again", "Content-Type", "text/plain").
+		Want(t, http.StatusNoContent).Header.Get("Stream-Next-Offset")
+	select { // s1 matches too: its next wake
+	case n2 := <-got:
+		if n2.SubscriptionID != "s1" || n2.Generation != n.Generation+1 {
+			t.Fatalf("second webhook = %+v", n2)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no second webhook for s1")
+	}
+	var events []subscriptions.WakeEvent
+	waitUntil(t, "a wake event in a's stream", func() bool {
+		r := httpcall.Do(t, http.MethodGet, urlB+wake+"?offset=-1", "").Want(t, http.StatusOK)
+		return json.Unmarshal([]byte(r.Body), &events) == nil && len(events) > 0
+	})
+	if e := events[0]; e.SubscriptionID != "p1" || e.Stream != path || len(events) != 1 {
+		t.Fatalf("wake events = %+v", events)
+	}
+	var claim subscriptions.Claim
+	if err := json.Unmarshal([]byte(httpcall.Do(t, http.MethodPost, urlA+"__ds/subscriptions/p1/claim", `{"worker":"w1"}`,
+		"Content-Type", "application/json").Want(t, http.StatusOK).Body), &claim); err != nil {
+		t.Fatal(err)
+	}
+	if len(claim.Streams) != 1 || claim.Streams[0].TailOffset != tail || !claim.Streams[0].HasPending {
+		t.Fatalf("claim = %+v, want %s pending to %s", claim, path, tail)
+	}
+	ack = fmt.Sprintf(`{"wake_id":%q,"generation":%d,"acks":[{"stream":%q,"offset":%q}],"done":true}`, claim.WakeID, claim.Generation, path, tail)
+	httpcall.Do(t, http.MethodPost, urlB+"__ds/subscriptions/p1/ack", ack,
+		"Content-Type", "application/json", "Authorization", "Bearer "+claim.Token).Want(t, http.StatusOK)
+	httpcall.Do(t, http.MethodPost, urlA+"__ds/subscriptions/p1/claim", `{"worker":"w2"}`,
+		"Content-Type", "application/json").Want(t, http.StatusConflict) // NO_PENDING_WORK
 
 	// Deleted through b: a answers 404, and appends fire nothing.
 	httpcall.Do(t, http.MethodDelete, urlB+"__ds/subscriptions/s1", "").Want(t, http.StatusNoContent)
