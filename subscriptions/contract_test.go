@@ -2,6 +2,7 @@ package subscriptions
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io/fs"
 	"path/filepath"
@@ -9,9 +10,11 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/streamtier/durable-streams/internal/pgtest"
+	"github.com/streamtier/durable-streams/migrations"
 )
 
 // reopener opens one fresh database of a backend; every call of the
@@ -337,5 +340,50 @@ func testStoreLock(t *testing.T, open func() store) {
 		t.Fatalf("lock after a canceled holder's unlock: %v", err)
 	} else {
 		u()
+	}
+}
+
+// TestStoreUpgradeKeepsData opens a database written by the schema's
+// first version (before cluster mode) and finds its rows.
+func TestStoreUpgradeKeepsData(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "subscriptions.db")
+	first, err := fs.Sub(sqliteFiles, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := openStoreT(t, func(ctx context.Context) (store, error) {
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			return nil, err
+		}
+		v1 := fstest.MapFS{}
+		b, err := fs.ReadFile(first, "0001_subscriptions.sql")
+		if err != nil {
+			return nil, err
+		}
+		v1["0001_subscriptions.sql"] = &fstest.MapFile{Data: b}
+		return &sqlStore{db: db}, migrations.ApplyFS(ctx, db, v1)
+	}).(*sqlStore)
+	for _, q := range []string{
+		`INSERT INTO keys VALUES ('token', 'hmac', x'01', 1)`,
+		`INSERT INTO subscriptions VALUES ('s', '{"type":"webhook","lease_ttl_ms":30000}', 'h', 'http://b', 1, '{"status":"active","generation":4}')`,
+		`INSERT INTO links VALUES ('s', 'a/1', 0, 1, '-1')`,
+	} {
+		if _, err := old.db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	old.close()
+	st := openStoreT(t, func(ctx context.Context) (store, error) { return openSQLite(ctx, path) })
+	r := loadOne(t, st, "s")
+	if r == nil || r.state.Generation != 4 || len(r.links) != 1 || r.links[0] != (link{path: "a/1", glob: true, acked: "-1"}) {
+		t.Fatalf("after the upgrade: %+v", r)
+	}
+	if ks, err := st.keys(ctx); err != nil || len(ks) != 1 || ks[0].kid != "token" {
+		t.Errorf("keys after the upgrade = %+v, %v", ks, err)
+	}
+	if v := version(t, st); v != 0 {
+		t.Errorf("version after the upgrade = %d", v)
 	}
 }
