@@ -414,3 +414,33 @@ func TestLeave(t *testing.T) {
 		})
 	}
 }
+
+// TestOwnerOfPlacedHereCreatedElsewhere: a path placed on a while it had
+// no stream, then created on b (b still saw it as its own, e.g. through an
+// older lease of the path's expired stream), is b's for a at once, not
+// after a's cached answer ages: serving it on a would fail to claim the
+// lease b holds.
+func TestOwnerOfPlacedHereCreatedElsewhere(t *testing.T) {
+	dsn := pgtest.Start(t).NewDatabase(t)
+	catA, catB := openPostgres(t, dsn), openPostgres(t, dsn)
+	a, b := startNode(t, catA, "a"), startNode(t, catB, "b")
+	ctx := t.Context()
+	waitFor(t, "both nodes live on both", func() bool { return len(a.LiveNodes()) == 2 && len(b.LiveNodes()) == 2 })
+
+	var path string
+	for i := 0; path == ""; i++ {
+		if p := fmt.Sprintf("s/%d", i); place(p, []string{"a", "b"}) == "a" {
+			path = p
+		}
+	}
+	if o, err := a.OwnerOf(ctx, path); err != nil || !o.Self {
+		t.Fatalf("a: OwnerOf(%q) without a stream = %+v, %v; want a", path, o, err)
+	}
+	id := createStream(t, catB, path)
+	if err := b.Acquire(ctx, id); err != nil {
+		t.Fatalf("b: Acquire(%q) = %v", path, err)
+	}
+	if o, err := a.OwnerOf(ctx, path); err != nil || o.NodeID != "b" {
+		t.Fatalf("a: OwnerOf(%q) created and leased on b = %+v, %v; want b", path, o, err)
+	}
+}

@@ -21,7 +21,8 @@ import (
 // Answers are cached for one heartbeat interval, so a request may be sent
 // to a node that just lost the stream; that node refuses it (503), and
 // the client's retry finds the new owner. Streams this node holds a lease
-// of are answered from memory.
+// of are answered from memory; an answer of this node without a lease is
+// never taken from the cache.
 func (c *Cluster) OwnerOf(ctx context.Context, path string) (Owner, error) {
 	now := c.cfg.Now()
 	if e, ok := c.owners.get(path, now); ok {
@@ -29,8 +30,15 @@ func (c *Cluster) OwnerOf(ctx context.Context, path string) (Owner, error) {
 		switch {
 		case mine && e.id != 0:
 			return c.self(), nil
-		case e.owner.Self && e.id != 0:
-			// It was this node's, and its lease is gone: ask again.
+		case e.owner.Self:
+			// This node serves a stream only under its lease. Without
+			// one, the answer may be stale in a way the owner cannot
+			// repair by refusing: a path placed here while it had no
+			// stream may since have been created through another node
+			// that still saw an older lease or another node set, and
+			// serving it here would fail to claim the lease (503) until
+			// the entry aged. Ask again; the stream's first request
+			// here claims the lease, and from then on memory answers.
 		case e.fresh:
 			return e.owner, e.err
 		}

@@ -64,7 +64,7 @@ func TestNginxClusterRouting(t *testing.T) {
 		front := StartServer(t, bin, WithArgs("--forward-all-to", owner.URL))
 		nodes = append(nodes, startOriginCounter(t, front.URL))
 	}
-	edge := startEdge(t, "", edgeConfig{nodes: []string{nodes[0].Addr, nodes[1].Addr, nodes[2].Addr}})
+	edge := startEdge(t, "", edgeConfig{nodes: []string{nodes[0].Addr, nodes[1].Addr, nodes[2].Addr}, cache: "aggressive"})
 	c := loopbackClient(20 * time.Second)
 
 	const streams = 24

@@ -17,7 +17,7 @@ import (
 // codings each get a body in a coding they accept, from the origin once
 // per coding and from the cache afterwards, never another client's.
 func TestNginxCompressionVariants(t *testing.T) {
-	env := startEdgeEnv(t, edgeConfig{}, "--cache-mode", "shared")
+	env := startEdgeEnv(t, edgeConfig{cache: "aggressive"}, "--cache-mode", "shared")
 	const path, ct = "edge/compressed", "application/json"
 	createStream(t, env.client, env.srv.StreamURL(path), ct, nil)
 	var msgs []string

@@ -52,6 +52,7 @@ func findNginx(t *testing.T) string {
 type edgeConfig struct {
 	secret string // ${DS_EDGE_SECRET}
 	mode   string // ${DS_EDGE_CACHE_MODE}
+	cache  string // ${DS_EDGE_CACHE}: "" or exact, or aggressive
 	// nodes, if set, are the host:port of cluster nodes: the edge is then
 	// durable-streams-cluster.conf.template with ${DS_NODE_1}... (the
 	// origin argument of startEdge is not used).
@@ -101,6 +102,7 @@ func startEdge(t *testing.T, origin string, cfg edgeConfig) *edge {
 		"DS_ORIGIN":          origin,
 		"DS_EDGE_SECRET":     cfg.secret,
 		"DS_EDGE_CACHE_MODE": cfg.mode,
+		"DS_EDGE_CACHE":      cfg.cache,
 		"NGINX_LISTEN":       fmt.Sprintf("127.0.0.1:%d", port),
 		"NGINX_CACHE_DIR":    filepath.Join(dir, "cache"),
 		"NGINX_ACCESS_LOG":   e.accessLog,

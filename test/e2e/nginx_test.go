@@ -104,7 +104,7 @@ func startEdgeEnv(t *testing.T, cfg edgeConfig, serverArgs ...string) *edgeEnv {
 func TestNginxCatchUpCollapsing(t *testing.T) {
 	// Bounded responses: sealed ones are the segment-aligned, immutable
 	// chunks a CDN deployment wants (docs/caching.md).
-	env := startEdgeEnv(t, edgeConfig{}, "--cache-mode", "shared", "--seal-bytes", "4096", "--read-response-max", "1048576")
+	env := startEdgeEnv(t, edgeConfig{cache: "aggressive"}, "--cache-mode", "shared", "--seal-bytes", "4096", "--read-response-max", "1048576")
 	const (
 		path    = "edge/catchup"
 		ct      = "application/octet-stream"
@@ -240,7 +240,7 @@ func TestNginxPrivateMode(t *testing.T) {
 	args := []string{"--cache-mode", "private", "--edge-secret", secret}
 	// The edge has the secret but asks for no mode: the server's
 	// private mode stands.
-	env := startEdgeEnv(t, edgeConfig{secret: secret}, args...)
+	env := startEdgeEnv(t, edgeConfig{secret: secret, cache: "aggressive"}, args...)
 	createStream(t, env.client, env.srv.StreamURL(path), ct, nil)
 	appendTo(t, env.client, env.srv.StreamURL(path), ct, []byte("private data"))
 
@@ -261,7 +261,7 @@ func TestNginxPrivateMode(t *testing.T) {
 	}
 
 	// A second edge, trusted and asking for shared mode, may share them.
-	shared := startEdge(t, env.origin.Addr, edgeConfig{secret: secret, mode: "shared"})
+	shared := startEdge(t, env.origin.Addr, edgeConfig{secret: secret, mode: "shared", cache: "aggressive"})
 	uri := StreamPrefix + path + "?offset=-1"
 	before := env.origin.count(uri)
 	first := mustEdgeGet(t, env.client, shared.URL, uri, nil)
@@ -299,7 +299,7 @@ func TestNginxAuth(t *testing.T) {
 	}
 	args := []string{"--cache-mode", "shared", "--admin-token", adminToken,
 		"--auth-hs256-secret-file", secretFile, "--auth-public-read", "edge-pub/"}
-	env := startEdgeEnv(t, edgeConfig{}, args...)
+	env := startEdgeEnv(t, edgeConfig{cache: "aggressive"}, args...)
 	admin := map[string]string{"Authorization": "Bearer " + adminToken}
 	for _, p := range []string{path, pubPath} {
 		url := env.srv.StreamURL(p)
@@ -387,7 +387,7 @@ func hs256Token(t *testing.T, secret, subject, scope string) string {
 // at once (long-poll is not served from the cache), and so do catch-up
 // readers at the tail, whose empty answer the origin marks no-cache.
 func TestNginxClosedStreamEOF(t *testing.T) {
-	env := startEdgeEnv(t, edgeConfig{}, "--cache-mode", "shared")
+	env := startEdgeEnv(t, edgeConfig{cache: "aggressive"}, "--cache-mode", "shared")
 	const (
 		path = "edge/closed"
 		ct   = "text/plain"
@@ -471,7 +471,7 @@ func TestNginxClosedStreamEOF(t *testing.T) {
 // After appends, following the returned offset and cursor makes progress,
 // one new URL per step.
 func TestNginxLongPollCursor(t *testing.T) {
-	env := startEdgeEnv(t, edgeConfig{}, "--cache-mode", "shared")
+	env := startEdgeEnv(t, edgeConfig{cache: "aggressive"}, "--cache-mode", "shared")
 	const (
 		path = "edge/longpoll"
 		ct   = "text/plain"
@@ -586,7 +586,7 @@ func TestNginxLongPollCursor(t *testing.T) {
 // queueing behind a cache lock), and an append arrives as an event while
 // the connection stays open.
 func TestNginxSSE(t *testing.T) {
-	env := startEdgeEnv(t, edgeConfig{}, "--cache-mode", "shared")
+	env := startEdgeEnv(t, edgeConfig{cache: "aggressive"}, "--cache-mode", "shared")
 	const (
 		path = "edge/sse"
 		ct   = "text/plain"
