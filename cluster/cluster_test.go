@@ -246,9 +246,12 @@ func wantHolder(t *testing.T, c *Cluster, id, epoch int64) int64 {
 }
 
 // testConfig is a node with a short heartbeat, for tests on real time.
+// testConfig is a node of the real-clock tests. Its TTL leaves room for
+// a loaded machine: with 500 ms, heartbeats delayed by 15-20 runnable
+// processes on 2 cores (-race) let leases lapse mid-test.
 func testConfig(cat *catalog.Catalog, node string) Config {
-	return Config{Catalog: cat, NodeID: node, AdvertiseURL: "http://" + node, Heartbeat: 50 * time.Millisecond,
-		TTL: 500 * time.Millisecond, Margin: 100 * time.Millisecond, Logger: quiet()}
+	return Config{Catalog: cat, NodeID: node, AdvertiseURL: "http://" + node, Heartbeat: 100 * time.Millisecond,
+		TTL: 2 * time.Second, Margin: 400 * time.Millisecond, Logger: quiet()}
 }
 
 func startNode(t *testing.T, cat *catalog.Catalog, node string) *Cluster {
