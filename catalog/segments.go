@@ -247,6 +247,20 @@ func (c *Catalog) SegmentFor(ctx context.Context, key string, stream, seg int64)
 	return g, true, nil
 }
 
+// StreamSegmentsFrom returns up to limit index rows of stream whose
+// segment number is seg or more, in segment order: the rows around one
+// position of a stream, read through the primary key whatever the
+// stream's length (catch-up reads served from the cold tier by a node
+// that does not own the stream).
+func (c *Catalog) StreamSegmentsFrom(ctx context.Context, stream, seg int64, limit int) ([]Segment, error) {
+	out, err := queryAll(ctx, c.db, scanPlainSegment, "SELECT "+segmentColumns+` FROM segments s
+		WHERE s.stream_id = ? AND s.seg >= ? ORDER BY s.seg LIMIT ?`, stream, seg, limitArg(limit))
+	if err != nil {
+		return nil, fmt.Errorf("catalog: segments of %d from %d: %w", stream, seg, err)
+	}
+	return out, nil
+}
+
 // HasSegments reports whether stream has any index row.
 func (c *Catalog) HasSegments(ctx context.Context, stream int64) (bool, error) {
 	var left bool

@@ -110,6 +110,21 @@ func testSegmentIndex(t *testing.T, open opener) {
 		t.Fatalf("SegmentFor(missing) = %t, %v", ok, err)
 	}
 
+	for _, tt := range []struct {
+		seg   int64
+		limit int
+		want  [][2]int64
+	}{
+		{0, 2, [][2]int64{{a, 0}, {a, 1}}},
+		{1, 3, [][2]int64{{a, 1}, {a, 2}}},
+		{2, 0, [][2]int64{{a, 2}}},
+		{3, 3, nil},
+	} {
+		if got, err := c.StreamSegmentsFrom(ctx, a, tt.seg, tt.limit); err != nil || !slices.Equal(segKeys(got), tt.want) {
+			t.Errorf("StreamSegmentsFrom(a, %d, %d) = %v, %v; want %v", tt.seg, tt.limit, segKeys(got), err, tt.want)
+		}
+	}
+
 	stats, err := c.SegmentStats(ctx, a)
 	if err != nil || stats[segment.Uploaded] != (SegmentCount{Segments: 2, Bytes: 201}) ||
 		stats[segment.Sealed] != (SegmentCount{Segments: 1, Bytes: 10}) {
