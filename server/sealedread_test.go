@@ -86,7 +86,8 @@ func readCounts(t *testing.T, n sealedNode) (local, forwarded float64) {
 // raw and a JSON stream (chunk starts and positions inside chunks), plain,
 // gzip and If-None-Match, the non-owner's answer equals the owner's, and
 // the non-owner's metrics show a local answer exactly for chunks in an
-// uploaded segment before the last indexed one. A deleted stream is not
+// uploaded segment before the last indexed one; a node without bounded
+// responses forwards every catch-up read. A deleted stream is not
 // served from its old segments, and a stream created again at its path
 // gets its own bytes.
 func TestClusterSealedReads(t *testing.T) {
@@ -96,8 +97,13 @@ func TestClusterSealedReads(t *testing.T) {
 	cfg := Config{ReadResponseMax: 100, Rotation: sequencer.RotationPolicy{Enabled: true, SealBytes: 300}}
 	a := startSealedNode(t, "a", dsn, coldDir, cfg)
 	b := startSealedNode(t, "b", dsn, coldDir, cfg)
-	waitUntil(t, "both nodes live", func() bool {
-		return len(a.s.Cluster().LiveNodes()) == 2 && len(b.s.Cluster().LiveNodes()) == 2
+	// c answers catch-up reads to the tail (no ReadResponseMax): those
+	// reach hot data, so it forwards every one.
+	unbounded := cfg
+	unbounded.ReadResponseMax = 0
+	c := startSealedNode(t, "c", dsn, coldDir, unbounded)
+	waitUntil(t, "the nodes live", func() bool {
+		return len(a.s.Cluster().LiveNodes()) == 3 && len(b.s.Cluster().LiveNodes()) == 3 && len(c.s.Cluster().LiveNodes()) == 3
 	})
 	ownedByA := func(prefix string) string {
 		for i := range 64 {
@@ -150,6 +156,14 @@ func TestClusterSealedReads(t *testing.T) {
 							httpcall.Do(t, http.MethodGet, b.base+path+"?offset="+off.String(), "", h...).Want(t, http.StatusNotModified))
 					}
 				}
+			}
+			l0, f0 := readCounts(t, c)
+			for _, off := range offsets[:3] {
+				got := httpcall.Do(t, http.MethodGet, c.base+path+"?offset="+off.String(), "")
+				sameAnswer(t, "unbounded GET "+off.String(), httpcall.Do(t, http.MethodGet, a.base+path+"?offset="+off.String(), ""), got)
+			}
+			if l1, f1 := readCounts(t, c); l1 != l0 || f1-f0 != 3 {
+				t.Errorf("unbounded node: %v reads answered locally, %v forwarded; want 0 and 3", l1-l0, f1-f0)
 			}
 			t.Logf("%d offsets, %d segments: %d reads answered locally, %d forwarded", len(offsets), len(rows), locals, forwards)
 			if locals == 0 || forwards == 0 {
