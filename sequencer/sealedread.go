@@ -60,7 +60,14 @@ func (r *Registry) ReadSealed(ctx context.Context, path string, from offset.Toke
 	if r.cfg.Cold == nil {
 		return SealedRead{}, notSealed("no cold tier")
 	}
-	row, err := r.cat.Get(ctx, path)
+	pos := from.Position
+	first := from.Segment // the segment of byte pos-1
+	if pos == 0 {
+		first = 0
+	}
+	// One catalog read: the row and the index rows from the same
+	// snapshot of the database.
+	row, rows, err := r.cat.StreamSegmentsFrom(ctx, path, first, sealedRows)
 	if err != nil {
 		return SealedRead{}, fmt.Errorf("%w: %w", ErrNotSealed, err)
 	}
@@ -73,15 +80,6 @@ func (r *Registry) ReadSealed(ctx context.Context, path string, from offset.Toke
 		return SealedRead{}, notSealed("sliding TTL")
 	case r.expired(row):
 		return SealedRead{}, notSealed("stream expired")
-	}
-	pos := from.Position
-	first := from.Segment // the segment of byte pos-1
-	if pos == 0 {
-		first = 0
-	}
-	rows, err := r.cat.StreamSegmentsFrom(ctx, row.ID, first, sealedRows)
-	if err != nil {
-		return SealedRead{}, fmt.Errorf("%w: %w", ErrNotSealed, err)
 	}
 	snap, err := sealedView(row, rows, pos, first)
 	if err != nil {
