@@ -30,7 +30,7 @@ type sealedNode struct {
 // startSealedNode runs a cluster node on a loopback listener it
 // advertises, so that the other nodes forward to it, with cfg's read and
 // rotation settings and the shared cold store in coldDir.
-func startSealedNode(t *testing.T, id, dsn, coldDir string, cfg Config) sealedNode {
+func startSealedNode(t testing.TB, id, dsn, coldDir string, cfg Config) sealedNode {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -61,7 +61,7 @@ func startSealedNode(t *testing.T, id, dsn, coldDir string, cfg Config) sealedNo
 
 // readCounts is what a node's metrics say about reads of other nodes'
 // streams: answered locally, forwarded.
-func readCounts(t *testing.T, n sealedNode) (local, forwarded float64) {
+func readCounts(t testing.TB, n sealedNode) (local, forwarded float64) {
 	t.Helper()
 	fams, err := n.s.Metrics().Registry().Gather()
 	if err != nil {
@@ -201,7 +201,7 @@ func TestClusterSealedReads(t *testing.T) {
 }
 
 // fillStream creates the stream at path on n and appends n messages to it.
-func fillStream(t *testing.T, n sealedNode, path, contentType string, msg func(int) string, count int) {
+func fillStream(t testing.TB, n sealedNode, path, contentType string, msg func(int) string, count int) {
 	t.Helper()
 	httpcall.Do(t, http.MethodPut, n.base+path, "", "Content-Type", contentType).Want(t, http.StatusCreated)
 	for i := range count {
@@ -213,11 +213,11 @@ func fillStream(t *testing.T, n sealedNode, path, contentType string, msg func(i
 // in the index, all uploaded and no more coming (the count stayed the
 // same for a while: rows are recorded as uploads start), and returns its
 // rows.
-func waitIndexed(t *testing.T, cat *catalog.Catalog, path string, min int) []catalog.Segment {
+func waitIndexed(t testing.TB, cat *catalog.Catalog, path string, min int) []catalog.Segment {
 	t.Helper()
 	var rows []catalog.Segment
 	stable := time.Now()
-	waitUntil(t, path+" uploaded", func() bool {
+	done := func() bool {
 		es, err := cat.ListSegments(context.Background(), catalog.SegmentFilter{StreamPath: path})
 		if err != nil || len(es) < min {
 			return false
@@ -233,7 +233,12 @@ func waitIndexed(t *testing.T, cat *catalog.Catalog, path string, min int) []cat
 			rows = append(rows, e.Segment)
 		}
 		return time.Since(stable) > 300*time.Millisecond
-	})
+	}
+	for deadline := time.Now().Add(15 * time.Second); !done(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s to be uploaded", path)
+		}
+	}
 	return rows
 }
 
@@ -297,5 +302,48 @@ func sameAnswer(t *testing.T, what string, want, got httpcall.Response) {
 		if !skip[k] && want.Header.Values(k) == nil {
 			t.Errorf("%s: extra header %s = %q", what, k, got.Header.Values(k))
 		}
+	}
+}
+
+// BenchmarkClusterSealedRead compares a bounded catch-up read of a sealed
+// chunk of a stream node a owns, sent to a itself, to node b, which
+// answers it from the cold tier, and to node c, which forwards it to a
+// (c has no bounded responses, so it forwards as every node did before
+// it could answer sealed reads). Each read's object is in the reading
+// node's disk cache after the first.
+func BenchmarkClusterSealedRead(b *testing.B) {
+	pg := pgtest.Start(b)
+	dsn := pg.NewDatabase(b)
+	coldDir := b.TempDir()
+	cfg := Config{ReadResponseMax: 4096, Rotation: sequencer.RotationPolicy{Enabled: true, SealBytes: 16 << 10}}
+	nodes := map[string]sealedNode{"a": startSealedNode(b, "a", dsn, coldDir, cfg), "b": startSealedNode(b, "b", dsn, coldDir, cfg)}
+	unbounded := cfg
+	unbounded.ReadResponseMax = 0
+	nodes["c"] = startSealedNode(b, "c", dsn, coldDir, unbounded)
+	for deadline := time.Now().Add(15 * time.Second); len(nodes["b"].s.Cluster().LiveNodes()) != 3 || len(nodes["c"].s.Cluster().LiveNodes()) != 3; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("the nodes do not see each other live")
+		}
+	}
+	path := ""
+	for i := 0; path == ""; i++ {
+		p := fmt.Sprintf("bench/%d", i)
+		if o, err := nodes["a"].s.Cluster().OwnerOf(context.Background(), p); err == nil && o.NodeID == "a" {
+			path = p
+		}
+	}
+	line := strings.Repeat("x", 1023) + "\n"
+	fillStream(b, nodes["a"], path, "application/octet-stream", func(int) string { return line }, 64)
+	rows := waitIndexed(b, nodes["a"].s.Catalog(), path, 3)
+	query := "?offset=" + offset.Token{Segment: rows[0].Seg, Position: rows[0].EndPos}.String()
+	for _, via := range []string{"a", "b", "c"} {
+		b.Run("via="+via, func(b *testing.B) {
+			url := nodes[via].base + path + query
+			for b.Loop() {
+				if status, n := httpcall.Drain(b, http.DefaultClient, url); status != http.StatusOK || n != 4096 {
+					b.Fatalf("GET through %s: %d, %d bytes", via, status, n)
+				}
+			}
+		})
 	}
 }
