@@ -140,6 +140,9 @@ type API struct {
 	metrics *metrics.Metrics
 	after   *afterQueue // nil without an AfterAppend hook
 	fwd     *forwarder  // nil without a Router
+	// sealedSlots bounds the reads of other nodes' streams answered here
+	// (serveSealed); nil without a Router.
+	sealedSlots chan struct{}
 
 	cursorClock protocol.CursorClock
 	rndMu       sync.Mutex
@@ -175,6 +178,9 @@ func New(opt Options) *API {
 		cache: cache.NewPolicy(opt.CacheMode, opt.EdgeSecret), reads: newReadCollapser(), metrics: opt.Metrics,
 		cursorClock: protocol.CursorClock{Epoch: opt.CursorEpoch, Interval: opt.CursorInterval}}
 	a.fwd = newForwarder(opt)
+	if a.fwd != nil {
+		a.sealedSlots = make(chan struct{}, maxLocalSealedReads)
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = a.echoError
@@ -250,6 +256,9 @@ func (a *API) stream(c echo.Context) error {
 			return err
 		}
 		if target != nil {
+			if served, err := a.serveSealed(c, name); served {
+				return err
+			}
 			return a.fwd.forward(c, target)
 		}
 	}

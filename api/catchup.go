@@ -43,7 +43,7 @@ func (a *API) catchUp(c echo.Context, h *sequencer.Handle, snap *sequencer.Snaps
 		if err != nil {
 			return err
 		}
-		return a.writeChunk(c, h, snap, &chunk, cr, "", enc)
+		return a.writeChunk(c, h.Info, snap, &chunk, cr, "", enc)
 	}
 	read := a.readChunk
 	if !a.opt.DisableZeroCopy && enc == contentenc.Identity {
@@ -56,7 +56,7 @@ func (a *API) catchUp(c echo.Context, h *sequencer.Handle, snap *sequencer.Snaps
 		return err
 	}
 	if first.End == snap.Tail && first.Path == "" {
-		return a.writeChunk(c, h, snap, &first, cr, "", enc)
+		return a.writeChunk(c, h.Info, snap, &first, cr, "", enc)
 	}
 	return a.streamToTail(c, h, snap, &first, cr, read, enc)
 }
@@ -72,7 +72,7 @@ func (a *API) streamToTail(c echo.Context, h *sequencer.Handle, snap *sequencer.
 	asJSON := isJSON(snap)
 	// The response runs into the open segment (the tail is there), so it
 	// is hot data unless it is final.
-	enc, notModified := setReadHeaders(c, h, snap, readSpan{from: first.From, end: snap.TailToken(ctx), bytes: snap.Tail - first.From,
+	enc, notModified := setReadHeaders(c, h.Info, snap, readSpan{from: first.From, end: snap.TailToken(ctx), bytes: snap.Tail - first.From,
 		upToDate: true, closed: snap.Closed}, cr, "", enc)
 	if notModified {
 		return c.NoContent(http.StatusNotModified)

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/streamtier/durable-streams/cache"
+	"github.com/streamtier/durable-streams/catalog"
 	"github.com/streamtier/durable-streams/internal/contentenc"
 	"github.com/streamtier/durable-streams/internal/offset"
 	"github.com/streamtier/durable-streams/internal/protocol"
@@ -85,11 +86,12 @@ func (a *API) writeNow(c echo.Context, h *sequencer.Handle, snap *sequencer.Snap
 
 // writeChunk answers a read that found its bytes (or an empty read at the
 // tail) with the protocol headers, ETag revalidation and caching policy;
-// cr carries the kind of read and its request-dependent caching inputs,
-// enc the content coding negotiated for it.
-func (a *API) writeChunk(c echo.Context, h *sequencer.Handle, snap *sequencer.Snapshot, chunk *sequencer.Chunk, cr cache.Request, cursor string, enc contentenc.Encoding) error {
+// info is the stream's catalog row (its expiry), cr carries the kind of
+// read and its request-dependent caching inputs, enc the content coding
+// negotiated for it.
+func (a *API) writeChunk(c echo.Context, info catalog.Stream, snap *sequencer.Snapshot, chunk *sequencer.Chunk, cr cache.Request, cursor string, enc contentenc.Encoding) error {
 	upToDate := chunk.End == snap.Tail
-	enc, notModified := setReadHeaders(c, h, snap, readSpan{from: chunk.From, end: chunk.EndToken, bytes: int64(chunk.Bytes()),
+	enc, notModified := setReadHeaders(c, info, snap, readSpan{from: chunk.From, end: chunk.EndToken, bytes: int64(chunk.Bytes()),
 		upToDate: upToDate, closed: upToDate && snap.Closed, sealed: chunk.Sealed, empty: chunk.End == chunk.From}, cr, cursor, enc)
 	if notModified {
 		return c.NoContent(http.StatusNotModified)
@@ -119,7 +121,7 @@ type readSpan struct {
 // ETag of the coding it returns, the one the body is sent in. notModified
 // reports that the request's If-None-Match matched that ETag, so the
 // answer is 304 without a body.
-func setReadHeaders(c echo.Context, h *sequencer.Handle, snap *sequencer.Snapshot, sp readSpan, cr cache.Request, cursor string, enc contentenc.Encoding) (_ contentenc.Encoding, notModified bool) {
+func setReadHeaders(c echo.Context, info catalog.Stream, snap *sequencer.Snapshot, sp readSpan, cr cache.Request, cursor string, enc contentenc.Encoding) (_ contentenc.Encoding, notModified bool) {
 	hd := c.Response().Header()
 	startTok := snap.TokenFor(c.Request().Context(), sp.from)
 	enc = sizedEncoding(enc, sp.bytes)
@@ -131,7 +133,7 @@ func setReadHeaders(c echo.Context, h *sequencer.Handle, snap *sequencer.Snapsho
 	if sp.closed {
 		hd.Set(protocol.HeaderStreamClosed, "true")
 	}
-	cr.Remaining = remaining(h)
+	cr.Remaining = remaining(info)
 	cr.Sealed, cr.UpToDate, cr.Closed, cr.Empty = sp.sealed, sp.upToDate, sp.closed, sp.empty
 	d := cache.Decide(cr)
 	d.Apply(hd)
@@ -143,8 +145,8 @@ func setReadHeaders(c echo.Context, h *sequencer.Handle, snap *sequencer.Snapsho
 }
 
 // remaining is the time left before the stream expires (0: never).
-func remaining(h *sequencer.Handle) time.Duration {
-	if d, ok := h.Info.Deadline(); ok {
+func remaining(info catalog.Stream) time.Duration {
+	if d, ok := info.Deadline(); ok {
 		if left := time.Until(d); left > 0 {
 			return left
 		}
@@ -211,7 +213,7 @@ func (a *API) longPoll(c echo.Context, h *sequencer.Handle, pos int64, clientCur
 				return err
 			}
 			cr.Kind = cache.LongPollData
-			return a.writeChunk(c, h, snap, &chunk, cr, a.cursor(clientCursor), enc)
+			return a.writeChunk(c, h.Info, snap, &chunk, cr, a.cursor(clientCursor), enc)
 		}
 		if snap.Closed {
 			return a.noContent(c, snap, "")

@@ -247,6 +247,49 @@ func (c *Catalog) SegmentFor(ctx context.Context, key string, stream, seg int64)
 	return g, true, nil
 }
 
+// StreamSegmentsFrom returns the stream at path (live or soft-deleted)
+// with up to limit of its index rows whose segment number is seg or more,
+// in segment order, in one read: the rows around one position of a
+// stream, through the primary key whatever the stream's length (catch-up
+// reads a node that does not own the stream serves from the cold tier).
+// A stream without such rows is [ErrNotFound], like a missing one.
+func (c *Catalog) StreamSegmentsFrom(ctx context.Context, path string, seg int64, limit int) (Stream, []Segment, error) {
+	var st Stream
+	gs, err := queryAll(ctx, c.db, func(r scanner) (Segment, error) {
+		var g Segment
+		s, err := scanStream(scanFunc(func(sd ...any) error {
+			var err error
+			g, err = scanSegment(scanFunc(func(gd ...any) error { return r.Scan(append(sd, gd...)...) }))
+			return err
+		}))
+		st = s
+		return g, err
+	}, "SELECT "+qualifiedStreamColumns+", "+segmentColumns+` FROM streams st JOIN segments s ON s.stream_id = st.id
+		WHERE st.path = ? AND s.seg >= ? ORDER BY s.seg LIMIT ?`, path, seg, limitArg(limit))
+	if err == nil && len(gs) == 0 {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return Stream{}, nil, fmt.Errorf("catalog: segments of %q from %d: %w", path, seg, err)
+	}
+	return st, gs, nil
+}
+
+// qualifiedStreamColumns are streamColumns of the table named st.
+var qualifiedStreamColumns = func() string {
+	cols := strings.Split(streamColumns, ",")
+	for i, c := range cols {
+		cols[i] = "st." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}()
+
+// scanFunc is a scanner that is a function: it lets a row hold the
+// columns of two scan functions, one after the other.
+type scanFunc func(dest ...any) error
+
+func (f scanFunc) Scan(dest ...any) error { return f(dest...) }
+
 // HasSegments reports whether stream has any index row.
 func (c *Catalog) HasSegments(ctx context.Context, stream int64) (bool, error) {
 	var left bool

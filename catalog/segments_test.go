@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -108,6 +109,31 @@ func testSegmentIndex(t *testing.T, open opener) {
 	}
 	if _, ok, err := c.SegmentFor(ctx, "nope", a, 9); err != nil || ok {
 		t.Fatalf("SegmentFor(missing) = %t, %v", ok, err)
+	}
+
+	for _, tt := range []struct {
+		seg   int64
+		limit int
+		want  [][2]int64
+	}{
+		{0, 2, [][2]int64{{a, 0}, {a, 1}}},
+		{1, 3, [][2]int64{{a, 1}, {a, 2}}},
+		{2, 0, [][2]int64{{a, 2}}},
+		{3, 3, nil},
+	} {
+		st, got, err := c.StreamSegmentsFrom(ctx, "logs/a", tt.seg, tt.limit)
+		if tt.want == nil {
+			if !errors.Is(err, ErrNotFound) {
+				t.Errorf("StreamSegmentsFrom(logs/a, %d) = %v, %v; want ErrNotFound", tt.seg, segKeys(got), err)
+			}
+			continue
+		}
+		if err != nil || st.ID != a || st.Path != "logs/a" || !slices.Equal(segKeys(got), tt.want) || got[0].ObjectKey != segment.ObjectKey(a, tt.seg) {
+			t.Errorf("StreamSegmentsFrom(logs/a, %d, %d) = %+v, %v, %v; want %v", tt.seg, tt.limit, st, segKeys(got), err, tt.want)
+		}
+	}
+	if _, _, err := c.StreamSegmentsFrom(ctx, "missing", 0, 3); !errors.Is(err, ErrNotFound) {
+		t.Errorf("StreamSegmentsFrom(missing) = %v, want ErrNotFound", err)
 	}
 
 	stats, err := c.SegmentStats(ctx, a)

@@ -29,7 +29,7 @@ func clusterCollector(stats func() ClusterStats) prometheus.Collector {
 	}
 }
 
-func forwardCounters() (forwarded, failed *prometheus.CounterVec) {
+func forwardCounters() (forwarded, failed *prometheus.CounterVec, sealedLocal prometheus.Counter) {
 	forwarded = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "forwarded_requests_total",
 		Help: "Requests this node forwarded to the owner of their stream, by owner (to: the host:port of its advertise URL).",
@@ -38,7 +38,11 @@ func forwardCounters() (forwarded, failed *prometheus.CounterVec) {
 		Namespace: Namespace, Name: "forward_errors_total",
 		Help: "Requests this node could not forward to the owner of their stream (owner unreachable or the connection broke before the answer began), by owner (to: the host:port of its advertise URL).",
 	}, []string{"to"})
-	return forwarded, failed
+	sealedLocal = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "sealed_reads_local_total",
+		Help: "Catch-up reads of streams another node owns that this node answered itself, from sealed segments in the cold tier, instead of forwarding them.",
+	})
+	return forwarded, failed, sealedLocal
 }
 
 // Forwarded counts a request forwarded to the owner of its stream; to
@@ -51,3 +55,7 @@ func (m *Metrics) Forwarded(to string) { m.forwarded.WithLabelValues(to).Inc() }
 // the owner did not answer or the connection broke before the answer
 // began. The request is counted by Forwarded too.
 func (m *Metrics) ForwardFailed(to string) { m.forwardErrors.WithLabelValues(to).Inc() }
+
+// SealedReadLocal counts a catch-up read of a stream another node owns
+// that this node answered from the cold tier instead of forwarding it.
+func (m *Metrics) SealedReadLocal() { m.sealedLocal.Inc() }

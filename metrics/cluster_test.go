@@ -18,6 +18,7 @@ func TestClusterNode(t *testing.T) {
 	m.Forwarded("n2:4437")
 	m.Forwarded("n3:4437")
 	m.ForwardFailed("n3:4437")
+	m.SealedReadLocal()
 	m.EndRequest(Request{Route: "/v1/stream/*", Method: "GET", Code: 200})
 
 	fams, err := m.Registry().Gather()
@@ -59,6 +60,9 @@ durable_streams_forwarded_requests_total{node="n1",to="n3:4437"} 1
 	}
 	if v := testutil.ToFloat64(m.forwardErrors.WithLabelValues("n3:4437")); v != 1 {
 		t.Errorf("forward errors to n3: %v", v)
+	}
+	if v := testutil.ToFloat64(m.sealedLocal); v != 1 {
+		t.Errorf("sealed reads served locally: %v", v)
 	}
 }
 

@@ -65,8 +65,10 @@ type Metrics struct {
 	series sync.Map
 
 	// forwarded and forwardErrors count the requests this node forwarded
-	// to the owners of their streams, by target node.
+	// to the owners of their streams, by target node; sealedLocal the
+	// reads of other nodes' streams it answered from the cold tier instead.
 	forwarded, forwardErrors *prometheus.CounterVec
+	sealedLocal              prometheus.Counter
 }
 
 type seriesKey struct {
@@ -115,12 +117,12 @@ func NewNode(id string) *Metrics {
 	}, []string{"mode"})
 	m.liveLongPoll = m.liveReaders.WithLabelValues(LiveLongPoll)
 	m.liveSSE = m.liveReaders.WithLabelValues(LiveSSE)
-	m.forwarded, m.forwardErrors = forwardCounters()
+	m.forwarded, m.forwardErrors, m.sealedLocal = forwardCounters()
 	m.rr.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.duration, m.inFlight, m.liveReaders,
-		m.forwarded, m.forwardErrors,
+		m.forwarded, m.forwardErrors, m.sealedLocal,
 	)
 	return m
 }

@@ -66,3 +66,20 @@ func (r Response) ErrorBody(t testing.TB) (code, msg string) {
 	}
 	return e.Code, e.Message
 }
+
+// Drain GETs url with client and reads its body to the end without
+// keeping it, for benchmarks: it returns the status and the body's size;
+// a transport failure fails the benchmark.
+func Drain(tb testing.TB, client *http.Client, url string) (status int, n int64) {
+	tb.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		tb.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	n, err = io.Copy(io.Discard, resp.Body)
+	if err != nil {
+		tb.Fatalf("GET %s: read body: %v", url, err)
+	}
+	return resp.StatusCode, n
+}

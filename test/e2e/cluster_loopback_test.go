@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/streamtier/durable-streams/api"
 	"github.com/streamtier/durable-streams/internal/httpcall"
-	"github.com/streamtier/durable-streams/internal/pgtest"
 )
 
 // TestClusterLoopbackNodeLoss runs two node processes on loopback sharing
@@ -22,17 +20,7 @@ import (
 // working; restarted with the same node id and data dir, the node serves
 // its streams again with every acknowledged append there once.
 func TestClusterLoopbackNodeLoss(t *testing.T) {
-	pg := pgtest.Start(t)
-	dsn := pg.NewDatabase(t)
-	bin := BuildServer(t)
-	nodes := map[string]*Server{}
-	for _, id := range []string{"n1", "n2"} {
-		nodes[id] = StartServer(t, bin, WithEnv("DS_CLUSTER_DSN="+dsn, "DS_NODE_ID="+id, "DS_DRAIN_TIMEOUT=0"),
-			WithArgs("--node-heartbeat", "200ms", "--node-ttl", "2s"))
-	}
-	// A node forwards only to nodes it has seen live: give each a few
-	// heartbeats (200 ms) to see the other.
-	time.Sleep(time.Second)
+	nodes := startLoopbackCluster(t)
 	other := map[string]string{"n1": "n2", "n2": "n1"}
 	post := func(node, path, body string) httpcall.Response {
 		return httpcall.Do(t, http.MethodPost, nodes[node].StreamURL(path), body, "Content-Type", "text/plain")
