@@ -20,7 +20,7 @@ import (
 // working; restarted with the same node id and data dir, the node serves
 // its streams again with every acknowledged append there once.
 func TestClusterLoopbackNodeLoss(t *testing.T) {
-	nodes := startLoopbackCluster(t)
+	nodes, _ := startLoopbackCluster(t)
 	other := map[string]string{"n1": "n2", "n2": "n1"}
 	post := func(node, path, body string) httpcall.Response {
 		return httpcall.Do(t, http.MethodPost, nodes[node].StreamURL(path), body, "Content-Type", "text/plain")
@@ -89,17 +89,9 @@ func TestClusterLoopbackNodeLoss(t *testing.T) {
 // deleted through n1 and fires on n2 (docs/subscriptions.md, cluster mode).
 func TestClusterLoopbackSubscriptions(t *testing.T) {
 	script := conformancePrereqs(t)
-	pg := pgtest.Start(t)
-	dsn := pg.NewDatabase(t)
-	bin := BuildServer(t)
-	var nodes []*Server
-	for _, id := range []string{"n1", "n2"} {
-		nodes = append(nodes, StartServer(t, bin, WithLongPollTimeout(conformanceServerLongPoll),
-			WithEnv("DS_CLUSTER_DSN="+dsn, "DS_NODE_ID="+id, "DS_DRAIN_TIMEOUT=0"),
-			WithArgs("--node-heartbeat", "200ms", "--node-ttl", "2s", "--webhooks", "--webhook-allow-private")))
-	}
-	time.Sleep(time.Second) // a few heartbeats: each node sees the other live
-	front := nodes[0]
+	nodes, dsn := startLoopbackCluster(t, WithLongPollTimeout(conformanceServerLongPoll),
+		WithArgs("--webhooks", "--webhook-allow-private"))
+	front := nodes["n1"]
 	httpcall.Do(t, http.MethodPost, front.URL+"/v1/admin/node/drain", "").Want(t, http.StatusOK)
 	runConformanceWith(t, script, front, "cluster subscriptions through a node owning nothing",
 		[]string{"--subscriptions", "-t", "Reserved subscription APIs"}, conformanceAllWithSubscriptions-conformanceMinPassed, -1)

@@ -19,7 +19,7 @@ import (
 // uploaded that node answers the reads of sealed segments itself (its
 // durable_streams_sealed_reads_local_total grows, the owner's stays 0).
 func TestClusterLoopbackSealedReads(t *testing.T) {
-	nodes := startLoopbackCluster(t, "--cold-dir", t.TempDir(), "--seal-bytes", "256", "--read-response-max", "200")
+	nodes, _ := startLoopbackCluster(t, WithArgs("--cold-dir", t.TempDir(), "--seal-bytes", "256", "--read-response-max", "200"))
 
 	const path = "sealed/e2e"
 	httpcall.Do(t, http.MethodPut, nodes["n1"].StreamURL(path), "", "Content-Type", "text/plain").Want(t, http.StatusCreated)
@@ -63,19 +63,20 @@ func TestClusterLoopbackSealedReads(t *testing.T) {
 
 // startLoopbackCluster starts nodes n1 and n2 as processes on loopback
 // sharing a fresh PostgreSQL database, with fast heartbeats, no drain on
-// SIGTERM and the extra serve flags args, and waits until they can have
-// seen each other live (a node forwards only to nodes it saw live).
-func startLoopbackCluster(t *testing.T, args ...string) map[string]*Server {
+// SIGTERM and the extra options opts, and waits until they can have seen
+// each other live (a node forwards only to nodes it saw live). It returns
+// the nodes by id and the database's DSN.
+func startLoopbackCluster(t *testing.T, opts ...Option) (map[string]*Server, string) {
 	t.Helper()
 	pg := pgtest.Start(t)
 	dsn := pg.NewDatabase(t)
 	bin := BuildServer(t)
 	nodes := map[string]*Server{}
 	for _, id := range []string{"n1", "n2"} {
-		nodes[id] = StartServer(t, bin, WithEnv("DS_CLUSTER_DSN="+dsn, "DS_NODE_ID="+id, "DS_DRAIN_TIMEOUT=0"),
-			WithArgs(append([]string{"--node-heartbeat", "200ms", "--node-ttl", "2s"}, args...)...))
+		nodes[id] = StartServer(t, bin, append([]Option{WithEnv("DS_CLUSTER_DSN="+dsn, "DS_NODE_ID="+id, "DS_DRAIN_TIMEOUT=0"),
+			WithArgs("--node-heartbeat", "200ms", "--node-ttl", "2s")}, opts...)...)
 	}
 	// Give each a few heartbeats (200 ms) to see the other.
 	time.Sleep(time.Second)
-	return nodes
+	return nodes, dsn
 }
