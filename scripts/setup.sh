@@ -132,8 +132,17 @@ ensure_npm_packages() {
     log "warning: npm not found; TestInteropTS and TestClientConformance will be skipped (or fail in CI)"
     return
   fi
-  npm_ci test/interop/ts npm-interop-ts node_modules/@durable-streams/client
-  npm_ci test/interop/client-conformance npm-client-conformance node_modules/.bin/tsx
+  # Both at once: npm ci mostly waits on the disk and the cache (measured
+  # 12 s and 26 s one after the other, 27 s side by side, on a loaded
+  # 2-core machine).
+  local ts cc rc=0
+  npm_ci test/interop/ts npm-interop-ts node_modules/@durable-streams/client &
+  ts=$!
+  npm_ci test/interop/client-conformance npm-client-conformance node_modules/.bin/tsx &
+  cc=$!
+  wait "$ts" || rc=$?
+  wait "$cc" || rc=$?
+  [ "$rc" -eq 0 ] || die "npm ci failed (its output is above)"
 }
 
 # npm_ci DIR STAMP MARKER: npm ci in DIR unless its lock file and node's

@@ -28,7 +28,17 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 NORACE_PKGS=() # e.g. (./hotlog): packages too slow under -race
 
+# How long each phase took, printed at the end: the suite must stay well
+# under 20 minutes on 2 cores, and this shows where the minutes go.
+phases=()
+mark=$SECONDS
+lap() {
+  phases+=("$1=$((SECONDS - mark))s")
+  mark=$SECONDS
+}
+
 bash scripts/setup.sh
+lap setup
 export PATH="$PWD/.tools/bin:$PATH"
 
 echo "== $(go version)"
@@ -39,6 +49,7 @@ tags=(-tags invariants)
 
 echo "== go vet ${tags[*]} ./..."
 go vet "${tags[@]}" ./...
+lap vet
 
 race=(-race)
 [ "${DS_TEST_RACE:-1}" = 0 ] && race=()
@@ -58,6 +69,7 @@ fuzztime=${FUZZTIME:-3s}
 if [ "$fuzztime" != 0 ]; then
   echo "== scripts/fuzz.sh $fuzztime"
   bash scripts/fuzz.sh "$fuzztime" || rc=$?
+  lap fuzz
 fi
 
 # The end-to-end package runs alone, after the others: the conformance
@@ -68,19 +80,24 @@ if [ ${#NORACE_PKGS[@]} -eq 0 ]; then
   mapfile -t unit < <(go list -e ./... | grep -vx "$(go list -e "$E2E")")
   echo "== go test ${race[*]} ${tags[*]} -count=1 -timeout 20m (all packages but $E2E)"
   go test "${race[@]}" "${tags[@]}" -count=1 -timeout 20m "${extra[@]}" "${unit[@]}" || rc=$?
+  lap unit
   echo "== go test ${race[*]} ${tags[*]} -count=1 -timeout 20m $E2E"
   go test "${race[@]}" "${tags[@]}" -count=1 -timeout 20m "${extra[@]}" "$E2E" || rc=$?
+  lap e2e
 else
   mapfile -t norace < <(go list -e "${NORACE_PKGS[@]}")
   mapfile -t withrace < <(go list -e ./... | grep -vxF -f <(printf '%s\n' "${norace[@]}"))
   echo "== go test ${race[*]} ${tags[*]} -count=1 -timeout 20m (all but: ${norace[*]})"
   go test "${race[@]}" "${tags[@]}" -count=1 -timeout 20m "${extra[@]}" "${withrace[@]}" || rc=$?
+  lap race
   echo "== go test ${tags[*]} -count=1 -timeout 20m ${norace[*]}"
   go test "${tags[@]}" -count=1 -timeout 20m "${extra[@]}" "${norace[@]}" || rc=$?
+  lap norace
 fi
 
 if [ -s "$summary" ]; then
   echo "== e2e summary"
   cat "$summary"
 fi
+echo "== phases: ${phases[*]} total=${SECONDS}s"
 exit "$rc"

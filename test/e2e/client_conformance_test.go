@@ -43,6 +43,7 @@ var clientConformanceDifferences = map[string]string{}
 // against the real server binary: every test that passes on the
 // reference must pass here, except clientConformanceDifferences.
 func TestClientConformance(t *testing.T) {
+	t.Parallel() // with the latency-bound tests; each adapter's run is one
 	root, err := RepoRoot()
 	if err != nil {
 		t.Fatalf("repository root: %v", err)
@@ -66,6 +67,7 @@ func TestClientConformance(t *testing.T) {
 
 	for _, adapter := range []string{"ts", "go"} {
 		t.Run(adapter, func(t *testing.T) {
+			LatencyBound(t)
 			// The runner's own server uses a 500 ms long-poll timeout, and
 			// its tests wait 1 s for a long poll to time out.
 			srv := StartServer(t, bin, WithLongPollTimeout(500*time.Millisecond), WithArgs("--enable-test-faults"))

@@ -101,6 +101,7 @@ func TestClusterPlacement(t *testing.T) {
 // the node is drained first (it keeps serving, but takes no streams), and
 // at the end it holds no lease.
 func TestClusterConformanceForwarded(t *testing.T) {
+	LatencyBound(t)
 	needPieces(t, pieceOwnership, pieceRouting, pieceDrain)
 	script := conformancePrereqs(t)
 	e := startClusterEnv(t, clusterNodes)

@@ -14,6 +14,7 @@ import (
 // crosses one forwarding hop. Afterwards the front node must hold no
 // stream and the owner all of them.
 func TestConformanceForwarded(t *testing.T) {
+	LatencyBound(t)
 	script := conformancePrereqs(t)
 	bin := BuildServer(t)
 	owner := StartServer(t, bin, WithLongPollTimeout(conformanceServerLongPoll),

@@ -11,6 +11,7 @@ import (
 // 16 messages or 2 seconds, and on close), so every protocol behaviour is
 // exercised across segment boundaries and cold reads.
 func TestConformanceMinIO(t *testing.T) {
+	LatencyBound(t)
 	script := conformancePrereqs(t)
 	mio := miniotest.Start(t)
 	srv := StartServer(t, BuildServer(t), WithLongPollTimeout(conformanceServerLongPoll),

@@ -13,6 +13,7 @@ import (
 // a real PostgreSQL, sealed segments in a real MinIO, with aggressive
 // rotation so that the segment index on PostgreSQL is written throughout.
 func TestConformancePostgres(t *testing.T) {
+	LatencyBound(t)
 	if testing.Short() {
 		t.Skip("conformance suite runs for minutes against the real server; skipped with -short")
 	}

@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,18 +37,19 @@ var conformanceLine = regexp.MustCompile(`^CONFORMANCE .*\bpassed=(\d+) failed=(
 // TestConformance runs the Durable Streams server conformance suite (npm
 // @durable-streams/server-conformance-tests, driven by
 // ../shared/conformance/run-conformance.sh beside the repository) against
-// the real server binary.
+// the real server binary, the subscription block (--subscriptions)
+// included: all of it must pass, nothing skipped. The server has webhooks
+// on and loopback targets allowed (the suite's webhook receivers listen on
+// 127.0.0.1); it is otherwise the default server.
+//
+// This one run covers the default server as well: --webhooks only admits
+// webhook subscriptions (subscriptions.Manager refuses to create one
+// without it), which no test outside the subscription block creates, so
+// the other 332 tests take the same paths with or without it. (A second
+// run without webhooks and the block took a whole conformance run's time
+// for nothing more.)
 func TestConformance(t *testing.T) {
-	script := conformancePrereqs(t)
-	srv := StartServer(t, BuildServer(t), WithLongPollTimeout(conformanceServerLongPoll))
-	runConformance(t, script, srv, "")
-}
-
-// TestConformanceSubscriptions runs the suite with its subscription block
-// (--subscriptions) against a server with webhooks on and loopback targets
-// allowed (the suite's webhook receivers listen on 127.0.0.1): all of it
-// must pass, nothing skipped.
-func TestConformanceSubscriptions(t *testing.T) {
+	LatencyBound(t)
 	script := conformancePrereqs(t)
 	srv := StartServer(t, BuildServer(t), WithLongPollTimeout(conformanceServerLongPoll),
 		WithArgs("--webhooks", "--webhook-allow-private"))
@@ -56,6 +60,7 @@ func TestConformanceSubscriptions(t *testing.T) {
 // against serve --storage memory: every test passes, and the data
 // directory it is given stays empty (memory mode writes no files).
 func TestConformanceMemory(t *testing.T) {
+	LatencyBound(t)
 	script := conformancePrereqs(t)
 	srv := StartServer(t, BuildServer(t), WithLongPollTimeout(conformanceServerLongPoll),
 		WithArgs("--storage", "memory", "--webhooks", "--webhook-allow-private"))
@@ -133,6 +138,17 @@ func runConformanceWith(t *testing.T, script string, srv *Server, label string, 
 	if label != "" {
 		summary = strings.Replace(summary, "CONFORMANCE ", "CONFORMANCE ("+label+") ", 1)
 	}
+	// The slowest suite tests show how much room the run had against the
+	// suite's per-test timeouts (5 s for most; 30-60 s for the large
+	// payload and three property-based tests), with LatencyBound running
+	// two runs at once.
+	if slow, err := slowestConformanceTests(jsonPath, 3); err != nil {
+		t.Logf("reading the suite's per-test durations: %v", err)
+	} else {
+		for _, s := range slow {
+			t.Logf("slow suite test: %v %s", s.duration, s.name)
+		}
+	}
 	t.Logf("%s", summary)
 	fmt.Println(summary) // shown by go test -v (and on failure)
 	Summary(summary)     // printed by scripts/test.sh after go test
@@ -156,6 +172,43 @@ func runConformanceWith(t *testing.T, script string, srv *Server, label string, 
 	if t.Failed() {
 		t.Logf("vitest output %s:\n%s", logPath, vitestTail(logPath))
 	}
+}
+
+// suiteTest is one test of a conformance run and how long it took.
+type suiteTest struct {
+	name     string
+	duration time.Duration
+}
+
+// slowestConformanceTests returns the n slowest tests, slowest first, of
+// the vitest JSON report at path (run-conformance.sh --json).
+func slowestConformanceTests(path string, n int) ([]suiteTest, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var report struct {
+		TestResults []struct {
+			AssertionResults []struct {
+				FullName string   `json:"fullName"`
+				Duration *float64 `json:"duration"` // milliseconds; absent for skipped tests
+			} `json:"assertionResults"`
+		} `json:"testResults"`
+	}
+	if err := json.Unmarshal(b, &report); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var tests []suiteTest
+	for _, f := range report.TestResults {
+		for _, a := range f.AssertionResults {
+			if a.Duration != nil {
+				d := time.Duration(*a.Duration * float64(time.Millisecond)).Round(time.Millisecond)
+				tests = append(tests, suiteTest{name: a.FullName, duration: d})
+			}
+		}
+	}
+	slices.SortFunc(tests, func(a, b suiteTest) int { return cmp.Compare(b.duration, a.duration) })
+	return tests[:min(n, len(tests))], nil
 }
 
 // conformanceScript finds run-conformance.sh: $DS_CONFORMANCE_SCRIPT, else

@@ -22,6 +22,7 @@
 //	DS_E2E_SUMMARY_FILE  tests append one-line results (e.g. the CONFORMANCE line) here;
 //	                     scripts/test.sh prints it after go test, whose package-list mode
 //	                     hides the output of passing tests
+//	DS_E2E_PARALLEL      how many latency-bound tests (LatencyBound) run at once (default 2)
 package e2e
 
 import (
@@ -164,6 +165,67 @@ func RunTests(m *testing.M) int {
 // RepoRoot returns the directory of the nearest go.mod at or above the
 // current directory (go test runs tests in their package directory).
 func RepoRoot() (string, error) { return miniotest.RepoRoot() }
+
+// ---------------------------------------------------------------------------
+// Latency-bound tests
+
+// parallelEnv names the environment variable that sets how many
+// latency-bound tests (LatencyBound) run at once.
+const parallelEnv = "DS_E2E_PARALLEL"
+
+// defaultLatencyBound is how many latency-bound tests run at once by
+// default. One conformance run used 14 s of CPU (vitest 10 s, the server
+// 4 s) in a run of about 30 s on an idle machine, so two side by side take
+// about one of the CI machine's two cores and leave the other for bursts
+// (the suite's CPU-heavy tests have 5 s timeouts too); three would not.
+const defaultLatencyBound = 2
+
+// latencySlots holds one token per latency-bound test running; it is made
+// on first use with the capacity $DS_E2E_PARALLEL (default 2).
+var latencySlots struct {
+	once  sync.Once
+	slots chan struct{}
+	err   error
+}
+
+// LatencyBound marks t as a test whose wall time is mostly waiting rather
+// than computing, such as a conformance run (sleeps for TTL windows, long
+// polls timing out, a few requests at a time). Call it first thing in the
+// test. The test then runs in parallel (t.Parallel: after the package's
+// sequential tests) beside at most $DS_E2E_PARALLEL-1 (default 1) other
+// latency-bound tests, and holds its slot until its cleanups, servers
+// stopped included, are done. go test's -parallel (GOMAXPROCS by default)
+// bounds these and the package's other parallel tests together.
+//
+// A test made of several such runs calls t.Parallel itself and
+// LatencyBound first thing in each subtest, so that each run takes a slot
+// of its own (TestClientConformance).
+//
+// Tests that measure time (lease and TTL bounds with little slack) or load
+// the CPU (the soak, the cluster write loads) must not call it: they run
+// one at a time, alone. DS_E2E_PARALLEL=1 runs the latency-bound tests
+// one after the other as well.
+func LatencyBound(t *testing.T) {
+	t.Helper()
+	latencySlots.once.Do(func() {
+		n := defaultLatencyBound
+		if v := os.Getenv(parallelEnv); v != "" {
+			var err error
+			if n, err = strconv.Atoi(v); err != nil || n < 1 {
+				latencySlots.err = fmt.Errorf("%s=%q: want a positive number of tests", parallelEnv, v)
+				return
+			}
+		}
+		latencySlots.slots = make(chan struct{}, n)
+	})
+	if latencySlots.err != nil {
+		t.Fatal(latencySlots.err)
+	}
+	t.Parallel()
+	latencySlots.slots <- struct{}{}
+	// Registered before the test's own cleanups, so it runs after them.
+	t.Cleanup(func() { <-latencySlots.slots })
+}
 
 // ---------------------------------------------------------------------------
 // Options

@@ -35,6 +35,7 @@ var interopLine = regexp.MustCompile(`^INTEROP passed=(\d+) failed=(\d+) total=(
 // server binary (test/interop/ts/README.md lists what it checks).
 // scripts/setup.sh installs the client with npm ci.
 func TestInteropTS(t *testing.T) {
+	LatencyBound(t)
 	root, err := RepoRoot()
 	if err != nil {
 		t.Fatalf("repository root: %v", err)
