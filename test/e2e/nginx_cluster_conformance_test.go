@@ -17,6 +17,7 @@ import (
 // the stream's owner (nginx's hash and the cluster's rendezvous placement
 // are independent choices, docs/cluster.md "The edge").
 func TestNginxClusterConformance(t *testing.T) {
+	LatencyBound(t)
 	script := conformancePrereqs(t)
 	findNginx(t)
 	pg := pgtest.Start(t)
