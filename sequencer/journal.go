@@ -86,7 +86,7 @@ type streamJournal struct {
 
 	mu           sync.Mutex
 	checkpointed atomic.Uint64          // the position the last checkpoint recorded
-	inflight     map[uint64]int         // durable or queued records not yet written to their hot logs (a failed write's LSN is handed out again)
+	inflight     lsnSet                 // durable or queued records not yet written to their hot logs (a failed write's LSN is handed out again)
 	dirty        map[int64]struct{}     // streams whose hot logs changed since the last checkpoint
 	unflushed    map[int64]*Stream      // running actors with unwritten batches
 	pending      map[int64]*writeBehind // unwritten batches of streams without a running actor: new streams, and actors that stopped unable to write
@@ -122,7 +122,7 @@ func openStreamJournal(r *Registry) (*streamJournal, error) {
 	if c.FlushBatches <= 0 {
 		c.FlushBatches = 128
 	}
-	return &streamJournal{j: j, dir: dir, cat: r.cat, reg: r, cfg: c, image: im, inflight: map[uint64]int{}, dirty: map[int64]struct{}{},
+	return &streamJournal{j: j, dir: dir, cat: r.cat, reg: r, cfg: c, image: im, inflight: newLSNSet(), dirty: map[int64]struct{}{},
 		unflushed: map[int64]*Stream{}, pending: map[int64]*writeBehind{}}, nil
 }
 
@@ -133,7 +133,7 @@ func (sj *streamJournal) write(kind journal.Kind, payload []byte) (uint64, error
 	sj.mu.Lock()
 	t, err := sj.j.Enqueue(kind, payload)
 	if err == nil {
-		sj.inflight[t.LSN]++
+		sj.inflight.add(t.LSN)
 	}
 	sj.mu.Unlock()
 	if err != nil {
@@ -193,9 +193,7 @@ func (sj *streamJournal) handOver(id int64, wb *writeBehind) {
 
 // done takes lsn out of flight. The caller holds sj.mu.
 func (sj *streamJournal) done(lsn uint64) {
-	if sj.inflight[lsn]--; sj.inflight[lsn] <= 0 {
-		delete(sj.inflight, lsn)
-	}
+	sj.inflight.done(lsn)
 }
 
 // checkpoint makes every applied record durable outside the journal and
@@ -217,7 +215,7 @@ func (sj *streamJournal) checkpointPast(ctx context.Context, lsn uint64) error {
 	sj.flushAll(ctx)
 	sj.mu.Lock()
 	upto := sj.j.DurableLSN()
-	for lsn := range sj.inflight {
+	if lsn, ok := sj.inflight.min(); ok {
 		upto = min(upto, lsn-1)
 	}
 	dirty := sj.dirty
