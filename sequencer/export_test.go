@@ -28,3 +28,6 @@ func FlushHotLog(h *Handle) error { return h.st.requestFlush(context.Background(
 
 // Checkpoint runs a journal checkpoint now.
 func Checkpoint(r *Registry) error { return r.jnl.checkpoint(context.Background()) }
+
+// DurableLSN returns the LSN of the last durable journal record.
+func DurableLSN(r *Registry) uint64 { return r.jnl.j.DurableLSN() }

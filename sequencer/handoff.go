@@ -377,12 +377,8 @@ func (sj *streamJournal) settled(lsn uint64) bool {
 	if sj.j.DurableLSN() < lsn {
 		return false
 	}
-	for l := range sj.inflight {
-		if l <= lsn {
-			return false
-		}
-	}
-	return true
+	l, ok := sj.inflight.min()
+	return !ok || l > lsn
 }
 
 // created reports whether stream id was created here and its actor has

@@ -41,9 +41,11 @@ import (
 //  5. releases the journal files holding only records up to L.
 //
 // Recovery (at start, before any stream serves) replays the records after
-// the catalog's checkpoint: a stream's creation recreates its hot log from
-// the record (an unsynced new file may be missing or damaged), and a
-// batch is applied to a hot log whose applied_lsn is below it. The
+// the catalog's checkpoint: a stream's creation rebuilds the stream in
+// memory from the record, without a file (an unsynced new file may be
+// missing or damaged; see writebehind.go, invariant 6), and a batch is
+// added to that state or applied to a hot log whose applied_lsn is below
+// it. The
 // catalog's changes are redone first (replayCatalog in journalcatalog.go),
 // and the catalog then says which streams exist: records of streams never
 // entered (the create failed) or since deleted are skipped.
@@ -86,7 +88,7 @@ type streamJournal struct {
 
 	mu           sync.Mutex
 	checkpointed atomic.Uint64          // the position the last checkpoint recorded
-	inflight     map[uint64]int         // durable or queued records not yet written to their hot logs (a failed write's LSN is handed out again)
+	inflight     lsnSet                 // durable or queued records not yet written to their hot logs (a failed write's LSN is handed out again)
 	dirty        map[int64]struct{}     // streams whose hot logs changed since the last checkpoint
 	unflushed    map[int64]*Stream      // running actors with unwritten batches
 	pending      map[int64]*writeBehind // unwritten batches of streams without a running actor: new streams, and actors that stopped unable to write
@@ -122,7 +124,7 @@ func openStreamJournal(r *Registry) (*streamJournal, error) {
 	if c.FlushBatches <= 0 {
 		c.FlushBatches = 128
 	}
-	return &streamJournal{j: j, dir: dir, cat: r.cat, reg: r, cfg: c, image: im, inflight: map[uint64]int{}, dirty: map[int64]struct{}{},
+	return &streamJournal{j: j, dir: dir, cat: r.cat, reg: r, cfg: c, image: im, inflight: newLSNSet(), dirty: map[int64]struct{}{},
 		unflushed: map[int64]*Stream{}, pending: map[int64]*writeBehind{}}, nil
 }
 
@@ -133,7 +135,7 @@ func (sj *streamJournal) write(kind journal.Kind, payload []byte) (uint64, error
 	sj.mu.Lock()
 	t, err := sj.j.Enqueue(kind, payload)
 	if err == nil {
-		sj.inflight[t.LSN]++
+		sj.inflight.add(t.LSN)
 	}
 	sj.mu.Unlock()
 	if err != nil {
@@ -193,9 +195,7 @@ func (sj *streamJournal) handOver(id int64, wb *writeBehind) {
 
 // done takes lsn out of flight. The caller holds sj.mu.
 func (sj *streamJournal) done(lsn uint64) {
-	if sj.inflight[lsn]--; sj.inflight[lsn] <= 0 {
-		delete(sj.inflight, lsn)
-	}
+	sj.inflight.done(lsn)
 }
 
 // checkpoint makes every applied record durable outside the journal and
@@ -217,7 +217,7 @@ func (sj *streamJournal) checkpointPast(ctx context.Context, lsn uint64) error {
 	sj.flushAll(ctx)
 	sj.mu.Lock()
 	upto := sj.j.DurableLSN()
-	for lsn := range sj.inflight {
+	if lsn, ok := sj.inflight.min(); ok {
 		upto = min(upto, lsn-1)
 	}
 	dirty := sj.dirty
@@ -403,7 +403,7 @@ func (sj *streamJournal) recover(ctx context.Context) error {
 		return err
 	}
 	rp := &replayer{sj: sj, ctx: ctx, live: map[int64]bool{}, logs: map[int64]*replayLog{}, aborted: map[uint64]bool{},
-		sameBoot: sj.sameBoot()}
+		fresh: map[int64]*writeBehind{}, sameBoot: sj.sameBoot()}
 	start := time.Now()
 	err = sj.j.Replay(from, rp.collectAborts)
 	catalogN := 0
@@ -417,13 +417,31 @@ func (sj *streamJournal) recover(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("journal recovery: %w", err)
 	}
+	// Streams rebuilt in memory keep their records in flight, so this
+	// checkpoint stays below them; they become pending only after it, so
+	// that it does not write their files (the first checkpoint after the
+	// start does, in the background: invariant 6 of writebehind.go).
+	sj.mu.Lock()
+	for _, wb := range rp.fresh {
+		for _, lsn := range wb.lsns {
+			sj.inflight.add(lsn)
+		}
+	}
+	sj.mu.Unlock()
 	if err := sj.checkpoint(ctx); err != nil {
 		return err
 	}
+	sj.mu.Lock()
+	for id, wb := range rp.fresh {
+		wb.orphan = true
+		sj.pending[id] = wb
+	}
+	sj.mu.Unlock()
 	sj.recordBoot()
 	if rp.records > 0 {
 		sj.reg.lg.Info("journal replayed", "from_lsn", from, "records", rp.records, "applied", rp.appliedN,
-			"created", rp.created, "streams", len(rp.live), "catalog_changes", catalogN, "took", time.Since(start))
+			"created", rp.created, "in_memory", len(rp.fresh), "streams", len(rp.live), "catalog_changes", catalogN,
+			"took", time.Since(start))
 	}
 	return nil
 }
@@ -435,6 +453,11 @@ type replayer struct {
 	live    map[int64]bool // stream id -> has a catalog row
 	logs    map[int64]*replayLog
 	aborted map[uint64]bool // records voided by a stream-abort record
+	// fresh holds the streams whose creation is in the tail and that have
+	// no file that has it: their state is rebuilt in memory from their
+	// records, as their actor had it, and written only once it is due
+	// (see writeFresh).
+	fresh map[int64]*writeBehind
 	// sameBoot: the machine has not restarted since the last run, so
 	// nothing written then was lost, synced or not (see sameBoot).
 	sameBoot bool
@@ -497,7 +520,7 @@ func (rp *replayer) open(id int64) (*replayLog, error) {
 			return nil, err
 		}
 	}
-	l, err := hotlog.Open(rp.ctx, rp.sj.reg.StreamPath(id), hotlog.Options{NoSync: true, ReadConns: 1})
+	l, err := hotlog.Open(rp.ctx, rp.sj.reg.StreamPath(id), replayOptions)
 	if err != nil {
 		return nil, err
 	}
@@ -509,6 +532,34 @@ func (rp *replayer) open(id int64) (*replayLog, error) {
 	rl := &replayLog{id: id, log: l, applied: meta.AppliedLSN}
 	rp.logs[id] = rl
 	return rl, nil
+}
+
+// replayOptions are the options replay opens hot logs with.
+var replayOptions = hotlog.Options{NoSync: true, ReadConns: 1}
+
+// writeFresh writes the file of stream id, rebuilt in memory so far, once
+// its state is due as an actor's would be (a seal, FlushBytes,
+// FlushBatches): from the image, as the actor's first flush does. The
+// stream's later records then go to the file.
+func (rp *replayer) writeFresh(id int64) error {
+	wb := rp.fresh[id]
+	if !wb.due(&rp.sj.cfg) {
+		return nil
+	}
+	if len(rp.logs) >= 256 {
+		if err := rp.closeAll(); err != nil {
+			return err
+		}
+	}
+	l := rp.sj.image.OpenNew(rp.sj.reg.StreamPath(id), replayOptions)
+	if err := l.Commit(rp.ctx, &wb.batch); err != nil {
+		l.Close()
+		return fmt.Errorf("stream %d: lsns %d-%d: %w", id, wb.lsns[0], wb.lsns[len(wb.lsns)-1], err)
+	}
+	delete(rp.fresh, id)
+	rp.logs[id] = &replayLog{id: id, log: l, applied: wb.lsns[len(wb.lsns)-1]}
+	rp.sj.applied(id)
+	return nil
 }
 
 func (rp *replayer) closeAll() error {
@@ -568,12 +619,20 @@ func (rp *replayer) apply(rec journal.Record) error {
 			l.log.Close()
 			delete(rp.logs, id)
 		}
-		c.meta.AppliedLSN = rec.LSN
-		if err := hotlog.CreateUnsynced(rp.ctx, rp.sj.reg.StreamPath(id), c.meta, c.msgs); err != nil {
+		// Whatever file there is lacks the record: it goes, and the
+		// stream is rebuilt in memory, as its actor had it before its
+		// first flush.
+		if err := hotlog.Remove(rp.sj.reg.StreamPath(id)); err != nil {
 			return fmt.Errorf("lsn %d: %w", rec.LSN, err)
 		}
-		rp.sj.applied(id)
+		c.meta.AppliedLSN = rec.LSN
+		wb := &writeBehind{fresh: true}
+		wb.add(&hotlog.Batch{Messages: c.msgs, Meta: c.meta}, rec.LSN)
+		rp.fresh[id] = wb
 		rp.created++
+		if err := rp.writeFresh(id); err != nil {
+			return fmt.Errorf("lsn %d: %w", rec.LSN, err)
+		}
 	case journal.KindStreamBatch:
 		// The stream id first: after a clean stop or a process crash
 		// (not of the machine) nearly every record is applied already,
@@ -587,6 +646,19 @@ func (rp *replayer) apply(rec journal.Record) error {
 		ok, err := rp.exists(id)
 		if err != nil || !ok {
 			return err
+		}
+		if wb := rp.fresh[id]; wb != nil {
+			b, err := decodeStreamBatch(rec.Payload)
+			if err != nil {
+				return fmt.Errorf("lsn %d: %w", rec.LSN, err)
+			}
+			b.batch.Meta.AppliedLSN = rec.LSN
+			wb.add(&b.batch, rec.LSN)
+			rp.appliedN++
+			if err := rp.writeFresh(id); err != nil {
+				return fmt.Errorf("lsn %d: %w", rec.LSN, err)
+			}
+			return nil
 		}
 		l, err := rp.open(id)
 		if err != nil {

@@ -220,3 +220,81 @@ func TestJournalKeepsUnwrittenBatches(t *testing.T) {
 		t.Errorf("retry of the refused append: %v %+v, want appended", err, res)
 	}
 }
+
+// TestJournalStopLeavesNewStreamsInJournal checks the state a graceful
+// stop leaves new streams in (writebehind.go, invariant 6): no file, the
+// records kept by the journal; the next start rebuilds them in memory
+// without files, serves them, survives a crash in that state, and its
+// first checkpoint writes their files and releases the journal.
+func TestJournalStopLeavesNewStreamsInJournal(t *testing.T) {
+	dir := t.TempDir()
+	e := openEnv(t, dir, nil)
+	const ct = "text/plain"
+	paths := []string{"a", "b", "c"}
+	var files []string
+	for _, p := range paths {
+		e.createStream(p, ct)
+		e.appendMsgs(p, ct, p+"1 ")
+		files = append(files, e.reg.StreamPath(e.acquire(p).ID()))
+	}
+	e.appendMsgs("a", ct, "a2")
+	prod := func(e *env, p string, seq int64) (sequencer.AppendResult, error) {
+		return e.tryAppend(p, &sequencer.AppendRequest{ContentType: mustCT(t, ct), Messages: byteMsgs("p "),
+			Producer: &protocol.Producer{ID: "p", Epoch: 0, Seq: seq}})
+	}
+	if _, err := prod(e, "b", 0); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"a": "a1 a2", "b": "b1 p ", "c": "c1 "}
+	noFiles := func(when string) {
+		t.Helper()
+		for _, f := range files {
+			if _, err := os.Stat(f); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("%s: %s exists (%v), want no file", when, f, err)
+			}
+		}
+	}
+	check := func(e *env, when string) {
+		t.Helper()
+		for p, w := range want {
+			if got := e.content(p); got != w {
+				t.Fatalf("%s: %s = %q, want %q", when, p, got, w)
+			}
+		}
+		if res, err := prod(e, "b", 0); err != nil || res.Outcome != sequencer.Duplicate {
+			t.Fatalf("%s: retry of b's producer request: %v %+v, want a duplicate", when, err, res)
+		}
+	}
+	e.close()
+	noFiles("after a graceful stop")
+
+	// A crash while the streams live in memory only loses nothing.
+	e = openEnv(t, dir, nil)
+	noFiles("after the start")
+	check(e, "after the start")
+	sequencer.Abandon(e.reg)
+	e.cat.Close()
+
+	e = openEnv(t, dir, nil)
+	check(e, "after a crash")
+	if err := sequencer.Checkpoint(e.reg); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("after a checkpoint: %v", err)
+		}
+	}
+	cp, err := e.cat.JournalCheckpoint(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := sequencer.DurableLSN(e.reg); cp != last {
+		t.Errorf("checkpoint at %d, journal at %d: records still held back", cp, last)
+	}
+	e.appendMsgs("c", ct, "c2")
+	want["c"] = "c1 c2"
+	e.close()
+	e = openEnv(t, dir, nil)
+	check(e, "after the files were written")
+}

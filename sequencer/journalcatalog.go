@@ -48,10 +48,8 @@ func (sj *streamJournal) catalogPos(lsn uint64) catalog.Journaled {
 	sj.mu.Lock()
 	defer sj.mu.Unlock()
 	applied := lsn
-	for l := range sj.inflight {
-		if l != lsn && l <= applied {
-			applied = l - 1
-		}
+	if l, ok := sj.inflight.minExcept(lsn); ok && l <= applied {
+		applied = l - 1
 	}
 	return catalog.Journaled{LSN: lsn, Applied: applied}
 }
@@ -102,8 +100,8 @@ func (r *Registry) insertRow(ctx context.Context, row catalog.Stream) error {
 	p := sj.pending[row.ID]
 	var lsn uint64
 	if p != nil && p.fresh && len(p.lsns) > 0 {
-		lsn = p.lsns[0]    // the stream-create record
-		sj.inflight[lsn]++ // the catalog's hold, beside the hot log's
+		lsn = p.lsns[0]      // the stream-create record
+		sj.inflight.add(lsn) // the catalog's hold, beside the hot log's
 	}
 	sj.mu.Unlock()
 	if lsn == 0 {

@@ -217,7 +217,11 @@ func (r *Registry) createNew(ctx context.Context, req *CreateRequest) (*CreateRe
 		return nil, internal("create hot log", err)
 	}
 	err = r.insertRow(ctx, row)
-	r.rows.forgetPath(req.Path)
+	if err == nil {
+		r.rows.inserted(row)
+	} else {
+		r.rows.forgetPath(req.Path)
+	}
 	if row.ParentID != 0 {
 		r.rows.forgetIDs(row.ParentID) // its reference count went up
 	}

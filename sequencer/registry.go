@@ -159,6 +159,16 @@ func (r *Registry) now() time.Time { return r.cfg.Now() }
 // can end their responses cleanly.
 func (r *Registry) Closing() <-chan struct{} { return r.closing }
 
+// isClosing reports whether the registry is shutting down.
+func (r *Registry) isClosing() bool {
+	select {
+	case <-r.closing:
+		return true
+	default:
+		return false
+	}
+}
+
 // BeginShutdown wakes every live reader so it can finish its response;
 // it is safe to call more than once.
 func (r *Registry) BeginShutdown() { r.closeOnce.Do(func() { close(r.closing) }) }

@@ -44,6 +44,11 @@ func (c *rowCache) put(row catalog.Stream, gen uint64) {
 	if gen != c.gen {
 		return
 	}
+	c.store(row)
+}
+
+// store caches row, making room if needed. The caller holds c.mu.
+func (c *rowCache) store(row catalog.Stream) {
 	if _, ok := c.byPath[row.Path]; !ok && len(c.byPath) >= c.limit {
 		// Any victim will do: a dropped row costs one catalog read.
 		for p, r := range c.byPath {
@@ -57,6 +62,26 @@ func (c *rowCache) put(row catalog.Stream, gen uint64) {
 	}
 	c.byPath[row.Path] = row
 	c.pathOf[row.ID] = row.Path
+}
+
+// inserted caches row, just entered in the catalog, as the catalog
+// returns it (times and TTL in whole milliseconds), so that the first
+// append to a new stream does not read back the row its creation wrote.
+func (c *rowCache) inserted(row catalog.Stream) {
+	ms := func(t time.Time) time.Time {
+		if t.IsZero() {
+			return t
+		}
+		return time.UnixMilli(t.UnixMilli())
+	}
+	if row.TTL > 0 {
+		row.TTL = max(row.TTL.Truncate(time.Millisecond), time.Millisecond)
+	}
+	row.ExpiresAt, row.LastAccess, row.CreatedAt = ms(row.ExpiresAt), ms(row.LastAccess), ms(row.CreatedAt)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++ // a fill that read the catalog before the insert is stale
+	c.store(row)
 }
 
 // forgetPath drops the row of path, after the catalog changed it.

@@ -244,6 +244,32 @@ func TestRowCacheFollowsLifecycle(t *testing.T) {
 	lookup("a", nil, a2)
 }
 
+// TestRowCacheInserted checks that the row a creation caches is the one
+// the catalog returns: times and TTL as it stores them.
+func TestRowCacheInserted(t *testing.T) {
+	r, cat := newTestRegistry(t, nil)
+	ct, _ := protocol.ParseContentType("text/plain")
+	ttl := 90*time.Second + 1500*time.Microsecond
+	tiny := 300 * time.Microsecond
+	exp := time.Now().Add(time.Hour)
+	for _, req := range []*CreateRequest{
+		{Path: "plain", ContentType: &ct},
+		{Path: "ttl", ContentType: &ct, TTL: &ttl},
+		{Path: "tiny-ttl", ContentType: &ct, TTL: &tiny},
+		{Path: "expires", ContentType: &ct, ExpiresAt: &exp},
+	} {
+		res, err := r.Create(t.Context(), req)
+		if err != nil {
+			t.Fatalf("create %q: %v", req.Path, err)
+		}
+		res.Handle.Release()
+		if _, ok, _ := r.rows.get(req.Path); !ok {
+			t.Errorf("%q not cached after its creation", req.Path)
+		}
+	}
+	checkRowCache(t, r, cat)
+}
+
 // TestRowCacheKeepsSlidingTTL checks that a cached row does not make a
 // stream with a sliding TTL expire early once the registry has persisted
 // and forgotten its in-memory access times.

@@ -34,6 +34,12 @@ import (
 //  5. A new stream (also a fork) is a journal record and a writeBehind
 //     with fresh set: its file is written from the empty image by its
 //     first flush, never in the request path.
+//  6. A fresh writeBehind holds everything the stream has: its creation
+//     record and every batch since. It is never due with a seal or past
+//     FlushBytes/FlushBatches (it is written then), so it is small. Such
+//     a stream needs no file to be served or recovered: a graceful stop
+//     leaves it in the journal, and recovery rebuilds it in memory
+//     (pending, orphan) for the first checkpoint after the start to write.
 //
 // Memory: a stream writes once its unwritten data passes
 // JournalConfig.FlushBytes or FlushBatches, so the tail cache holds at
@@ -159,6 +165,13 @@ func (s *Stream) maybeFlush() {
 // be written is handed to the stream's next actor; a stream deleted for
 // real drops it, since its records will never be replayed (the catalog
 // no longer has it).
+//
+// At a graceful stop of the server (the registry is closing) a stream
+// whose file was never written is not written either (invariant 6): its
+// records stay in the journal, which the final checkpoint keeps, and the
+// next start rebuilds its state in memory from them (replayer.fresh)
+// without writing a file. A stop after a burst of new streams therefore
+// costs no SQLite file per stream.
 func (s *Stream) flushAtStop() {
 	sj := s.reg.jnl
 	if sj == nil || s.wb.empty() || sj.abandoned.Load() {
@@ -166,6 +179,12 @@ func (s *Stream) flushAtStop() {
 	}
 	if s.deleted && !s.softDeleted {
 		sj.flushed(s, s.wb.lsns) // nothing to apply them to
+		return
+	}
+	if s.wb.fresh && !s.log.Written() && s.reg.isClosing() {
+		wb := s.wb
+		wb.orphan = true
+		sj.handOver(s.id, &wb)
 		return
 	}
 	if s.flush() != nil {
@@ -203,8 +222,9 @@ func (s *Stream) requestFlush(ctx context.Context) error {
 
 // flushAll asks every stream with unwritten batches to write them, all
 // at once, and waits for them. Streams whose last actor stopped unable to
-// write get a new actor first, which retries; otherwise a stream nobody
-// uses again would hold back every checkpoint until the journal is full.
+// write, or that recovery rebuilt in memory, get a new actor first, which
+// writes them; otherwise a stream nobody uses again would hold back every
+// checkpoint until the journal is full.
 func (sj *streamJournal) flushAll(ctx context.Context) {
 	sj.mu.Lock()
 	var orphans []int64
@@ -214,6 +234,11 @@ func (sj *streamJournal) flushAll(ctx context.Context) {
 		}
 	}
 	sj.mu.Unlock()
+	if sj.reg.isClosing() {
+		// No actor starts any more: the journal keeps their records for
+		// the next start (invariant 6).
+		orphans = nil
+	}
 	for _, id := range orphans {
 		if _, release, err := sj.reg.acquireID(ctx, id); err == nil {
 			release()
