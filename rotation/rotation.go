@@ -49,13 +49,18 @@ const (
 
 // Config configures a Rotator.
 type Config struct {
-	Store    coldstore.Store
-	Catalog  *catalog.Catalog
-	Logger   *slog.Logger
-	Workers  int // concurrent uploads (default 2)
-	Verify   VerifyMode
-	RetryMin time.Duration
-	RetryMax time.Duration
+	Store   coldstore.Store
+	Catalog *catalog.Catalog
+	Logger  *slog.Logger
+	Workers int // concurrent uploads (default 2)
+	// HandoffWorkers are more concurrent uploads, of expedited streams
+	// only (default 8): a stream being handed off (Expedite) waits for
+	// its uploads, and a drain hands off many at once, so their uploads
+	// are not queued behind the steady trickle of sealed segments.
+	HandoffWorkers int
+	Verify         VerifyMode
+	RetryMin       time.Duration
+	RetryMax       time.Duration
 }
 
 // Stats are the rotator's counters.
@@ -80,8 +85,12 @@ type Rotator struct {
 	mu       sync.Mutex
 	queued   map[job]bool
 	queuedAt map[job]time.Time // when each queued segment was sealed
+	urgent   map[int64]bool    // expedited streams
 	wake     chan struct{}
-	started  bool
+	// wakeUrgent wakes the handoff workers, which take only jobs of
+	// urgent streams.
+	wakeUrgent chan struct{}
+	started    bool
 
 	stats struct {
 		queued, uploaded, failures atomic.Int64
@@ -111,6 +120,9 @@ func New(cfg Config) (*Rotator, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 2
 	}
+	if cfg.HandoffWorkers <= 0 {
+		cfg.HandoffWorkers = 8
+	}
 	if cfg.RetryMin <= 0 {
 		cfg.RetryMin = 200 * time.Millisecond
 	}
@@ -119,7 +131,8 @@ func New(cfg Config) (*Rotator, error) {
 	}
 	runCtx, halt := context.WithCancel(context.Background())
 	return &Rotator{cfg: cfg, store: cfg.Store, cat: cfg.Catalog, lg: cfg.Logger,
-		queued: map[job]bool{}, queuedAt: map[job]time.Time{}, wake: make(chan struct{}, 1), stop: make(chan struct{}),
+		queued: map[job]bool{}, queuedAt: map[job]time.Time{}, urgent: map[int64]bool{},
+		wake: make(chan struct{}, 1), wakeUrgent: make(chan struct{}, 1), stop: make(chan struct{}),
 		runCtx: runCtx, halt: halt}, nil
 }
 
@@ -145,9 +158,27 @@ func (r *Rotator) enqueue(j job, sealed time.Time) {
 }
 
 func (r *Rotator) signal() {
-	select {
-	case r.wake <- struct{}{}:
-	default:
+	for _, w := range []chan struct{}{r.wake, r.wakeUrgent} {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Expedite puts the uploads of stream before all others while on is
+// set: a handoff of the stream waits for them (sequencer.Config.OnHandoff).
+// Besides the Workers, HandoffWorkers upload only such streams' segments.
+func (r *Rotator) Expedite(stream int64, on bool) {
+	r.mu.Lock()
+	if on {
+		r.urgent[stream] = true
+	} else {
+		delete(r.urgent, stream)
+	}
+	r.mu.Unlock()
+	if on {
+		r.signal()
 	}
 }
 
@@ -165,9 +196,9 @@ func (r *Rotator) Start(ctx context.Context, reg *sequencer.Registry) error {
 	r.mu.Lock()
 	r.started = true
 	r.mu.Unlock()
-	for range r.cfg.Workers {
+	for i := range r.cfg.Workers + r.cfg.HandoffWorkers {
 		r.wg.Add(1)
-		go r.worker()
+		go r.worker(i >= r.cfg.Workers)
 	}
 	r.signal()
 	return nil
@@ -209,12 +240,18 @@ func (r *Rotator) QueueLen() int {
 	return len(r.queued)
 }
 
-func (r *Rotator) worker() {
+// worker uploads queued segments; an urgentOnly worker only those of
+// expedited streams.
+func (r *Rotator) worker(urgentOnly bool) {
 	defer r.wg.Done()
 	var cur job
-	loop := retry.Loop{Stop: r.stop, Wake: r.wake, Min: r.cfg.RetryMin, Max: r.cfg.RetryMax}
+	wake := r.wake
+	if urgentOnly {
+		wake = r.wakeUrgent
+	}
+	loop := retry.Loop{Stop: r.stop, Wake: wake, Min: r.cfg.RetryMin, Max: r.cfg.RetryMax}
 	loop.Run(func() (bool, error) {
-		j, ok := r.next()
+		j, ok := r.next(urgentOnly)
 		if !ok {
 			return false, nil
 		}
@@ -231,20 +268,30 @@ func (r *Rotator) worker() {
 	})
 }
 
-// next picks an upload job that no other worker is running.
-func (r *Rotator) next() (job, bool) {
+// next picks an upload job that no other worker is running, one of an
+// expedited stream first; with urgentOnly, only such a job.
+func (r *Rotator) next(urgentOnly bool) (job, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.started {
 		return job{}, false
 	}
+	var other job
+	found := false
 	for j, idle := range r.queued {
-		if idle {
+		switch {
+		case !idle:
+		case r.urgent[j.stream]:
 			r.queued[j] = false // in progress
 			return j, true
+		case !found && !urgentOnly:
+			other, found = j, true
 		}
 	}
-	return job{}, false
+	if found {
+		r.queued[other] = false
+	}
+	return other, found
 }
 
 func (r *Rotator) done(j job, err error) {
@@ -258,10 +305,7 @@ func (r *Rotator) done(j job, err error) {
 		delete(r.queuedAt, j)
 	}
 	if err != nil {
-		select {
-		case r.wake <- struct{}{}:
-		default:
-		}
+		r.signal()
 	}
 }
 

@@ -156,6 +156,10 @@ func (r *Registry) Handoff(ctx context.Context, id int64) error {
 		return fmt.Errorf("sequencer: handoff of %d: %w", id, errHandingOff)
 	}
 	defer r.endHandoff(id)
+	if f := r.cfg.OnHandoff; f != nil {
+		f(id, true)
+		defer f(id, false)
+	}
 	state, err := r.quiesce(ctx, st)
 	if err == nil {
 		err = r.handoffFault("quiesced")

@@ -45,6 +45,10 @@ type Config struct {
 	// OnSeal is called (from the actor goroutine; must not block) when a
 	// segment is sealed.
 	OnSeal func(streamID int64, seg hotlog.Segment)
+	// OnHandoff, if set, is told when a handoff of a stream starts
+	// (active) and ends: the uploader puts the segments of streams being
+	// handed off first, since each handoff waits for them.
+	OnHandoff func(streamID int64, active bool)
 	// Collector removes the remains of streams deleted for real (package
 	// reclaim implements it); nil: a collector of the hot logs and the
 	// catalog only, for registries without a cold store.

@@ -353,6 +353,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Rotation:    pol,
 		Cold:        cold,
 		OnSeal:      rot.OnSeal,
+		OnHandoff:   rot.Expedite,
 		NodeID:      cfg.Cluster.NodeID,
 		Collector:   collector,
 		OnLifecycle: onLifecycle,
