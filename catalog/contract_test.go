@@ -28,6 +28,7 @@ var contract = []struct {
 	{"AllocateIDConcurrent", testAllocateIDConcurrent},
 	{"TouchMany", testTouchMany},
 	{"Expired", testExpired},
+	{"ExpiredFor", testExpiredFor},
 	{"List", testList},
 	{"ListLive", testListLive},
 	{"SetClosed", testSetClosed},

@@ -515,27 +515,60 @@ func (r *Registry) flushAccess(ctx context.Context) {
 	r.accessMu.Unlock()
 }
 
+// Sweeps read expired streams in pages of sweepPage rows, at most
+// sweepPages of them per sweep; the next sweep goes on from there.
+const (
+	sweepPage  = 256
+	sweepPages = 4
+)
+
 // sweeper deletes expired streams within about 200ms of their deadline.
 func (r *Registry) sweeper() {
 	defer r.bg.Done()
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
+	var after catalog.ExpiryCursor
 	for {
 		select {
 		case <-r.closing:
 			return
 		case <-t.C:
-			r.sweep(context.Background())
+			after = r.sweep(context.Background(), after)
 		}
 	}
 }
 
-func (r *Registry) sweep(ctx context.Context) {
-	rows, err := r.cat.Expired(ctx, r.now(), 256)
-	if err != nil {
-		r.lg.Warn("list expired streams", "err", err)
-		return
+// sweep expires the expired streams this node may expire, from the cursor
+// after on, and returns where the next sweep starts: at the beginning
+// again once a page came back short. In cluster mode the catalog lists
+// only this node's streams and those no node holds
+// (catalog.ExpiredFor), and streams left for later (a sliding TTL renewed
+// since the last flush, a lease another node claimed first) are passed
+// by the cursor, so neither other nodes' streams nor such ones can fill
+// every page and starve the rest.
+func (r *Registry) sweep(ctx context.Context, after catalog.ExpiryCursor) catalog.ExpiryCursor {
+	node := ""
+	if r.cfg.Fence != nil {
+		node = r.cfg.NodeID
 	}
+	for range sweepPages {
+		rows, next, err := r.cat.ExpiredFor(ctx, node, r.now(), after, sweepPage)
+		if err != nil {
+			r.lg.Warn("list expired streams", "err", err)
+			return after
+		}
+		r.expireAll(ctx, rows)
+		if len(rows) < sweepPage {
+			return catalog.ExpiryCursor{}
+		}
+		after = next
+	}
+	return after
+}
+
+// expireAll expires those of rows that are still expired, and whose lease
+// this node holds or can take.
+func (r *Registry) expireAll(ctx context.Context, rows []catalog.Stream) {
 	for _, row := range rows {
 		if !r.expired(row) {
 			continue // renewed since the last flush
