@@ -597,6 +597,11 @@ func (r *Registry) Drain(ctx context.Context, concurrency int, progress func(Dra
 			r.lg.Warn("drain: leave the cluster's members", "err", err)
 		}
 	}
+	// Hot logs of streams deleted or served elsewhere are not this node's
+	// to hand off.
+	if _, err := r.collectStale(ctx); err != nil {
+		r.lg.Warn("drain: remove stale hot logs", "err", err)
+	}
 	r.mu.Lock()
 	r.ho.draining = true
 	open := make([]int64, 0, len(r.slots))

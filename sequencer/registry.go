@@ -208,6 +208,10 @@ type Collector interface {
 	// have stopped; it removes their hot files before it returns and may
 	// remove their cold remains later. It must not call into the Registry.
 	Collect(ctx context.Context, ids []int64)
+	// RemoveHot removes only the hot files of stream id on this node,
+	// when another node deleted the stream (its cold remains are that
+	// node's to collect) or serves it now.
+	RemoveHot(id int64) error
 }
 
 // Handle is a stream in use by a request together with its catalog row:
