@@ -6,31 +6,28 @@ import (
 )
 
 // TestExpedite: jobs of expedited streams are picked first by every
-// worker, and the handoff workers pick nothing else.
+// worker, stream by stream in the order they were expedited, and the
+// handoff workers pick nothing else.
 func TestExpedite(t *testing.T) {
-	r := &Rotator{queued: map[job]bool{}, queuedAt: map[job]time.Time{}, urgent: map[int64]bool{},
+	r := &Rotator{queued: map[job]bool{}, queuedAt: map[job]time.Time{}, urgent: map[int64]uint64{},
 		wake: make(chan struct{}, 1), wakeUrgent: make(chan struct{}, 1), started: true}
 	for stream := range int64(50) {
 		r.enqueue(job{stream, 1}, time.Time{})
 	}
 	<-r.wakeUrgent
-	r.Expedite(7, true)
+	r.enqueue(job{9, 2}, time.Time{})
 	r.Expedite(9, true)
+	r.Expedite(7, true)
 	select {
 	case <-r.wakeUrgent:
 	default:
 		t.Fatal("Expedite did not wake the handoff workers")
 	}
-	got := map[int64]bool{}
-	for range 2 {
-		j, ok := r.next(false)
-		if !ok || (j.stream != 7 && j.stream != 9) {
-			t.Fatalf("next(false) = %v, %v; want a job of the expedited streams 7 or 9", j, ok)
+	// The stream expedited first, its segments in order, then the next.
+	for _, want := range []job{{9, 1}, {9, 2}, {7, 1}} {
+		if j, ok := r.next(false); !ok || j != want {
+			t.Fatalf("next(false) = %v, %v; want %v", j, ok, want)
 		}
-		got[j.stream] = true
-	}
-	if len(got) != 2 {
-		t.Fatalf("picked %v twice", got)
 	}
 	if j, ok := r.next(true); ok {
 		t.Fatalf("a handoff worker picked %v, no job of an expedited stream is idle", j)

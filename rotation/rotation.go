@@ -85,8 +85,10 @@ type Rotator struct {
 	mu       sync.Mutex
 	queued   map[job]bool
 	queuedAt map[job]time.Time // when each queued segment was sealed
-	urgent   map[int64]bool    // expedited streams
-	wake     chan struct{}
+	// urgent orders the expedited streams: by when Expedite was called.
+	urgent     map[int64]uint64
+	urgentNext uint64
+	wake       chan struct{}
 	// wakeUrgent wakes the handoff workers, which take only jobs of
 	// urgent streams.
 	wakeUrgent chan struct{}
@@ -131,7 +133,7 @@ func New(cfg Config) (*Rotator, error) {
 	}
 	runCtx, halt := context.WithCancel(context.Background())
 	return &Rotator{cfg: cfg, store: cfg.Store, cat: cfg.Catalog, lg: cfg.Logger,
-		queued: map[job]bool{}, queuedAt: map[job]time.Time{}, urgent: map[int64]bool{},
+		queued: map[job]bool{}, queuedAt: map[job]time.Time{}, urgent: map[int64]uint64{},
 		wake: make(chan struct{}, 1), wakeUrgent: make(chan struct{}, 1), stop: make(chan struct{}),
 		runCtx: runCtx, halt: halt}, nil
 }
@@ -171,9 +173,10 @@ func (r *Rotator) signal() {
 // Besides the Workers, HandoffWorkers upload only such streams' segments.
 func (r *Rotator) Expedite(stream int64, on bool) {
 	r.mu.Lock()
-	if on {
-		r.urgent[stream] = true
-	} else {
+	if _, ok := r.urgent[stream]; on && !ok {
+		r.urgentNext++
+		r.urgent[stream] = r.urgentNext
+	} else if !on {
 		delete(r.urgent, stream)
 	}
 	r.mu.Unlock()
@@ -268,30 +271,38 @@ func (r *Rotator) worker(urgentOnly bool) {
 	})
 }
 
-// next picks an upload job that no other worker is running, one of an
-// expedited stream first; with urgentOnly, only such a job.
+// next picks an upload job that no other worker is running: of the
+// expedited stream expedited first, its lowest segment first, so that
+// handoffs finish one after the other rather than all at the end; else,
+// unless urgentOnly, any job.
 func (r *Rotator) next(urgentOnly bool) (job, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.started {
 		return job{}, false
 	}
-	var other job
-	found := false
+	var best, other job
+	var bestRank uint64
+	found, foundOther := false, false
 	for j, idle := range r.queued {
+		if !idle {
+			continue
+		}
+		rank, urgent := r.urgent[j.stream]
 		switch {
-		case !idle:
-		case r.urgent[j.stream]:
-			r.queued[j] = false // in progress
-			return j, true
-		case !found && !urgentOnly:
-			other, found = j, true
+		case urgent && (!found || rank < bestRank || (rank == bestRank && j.seg < best.seg)):
+			best, bestRank, found = j, rank, true
+		case !urgent && !foundOther && !urgentOnly:
+			other, foundOther = j, true
 		}
 	}
-	if found {
-		r.queued[other] = false
+	if !found {
+		best, found = other, foundOther
 	}
-	return other, found
+	if found {
+		r.queued[best] = false // in progress
+	}
+	return best, found
 }
 
 func (r *Rotator) done(j job, err error) {
