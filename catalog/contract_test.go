@@ -40,6 +40,7 @@ var contract = []struct {
 	{"Leases", testLeases},
 	{"ClaimLease", testClaimLease},
 	{"RenewLeases", testRenewLeases},
+	{"AdoptLeases", testAdoptLeases},
 	{"GuardSegmentWrites", testGuardSegmentWrites},
 	{"Handoff", testHandoff},
 	{"StreamSegments", testStreamSegments},
