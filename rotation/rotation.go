@@ -54,7 +54,7 @@ type Config struct {
 	Logger  *slog.Logger
 	Workers int // concurrent uploads (default 2)
 	// HandoffWorkers are more concurrent uploads, of expedited streams
-	// only (default 8): a stream being handed off (Expedite) waits for
+	// only (default 32): a stream being handed off (Expedite) waits for
 	// its uploads, and a drain hands off many at once, so their uploads
 	// are not queued behind the steady trickle of sealed segments.
 	HandoffWorkers int
@@ -123,7 +123,7 @@ func New(cfg Config) (*Rotator, error) {
 		cfg.Workers = 2
 	}
 	if cfg.HandoffWorkers <= 0 {
-		cfg.HandoffWorkers = 8
+		cfg.HandoffWorkers = 32
 	}
 	if cfg.RetryMin <= 0 {
 		cfg.RetryMin = 200 * time.Millisecond
