@@ -326,8 +326,10 @@ func (r *Registry) collectPending(ctx context.Context) {
 }
 
 // staleEvery is how often a node of a cluster looks for hot files of
-// streams that are not its any more (collectStale).
-const staleEvery = time.Minute
+// streams that are not its any more (collectStale): such files are rare,
+// and each look costs catalog reads for every local stream this node
+// holds no live lease of.
+const staleEvery = 10 * time.Minute
 
 // collectStale removes the hot files on this node of streams that are no
 // longer its own, and returns how many it removed: streams another node
@@ -350,6 +352,9 @@ func (r *Registry) collectStale(ctx context.Context) (int, error) {
 	removed := 0
 	var errs []error
 	for _, id := range ids {
+		if r.cfg.Fence.Check(id) == nil {
+			continue // its lease is held here
+		}
 		stale, err := r.removeIfStale(ctx, id)
 		if err != nil {
 			errs = append(errs, err)
