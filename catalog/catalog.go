@@ -859,6 +859,55 @@ func (c *Catalog) Expired(ctx context.Context, now time.Time, limit int) ([]Stre
 	return out, nil
 }
 
+// ExpiryCursor is a position in the order of [Catalog.ExpiredFor]: just
+// after stream ID, whose deadline is Deadline. The zero value is the
+// start.
+type ExpiryCursor struct {
+	Deadline time.Time
+	ID       int64
+}
+
+// ExpiredFor is [Catalog.Expired] for the sweeper of one node, paged: the
+// expired live streams after the cursor, in (deadline, id) order, at most
+// limit of them (no limit if limit <= 0), and the cursor of the next page
+// (the last row's; after itself when the page is empty). With a node, only
+// the streams that node may expire: those whose lease it holds, expired
+// or not (their hot data is on its disk), and those no node holds (never
+// leased, or released clean by a handoff). So the streams of other nodes,
+// however many, never fill a node's pages, and no two nodes sweep the
+// same leased stream.
+func (c *Catalog) ExpiredFor(ctx context.Context, node string, now time.Time, after ExpiryCursor, limit int) ([]Stream, ExpiryCursor, error) {
+	// The first conditions match the partial index streams_deadline.
+	q := "SELECT " + streamColumns + ` FROM streams
+		WHERE deadline <= ? AND deadline IS NOT NULL AND deleted_at IS NULL`
+	args := []any{now.UnixMilli()}
+	if after != (ExpiryCursor{}) {
+		d := after.Deadline.UnixMilli()
+		q += " AND (deadline > ? OR (deadline = ? AND id > ?))"
+		args = append(args, d, d, after.ID)
+	}
+	if node != "" {
+		q += ` AND NOT EXISTS (SELECT 1 FROM stream_leases l
+			WHERE l.stream_id = streams.id AND l.node <> '' AND l.node <> ?)`
+		args = append(args, node)
+	}
+	q += " ORDER BY deadline, id LIMIT ?"
+	rows, err := c.db.QueryContext(ctx, q, append(args, limitArg(limit))...)
+	if err != nil {
+		return nil, after, fmt.Errorf("catalog: expired streams of %q: %w", node, err)
+	}
+	out, err := scanStreams(rows)
+	if err != nil {
+		return nil, after, fmt.Errorf("catalog: expired streams of %q: %w", node, err)
+	}
+	if len(out) > 0 {
+		last := out[len(out)-1]
+		d, _ := last.Deadline()
+		after = ExpiryCursor{Deadline: d, ID: last.ID}
+	}
+	return out, after, nil
+}
+
 // List returns the streams, live and soft-deleted, whose path starts with
 // prefix and sorts after after, in path order (byte-wise), at most limit of
 // them (no limit if limit <= 0). To page, pass the last path of one page

@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -689,6 +690,80 @@ func testExpired(t *testing.T, open opener) {
 				t.Errorf("Expired = %q, want %q", paths(got), tt.want)
 			}
 		})
+	}
+}
+
+// testExpiredFor: a node's sweeper pages through the expired streams it
+// may expire (its own leases, expired ones included, and streams no node
+// holds) and never sees another node's, however many come first.
+func testExpiredFor(t *testing.T, open opener) {
+	ctx := context.Background()
+	c, clock := openClocked(t, open)
+	lease := func(id int64, node string) {
+		t.Helper()
+		if _, err := c.AcquireLease(ctx, id, node, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Three of b's come first (the sweeper of a saw only such rows when
+	// it read the first rows cluster-wide), then a's, a free one, a
+	// released one, and b's again.
+	var want []string
+	for i := range 9 {
+		path := fmt.Sprintf("s%d", i)
+		id := create(t, c, Stream{Path: path, ExpiresAt: t0.Add(time.Duration(1+i/2) * time.Second)})
+		switch i {
+		case 0, 1, 2, 8:
+			lease(id, "b")
+			continue
+		case 3, 4:
+			lease(id, "a")
+		case 6:
+			lease(id, "b")
+			l, err := c.GetLease(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.ReleaseLease(ctx, l); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want = append(want, path)
+	}
+	*clock = t0.Add(time.Minute) // every lease expired: a's stay a's
+	now := t0.Add(time.Hour)
+
+	var got []string
+	var cur ExpiryCursor
+	for page := 0; ; page++ {
+		rows, next, err := c.ExpiredFor(ctx, "a", now, cur, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) == 0 {
+			if next != cur {
+				t.Errorf("cursor after an empty page = %+v, want it unchanged %+v", next, cur)
+			}
+			break
+		}
+		if page > 5 {
+			t.Fatal("ExpiredFor pages do not end")
+		}
+		got = append(got, paths(rows)...)
+		cur = next
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("ExpiredFor(a) pages = %q, want %q", got, want)
+	}
+	all, _, err := c.ExpiredFor(ctx, "", now, ExpiryCursor{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 9 {
+		t.Errorf("ExpiredFor without a node = %q, want all 9", paths(all))
+	}
+	if rows, _, err := c.ExpiredFor(ctx, "a", t0.Add(2*time.Second), ExpiryCursor{}, 0); err != nil || !slices.Equal(paths(rows), []string{"s3"}) {
+		t.Errorf("ExpiredFor(a) at t0+2s = %q, %v; want [s3]", paths(rows), err)
 	}
 }
 

@@ -232,6 +232,48 @@ func (c *Catalog) acquireLease(ctx context.Context, stream int64, node string, t
 	return l, nil
 }
 
+// AdoptLeases makes node the holder, at epoch 1 until now + ttl, of those
+// of streams that have no lease row at all, and returns their ids in
+// order. Streams created in cluster mode always have one (their lease is
+// claimed before their first byte is written); streams without one come
+// from a single node whose catalog was upgraded to cluster mode, and
+// their unsealed data is on that node's disk: it adopts them at start,
+// before any other node can place them. A stream with a lease row,
+// whoever holds it, and an id with no stream are left alone.
+func (c *Catalog) AdoptLeases(ctx context.Context, node string, streams []int64, ttl time.Duration) ([]int64, error) {
+	if node == "" || ttl <= 0 {
+		return nil, errors.New("catalog: adopt leases: need a node and a positive ttl")
+	}
+	var out []int64
+	err := c.write(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		expires := c.now().Add(ttl).UnixMilli()
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO stream_leases (stream_id, node, epoch, expires_at)
+			SELECT id, ?, 1, ? FROM streams WHERE id = ? ON CONFLICT (stream_id) DO NOTHING`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		for _, id := range streams {
+			res, err := ins.ExecContext(ctx, node, expires, id)
+			if err != nil {
+				return fmt.Errorf("stream %d: %w", id, err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n > 0 {
+				out = append(out, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("catalog: adopt leases for %q: %w", node, err)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
 // RenewLeases extends every unexpired lease node holds to now + ttl in one
 // statement, whatever their number, and returns them in stream order.
 // Leases of node that expired are not renewed (they are lost: the caller

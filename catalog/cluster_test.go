@@ -327,3 +327,61 @@ func TestPostgresLeaseRace(t *testing.T) {
 		}
 	}
 }
+
+// testAdoptLeases: a node adopts the streams without any lease row (from
+// a single node's catalog upgraded to cluster mode) and nothing else; an
+// adopted lease is renewed and claimed like any other of its own.
+func testAdoptLeases(t *testing.T, open opener) {
+	ctx := context.Background()
+	c, clock := openClocked(t, open)
+	const ttl = 10 * time.Second
+	old1 := create(t, c, Stream{Path: "old/1"})
+	old2 := create(t, c, Stream{Path: "old/2"})
+	held := create(t, c, Stream{Path: "held"})
+	released := create(t, c, Stream{Path: "released"})
+	if _, err := c.AcquireLease(ctx, held, "b", ttl); err != nil {
+		t.Fatal(err)
+	}
+	l, err := c.AcquireLease(ctx, released, "b", ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ReleaseLease(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := c.AdoptLeases(ctx, "a", []int64{old2, held, released, 999_999, old1}, ttl)
+	if err != nil || !slices.Equal(got, []int64{old1, old2}) {
+		t.Fatalf("AdoptLeases = %v, %v; want [%d %d]", got, err, old1, old2)
+	}
+	for _, tt := range []struct {
+		id   int64
+		want Lease
+	}{
+		{old1, Lease{StreamID: old1, Node: "a", Epoch: 1, ExpiresAt: t0.Add(ttl)}},
+		{held, Lease{StreamID: held, Node: "b", Epoch: 1, ExpiresAt: t0.Add(ttl)}},
+		{released, Lease{StreamID: released, Node: "", Epoch: 1, ExpiresAt: time.UnixMilli(0)}},
+	} {
+		if l, err := c.GetLease(ctx, tt.id); err != nil || !sameLease(l, tt.want) {
+			t.Errorf("lease of %d after AdoptLeases = %+v, %v; want %+v", tt.id, l, err, tt.want)
+		}
+	}
+	if _, err := c.GetLease(ctx, 999_999); !errors.Is(err, ErrNotFound) {
+		t.Errorf("lease of a stream that does not exist = %v, want ErrNotFound", err)
+	}
+	if again, err := c.AdoptLeases(ctx, "b", []int64{old1, old2}, ttl); err != nil || len(again) != 0 {
+		t.Errorf("AdoptLeases of adopted streams by another node = %v, %v; want none", again, err)
+	}
+
+	*clock = t0.Add(time.Second)
+	renewed, err := c.RenewLeases(ctx, "a", ttl)
+	if err != nil || len(renewed) != 2 {
+		t.Errorf("RenewLeases after adoption = %+v, %v; want both adopted leases", renewed, err)
+	}
+	if _, err := c.ClaimLease(ctx, old1, "b", ttl); !errors.Is(err, ErrLeaseHeld) {
+		t.Errorf("ClaimLease of an adopted stream by another node = %v, want ErrLeaseHeld", err)
+	}
+	if l, err := c.ClaimLease(ctx, old1, "a", ttl); err != nil || l.Epoch != 1 {
+		t.Errorf("ClaimLease of an adopted stream by its node = %+v, %v; want epoch 1", l, err)
+	}
+}

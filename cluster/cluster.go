@@ -438,6 +438,28 @@ func (c *Cluster) Acquire(ctx context.Context, id int64) error {
 	return nil
 }
 
+// Adopt takes the leases of those of ids, streams whose hot logs are on
+// this node, that have no lease row at all (catalog.AdoptLeases), and
+// returns how many. Only a single node's catalog upgraded to cluster mode
+// has such streams; their unsealed data is on that node's disk, so it
+// adopts them at start, after its hot logs are recovered and before it
+// serves, and no other node places them. The adopted leases are renewed
+// with the node's others, and claimed again by its first request for each.
+func (c *Cluster) Adopt(ctx context.Context, ids []int64) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	got, err := c.cfg.Catalog.AdoptLeases(ctx, c.cfg.NodeID, ids, c.cfg.TTL)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: %w", err)
+	}
+	if len(got) > 0 {
+		c.lg.Info("cluster: adopted the leases of streams from before cluster mode whose hot logs are here",
+			"node_id", c.cfg.NodeID, "count", len(got), "first_stream_ids", got[:min(len(got), 10)])
+	}
+	return len(got), nil
+}
+
 // Check is nil while this node may acknowledge writes of stream id: it
 // holds the lease (invariant 4) and is within its fence deadline
 // (invariant 2). It does no I/O: a map read and a clock reading.

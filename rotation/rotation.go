@@ -49,13 +49,18 @@ const (
 
 // Config configures a Rotator.
 type Config struct {
-	Store    coldstore.Store
-	Catalog  *catalog.Catalog
-	Logger   *slog.Logger
-	Workers  int // concurrent uploads (default 2)
-	Verify   VerifyMode
-	RetryMin time.Duration
-	RetryMax time.Duration
+	Store   coldstore.Store
+	Catalog *catalog.Catalog
+	Logger  *slog.Logger
+	Workers int // concurrent uploads (default 2)
+	// HandoffWorkers are more concurrent uploads, of expedited streams
+	// only (default 32): a stream being handed off (Expedite) waits for
+	// its uploads, and a drain hands off many at once, so their uploads
+	// are not queued behind the steady trickle of sealed segments.
+	HandoffWorkers int
+	Verify         VerifyMode
+	RetryMin       time.Duration
+	RetryMax       time.Duration
 }
 
 // Stats are the rotator's counters.
@@ -80,8 +85,14 @@ type Rotator struct {
 	mu       sync.Mutex
 	queued   map[job]bool
 	queuedAt map[job]time.Time // when each queued segment was sealed
-	wake     chan struct{}
-	started  bool
+	// urgent orders the expedited streams: by when Expedite was called.
+	urgent     map[int64]uint64
+	urgentNext uint64
+	wake       chan struct{}
+	// wakeUrgent wakes the handoff workers, which take only jobs of
+	// urgent streams.
+	wakeUrgent chan struct{}
+	started    bool
 
 	stats struct {
 		queued, uploaded, failures atomic.Int64
@@ -111,6 +122,9 @@ func New(cfg Config) (*Rotator, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 2
 	}
+	if cfg.HandoffWorkers <= 0 {
+		cfg.HandoffWorkers = 32
+	}
 	if cfg.RetryMin <= 0 {
 		cfg.RetryMin = 200 * time.Millisecond
 	}
@@ -119,7 +133,8 @@ func New(cfg Config) (*Rotator, error) {
 	}
 	runCtx, halt := context.WithCancel(context.Background())
 	return &Rotator{cfg: cfg, store: cfg.Store, cat: cfg.Catalog, lg: cfg.Logger,
-		queued: map[job]bool{}, queuedAt: map[job]time.Time{}, wake: make(chan struct{}, 1), stop: make(chan struct{}),
+		queued: map[job]bool{}, queuedAt: map[job]time.Time{}, urgent: map[int64]uint64{},
+		wake: make(chan struct{}, 1), wakeUrgent: make(chan struct{}, 1), stop: make(chan struct{}),
 		runCtx: runCtx, halt: halt}, nil
 }
 
@@ -145,9 +160,28 @@ func (r *Rotator) enqueue(j job, sealed time.Time) {
 }
 
 func (r *Rotator) signal() {
-	select {
-	case r.wake <- struct{}{}:
-	default:
+	for _, w := range []chan struct{}{r.wake, r.wakeUrgent} {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Expedite puts the uploads of stream before all others while on is
+// set: a handoff of the stream waits for them (sequencer.Config.OnHandoff).
+// Besides the Workers, HandoffWorkers upload only such streams' segments.
+func (r *Rotator) Expedite(stream int64, on bool) {
+	r.mu.Lock()
+	if _, ok := r.urgent[stream]; on && !ok {
+		r.urgentNext++
+		r.urgent[stream] = r.urgentNext
+	} else if !on {
+		delete(r.urgent, stream)
+	}
+	r.mu.Unlock()
+	if on {
+		r.signal()
 	}
 }
 
@@ -165,9 +199,9 @@ func (r *Rotator) Start(ctx context.Context, reg *sequencer.Registry) error {
 	r.mu.Lock()
 	r.started = true
 	r.mu.Unlock()
-	for range r.cfg.Workers {
+	for i := range r.cfg.Workers + r.cfg.HandoffWorkers {
 		r.wg.Add(1)
-		go r.worker()
+		go r.worker(i >= r.cfg.Workers)
 	}
 	r.signal()
 	return nil
@@ -209,12 +243,18 @@ func (r *Rotator) QueueLen() int {
 	return len(r.queued)
 }
 
-func (r *Rotator) worker() {
+// worker uploads queued segments; an urgentOnly worker only those of
+// expedited streams.
+func (r *Rotator) worker(urgentOnly bool) {
 	defer r.wg.Done()
 	var cur job
-	loop := retry.Loop{Stop: r.stop, Wake: r.wake, Min: r.cfg.RetryMin, Max: r.cfg.RetryMax}
+	wake := r.wake
+	if urgentOnly {
+		wake = r.wakeUrgent
+	}
+	loop := retry.Loop{Stop: r.stop, Wake: wake, Min: r.cfg.RetryMin, Max: r.cfg.RetryMax}
 	loop.Run(func() (bool, error) {
-		j, ok := r.next()
+		j, ok := r.next(urgentOnly)
 		if !ok {
 			return false, nil
 		}
@@ -231,20 +271,38 @@ func (r *Rotator) worker() {
 	})
 }
 
-// next picks an upload job that no other worker is running.
-func (r *Rotator) next() (job, bool) {
+// next picks an upload job that no other worker is running: of the
+// expedited stream expedited first, its lowest segment first, so that
+// handoffs finish one after the other rather than all at the end; else,
+// unless urgentOnly, any job.
+func (r *Rotator) next(urgentOnly bool) (job, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.started {
 		return job{}, false
 	}
+	var best, other job
+	var bestRank uint64
+	found, foundOther := false, false
 	for j, idle := range r.queued {
-		if idle {
-			r.queued[j] = false // in progress
-			return j, true
+		if !idle {
+			continue
+		}
+		rank, urgent := r.urgent[j.stream]
+		switch {
+		case urgent && (!found || rank < bestRank || (rank == bestRank && j.seg < best.seg)):
+			best, bestRank, found = j, rank, true
+		case !urgent && !foundOther && !urgentOnly:
+			other, foundOther = j, true
 		}
 	}
-	return job{}, false
+	if !found {
+		best, found = other, foundOther
+	}
+	if found {
+		r.queued[best] = false // in progress
+	}
+	return best, found
 }
 
 func (r *Rotator) done(j job, err error) {
@@ -258,10 +316,7 @@ func (r *Rotator) done(j job, err error) {
 		delete(r.queuedAt, j)
 	}
 	if err != nil {
-		select {
-		case r.wake <- struct{}{}:
-		default:
-		}
+		r.signal()
 	}
 }
 

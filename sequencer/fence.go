@@ -51,10 +51,14 @@ func (r *Registry) fenceAcquire(ctx context.Context, id int64) error {
 // mayExpire reports whether the sweeper of this node may expire stream
 // id: always on a single node; in cluster mode only as the stream's owner,
 // which alone holds its latest access times (a sliding TTL) and its hot
-// files.
+// files. A stream no node holds is claimed first, unless this node is
+// draining (it would hold a lease it no longer serves).
 func (r *Registry) mayExpire(ctx context.Context, id int64) bool {
 	f := r.cfg.Fence
-	return f == nil || f.Check(id) == nil || f.Acquire(ctx, id) == nil
+	if f == nil || f.Check(id) == nil {
+		return true
+	}
+	return !r.Draining() && f.Acquire(ctx, id) == nil
 }
 
 // fenceRelease frees the lease of id, a stream whose creation was

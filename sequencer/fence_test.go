@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/streamtier/durable-streams/catalog"
+	"github.com/streamtier/durable-streams/hotlog"
 	"github.com/streamtier/durable-streams/sequencer"
 )
 
@@ -107,4 +108,116 @@ func TestFenceSweeper(t *testing.T) {
 		_, err := e.cat.Get(t.Context(), "elsewhere")
 		return errors.Is(err, catalog.ErrNotFound)
 	})
+}
+
+// TestFenceSweeperPages: in cluster mode a node's sweeper never starves
+// behind other nodes' expired streams, however many come first (it read
+// the first 256 expired rows cluster-wide, all another node's), and it
+// leaves them alone.
+func TestFenceSweeperPages(t *testing.T) {
+	clk := newClock()
+	f := &testFence{}
+	e := newEnv(t, func(c *sequencer.Config) { c.Now, c.Fence, c.NodeID = clk.Now, f, "a" })
+	ctx := t.Context()
+	insert := func(path string, expires time.Time, holder string) int64 {
+		t.Helper()
+		id, err := e.cat.AllocateID(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = e.cat.Insert(ctx, catalog.Stream{ID: id, Path: path, ContentType: "text/plain", ExpiresAt: expires, CreatedAt: clk.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.cat.AcquireLease(ctx, id, holder, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	start := clk.Now()
+	const others = 300 // more than a page
+	for i := range others {
+		insert(fmt.Sprintf("b/%d", i), start.Add(time.Second), "b")
+	}
+	insert("a/mine", start.Add(2*time.Second), "a")
+	clk.Advance(time.Minute)
+	eventually(t, 10*time.Second, "the sweeper to expire this node's stream behind 300 of another node's", func() bool {
+		_, err := e.cat.Get(ctx, "a/mine")
+		return errors.Is(err, catalog.ErrNotFound)
+	})
+	rows, err := e.cat.ListLive(ctx, "b/", "", 0)
+	if err != nil || len(rows) != others {
+		t.Errorf("another node's expired streams after the sweeps: %d, %v; want all %d kept for their owner", len(rows), err, others)
+	}
+}
+
+// TestCollectStale: a node of a cluster removes the hot files of streams
+// another node deleted for real or leases now, and keeps those of its own
+// streams, of streams no node holds, and of streams with actors here.
+func TestCollectStale(t *testing.T) {
+	f := &testFence{}
+	mod := func(c *sequencer.Config) { c.Fence, c.NodeID = f, "a" }
+	dir := t.TempDir()
+	e := openEnv(t, dir, mod)
+	ctx := t.Context()
+	paths := []string{"gone", "moved", "free", "mine", "open"}
+	for _, p := range paths {
+		e.createStream(p, textT)
+		e.appendMsgs(p, textT, p)
+	}
+	e.close() // the hot logs are on disk now
+	e = openEnv(t, dir, mod)
+	ids := map[string]int64{}
+	for _, p := range paths {
+		row, err := e.cat.Get(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[p] = row.ID
+	}
+	lease := func(path, node string) {
+		t.Helper()
+		if _, err := e.cat.AcquireLease(ctx, ids[path], node, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another node deleted "gone" and took "moved"; "mine" is this
+	// node's; "free" was never leased; "open" has an actor here.
+	if _, err := e.cat.Delete(ctx, ids["gone"]); err != nil {
+		t.Fatal(err)
+	}
+	lease("moved", "b")
+	lease("mine", "a")
+	h := e.acquire("open")
+	defer h.Release()
+	lease("open", "b")
+	// Streams whose leases the fence holds are skipped without a look;
+	// these are all judged.
+	f.set(nil, errors.New("no lease held here"))
+
+	hot := func(path string) bool {
+		t.Helper()
+		files, err := hotlog.Existing(e.reg.StreamPath(ids[path]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(files) > 0
+	}
+	for _, p := range paths {
+		if !hot(p) {
+			t.Fatalf("no hot log of %q before CollectStale", p)
+		}
+	}
+	n, err := sequencer.CollectStale(ctx, e.reg)
+	if err != nil || n != 2 {
+		t.Fatalf("CollectStale = %d, %v; want 2 removed", n, err)
+	}
+	for _, p := range paths {
+		if want := p != "gone" && p != "moved"; hot(p) != want {
+			t.Errorf("hot log of %q after CollectStale: kept=%v, want %v", p, !want, want)
+		}
+	}
+	if n, err := sequencer.CollectStale(ctx, e.reg); err != nil || n != 0 {
+		t.Errorf("second CollectStale = %d, %v; want nothing left to remove", n, err)
+	}
 }

@@ -156,6 +156,10 @@ func (r *Registry) Handoff(ctx context.Context, id int64) error {
 		return fmt.Errorf("sequencer: handoff of %d: %w", id, errHandingOff)
 	}
 	defer r.endHandoff(id)
+	if f := r.cfg.OnHandoff; f != nil {
+		f(id, true)
+		defer f(id, false)
+	}
 	state, err := r.quiesce(ctx, st)
 	if err == nil {
 		err = r.handoffFault("quiesced")
@@ -588,6 +592,11 @@ func (r *Registry) Drain(ctx context.Context, concurrency int, progress func(Dra
 		if err := l.Leave(ctx); err != nil {
 			r.lg.Warn("drain: leave the cluster's members", "err", err)
 		}
+	}
+	// Hot logs of streams deleted or served elsewhere are not this node's
+	// to hand off.
+	if _, err := r.collectStale(ctx); err != nil {
+		r.lg.Warn("drain: remove stale hot logs", "err", err)
 	}
 	r.mu.Lock()
 	r.ho.draining = true

@@ -3,6 +3,7 @@ package sequencer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/streamtier/durable-streams/catalog"
@@ -328,6 +329,102 @@ func (r *Registry) collectPending(ctx context.Context) {
 	r.collect(ctx, ids)
 }
 
+// staleEvery is how often a node of a cluster looks for hot files of
+// streams that are not its any more (collectStale): such files are rare,
+// and each look costs catalog reads for every local stream this node
+// holds no live lease of.
+const staleEvery = 10 * time.Minute
+
+// collectStale removes the hot files on this node of streams that are no
+// longer its own, and returns how many it removed: streams another node
+// deleted for real (a fork's deletion there cascading to an ancestor
+// here), and streams whose lease another node holds (their data reached
+// it through the cold tier; a copy here is stale, and a drain would trip
+// over it). A stream whose lease is free keeps its files: they may be all
+// there is of it (a stream never leased, or a handoff cut short before
+// its release). Each stream is marked as handing off while it is judged
+// and removed, so no actor starts for it meanwhile. Cluster mode only:
+// on one node every deletion removes the files itself.
+func (r *Registry) collectStale(ctx context.Context) (int, error) {
+	if r.cfg.Fence == nil || r.cfg.NodeID == "" {
+		return 0, nil
+	}
+	ids, err := hotlog.StreamIDs(r.cfg.DataDir)
+	if err != nil {
+		return 0, fmt.Errorf("sequencer: stale hot logs: %w", err)
+	}
+	removed := 0
+	var errs []error
+	for _, id := range ids {
+		if r.cfg.Fence.Check(id) == nil {
+			continue // its lease is held here
+		}
+		stale, err := r.removeIfStale(ctx, id)
+		if err != nil {
+			errs = append(errs, err)
+		} else if stale {
+			removed++
+		}
+	}
+	if removed > 0 {
+		r.lg.Info("removed hot logs of streams deleted or served elsewhere", "count", removed)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// removeIfStale removes the hot files of stream id if it is not this
+// node's any more (see collectStale).
+func (r *Registry) removeIfStale(ctx context.Context, id int64) (bool, error) {
+	if r.jnl != nil && r.jnl.created(id) {
+		return false, nil
+	}
+	if !r.beginHandoff(id) {
+		return false, nil
+	}
+	defer r.endHandoff(id)
+	r.mu.Lock()
+	open := r.slots[id] != nil
+	r.mu.Unlock()
+	if open {
+		return false, nil
+	}
+	stale, err := r.staleHere(ctx, id)
+	if err != nil || !stale {
+		return false, err
+	}
+	if err := r.cfg.Collector.RemoveHot(id); err != nil {
+		return false, fmt.Errorf("sequencer: remove stale hot log of %d: %w", id, err)
+	}
+	return true, nil
+}
+
+// staleHere reports whether stream id was deleted for real, or is leased
+// by another node and has no handoff of this node in progress.
+func (r *Registry) staleHere(ctx context.Context, id int64) (bool, error) {
+	if _, err := r.cat.GetByID(ctx, id); errors.Is(err, catalog.ErrNotFound) {
+		return true, nil
+	} else if err != nil {
+		return false, err
+	}
+	l, err := r.cat.GetLease(ctx, id)
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	case l.Node == "" || l.Node == r.cfg.NodeID:
+		return false, nil
+	}
+	h, err := r.cat.GetHandoff(ctx, id)
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	return h.Node != r.cfg.NodeID || h.Complete, nil
+}
+
 func (r *Registry) openStream(id int64) *Stream {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -519,27 +616,70 @@ func (r *Registry) flushAccess(ctx context.Context) {
 	r.accessMu.Unlock()
 }
 
-// sweeper deletes expired streams within about 200ms of their deadline.
+// Sweeps read expired streams in pages of sweepPage rows, at most
+// sweepPages of them per sweep; the next sweep goes on from there.
+const (
+	sweepPage  = 256
+	sweepPages = 4
+)
+
+// sweeper deletes expired streams within about 200ms of their deadline
+// and, in cluster mode, removes stale hot logs every staleEvery.
 func (r *Registry) sweeper() {
 	defer r.bg.Done()
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
+	var (
+		after     catalog.ExpiryCursor
+		lastStale time.Time
+	)
 	for {
 		select {
 		case <-r.closing:
 			return
 		case <-t.C:
-			r.sweep(context.Background())
+			after = r.sweep(context.Background(), after)
+		}
+		if time.Since(lastStale) >= staleEvery {
+			lastStale = time.Now()
+			if _, err := r.collectStale(context.Background()); err != nil {
+				r.lg.Warn("remove stale hot logs", "err", err)
+			}
 		}
 	}
 }
 
-func (r *Registry) sweep(ctx context.Context) {
-	rows, err := r.cat.Expired(ctx, r.now(), 256)
-	if err != nil {
-		r.lg.Warn("list expired streams", "err", err)
-		return
+// sweep expires the expired streams this node may expire, from the cursor
+// after on, and returns where the next sweep starts: at the beginning
+// again once a page came back short. In cluster mode the catalog lists
+// only this node's streams and those no node holds
+// (catalog.ExpiredFor), and streams left for later (a sliding TTL renewed
+// since the last flush, a lease another node claimed first) are passed
+// by the cursor, so neither other nodes' streams nor such ones can fill
+// every page and starve the rest.
+func (r *Registry) sweep(ctx context.Context, after catalog.ExpiryCursor) catalog.ExpiryCursor {
+	node := ""
+	if r.cfg.Fence != nil {
+		node = r.cfg.NodeID
 	}
+	for range sweepPages {
+		rows, next, err := r.cat.ExpiredFor(ctx, node, r.now(), after, sweepPage)
+		if err != nil {
+			r.lg.Warn("list expired streams", "err", err)
+			return after
+		}
+		r.expireAll(ctx, rows)
+		if len(rows) < sweepPage {
+			return catalog.ExpiryCursor{}
+		}
+		after = next
+	}
+	return after
+}
+
+// expireAll expires those of rows that are still expired, and whose lease
+// this node holds or can take.
+func (r *Registry) expireAll(ctx context.Context, rows []catalog.Stream) {
 	for _, row := range rows {
 		if !r.expired(row) {
 			continue // renewed since the last flush

@@ -45,6 +45,10 @@ type Config struct {
 	// OnSeal is called (from the actor goroutine; must not block) when a
 	// segment is sealed.
 	OnSeal func(streamID int64, seg hotlog.Segment)
+	// OnHandoff, if set, is told when a handoff of a stream starts
+	// (active) and ends: the uploader puts the segments of streams being
+	// handed off first, since each handoff waits for them.
+	OnHandoff func(streamID int64, active bool)
 	// Collector removes the remains of streams deleted for real (package
 	// reclaim implements it); nil: a collector of the hot logs and the
 	// catalog only, for registries without a cold store.
@@ -214,6 +218,10 @@ type Collector interface {
 	// have stopped; it removes their hot files before it returns and may
 	// remove their cold remains later. It must not call into the Registry.
 	Collect(ctx context.Context, ids []int64)
+	// RemoveHot removes only the hot files of stream id on this node,
+	// when another node deleted the stream (its cold remains are that
+	// node's to collect) or serves it now.
+	RemoveHot(id int64) error
 }
 
 // Handle is a stream in use by a request together with its catalog row:

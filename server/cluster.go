@@ -13,6 +13,7 @@ import (
 	"github.com/streamtier/durable-streams/api"
 	"github.com/streamtier/durable-streams/catalog"
 	"github.com/streamtier/durable-streams/cluster"
+	"github.com/streamtier/durable-streams/hotlog"
 	"github.com/streamtier/durable-streams/metrics"
 	"github.com/streamtier/durable-streams/sequencer"
 )
@@ -201,4 +202,20 @@ func journalConfig(cfg Config) sequencer.JournalConfig {
 		j.Node = cfg.Cluster.NodeID
 	}
 	return j
+}
+
+// adoptLocal gives cl the leases of the streams whose hot logs are in
+// dataDir and that have none: those of a single node whose PostgreSQL
+// catalog now serves a cluster (cluster.Cluster.Adopt). It runs once the
+// registry has recovered the hot logs, before the node serves.
+func adoptLocal(ctx context.Context, cl *cluster.Cluster, dataDir string) error {
+	if cl == nil {
+		return nil
+	}
+	ids, err := hotlog.StreamIDs(dataDir)
+	if err != nil {
+		return fmt.Errorf("list hot logs: %w", err)
+	}
+	_, err = cl.Adopt(ctx, ids)
+	return err
 }

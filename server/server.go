@@ -353,6 +353,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Rotation:    pol,
 		Cold:        cold,
 		OnSeal:      rot.OnSeal,
+		OnHandoff:   rot.Expedite,
 		NodeID:      cfg.Cluster.NodeID,
 		Collector:   collector,
 		OnLifecycle: onLifecycle,
@@ -364,6 +365,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	undo = append(undo, func() { reg.Close(ctx) })
 	lc.reg = reg
+	if err := adoptLocal(ctx, cl, cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	if err := rot.Start(ctx, reg); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}

@@ -28,7 +28,7 @@ commands:
            the node then takes no new streams (cluster mode, docs/cluster.md).
            Prints a line per stream as it goes; exit status 1 unless every
            stream was handed off.
-             --concurrency N  streams handed off at once (default 8)
+             --concurrency N  streams handed off at once (default 64)
              --timeout D      bound on the whole drain (default 10m)
 
 flags of every command:
