@@ -236,40 +236,56 @@ func withoutFilter(extra []string) []string {
 	return out
 }
 
-// timedOutConformanceTests returns the full names of the failed tests of
-// the vitest JSON report at path whose every failure is a per-test timeout.
-func timedOutConformanceTests(path string) ([]string, error) {
+// suiteResult is one test of a vitest JSON report (run-conformance.sh
+// --json).
+type suiteResult struct {
+	FullName        string   `json:"fullName"`
+	Status          string   `json:"status"`
+	Duration        *float64 `json:"duration"` // milliseconds; absent for skipped tests
+	FailureMessages []string `json:"failureMessages"`
+}
+
+// readSuiteReport returns every test of the vitest JSON report at path.
+func readSuiteReport(path string) ([]suiteResult, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	var report struct {
 		TestResults []struct {
-			AssertionResults []struct {
-				FullName        string   `json:"fullName"`
-				Status          string   `json:"status"`
-				FailureMessages []string `json:"failureMessages"`
-			} `json:"assertionResults"`
+			AssertionResults []suiteResult `json:"assertionResults"`
 		} `json:"testResults"`
 	}
 	if err := json.Unmarshal(b, &report); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	var names []string
+	var out []suiteResult
 	for _, f := range report.TestResults {
-		for _, a := range f.AssertionResults {
-			if a.Status != "failed" {
-				continue
-			}
-			timeout := len(a.FailureMessages) > 0
-			for _, msg := range a.FailureMessages {
-				timeout = timeout && strings.Contains(msg, "Test timed out in ")
-			}
-			if !timeout {
-				return nil, nil
-			}
-			names = append(names, a.FullName)
+		out = append(out, f.AssertionResults...)
+	}
+	return out, nil
+}
+
+// timedOutConformanceTests returns the full names of the failed tests of
+// the vitest JSON report at path if every failure is a per-test timeout.
+func timedOutConformanceTests(path string) ([]string, error) {
+	results, err := readSuiteReport(path)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, a := range results {
+		if a.Status != "failed" {
+			continue
 		}
+		timeout := len(a.FailureMessages) > 0
+		for _, msg := range a.FailureMessages {
+			timeout = timeout && strings.Contains(msg, "Test timed out in ")
+		}
+		if !timeout {
+			return nil, nil
+		}
+		names = append(names, a.FullName)
 	}
 	return names, nil
 }
@@ -281,30 +297,17 @@ type suiteTest struct {
 }
 
 // slowestConformanceTests returns the n slowest tests, slowest first, of
-// the vitest JSON report at path (run-conformance.sh --json).
+// the vitest JSON report at path.
 func slowestConformanceTests(path string, n int) ([]suiteTest, error) {
-	b, err := os.ReadFile(path)
+	results, err := readSuiteReport(path)
 	if err != nil {
 		return nil, err
 	}
-	var report struct {
-		TestResults []struct {
-			AssertionResults []struct {
-				FullName string   `json:"fullName"`
-				Duration *float64 `json:"duration"` // milliseconds; absent for skipped tests
-			} `json:"assertionResults"`
-		} `json:"testResults"`
-	}
-	if err := json.Unmarshal(b, &report); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
 	var tests []suiteTest
-	for _, f := range report.TestResults {
-		for _, a := range f.AssertionResults {
-			if a.Duration != nil {
-				d := time.Duration(*a.Duration * float64(time.Millisecond)).Round(time.Millisecond)
-				tests = append(tests, suiteTest{name: a.FullName, duration: d})
-			}
+	for _, a := range results {
+		if a.Duration != nil {
+			d := time.Duration(*a.Duration * float64(time.Millisecond)).Round(time.Millisecond)
+			tests = append(tests, suiteTest{name: a.FullName, duration: d})
 		}
 	}
 	slices.SortFunc(tests, func(a, b suiteTest) int { return cmp.Compare(b.duration, a.duration) })
