@@ -393,6 +393,37 @@ func (sj *streamJournal) created(id int64) bool {
 	return sj.pending[id] != nil
 }
 
+// pendingIDs returns the ids of the streams whose unwritten state is held
+// here without a running actor: new streams, and streams rebuilt in
+// memory at recovery, which may have no hot-log file yet.
+func (sj *streamJournal) pendingIDs() []int64 {
+	sj.mu.Lock()
+	defer sj.mu.Unlock()
+	ids := make([]int64, 0, len(sj.pending))
+	for id := range sj.pending {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// LocalStreams returns, sorted, the ids of the streams whose data is on
+// this node: those with hot-log files in the data directory, and those
+// held so far only in the journal and memory, whose files are written
+// later (invariant 6 of writebehind.go). A node's streams are these, not
+// its files alone: after a restart, a stream whose records were all in the
+// journal has no file until its first write.
+func (r *Registry) LocalStreams() ([]int64, error) {
+	ids, err := hotlog.StreamIDs(r.cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("sequencer: list hot logs: %w", err)
+	}
+	if r.jnl != nil {
+		ids = append(ids, r.jnl.pendingIDs()...)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
+}
+
 // refuseWhileDraining keeps a draining node from taking the lease of a
 // stream it does not hold (it would only hold it up): only streams with a
 // hot log here, or created here, start actors.
@@ -605,9 +636,9 @@ func (r *Registry) Drain(ctx context.Context, concurrency int, progress func(Dra
 		open = append(open, id)
 	}
 	r.mu.Unlock()
-	ids, err := hotlog.StreamIDs(r.cfg.DataDir)
+	ids, err := r.LocalStreams()
 	if err != nil {
-		return DrainProgress{}, fmt.Errorf("sequencer: drain: list hot logs: %w", err)
+		return DrainProgress{}, fmt.Errorf("sequencer: drain: %w", err)
 	}
 	cut, err := r.cat.IncompleteHandoffs(ctx, r.cfg.NodeID)
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 	"github.com/streamtier/durable-streams/api"
 	"github.com/streamtier/durable-streams/catalog"
 	"github.com/streamtier/durable-streams/cluster"
-	"github.com/streamtier/durable-streams/hotlog"
 	"github.com/streamtier/durable-streams/metrics"
 	"github.com/streamtier/durable-streams/sequencer"
 )
@@ -204,17 +203,18 @@ func journalConfig(cfg Config) sequencer.JournalConfig {
 	return j
 }
 
-// adoptLocal gives cl the leases of the streams whose hot logs are in
-// dataDir and that have none: those of a single node whose PostgreSQL
-// catalog now serves a cluster (cluster.Cluster.Adopt). It runs once the
-// registry has recovered the hot logs, before the node serves.
-func adoptLocal(ctx context.Context, cl *cluster.Cluster, dataDir string) error {
+// adoptLocal gives cl the leases of the streams whose data is on this
+// node (reg.LocalStreams: hot logs in the data directory and streams so
+// far only in the journal) and that have none: those of a single node
+// whose PostgreSQL catalog now serves a cluster (cluster.Cluster.Adopt).
+// It runs once the registry has recovered, before the node serves.
+func adoptLocal(ctx context.Context, cl *cluster.Cluster, reg *sequencer.Registry) error {
 	if cl == nil {
 		return nil
 	}
-	ids, err := hotlog.StreamIDs(dataDir)
+	ids, err := reg.LocalStreams()
 	if err != nil {
-		return fmt.Errorf("list hot logs: %w", err)
+		return err
 	}
 	_, err = cl.Adopt(ctx, ids)
 	return err

@@ -365,7 +365,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	undo = append(undo, func() { reg.Close(ctx) })
 	lc.reg = reg
-	if err := adoptLocal(ctx, cl, cfg.DataDir); err != nil {
+	if err := adoptLocal(ctx, cl, reg); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	if err := rot.Start(ctx, reg); err != nil {
