@@ -1,10 +1,10 @@
 package e2e
 
 // The cluster variant of the edge (deploy/nginx/durable-streams-cluster.conf.template):
-// nginx in front of three nodes, each request sent to a node chosen by a
-// consistent hash of its stream path. Here one node owns every stream and
-// the other two forward to it (--forward-all-to), which stands in for a
-// cluster whose owners differ from nginx's choice.
+// nginx in front of three nodes, each request sent to the node that
+// rendezvous placement picks for its stream path. Here one node owns every
+// stream and the other two forward to it (--forward-all-to), which stands
+// in for a cluster whose owners differ from the edge's choice.
 
 import (
 	"fmt"
@@ -18,8 +18,10 @@ import (
 const clusterTemplate = "durable-streams-cluster.conf.template"
 
 // TestNginxClusterTemplateInStep checks that the cluster template is the
-// single-node one with another upstream: below their upstream blocks the
-// two are identical, so the cache behaves the same in front of a cluster.
+// single-node one with other upstreams: below their upstream blocks the
+// two are identical but for the upstream proxy_pass names (the cluster's
+// picks one per request, $ds_upstream), so the cache behaves the same in
+// front of a cluster.
 func TestNginxClusterTemplateInStep(t *testing.T) {
 	root, err := RepoRoot()
 	if err != nil {
@@ -45,6 +47,10 @@ func TestNginxClusterTemplateInStep(t *testing.T) {
 		return s[i+end:]
 	}
 	single, cluster := tail("durable-streams.conf.template"), tail(clusterTemplate)
+	if !strings.Contains(cluster, "proxy_pass http://$ds_upstream") {
+		t.Fatalf("deploy/nginx/%s: proxy_pass does not name $ds_upstream", clusterTemplate)
+	}
+	cluster = strings.ReplaceAll(cluster, "proxy_pass http://$ds_upstream", "proxy_pass http://durable_streams_origin")
 	if single != cluster {
 		t.Fatalf("deploy/nginx/%s differs from durable-streams.conf.template below the upstream block; keep them in step", clusterTemplate)
 	}
