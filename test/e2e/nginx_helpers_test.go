@@ -324,6 +324,10 @@ func startOriginCounter(t *testing.T, target string) *originCounter {
 	return oc
 }
 
+// close stops the counter at once, its connections included: the edge
+// finds this node down (connections refused).
+func (oc *originCounter) close() { _ = oc.srv.Close() }
+
 // count returns how many GETs of uri (path and query) reached the origin.
 func (oc *originCounter) count(uri string) int {
 	oc.mu.Lock()
