@@ -198,17 +198,23 @@ function nodeIds(s) {
 }
 
 // upstream is the js_set handler of $ds_upstream: the upstream of the
-// node that owns the request's stream by placement.
+// node that owns the request's stream by placement. It never fails: a
+// request it cannot place goes to any node, which forwards it.
 function upstream(r) {
-    var ids = nodeIds(r.variables.ds_node_ids || '');
-    if (ids === null) {
+    try {
+        var ids = nodeIds(r.variables.ds_node_ids || '');
+        if (ids === null) {
+            return anyUpstream;
+        }
+        var key = routeKey(r.method, r.rawVariables.request_uri, r.headersIn['Stream-Forked-From']);
+        if (key === null) {
+            return anyUpstream;
+        }
+        return nodeUpstream + (pick(key, ids) + 1);
+    } catch (e) {
+        r.error('durable-streams-cluster.js: ' + e);
         return anyUpstream;
     }
-    var key = routeKey(r.method, r.rawVariables.request_uri, r.headersIn['Stream-Forked-From']);
-    if (key === null) {
-        return anyUpstream;
-    }
-    return nodeUpstream + (pick(key, ids) + 1);
 }
 
 // nodeFor is for tests: the id of the node that serves a request.
