@@ -95,11 +95,16 @@ ensure_nginx() {
   # nginx as the reference CDN edge (deploy/nginx) for test/e2e/nginx_test.go,
   # which starts its own instance (daemon off, everything under a temp dir);
   # the package's system service is not used. The binary is /usr/sbin/nginx,
-  # which the test also finds when /usr/sbin is not on PATH.
-  apt_install nginx
+  # which the test also finds when /usr/sbin is not on PATH. The cluster
+  # edge routes with njs: its nginx module (libnginx-mod-http-js, loaded by
+  # test/e2e from /usr/lib/nginx/modules) and the njs CLI, with which
+  # cluster/placement_njs_test.go checks the script against the placement.
+  apt_install nginx libnginx-mod-http-js njs
   if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
     die "nginx not found after apt-get install nginx"
   fi
+  [ -f /usr/lib/nginx/modules/ngx_http_js_module.so ] || die "ngx_http_js_module.so not found after apt-get install libnginx-mod-http-js"
+  command -v njs >/dev/null || die "njs not found after apt-get install njs"
 }
 
 ensure_postgres() {

@@ -213,6 +213,9 @@ func TestComposeFile(t *testing.T) {
 	}) {
 		t.Errorf("nginx-cluster does not mount the cluster template: %q", edge.Volumes)
 	}
+	if edge := cf.Services["nginx-cluster"]; !slices.Contains(edge.Volumes, "./deploy/nginx/durable-streams-cluster.js:/etc/nginx/durable-streams-cluster.js:ro") {
+		t.Errorf("nginx-cluster does not mount the cluster edge's script where the template imports it: %q", edge.Volumes)
+	}
 
 	// Requests reach a node from the edge and the other nodes only, on the
 	// cluster network at fixed addresses, which every node trusts for
@@ -227,6 +230,10 @@ func TestComposeFile(t *testing.T) {
 		proxies = append(proxies, s.address("cluster"))
 		if got, want := edge.Environment[fmt.Sprintf("DS_NODE_%d", i+1)], name+":"+strings.TrimPrefix(s.flag("addr"), "0.0.0.0:"); got != want {
 			t.Errorf("nginx-cluster DS_NODE_%d = %q, want %q", i+1, got, want)
+		}
+		// The edge hashes node ids as the nodes do.
+		if got, want := edge.Environment[fmt.Sprintf("DS_NODE_%d_ID", i+1)], s.flag("node-id"); got != want {
+			t.Errorf("nginx-cluster DS_NODE_%d_ID = %q, want the node's --node-id %q", i+1, got, want)
 		}
 	}
 	for _, name := range []string{"ds-1", "ds-2", "ds-3"} {

@@ -9,13 +9,20 @@ import (
 	"github.com/streamtier/durable-streams/internal/pgtest"
 )
 
+// maxEdgeForwardedShare bounds the share of the cluster edge's stream
+// requests that a node forwards in TestNginxClusterConformance: 2 % in a
+// run of the edge that computes placement, 60 to 72 % with the former
+// consistent hash of nginx.
+const maxEdgeForwardedShare = 0.10
+
 // TestNginxClusterConformance runs the conformance suite through the
 // cluster edge (deploy/nginx/durable-streams-cluster.conf.template in its
 // default, exact cache mode) in front of three nodes on one PostgreSQL
 // catalog, on loopback: every test must pass. It then reports how many of
 // the requests the edge sent on reached a node that had to forward them to
-// the stream's owner (nginx's hash and the cluster's rendezvous placement
-// are independent choices, docs/cluster.md "The edge").
+// the stream's owner: the edge computes the cluster's placement, so only
+// requests for streams placed otherwise (forks live on their source's
+// node) take that hop (docs/cluster.md "The edge").
 func TestNginxClusterConformance(t *testing.T) {
 	LatencyBound(t)
 	script := conformancePrereqs(t)
@@ -60,7 +67,8 @@ func TestNginxClusterConformance(t *testing.T) {
 	line := fmt.Sprintf("NGINX-CLUSTER edge requests to nodes=%.0f forwarded to the owner=%.0f (%.0f%%)", fromEdge, forwarded, 100*forwarded/fromEdge)
 	t.Log(line)
 	Summary(line)
-	if forwarded == 0 {
-		t.Error("no node forwarded a request: the edge reached every owner by chance, or the nodes are not one cluster")
+	// With a node choice independent of placement, about 2/3 would be.
+	if share := forwarded / fromEdge; share > maxEdgeForwardedShare {
+		t.Errorf("%.0f%% of the edge's stream requests were forwarded, want at most %.0f%%: the edge does not route by placement", 100*share, 100*maxEdgeForwardedShare)
 	}
 }

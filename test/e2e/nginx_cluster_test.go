@@ -1,10 +1,10 @@
 package e2e
 
 // The cluster variant of the edge (deploy/nginx/durable-streams-cluster.conf.template):
-// nginx in front of three nodes, each request sent to a node chosen by a
-// consistent hash of its stream path. Here one node owns every stream and
-// the other two forward to it (--forward-all-to), which stands in for a
-// cluster whose owners differ from nginx's choice.
+// nginx in front of three nodes, each request sent to the node that
+// rendezvous placement picks for its stream path. Here one node owns every
+// stream and the other two forward to it (--forward-all-to), which stands
+// in for a cluster whose owners differ from the edge's choice.
 
 import (
 	"fmt"
@@ -18,8 +18,10 @@ import (
 const clusterTemplate = "durable-streams-cluster.conf.template"
 
 // TestNginxClusterTemplateInStep checks that the cluster template is the
-// single-node one with another upstream: below their upstream blocks the
-// two are identical, so the cache behaves the same in front of a cluster.
+// single-node one with other upstreams: below their upstream blocks the
+// two are identical but for the upstream proxy_pass names (the cluster's
+// picks one per request, $ds_upstream), so the cache behaves the same in
+// front of a cluster.
 func TestNginxClusterTemplateInStep(t *testing.T) {
 	root, err := RepoRoot()
 	if err != nil {
@@ -45,6 +47,10 @@ func TestNginxClusterTemplateInStep(t *testing.T) {
 		return s[i+end:]
 	}
 	single, cluster := tail("durable-streams.conf.template"), tail(clusterTemplate)
+	if !strings.Contains(cluster, "proxy_pass http://$ds_upstream") {
+		t.Fatalf("deploy/nginx/%s: proxy_pass does not name $ds_upstream", clusterTemplate)
+	}
+	cluster = strings.ReplaceAll(cluster, "proxy_pass http://$ds_upstream", "proxy_pass http://durable_streams_origin")
 	if single != cluster {
 		t.Fatalf("deploy/nginx/%s differs from durable-streams.conf.template below the upstream block; keep them in step", clusterTemplate)
 	}
@@ -56,15 +62,7 @@ func TestNginxClusterTemplateInStep(t *testing.T) {
 // over the nodes; answers are right whichever node got them; and catch-up
 // reads are still served from the edge's cache.
 func TestNginxClusterRouting(t *testing.T) {
-	findNginx(t)
-	bin := BuildServer(t)
-	owner := StartServer(t, bin, WithArgs("--trusted-proxies", "127.0.0.1"))
-	nodes := []*originCounter{startOriginCounter(t, owner.URL)}
-	for range 2 {
-		front := StartServer(t, bin, WithArgs("--forward-all-to", owner.URL))
-		nodes = append(nodes, startOriginCounter(t, front.URL))
-	}
-	edge := startEdge(t, "", edgeConfig{nodes: []string{nodes[0].Addr, nodes[1].Addr, nodes[2].Addr}, cache: "aggressive"})
+	owner, nodes, edge := startForwardingCluster(t, "aggressive")
 	c := loopbackClient(20 * time.Second)
 
 	const streams = 24
@@ -114,5 +112,61 @@ func TestNginxClusterRouting(t *testing.T) {
 	}
 	if n := listedStreams(t, owner); n != streams {
 		t.Fatalf("the owner holds %d streams, want %d", n, streams)
+	}
+}
+
+// startForwardingCluster starts the cluster edge with cache mode cache in
+// front of three counted nodes: the first owns every stream, the other two
+// forward everything to it.
+func startForwardingCluster(t *testing.T, cache string) (*Server, []*originCounter, *edge) {
+	t.Helper()
+	findNginx(t)
+	bin := BuildServer(t)
+	owner := StartServer(t, bin, WithArgs("--trusted-proxies", "127.0.0.1"))
+	nodes := []*originCounter{startOriginCounter(t, owner.URL)}
+	for range 2 {
+		front := StartServer(t, bin, WithArgs("--forward-all-to", owner.URL))
+		nodes = append(nodes, startOriginCounter(t, front.URL))
+	}
+	e := startEdge(t, "", edgeConfig{nodes: []string{nodes[0].Addr, nodes[1].Addr, nodes[2].Addr}, cache: cache})
+	return owner, nodes, e
+}
+
+// TestNginxClusterFailover stops the node that the edge sends some
+// streams to: their requests go to the other nodes (the node's upstream
+// lists them as backups), and every answer stays right.
+func TestNginxClusterFailover(t *testing.T) {
+	_, nodes, edge := startForwardingCluster(t, "")
+	c := loopbackClient(20 * time.Second)
+	const streams = 24
+	const ct = "text/plain"
+	byNode := map[int][]string{}
+	for i := range streams {
+		path := fmt.Sprintf("/v1/stream/failover/s%d", i)
+		createStream(t, c, edge.URL+path, ct, nil)
+		appendTo(t, c, edge.URL+path, ct, []byte("before "))
+		for n, oc := range nodes {
+			if oc.countPath(path) > 0 {
+				byNode[n] = append(byNode[n], path)
+			}
+		}
+	}
+	// Node 0 owns the streams; stop a forwarding node the edge uses.
+	down := 1
+	if len(byNode[down]) == 0 {
+		down = 2
+	}
+	if len(byNode[down]) == 0 {
+		t.Fatalf("no stream went to a forwarding node: %v", byNode)
+	}
+	nodes[down].close()
+	for n, paths := range byNode {
+		for _, path := range paths {
+			tail := appendTo(t, c, edge.URL+path, ct, []byte("after"))
+			r := mustEdgeGet(t, c, edge.URL, path+"?offset=-1", nil)
+			if r.status != 200 || string(r.body) != "before after" || r.next != tail {
+				t.Fatalf("%s (node %d, node %d down): catch-up %d %q next %s, want 200 %q next %s", path, n, down, r.status, r.body, r.next, "before after", tail)
+			}
+		}
 	}
 }

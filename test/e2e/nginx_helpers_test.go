@@ -55,8 +55,29 @@ type edgeConfig struct {
 	cache  string // ${DS_EDGE_CACHE}: "" or exact, or aggressive
 	// nodes, if set, are the host:port of cluster nodes: the edge is then
 	// durable-streams-cluster.conf.template with ${DS_NODE_1}... (the
-	// origin argument of startEdge is not used).
+	// origin argument of startEdge is not used), node i's id
+	// ${DS_NODE_<i+1>_ID} being nodeID(i).
 	nodes []string
+}
+
+// clusterEdgeScript is the cluster edge's njs routing, beside its template.
+const clusterEdgeScript = "durable-streams-cluster.js"
+
+// findNginxJS returns nginx's njs module (ngx_http_js_module), which the
+// cluster edge needs: $DS_NGINX_JS_MODULE, else where Debian's
+// libnginx-mod-http-js puts it. Without it the test is skipped locally
+// and fails in CI.
+func findNginxJS(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("DS_NGINX_JS_MODULE"); p != "" {
+		return p
+	}
+	const debian = "/usr/lib/nginx/modules/ngx_http_js_module.so"
+	if _, err := os.Stat(debian); err == nil {
+		return debian
+	}
+	skipOrFatal(t, "nginx's njs module not found (DS_NGINX_JS_MODULE, %s); scripts/setup.sh installs it", debian)
+	return ""
 }
 
 // edge is a running nginx built from deploy/nginx.
@@ -108,11 +129,23 @@ func startEdge(t *testing.T, origin string, cfg edgeConfig) *edge {
 		"NGINX_ACCESS_LOG":   e.accessLog,
 	}
 	name := "durable-streams.conf.template"
+	global := "daemon off;"
 	if len(cfg.nodes) > 0 {
 		name = clusterTemplate
 		for i, n := range cfg.nodes {
 			vars[fmt.Sprintf("DS_NODE_%d", i+1)] = n
+			vars[fmt.Sprintf("DS_NODE_%d_ID", i+1)] = nodeID(i)
 		}
+		// The template reads its script relative to the configuration
+		// directory, and needs the module loaded in the main context.
+		js, err := os.ReadFile(filepath.Join(root, "deploy", "nginx", clusterEdgeScript))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, clusterEdgeScript), js, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		global += " load_module " + findNginxJS(t) + ";"
 	}
 	tmpl, err := os.ReadFile(filepath.Join(root, "deploy", "nginx", name))
 	if err != nil {
@@ -134,7 +167,6 @@ func startEdge(t *testing.T, origin string, cfg edgeConfig) *edge {
 		t.Fatal(err)
 	}
 
-	global := "daemon off;"
 	if os.Geteuid() == 0 {
 		// As root, nginx would run its workers as nobody, who cannot
 		// write the test's 0700 temp directories (CI runs as root).
@@ -291,6 +323,10 @@ func startOriginCounter(t *testing.T, target string) *originCounter {
 	})
 	return oc
 }
+
+// close stops the counter at once, its connections included: the edge
+// finds this node down (connections refused).
+func (oc *originCounter) close() { _ = oc.srv.Close() }
 
 // count returns how many GETs of uri (path and query) reached the origin.
 func (oc *originCounter) count(uri string) int {
