@@ -3,21 +3,10 @@ package hotlog
 import (
 	"context"
 	"fmt"
-	"syscall"
 	"testing"
-	"time"
-)
 
-// processCPU is the process's user plus system CPU time. Benchmarks report
-// it per operation (cpu-ns/op) because on a shared machine it depends much
-// less on the neighbours than wall time does.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+	"github.com/streamtier/durable-streams/internal/proctest"
+)
 
 // BenchmarkReadChunk reads a stream chunk by chunk from its start, as a
 // catch-up reader does, for large and small messages. MB/s is the read
@@ -47,7 +36,7 @@ func BenchmarkReadChunk(b *testing.B) {
 			b.SetBytes(int64(bc.chunk))
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu := processCPU()
+			cpu := proctest.CPU()
 			var from int64
 			for range b.N {
 				got, err := l.Read(ctx, from, meta.Tail, bc.chunk)
@@ -62,7 +51,7 @@ func BenchmarkReadChunk(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(proctest.CPU()-cpu)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
@@ -82,12 +71,12 @@ func BenchmarkCommitRows(b *testing.B) {
 			b.SetBytes(int64(100 * n))
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu := processCPU()
+			cpu := proctest.CPU()
 			for range b.N {
 				appendBatch(b, l, &meta, msgs(meta.Tail, 0, sizes...))
 			}
 			b.StopTimer()
-			b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(proctest.CPU()-cpu)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
@@ -133,7 +122,7 @@ func BenchmarkNewLog(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
-			cpu := processCPU()
+			cpu := proctest.CPU()
 			for i := range b.N {
 				path := fmt.Sprintf("%s/%s-%d.db", dir, c.name, i)
 				meta := rootMeta()
@@ -148,7 +137,7 @@ func BenchmarkNewLog(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(proctest.CPU()-cpu)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }

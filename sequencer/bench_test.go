@@ -5,23 +5,14 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/streamtier/durable-streams/catalog"
+	"github.com/streamtier/durable-streams/internal/proctest"
 	"github.com/streamtier/durable-streams/internal/protocol"
 	"github.com/streamtier/durable-streams/sequencer"
 )
-
-// processCPU is the CPU time (user and system) the process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkCreateAppend is the sequencer's part of the create-64
 // workload: 64 clients each creating a stream and appending 100 bytes to
@@ -46,7 +37,7 @@ func BenchmarkCreateAppend(b *testing.B) {
 	var n atomic.Int64
 	b.SetParallelism(32) // 64 clients on 2 cores
 	b.ReportAllocs()
-	cpu := processCPU()
+	cpu := proctest.CPU()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			p := fmt.Sprintf("bench/create-%d", n.Add(1))
@@ -68,12 +59,12 @@ func BenchmarkCreateAppend(b *testing.B) {
 		}
 	})
 	b.StopTimer()
-	run := processCPU() - cpu
+	run := proctest.CPU() - cpu
 	start := time.Now()
 	if err := reg.Close(ctx); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(time.Since(start).Nanoseconds()), "stop-ns")
 	b.ReportMetric(float64(run)/float64(b.N), "run-cpu-ns/op")
-	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(proctest.CPU()-cpu)/float64(b.N), "cpu-ns/op")
 }
