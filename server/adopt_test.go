@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"net/http"
 	"testing"
-	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
 	"github.com/streamtier/durable-streams/internal/httpcall"
@@ -33,10 +32,7 @@ func TestClusterAdoptsUnleasedStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.Close(ctx); err != nil {
+	if err := closeServer(s, hs); err != nil {
 		t.Fatal(err)
 	}
 

@@ -58,10 +58,7 @@ func TestClusterCatalog(t *testing.T) {
 		t.Errorf("catalog rows %+v, %v; want the one stream", rows, err)
 	}
 
-	hs.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.Close(ctx); err != nil {
+	if err := closeServer(s, hs); err != nil {
 		t.Fatal(err)
 	}
 	_, hs = startServer(t, cfg)

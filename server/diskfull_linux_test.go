@@ -16,7 +16,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/streamtier/durable-streams/coldstore"
 )
@@ -83,10 +82,7 @@ func TestDiskFull(t *testing.T) {
 		return s, httptest.NewServer(s.Handler())
 	}
 	stop := func(s *Server, hs *httptest.Server) {
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.Close(ctx); err != nil {
+		if err := closeServer(s, hs); err != nil {
 			t.Logf("close: %v", err)
 		}
 	}

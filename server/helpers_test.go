@@ -25,14 +25,19 @@ func startServer(t testing.TB, cfg Config) (*Server, *httptest.Server) {
 	}
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.Close(ctx); err != nil {
+		if err := closeServer(s, hs); err != nil {
 			t.Errorf("close: %v", err)
 		}
 	})
 	return s, hs
+}
+
+// closeServer closes hs, then s, giving its stop 10 s.
+func closeServer(s *Server, hs *httptest.Server) error {
+	hs.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.Close(ctx)
 }
 
 func waitHooks(t testing.TB, s *Server) {

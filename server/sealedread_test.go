@@ -49,10 +49,7 @@ func startSealedNode(t testing.TB, id, dsn, coldDir string, cfg Config) sealedNo
 	hs.Listener = ln
 	hs.Start()
 	t.Cleanup(func() {
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.Close(ctx); err != nil {
+		if err := closeServer(s, hs); err != nil {
 			t.Errorf("close %s: %v", id, err)
 		}
 	})

@@ -34,12 +34,7 @@ func startReachableNode(t *testing.T, cfg Config) (*Server, string) {
 	}
 	hs := &httptest.Server{Listener: ln, Config: &http.Server{Handler: s.Handler()}}
 	hs.Start()
-	t.Cleanup(func() {
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Close(ctx)
-	})
+	t.Cleanup(func() { closeServer(s, hs) })
 	return s, hs.URL + "/v1/stream/"
 }
 
