@@ -608,15 +608,9 @@ func (c *Catalog) insert(ctx context.Context, s Stream, jr Journaled) error {
 			return err
 		}
 		if parent.Valid {
-			res, err := tx.ExecContext(ctx,
-				"UPDATE streams SET refcount = refcount + 1 WHERE id = ? AND deleted_at IS NULL", s.ParentID)
-			if err != nil {
+			if err := execAffecting(ctx, tx, ErrParentGone,
+				"UPDATE streams SET refcount = refcount + 1 WHERE id = ? AND deleted_at IS NULL", s.ParentID); err != nil {
 				return err
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return err
-			} else if n == 0 {
-				return ErrParentGone
 			}
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO streams (id, path, content_type, ttl_ms, expires_at,
@@ -629,6 +623,21 @@ func (c *Catalog) insert(ctx context.Context, s Stream, jr Journaled) error {
 		}
 		return err
 	}})
+}
+
+// execAffecting runs query in tx and fails with none if it changed no
+// row: the row it is about is gone or not as the write requires.
+func execAffecting(ctx context.Context, tx *sql.Tx, none error, query string, args ...any) error {
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return none
+	}
+	return nil
 }
 
 // streamColumns is the column list that scanStream reads, in order.

@@ -78,16 +78,7 @@ func (c *Catalog) RegisterNode(ctx context.Context, id, url string) error {
 func (c *Catalog) Heartbeat(ctx context.Context, id string) error {
 	now := c.now().UnixMilli()
 	err := c.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE nodes SET heartbeat_at = ? WHERE id = ?", now, id)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrUnknownNode
-		}
-		return nil
+		return execAffecting(ctx, tx, ErrUnknownNode, "UPDATE nodes SET heartbeat_at = ? WHERE id = ?", now, id)
 	})
 	if err != nil {
 		return fmt.Errorf("catalog: heartbeat of node %q: %w", id, err)
@@ -344,17 +335,8 @@ func (c *Catalog) ReleaseLease(ctx context.Context, l Lease) error {
 // unexpired at now, and fails with ErrLeaseLost otherwise.
 func (c *Catalog) updateHeld(ctx context.Context, tx *sql.Tx, l Lease, now time.Time, set string, args ...any) error {
 	args = append(args, l.StreamID, l.Node, l.Epoch, now.UnixMilli())
-	res, err := tx.ExecContext(ctx, "UPDATE stream_leases SET "+set+
+	return execAffecting(ctx, tx, ErrLeaseLost, "UPDATE stream_leases SET "+set+
 		" WHERE stream_id = ? AND node = ? AND epoch = ? AND expires_at > ?", args...)
-	if err != nil {
-		return err
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return ErrLeaseLost
-	}
-	return nil
 }
 
 // GetLease returns stream's lease, or [ErrNotFound] if it was never

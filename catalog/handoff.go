@@ -186,16 +186,7 @@ func (c *Catalog) getHandoff(ctx context.Context, stream int64) (Handoff, error)
 // the stream has no handoff state.
 func (c *Catalog) CompleteHandoff(ctx context.Context, stream int64) error {
 	err := c.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE stream_handoffs SET complete = TRUE WHERE stream_id = ?", stream)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
-		}
-		return nil
+		return execAffecting(ctx, tx, ErrNotFound, "UPDATE stream_handoffs SET complete = TRUE WHERE stream_id = ?", stream)
 	})
 	if err != nil {
 		return fmt.Errorf("catalog: complete handoff of %d: %w", stream, err)
