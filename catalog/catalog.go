@@ -850,24 +850,6 @@ func limitArg(limit int) int64 {
 	return int64(limit)
 }
 
-// Expired returns the live (not soft-deleted) streams whose deadline is at
-// or before now, earliest deadline first, at most limit of them (no limit
-// if limit <= 0).
-func (c *Catalog) Expired(ctx context.Context, now time.Time, limit int) ([]Stream, error) {
-	// The conditions match the partial index streams_deadline.
-	rows, err := c.db.QueryContext(ctx, "SELECT "+streamColumns+` FROM streams
-		WHERE deadline <= ? AND deadline IS NOT NULL AND deleted_at IS NULL
-		ORDER BY deadline, id LIMIT ?`, now.UnixMilli(), limitArg(limit))
-	if err != nil {
-		return nil, fmt.Errorf("catalog: expired: %w", err)
-	}
-	out, err := scanStreams(rows)
-	if err != nil {
-		return nil, fmt.Errorf("catalog: expired: %w", err)
-	}
-	return out, nil
-}
-
 // ExpiryCursor is a position in the order of [Catalog.ExpiredFor]: just
 // after stream ID, whose deadline is Deadline. The zero value is the
 // start.
@@ -876,16 +858,36 @@ type ExpiryCursor struct {
 	ID       int64
 }
 
-// ExpiredFor is [Catalog.Expired] for the sweeper of one node, paged: the
-// expired live streams after the cursor, in (deadline, id) order, at most
-// limit of them (no limit if limit <= 0), and the cursor of the next page
-// (the last row's; after itself when the page is empty). With a node, only
+// ExpiredFor returns, for the sweeper of one node, a page of the live (not
+// soft-deleted) streams whose deadline is at or before now: those after
+// the cursor, in (deadline, id) order, at most limit of them (no limit if
+// limit <= 0), and the cursor of the next page (the last row's; after
+// itself when the page is empty). Without a node, all of them. With a node, only
 // the streams that node may expire: those whose lease it holds, expired
 // or not (their hot data is on its disk), and those no node holds (never
 // leased, or released clean by a handoff). So the streams of other nodes,
 // however many, never fill a node's pages, and no two nodes sweep the
 // same leased stream.
 func (c *Catalog) ExpiredFor(ctx context.Context, node string, now time.Time, after ExpiryCursor, limit int) ([]Stream, ExpiryCursor, error) {
+	q, args := expiredQuery(node, now, after, limit)
+	rows, err := c.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, after, fmt.Errorf("catalog: expired streams of %q: %w", node, err)
+	}
+	out, err := scanStreams(rows)
+	if err != nil {
+		return nil, after, fmt.Errorf("catalog: expired streams of %q: %w", node, err)
+	}
+	if len(out) > 0 {
+		last := out[len(out)-1]
+		d, _ := last.Deadline()
+		after = ExpiryCursor{Deadline: d, ID: last.ID}
+	}
+	return out, after, nil
+}
+
+// expiredQuery is the statement of [Catalog.ExpiredFor] and its arguments.
+func expiredQuery(node string, now time.Time, after ExpiryCursor, limit int) (string, []any) {
 	// The first conditions match the partial index streams_deadline.
 	q := "SELECT " + streamColumns + ` FROM streams
 		WHERE deadline <= ? AND deadline IS NOT NULL AND deleted_at IS NULL`
@@ -901,20 +903,7 @@ func (c *Catalog) ExpiredFor(ctx context.Context, node string, now time.Time, af
 		args = append(args, node)
 	}
 	q += " ORDER BY deadline, id LIMIT ?"
-	rows, err := c.db.QueryContext(ctx, q, append(args, limitArg(limit))...)
-	if err != nil {
-		return nil, after, fmt.Errorf("catalog: expired streams of %q: %w", node, err)
-	}
-	out, err := scanStreams(rows)
-	if err != nil {
-		return nil, after, fmt.Errorf("catalog: expired streams of %q: %w", node, err)
-	}
-	if len(out) > 0 {
-		last := out[len(out)-1]
-		d, _ := last.Deadline()
-		after = ExpiryCursor{Deadline: d, ID: last.ID}
-	}
-	return out, after, nil
+	return q, append(args, limitArg(limit))
 }
 
 // List returns the streams, live and soft-deleted, whose path starts with

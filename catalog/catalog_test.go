@@ -682,12 +682,12 @@ func testExpired(t *testing.T, open opener) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := c.Expired(ctx, tt.now, tt.limit)
+			got, _, err := c.ExpiredFor(ctx, "", tt.now, ExpiryCursor{}, tt.limit)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !slices.Equal(paths(got), tt.want) {
-				t.Errorf("Expired = %q, want %q", paths(got), tt.want)
+				t.Errorf("ExpiredFor(no node, from the start) = %q, want %q", paths(got), tt.want)
 			}
 		})
 	}
@@ -769,28 +769,35 @@ func testExpiredFor(t *testing.T, open opener) {
 
 func TestExpiredUsesIndex(t *testing.T) {
 	c, _ := openTemp(t)
-	rows, err := c.db.Query("EXPLAIN QUERY PLAN SELECT "+streamColumns+` FROM streams
-		WHERE deadline <= ? AND deadline IS NOT NULL AND deleted_at IS NULL
-		ORDER BY deadline, id LIMIT ?`, 0, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, notused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+	for _, tc := range []struct {
+		name  string
+		node  string
+		after ExpiryCursor
+	}{
+		{"one node, first page", "", ExpiryCursor{}},
+		{"a cluster node, later page", "n1", ExpiryCursor{Deadline: t0, ID: 7}},
+	} {
+		q, args := expiredQuery(tc.node, t0, tc.after, 10)
+		rows, err := c.db.Query("EXPLAIN QUERY PLAN "+q, args...)
+		if err != nil {
 			t.Fatal(err)
 		}
-		plan = append(plan, detail)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	joined := strings.Join(plan, "; ")
-	if !strings.Contains(joined, "streams_deadline") || strings.Contains(joined, "TEMP B-TREE") {
-		t.Errorf("query plan = %q, want a scan of streams_deadline without sorting", joined)
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			t.Fatal(err)
+		}
+		joined := strings.Join(plan, "; ")
+		if !strings.Contains(joined, "streams_deadline") || strings.Contains(joined, "TEMP B-TREE") {
+			t.Errorf("%s: query plan = %q, want a scan of streams_deadline without sorting", tc.name, joined)
+		}
 	}
 }
 
