@@ -197,12 +197,16 @@ func (f *forwarder) forward(c echo.Context, target *url.URL) error {
 	if f.metrics != nil {
 		f.metrics.Forwarded(target.Host)
 	}
-	// Once the request's headers reached the owner it may have acted on
-	// it (an append stored, its answer lost): only a request that never
-	// got that far may be answered "not done, retry" (503).
-	var sent atomic.Bool
+	// Once the whole request reached the owner it may have acted on it
+	// (an append stored, its answer lost): only a request that never got
+	// that far may be answered "not done, retry" (503). A write of the
+	// request that failed means the owner never got all of it (a node
+	// killed between two writes of a request on a pooled connection
+	// resets it), so it cannot have acted on it either.
+	var sent, cut atomic.Bool
 	out = out.WithContext(httptrace.WithClientTrace(out.Context(), &httptrace.ClientTrace{
 		WroteHeaders: func() { sent.Store(true) },
+		WroteRequest: func(i httptrace.WroteRequestInfo) { cut.Store(i.Err != nil) },
 	}))
 	res, err := f.transport(target).RoundTrip(out)
 	if err != nil {
@@ -215,8 +219,11 @@ func (f *forwarder) forward(c echo.Context, target *url.URL) error {
 		if f.metrics != nil {
 			f.metrics.ForwardFailed(target.Host)
 		}
-		f.lg.WarnContext(ctx, "forwarding to the stream's node failed", "node", target.Host, "sent", sent.Load(), "err", err)
-		if sent.Load() {
+		// RoundTrip returns only after its write loop is done with the
+		// request, so cut is final here.
+		delivered := sent.Load() && !cut.Load()
+		f.lg.WarnContext(ctx, "forwarding to the stream's node failed", "node", target.Host, "delivered", delivered, "err", err)
+		if delivered {
 			return &httpError{status: http.StatusBadGateway, code: "FORWARD_FAILED",
 				msg: "the stream's node failed after it got the request; its outcome is unknown"}
 		}

@@ -457,6 +457,43 @@ func TestForwardOwnerDiesAfterRequest(t *testing.T) {
 	wantJSONError(t, r)
 }
 
+// TestForwardOwnerDiesMidRequest checks that an owner which reset the
+// connection before it got the whole request is reported as "not done,
+// retry" (503): it cannot have acted on a body it never received. This
+// is what a node killed under a pooled connection does.
+func TestForwardOwnerDiesMidRequest(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				// The headers, then a reset while the body is still coming.
+				http.ReadRequest(bufio.NewReader(conn))
+				conn.(*net.TCPConn).SetLinger(0)
+				conn.Close()
+			}()
+		}
+	}()
+	front := newServer(t, func(c *server.Config) {
+		c.MaxAppendBytes = 64 << 20
+		c.Router = &fakeRouter{to: mustURL(t, "http://"+ln.Addr().String())}
+	}, nil)
+	// Far more than the sockets between the two nodes can buffer, so the
+	// front is still writing the body when the reset arrives.
+	r := front.do("POST", "/v1/stream/x", hdr{"Content-Type", "application/octet-stream"}, strings.Repeat("x", 48<<20))
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+		t.Fatalf("owner reset the connection mid-request: %s, want 503 with Retry-After", r)
+	}
+	wantJSONError(t, r)
+}
+
 func mustURL(t *testing.T, s string) *url.URL {
 	t.Helper()
 	u, err := url.Parse(s)
