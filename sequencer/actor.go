@@ -114,6 +114,13 @@ type Stream struct {
 	// Actor-owned state; only the actor goroutine touches these.
 	meta      hotlog.Meta
 	producers map[string]hotlog.Producer
+	// prodUpd holds the producer states that the batch being processed
+	// changes. It lives here, made on the first producer append and
+	// cleared per batch, rather than in process's frame: a map literal
+	// there puts its buckets on the stack, and a new actor's first batch
+	// then grows its goroutine's stack (copying it) once more.
+	prodUpd   map[string]hotlog.Producer
+	undo      undoState // what a failed commit of that batch restores (checkpoint)
 	segments  []hotlog.Segment
 	recent    []hotlog.Message
 	recentSz  int

@@ -15,35 +15,14 @@ import (
 // all accepted ones are written in one transaction (group commit). Replies
 // are sent only after that transaction is durable.
 func (s *Stream) process(ops []op) {
-	var (
-		batch    hotlog.Batch
-		appended []appendDone
-		later    []afterCommitOp
-		prodUpd  = map[string]hotlog.Producer{}
-		undo     = s.checkpoint()
-	)
-	for _, o := range ops {
-		switch o := o.(type) {
-		case appendOp:
-			if p := o.req.Producer; p != nil {
-				undo.saveProducer(s.producers, p.ID)
-			}
-			res, err := s.apply(o.req, &batch, prodUpd)
-			appended = append(appended, appendDone{reply: o.reply, res: res, err: err})
-		case afterCommitOp:
-			// Fork points read committed state only; answer after the
-			// commit so a fork never references uncommitted data. Trims
-			// and deletions keep their order after the appends.
-			later = append(later, o)
-		default:
-			invariants.Failf(s.lg, "sequencer: unexpected mailbox op %T", o)
-		}
-	}
-	dirty := len(batch.Messages) > 0 || len(prodUpd) > 0 || s.meta != undo.meta
+	var batch hotlog.Batch
+	undo := s.checkpoint()
+	appended, later := s.applyOps(ops, undo, &batch)
+	dirty := len(batch.Messages) > 0 || len(s.prodUpd) > 0 || s.meta != undo.meta
 	committed := false
 	if dirty {
 		s.maybeSeal(&batch)
-		for _, p := range prodUpd {
+		for _, p := range s.prodUpd {
 			batch.Producers = append(batch.Producers, p)
 		}
 		batch.Meta = s.meta
@@ -72,6 +51,33 @@ func (s *Stream) process(ops []op) {
 	}
 }
 
+// applyOps applies the appends of ops to the state and batch (see apply)
+// and returns their outcomes and the ops to run after the commit. It is
+// process's first half, apart so that its locals do not sit in process's
+// frame below the commit: a new actor's goroutine then gets through its
+// first batch without growing its stack a second time.
+func (s *Stream) applyOps(ops []op, undo *undoState, batch *hotlog.Batch) (appended []appendDone, later []afterCommitOp) {
+	clear(s.prodUpd)
+	for _, o := range ops {
+		switch o := o.(type) {
+		case appendOp:
+			if p := o.req.Producer; p != nil {
+				undo.saveProducer(s.producers, p.ID)
+			}
+			res, err := s.apply(o.req, batch)
+			appended = append(appended, appendDone{reply: o.reply, res: res, err: err})
+		case afterCommitOp:
+			// Fork points read committed state only; answer after the
+			// commit so a fork never references uncommitted data. Trims
+			// and deletions keep their order after the appends.
+			later = append(later, o)
+		default:
+			invariants.Failf(s.lg, "sequencer: unexpected mailbox op %T", o)
+		}
+	}
+	return appended, later
+}
+
 // appendDone is the outcome of an append of the batch, sent once the
 // batch's commit is durable (or failed).
 type appendDone struct {
@@ -88,8 +94,18 @@ type undoState struct {
 	segments  []hotlog.Segment
 }
 
+// checkpoint saves what a failed commit restores, in s.undo: kept in the
+// Stream and reused (its producer map too), it costs neither an
+// allocation per batch nor room in process's frame (see Stream.prodUpd).
+// Only one batch is ever being committed. Not inlined, like restore: the
+// copies of the state would take room in process's frame.
+//
+//go:noinline
 func (s *Stream) checkpoint() *undoState {
-	return &undoState{meta: s.meta, recent: s.recent, recentSz: s.recentSz, segments: s.segments}
+	prods := s.undo.producers
+	clear(prods)
+	s.undo = undoState{meta: s.meta, producers: prods, recent: s.recent, recentSz: s.recentSz, segments: s.segments}
+	return &s.undo
 }
 
 // saveProducer remembers the value of producer id before the batch first
@@ -108,6 +124,7 @@ func (u *undoState) saveProducer(cur map[string]hotlog.Producer, id string) {
 	}
 }
 
+//go:noinline
 func (s *Stream) restore(u *undoState) {
 	s.meta, s.recent, s.recentSz, s.segments = u.meta, u.recent, u.recentSz, u.segments
 	// From memory, not by reloading them from storage: a failing disk may
@@ -123,8 +140,8 @@ func (s *Stream) restore(u *undoState) {
 }
 
 // apply validates one append against the current state and, if accepted,
-// adds its effects to batch and the state.
-func (s *Stream) apply(req *AppendRequest, batch *hotlog.Batch, prodUpd map[string]hotlog.Producer) (AppendResult, error) {
+// adds its effects to batch, s.prodUpd and the state.
+func (s *Stream) apply(req *AppendRequest, batch *hotlog.Batch) (AppendResult, error) {
 	if s.frozen != nil {
 		return AppendResult{}, s.frozen
 	}
@@ -192,7 +209,10 @@ func (s *Stream) apply(req *AppendRequest, batch *hotlog.Batch, prodUpd map[stri
 	}
 	if req.Producer != nil {
 		s.producers[prod.ID] = prod
-		prodUpd[prod.ID] = prod
+		if s.prodUpd == nil {
+			s.prodUpd = map[string]hotlog.Producer{}
+		}
+		s.prodUpd[prod.ID] = prod
 	}
 	if req.Close {
 		m.Closed = true
