@@ -277,11 +277,9 @@ func (s *Stream) publish() {
 		Fork:         s.meta.Fork,
 		recent:       s.recent,
 		reg:          s.reg,
-		changed:      make(chan struct{}),
 	}
-	old := s.snap.Swap(n)
-	if old != nil {
-		close(old.changed)
+	if old := s.snap.Swap(n); old != nil {
+		old.supersede()
 	}
 }
 

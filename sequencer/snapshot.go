@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sort"
+	"sync/atomic"
 
 	"github.com/streamtier/durable-streams/hotlog"
 	"github.com/streamtier/durable-streams/internal/invariants"
@@ -35,11 +36,38 @@ type Snapshot struct {
 	// reg resolves positions a fork inherits to its parent's tokens.
 	reg *Registry
 
-	changed chan struct{}
+	// changed is made by the first Changed call, so that the snapshots
+	// nobody waits on (most: every commit publishes one) cost no channel;
+	// supersede sets it to closedChan, or closes the one made.
+	changed atomic.Pointer[chan struct{}]
 }
 
+// closedChan is the Changed channel of snapshots superseded before
+// anyone asked for it.
+var closedChan = func() *chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return &c
+}()
+
 // Changed returns a channel closed when a newer snapshot is published.
-func (s *Snapshot) Changed() <-chan struct{} { return s.changed }
+func (s *Snapshot) Changed() <-chan struct{} {
+	if c := s.changed.Load(); c != nil {
+		return *c
+	}
+	c := make(chan struct{})
+	if s.changed.CompareAndSwap(nil, &c) {
+		return c
+	}
+	return *s.changed.Load() // superseded, or another caller's
+}
+
+// supersede wakes the waiters on s: a newer snapshot replaces it.
+func (s *Snapshot) supersede() {
+	if c := s.changed.Swap(closedChan); c != nil && c != closedChan {
+		close(*c)
+	}
+}
 
 // TokenFor returns the offset token of position p (0 <= p <= Tail) in the
 // stream this snapshot views. A token names the segment of the byte before
