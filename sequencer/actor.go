@@ -104,7 +104,10 @@ type Stream struct {
 
 	snap    atomic.Pointer[Snapshot]
 	mailbox chan op
-	done    chan struct{} // closed when the actor goroutine has exited
+	done    chan struct{} // closed when the actor has exited for good
+
+	actMu sync.Mutex
+	act   int // actNew, actRunning or actParked (see run)
 
 	// Registry bookkeeping, guarded by reg.mu.
 	refs     int
@@ -119,12 +122,16 @@ type Stream struct {
 	// cleared per batch, rather than in process's frame: a map literal
 	// there puts its buckets on the stack, and a new actor's first batch
 	// then grows its goroutine's stack (copying it) once more.
-	prodUpd   map[string]hotlog.Producer
-	undo      undoState // what a failed commit of that batch restores (checkpoint)
-	segments  []hotlog.Segment
-	recent    []hotlog.Message
-	recentSz  int
+	prodUpd  map[string]hotlog.Producer
+	undo     undoState // what a failed commit of that batch restores (checkpoint)
+	segments []hotlog.Segment
+	recent   []hotlog.Message
+	recentSz int
+	// sealTimer sends sealAgeOp{sealGen} at sealAt, when the open
+	// segment is SealAge old; sealGen tells a timer stopped too late.
 	sealTimer *time.Timer
+	sealAt    time.Time
+	sealGen   uint64
 	stopOnce  sync.Once
 
 	deleted, softDeleted bool
@@ -143,25 +150,81 @@ func (s *Stream) Snapshot() *Snapshot { return s.snap.Load() }
 // ID returns the stream's internal id.
 func (s *Stream) ID() int64 { return s.id }
 
+// Actor goroutines. A stream's actor runs on a goroutine only while it
+// has ops: once its mailbox is empty it parks, and the goroutine exits;
+// the next op starts a new one. Most streams are idle most of the time
+// (under create-64, each takes one append), and an idle goroutine is not
+// free: the garbage collector scans its stack at every cycle and shrinks
+// it, copying it. Invariants:
+//
+//  1. At most one goroutine runs the actor at a time: it is the one that
+//     moved the state to actRunning (run, or wake from actParked), and
+//     the actor-owned fields pass from one to the next through actMu.
+//  2. No op waits in a parked actor's mailbox: senders queue first and
+//     wake second, and park gives up under actMu when it finds an op.
+//  3. Nothing starts a goroutine before the registry's run (the stream
+//     may be reachable, e.g. by a checkpoint, while startActor still
+//     sets it up) or after the actor exited (it stays actRunning).
+//  4. Timers do not keep a goroutine: the seal by age is an op that a
+//     timer sends (sealAgeOp).
+const (
+	actNew     = iota // run not called yet
+	actRunning        // a goroutine runs the actor (or it exited)
+	actParked         // no goroutine; the next op starts one
+)
+
+// run starts the actor; the registry calls it once, on a new goroutine.
 func (s *Stream) run() {
-	defer close(s.done)
-	defer s.log.Close()
-	defer s.compact()
-	defer s.flushAtStop()
+	s.actMu.Lock()
+	s.act = actRunning
+	s.actMu.Unlock()
 	if s.reg.cfg.Rotation.Enabled && s.meta.Closed && s.meta.OpenSegMsgs > 0 {
 		s.sealByAge() // a stream created closed, or closed before a crash
 	}
+	s.loop()
+}
+
+// wake starts a goroutine for a parked actor; senders call it after
+// queuing an op (invariant 2).
+func (s *Stream) wake() {
+	s.actMu.Lock()
+	parked := s.act == actParked
+	if parked {
+		s.act = actRunning
+	}
+	s.actMu.Unlock()
+	if parked {
+		go s.loop()
+	}
+}
+
+// park lets the goroutine exit when no op is queued; it reports whether
+// it must.
+func (s *Stream) park() bool {
+	s.actMu.Lock()
+	defer s.actMu.Unlock()
+	if len(s.mailbox) > 0 {
+		return false
+	}
+	s.act = actParked
+	return true
+}
+
+// loop runs the actor's ops until its mailbox is empty or it stops.
+func (s *Stream) loop() {
 	batchMax := s.reg.cfg.MaxBatch
 	for {
 		var first op
 		select {
 		case first = <-s.mailbox:
-		case <-s.sealTimerC():
-			s.sealByAge()
+		default:
+			if s.park() {
+				return
+			}
 			continue
 		}
 		if _, ok := first.(stopOp); ok {
-			s.drainStopped()
+			s.exit()
 			return
 		}
 		ops := []op{first}
@@ -181,10 +244,21 @@ func (s *Stream) run() {
 		}
 		s.process(ops)
 		if stop {
-			s.drainStopped()
+			s.exit()
 			return
 		}
 	}
+}
+
+// exit ends the actor for good after a stop: it fails what is still
+// queued, writes what is unwritten and closes the hot log.
+func (s *Stream) exit() {
+	s.drainStopped()
+	s.stopSealTimer()
+	s.flushAtStop()
+	s.compact()
+	s.log.Close()
+	close(s.done)
 }
 
 // stopOp asks the actor to exit after the ops queued before it.
@@ -204,13 +278,6 @@ func (s *Stream) drainStopped() {
 	}
 }
 
-func (s *Stream) sealTimerC() <-chan time.Time {
-	if s.sealTimer == nil {
-		return nil
-	}
-	return s.sealTimer.C
-}
-
 // send delivers op to the actor unless it has stopped or ctx ends.
 func (s *Stream) send(ctx context.Context, o op) error {
 	select {
@@ -220,6 +287,7 @@ func (s *Stream) send(ctx context.Context, o op) error {
 	}
 	select {
 	case s.mailbox <- o:
+		s.wake()
 		return nil
 	case <-s.done:
 		return s.goneErr()
@@ -301,6 +369,7 @@ func (s *Stream) stop() {
 	s.stopOnce.Do(func() {
 		select {
 		case s.mailbox <- stopOp{}:
+			s.wake()
 		case <-s.done:
 		}
 	})

@@ -1,6 +1,7 @@
 package sequencer
 
 import (
+	"context"
 	"time"
 
 	"github.com/streamtier/durable-streams/coldstore/segment"
@@ -341,26 +342,52 @@ func (s *Stream) sealOpen(b *hotlog.Batch) {
 	m.OpenSegMsgs, m.OpenSegBytes, m.OpenSegSince = 0, 0, time.Time{}
 }
 
+// resetSealTimer arms the seal by age for the open segment's deadline,
+// or disarms it when there is none; a commit that leaves the deadline
+// where it was leaves the timer alone.
 func (s *Stream) resetSealTimer() {
 	age := s.reg.cfg.Rotation.SealAge
 	if age <= 0 || s.meta.OpenSegMsgs == 0 {
-		if s.sealTimer != nil {
-			s.sealTimer.Stop()
-			s.sealTimer = nil
-		}
+		s.stopSealTimer()
 		return
 	}
-	d := time.Until(s.meta.OpenSegSince.Add(age))
-	if s.sealTimer == nil {
-		s.sealTimer = time.NewTimer(d)
-	} else {
-		s.sealTimer.Reset(d)
+	at := s.meta.OpenSegSince.Add(age)
+	if s.sealTimer != nil && at.Equal(s.sealAt) {
+		return
+	}
+	s.stopSealTimer()
+	s.sealGen++
+	gen := s.sealGen
+	s.sealAt = at
+	s.sealTimer = time.AfterFunc(time.Until(at), func() {
+		// On the timer's goroutine; an actor that stopped refuses it.
+		_ = s.send(context.Background(), sealAgeOp{gen: gen})
+	})
+}
+
+func (s *Stream) stopSealTimer() {
+	if s.sealTimer != nil {
+		s.sealTimer.Stop()
+		s.sealTimer = nil
 	}
 }
 
-// sealByAge seals an open segment that has been open for SealAge.
+// sealAgeOp is the seal timer's: seal the open segment, now SealAge old,
+// unless the timer it came from was stopped or replaced meanwhile.
+type sealAgeOp struct{ gen uint64 }
+
+func (sealAgeOp) fail(error) {}
+
+func (o sealAgeOp) afterCommit(s *Stream) {
+	if s.sealTimer != nil && o.gen == s.sealGen {
+		s.sealByAge()
+	}
+}
+
+// sealByAge seals an open segment that has been open for SealAge (or
+// that a handoff must seal now).
 func (s *Stream) sealByAge() {
-	s.sealTimer = nil
+	s.stopSealTimer()
 	if s.meta.OpenSegMsgs == 0 {
 		return
 	}
