@@ -323,6 +323,49 @@ func BenchmarkAppendPath(b *testing.B) {
 	})
 }
 
+// BenchmarkCreatePath measures what the bench program's create-64
+// workload does: 64 concurrent clients, each creating a new stream and
+// appending 100 B to it once per operation (two requests).
+func BenchmarkCreatePath(b *testing.B) {
+	msg := bytes.Repeat([]byte("x"), 100)
+	_, hs := startServer(b, Config{})
+	hc := benchClient()
+	var (
+		n atomic.Int64
+		m cpuMeter
+	)
+	b.ReportAllocs()
+	b.SetParallelism(32) // 64 clients on 2 CPUs
+	b.ResetTimer()
+	m.start()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			url := fmt.Sprintf("%s/v1/stream/create-%d", hs.URL, n.Add(1))
+			for _, step := range []struct {
+				method string
+				body   []byte
+				want   int
+			}{{"PUT", nil, http.StatusCreated}, {"POST", msg, http.StatusNoContent}} {
+				req, _ := http.NewRequest(step.method, url, bytes.NewReader(step.body))
+				req.Header.Set("Content-Type", "application/octet-stream")
+				resp, err := hc.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != step.want {
+					b.Errorf("%s: status %d", step.method, resp.StatusCode)
+					return
+				}
+			}
+		}
+	})
+	b.StopTimer()
+	m.report(b, b.N)
+}
+
 // BenchmarkLongPollWake measures the time from an append being acknowledged
 // to a waiting long-poll reader receiving it.
 func BenchmarkLongPollWake(b *testing.B) {
