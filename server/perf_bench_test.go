@@ -83,6 +83,45 @@ func benchCreate(b *testing.B, hc *http.Client, url, ctype string) {
 	}
 }
 
+// benchSend sends a request with an application/octet-stream body from
+// concurrent clients (b.RunParallel) and reads the answer; it reports
+// (b.Error) and returns false when it fails or is not want.
+func benchSend(b *testing.B, hc *http.Client, method, url string, body []byte, want int) bool {
+	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := hc.Do(req)
+	if err != nil {
+		b.Error(err)
+		return false
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		b.Errorf("%s: status %d, want %d", method, resp.StatusCode, want)
+		return false
+	}
+	return true
+}
+
+// run64 measures op run by 64 concurrent clients on 2 CPUs, until b.N
+// ops are done or one fails, with cpu-ns/op.
+func run64(b *testing.B, op func() bool) {
+	var m cpuMeter
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.ResetTimer()
+	m.start()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if !op() {
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	m.report(b, b.N)
+}
+
 // fill appends total bytes as messages of size bytes with 4 concurrent
 // writers.
 func fill(b *testing.B, hc *http.Client, url string, size int, total int64) {
@@ -253,30 +292,7 @@ func BenchmarkAppendPath(b *testing.B) {
 		hc := benchClient()
 		url := hs.URL + "/v1/stream/a"
 		benchCreate(b, hc, url, "application/octet-stream")
-		var m cpuMeter
-		b.ReportAllocs()
-		b.SetParallelism(32) // 64 clients on 2 CPUs
-		b.ResetTimer()
-		m.start()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				req, _ := http.NewRequest("POST", url, bytes.NewReader(msg))
-				req.Header.Set("Content-Type", "application/octet-stream")
-				resp, err := hc.Do(req)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusNoContent {
-					b.Errorf("status %d", resp.StatusCode)
-					return
-				}
-			}
-		})
-		b.StopTimer()
-		m.report(b, b.N)
+		run64(b, func() bool { return benchSend(b, hc, "POST", url, msg, http.StatusNoContent) })
 	})
 	b.Run("producer-binary", func(b *testing.B) {
 		const batch = 1000
@@ -330,40 +346,11 @@ func BenchmarkCreatePath(b *testing.B) {
 	msg := bytes.Repeat([]byte("x"), 100)
 	_, hs := startServer(b, Config{})
 	hc := benchClient()
-	var (
-		n atomic.Int64
-		m cpuMeter
-	)
-	b.ReportAllocs()
-	b.SetParallelism(32) // 64 clients on 2 CPUs
-	b.ResetTimer()
-	m.start()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			url := fmt.Sprintf("%s/v1/stream/create-%d", hs.URL, n.Add(1))
-			for _, step := range []struct {
-				method string
-				body   []byte
-				want   int
-			}{{"PUT", nil, http.StatusCreated}, {"POST", msg, http.StatusNoContent}} {
-				req, _ := http.NewRequest(step.method, url, bytes.NewReader(step.body))
-				req.Header.Set("Content-Type", "application/octet-stream")
-				resp, err := hc.Do(req)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != step.want {
-					b.Errorf("%s: status %d", step.method, resp.StatusCode)
-					return
-				}
-			}
-		}
+	var n atomic.Int64
+	run64(b, func() bool {
+		url := fmt.Sprintf("%s/v1/stream/create-%d", hs.URL, n.Add(1))
+		return benchSend(b, hc, "PUT", url, nil, http.StatusCreated) && benchSend(b, hc, "POST", url, msg, http.StatusNoContent)
 	})
-	b.StopTimer()
-	m.report(b, b.N)
 }
 
 // BenchmarkLongPollWake measures the time from an append being acknowledged
