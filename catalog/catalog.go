@@ -163,6 +163,10 @@ type Catalog struct {
 	// prepared once (every stream request looks its stream up, every
 	// creation inserts a row).
 	stmts *stmts
+
+	// paths, on SQLite, tells paths that have no row apart without a
+	// query (see pathFilter); nil on PostgreSQL.
+	paths *pathFilter
 }
 
 // Open opens the catalog database at path, creating it and its parent
@@ -235,14 +239,18 @@ func newCatalog(ctx context.Context, db *sql.DB, pg bool) (*Catalog, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Catalog{
+	c := &Catalog{
 		db:     db,
 		now:    time.Now,
 		pg:     pg,
 		wlock:  make(chan struct{}, 1),
 		idLock: make(chan struct{}, 1),
 		stmts:  st,
-	}, nil
+	}
+	if !pg {
+		c.paths = newPathFilter(db)
+	}
+	return c, nil
 }
 
 // initialize brings the schema up to date; wal requires the file to be in
@@ -285,6 +293,9 @@ func dsn(path string) (string, error) {
 
 // Close closes the database.
 func (c *Catalog) Close() error {
+	if c.paths != nil {
+		c.paths.close()
+	}
 	c.stmts.close()
 	c.wlock <- struct{}{}
 	if c.wconn != nil {
@@ -595,6 +606,9 @@ func (c *Catalog) insert(ctx context.Context, s Stream, jr Journaled) error {
 	if s.ParentID != 0 {
 		parent = sql.NullInt64{Int64: s.ParentID, Valid: true}
 	}
+	if c.paths != nil {
+		c.paths.add(s.Path) // before the row can exist
+	}
 	return c.enqueue(ctx, &writeReq{jr: jr, fn: func(tx *sql.Tx) error {
 		// An id at or beyond the reserved range would be handed out again
 		// by a later AllocateID. The ids of this process's own blocks
@@ -718,7 +732,12 @@ func scanStreams(rows *sql.Rows) ([]Stream, error) {
 }
 
 // Get returns the stream at path, live or soft-deleted, or [ErrNotFound].
+// On SQLite a path that never had a row is usually known as such without
+// a query (see pathFilter).
 func (c *Catalog) Get(ctx context.Context, path string) (Stream, error) {
+	if c.paths != nil && !c.paths.mayHave(path) {
+		return Stream{}, fmt.Errorf("catalog: get %q: %w", path, ErrNotFound)
+	}
 	s, err := scanStream(c.stmts.getByPath.QueryRowContext(ctx, path))
 	if errors.Is(err, sql.ErrNoRows) {
 		err = ErrNotFound
