@@ -162,8 +162,10 @@ type Catalog struct {
 
 	// stmts are the statements every stream request or creation runs,
 	// prepared once (every stream request looks its stream up, every
-	// creation inserts a row).
+	// creation inserts a row); group, guarded by wlock, binds them to the
+	// running group commit's transaction.
 	stmts *stmts
+	group groupStmts
 
 	// paths, on SQLite, tells paths that have no row apart without a
 	// query (see pathFilter); nil on PostgreSQL.
@@ -468,19 +470,20 @@ func (c *Catalog) runGroupOn(ctx context.Context, full bool, group []*writeReq, 
 		return err
 	}
 	defer tx.Rollback()
+	defer c.beginGroup(tx)()
 	var applied uint64
 	committed := false
 	for i, r := range group {
 		single := len(group) == 1
 		if !single {
-			if _, err := tx.StmtContext(ctx, c.stmts.savepoint).ExecContext(ctx); err != nil {
+			if _, err := c.inTx(ctx, tx, c.stmts.savepoint).ExecContext(ctx); err != nil {
 				return err
 			}
 		}
 		if err := r.fn(tx); err != nil {
 			results[i] = err
 			if !single {
-				if _, err := tx.StmtContext(ctx, c.stmts.rollbackTo).ExecContext(ctx); err != nil {
+				if _, err := c.inTx(ctx, tx, c.stmts.rollbackTo).ExecContext(ctx); err != nil {
 					return err
 				}
 			}
@@ -489,7 +492,7 @@ func (c *Catalog) runGroupOn(ctx context.Context, full bool, group []*writeReq, 
 			applied = max(applied, r.jr.Applied)
 		}
 		if !single {
-			if _, err := tx.StmtContext(ctx, c.stmts.release).ExecContext(ctx); err != nil {
+			if _, err := c.inTx(ctx, tx, c.stmts.release).ExecContext(ctx); err != nil {
 				return err
 			}
 		}
@@ -624,7 +627,7 @@ func (c *Catalog) insert(ctx context.Context, s Stream, jr Journaled) error {
 		// a creation replayed from the commit journal, are looked up.
 		if s.ID >= c.reserved.Load() {
 			var next int64
-			if err := tx.StmtContext(ctx, c.stmts.idsReserved).QueryRowContext(ctx).Scan(&next); err != nil {
+			if err := c.inTx(ctx, tx, c.stmts.idsReserved).QueryRowContext(ctx).Scan(&next); err != nil {
 				return err
 			}
 			if s.ID >= next {
@@ -634,20 +637,20 @@ func (c *Catalog) insert(ctx context.Context, s Stream, jr Journaled) error {
 		if parent.Valid {
 			// A path in use is reported ahead of a parent that is gone.
 			var one int
-			switch err := tx.StmtContext(ctx, c.stmts.pathTaken).QueryRowContext(ctx, s.Path).Scan(&one); {
+			switch err := c.inTx(ctx, tx, c.stmts.pathTaken).QueryRowContext(ctx, s.Path).Scan(&one); {
 			case err == nil:
 				return ErrExists
 			case !errors.Is(err, sql.ErrNoRows):
 				return err
 			}
-			res, err := tx.StmtContext(ctx, c.stmts.addRef).ExecContext(ctx, s.ParentID)
+			res, err := c.inTx(ctx, tx, c.stmts.addRef).ExecContext(ctx, s.ParentID)
 			if err := requireChange(res, err, ErrParentGone); err != nil {
 				return err
 			}
 		}
 		// The path's UNIQUE constraint finds a path in use: one lookup
 		// by path per creation, the insert's own.
-		_, err := tx.StmtContext(ctx, c.stmts.insertStream).ExecContext(ctx,
+		_, err := c.inTx(ctx, tx, c.stmts.insertStream).ExecContext(ctx,
 			s.ID, s.Path, s.ContentType, ttl, millis(s.ExpiresAt),
 			s.LastAccess.UnixMilli(), s.Closed, parent, s.ForkOffset, s.ForkSubOffset, s.CreatedAt.UnixMilli())
 		if isPathConflict(err) {
@@ -881,7 +884,7 @@ func (c *Catalog) touchManyJ(ctx context.Context, access map[int64]time.Time, jr
 		return nil
 	}
 	err := c.enqueue(ctx, &writeReq{jr: jr, fn: func(tx *sql.Tx) error {
-		stmt := tx.StmtContext(ctx, c.stmts.touch)
+		stmt := c.inTx(ctx, tx, c.stmts.touch)
 		// In id order: two nodes touching overlapping sets then lock their
 		// rows in the same order and cannot deadlock each other.
 		for _, id := range slices.Sorted(maps.Keys(access)) {

@@ -123,7 +123,7 @@ func (c *Catalog) SetJournalCheckpoint(ctx context.Context, node string, lsn uin
 // setCatalogLSN advances the applied position of the single node (SQLite)
 // in the transaction of the writes that reached it.
 func (c *Catalog) setCatalogLSN(ctx context.Context, tx *sql.Tx, lsn uint64) error {
-	_, err := tx.StmtContext(ctx, c.stmts.setCatalogLSN).ExecContext(ctx, int64(lsn))
+	_, err := c.inTx(ctx, tx, c.stmts.setCatalogLSN).ExecContext(ctx, int64(lsn))
 	if err != nil {
 		return fmt.Errorf("applied journal position %d: %w", lsn, err)
 	}

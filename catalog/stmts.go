@@ -11,10 +11,10 @@ import (
 // statement on every run, which cost about as much as running it.
 //
 // database/sql keeps a statement prepared on every connection it ran on,
-// and a transaction reuses that (tx.StmtContext); the group
-// commit on SQLite always runs on one connection (see writer), so there
-// each statement is parsed once, and again only after a failed group
-// replaced the connection.
+// and a transaction reuses that (tx.StmtContext, through [Catalog.inTx]);
+// the group commit on SQLite always runs on one connection (see writer),
+// so there each statement is parsed once, and again only after a failed
+// group replaced the connection.
 type stmts struct {
 	getByPath     *sql.Stmt // Get
 	insertStream  *sql.Stmt // insert
@@ -69,5 +69,41 @@ func prepareStmts(ctx context.Context, db *sql.DB, pg bool) (*stmts, error) {
 func (s *stmts) close() {
 	for _, st := range s.all {
 		st.Close()
+	}
+}
+
+// groupStmts are the statements bound to the transaction of the running
+// group commit (SQLite), each bound once per group rather than once per
+// write: binding allocates and takes the pool's lock. Only the goroutine
+// holding wlock uses them.
+type groupStmts struct {
+	tx    *sql.Tx
+	bound map[*sql.Stmt]*sql.Stmt
+}
+
+// inTx returns st for use in tx.
+func (c *Catalog) inTx(ctx context.Context, tx *sql.Tx, st *sql.Stmt) *sql.Stmt {
+	if c.pg || tx != c.group.tx {
+		// PostgreSQL runs every write in its own transaction, concurrently.
+		return tx.StmtContext(ctx, st)
+	}
+	b, ok := c.group.bound[st]
+	if !ok {
+		b = tx.StmtContext(ctx, st)
+		c.group.bound[st] = b
+	}
+	return b
+}
+
+// beginGroup makes tx the group commit's transaction for inTx until the
+// returned function is called. The caller holds wlock.
+func (c *Catalog) beginGroup(tx *sql.Tx) (end func()) {
+	if c.group.bound == nil {
+		c.group.bound = map[*sql.Stmt]*sql.Stmt{}
+	}
+	c.group.tx = tx
+	return func() {
+		c.group.tx = nil
+		clear(c.group.bound)
 	}
 }
