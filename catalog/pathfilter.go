@@ -71,10 +71,12 @@ func (f *pathFilter) load(ctx context.Context, db *sql.DB) {
 	}
 }
 
-// close stops the load and waits for it.
+// close stops the load and waits for it. A closed catalog answers
+// nothing from memory: its lookups fail like every other method.
 func (f *pathFilter) close() {
 	f.cancel()
 	<-f.loaded
+	f.ready.Store(false)
 }
 
 // probes calls fn with the bit positions of path (double hashing).

@@ -85,6 +85,14 @@ func TestPathFilterKnowsEveryRow(t *testing.T) {
 	if _, err := c.Get(ctx, "before/5"); err != nil {
 		t.Errorf("Get of a path used again: %v", err)
 	}
+
+	// A closed catalog does not answer from memory.
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, "never/0"); err == nil || errors.Is(err, ErrNotFound) {
+		t.Errorf("Get after Close = %v, want an error other than ErrNotFound", err)
+	}
 }
 
 // TestPathFilterFalsePositives checks the filter's documented bound, under
