@@ -119,3 +119,62 @@ func TestWriteCanceledWhileQueued(t *testing.T) {
 		t.Error("the canceled write ran")
 	}
 }
+
+// TestGroupCommitInsertsWithConflicts: concurrent creations, many in one
+// group and several on one path, share the group's statements; each gets
+// its own outcome (one per path succeeds, the others ErrExists, forks of a
+// taken path too), and exactly the successful ones are stored.
+func TestGroupCommitInsertsWithConflicts(t *testing.T) {
+	c, _ := openTemp(t)
+	ctx := context.Background()
+	parent := create(t, c, Stream{Path: "parent"})
+	const paths, tries = 40, 4
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won := map[string]int64{}
+	for i := range paths * tries {
+		wg.Go(func() {
+			p := fmt.Sprintf("p/%d", i%paths)
+			id, err := c.AllocateID(ctx)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			s := Stream{ID: id, Path: p, ContentType: "text/plain", CreatedAt: t0}
+			if i%tries == 1 {
+				s.ParentID, s.ForkOffset = parent, "f"
+			}
+			switch err := c.Insert(ctx, s); {
+			case err == nil:
+				mu.Lock()
+				defer mu.Unlock()
+				if prev, ok := won[p]; ok {
+					t.Errorf("%s inserted twice (ids %d and %d)", p, prev, id)
+				}
+				won[p] = id
+			case !errors.Is(err, ErrExists):
+				t.Errorf("Insert(%s) = %v, want nil or ErrExists", p, err)
+			}
+		})
+	}
+	wg.Wait()
+	all, err := c.List(ctx, "p/", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != paths {
+		t.Errorf("%d rows stored, want %d", len(all), paths)
+	}
+	forks := int64(0)
+	for _, s := range all {
+		if won[s.Path] != s.ID {
+			t.Errorf("%s stored with id %d, the insert that succeeded had %d", s.Path, s.ID, won[s.Path])
+		}
+		if s.ParentID == parent {
+			forks++
+		}
+	}
+	if got := mustGet(t, c, parent).RefCount; got != forks {
+		t.Errorf("parent's refcount %d, want %d (its stored forks)", got, forks)
+	}
+}

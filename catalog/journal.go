@@ -122,8 +122,8 @@ func (c *Catalog) SetJournalCheckpoint(ctx context.Context, node string, lsn uin
 
 // setCatalogLSN advances the applied position of the single node (SQLite)
 // in the transaction of the writes that reached it.
-func setCatalogLSN(ctx context.Context, tx *sql.Tx, lsn uint64) error {
-	_, err := tx.ExecContext(ctx, "UPDATE journal_nodes SET catalog_lsn = $1 WHERE node = '' AND catalog_lsn < $1", int64(lsn))
+func (c *Catalog) setCatalogLSN(ctx context.Context, tx *sql.Tx, lsn uint64) error {
+	_, err := c.inTx(ctx, tx, c.stmts.setCatalogLSN).ExecContext(ctx, int64(lsn))
 	if err != nil {
 		return fmt.Errorf("applied journal position %d: %w", lsn, err)
 	}

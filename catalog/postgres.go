@@ -128,10 +128,9 @@ func retryable(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == pgSerializationFailure || pe.Code == pgDeadlockDetected)
 }
 
-// isPathConflict reports whether err is PostgreSQL refusing a second row
-// with the same path: another node (or a concurrent write of this one)
-// inserted it after Insert looked.
-func isPathConflict(err error) bool {
+// isPostgresPathConflict reports whether err is PostgreSQL refusing a
+// second row with the same path.
+func isPostgresPathConflict(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == pgUniqueViolation && pe.ConstraintName == "streams_path_key"
 }

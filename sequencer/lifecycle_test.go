@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -447,6 +448,39 @@ func TestAppendsExtendTTL(t *testing.T) {
 	clk.Advance(9 * time.Second)
 	if got := e.content("s"); got != "xxxx" {
 		t.Fatalf("content %q", got)
+	}
+}
+
+// TestAccessRecordedOnlyWithTTL: an access moves a stream's last access
+// time in the catalog only if the stream has a TTL, the one thing the
+// time serves.
+func TestAccessRecordedOnlyWithTTL(t *testing.T) {
+	e, clk := ttlEnv(t)
+	created := clk.Now()
+	e.create(&sequencer.CreateRequest{Path: "ttl", TTL: dur(time.Hour)})
+	e.create(&sequencer.CreateRequest{Path: "plain"})
+	clk.Advance(time.Minute)
+	for _, p := range []string{"ttl", "plain"} {
+		h, err := e.reg.Acquire(t.Context(), p, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Release()
+	}
+	e.close() // flushes access times
+	cat, err := catalog.Open(t.Context(), filepath.Join(e.dir, "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	for p, want := range map[string]time.Time{"ttl": clk.Now(), "plain": created} {
+		row, err := cat.Get(t.Context(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !row.LastAccess.Equal(want) {
+			t.Errorf("%s: last access %v, want %v", p, row.LastAccess, want)
+		}
 	}
 }
 

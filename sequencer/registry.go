@@ -254,7 +254,10 @@ func (h *Handle) Release() {
 }
 
 // Acquire opens the live stream at path. renew records an access that
-// extends a sliding TTL (reads and writes do, HEAD does not).
+// extends a sliding TTL (reads and writes do, HEAD does not). Only a
+// stream with a TTL records it: access times move nothing else, and a
+// stream's TTL is fixed at its creation, so the others would only cost a
+// catalog update each (every new stream of create-64, on its append).
 func (r *Registry) Acquire(ctx context.Context, path string, renew bool) (*Handle, error) {
 	row, err := r.liveRowUnlocked(ctx, path)
 	if err != nil {
@@ -264,7 +267,7 @@ func (r *Registry) Acquire(ctx context.Context, path string, renew bool) (*Handl
 	if err != nil {
 		return nil, err
 	}
-	if renew {
+	if renew && row.TTL > 0 {
 		r.touch(row.ID)
 	}
 	return &Handle{st: st, Info: row, release: release}, nil
