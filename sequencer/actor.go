@@ -107,7 +107,7 @@ type Stream struct {
 	done    chan struct{} // closed when the actor has exited for good
 
 	actMu sync.Mutex
-	act   int // actNew, actRunning or actParked (see run)
+	act   int // actNew, actRunning or actParked (see start)
 
 	// Registry bookkeeping, guarded by reg.mu.
 	refs     int
@@ -162,26 +162,44 @@ func (s *Stream) ID() int64 { return s.id }
 //     the actor-owned fields pass from one to the next through actMu.
 //  2. No op waits in a parked actor's mailbox: senders queue first and
 //     wake second, and park gives up under actMu when it finds an op.
-//  3. Nothing starts a goroutine before the registry's run (the stream
+//  3. Nothing starts a goroutine before the registry's start (the stream
 //     may be reachable, e.g. by a checkpoint, while startActor still
 //     sets it up) or after the actor exited (it stays actRunning).
 //  4. Timers do not keep a goroutine: the seal by age is an op that a
 //     timer sends (sealAgeOp).
 const (
-	actNew     = iota // run not called yet
+	actNew     = iota // start not called yet
 	actRunning        // a goroutine runs the actor (or it exited)
 	actParked         // no goroutine; the next op starts one
 )
 
-// run starts the actor; the registry calls it once, on a new goroutine.
-func (s *Stream) run() {
-	s.actMu.Lock()
-	s.act = actRunning
-	s.actMu.Unlock()
+// mailboxSize is how many ops wait in an actor's mailbox before senders
+// block. Blocked senders are still taken into the batch being drained,
+// so this bounds memory per open stream (16 bytes a slot), not batching.
+const mailboxSize = 32
+
+// start starts the actor; the registry calls it once. A new stream's
+// actor starts parked: most get their first op later or never, and a
+// goroutine started for nothing grows and parks at once. Ops queued
+// before start (invariant 3) wake it here.
+func (s *Stream) start() {
 	if s.reg.cfg.Rotation.Enabled && s.meta.Closed && s.meta.OpenSegMsgs > 0 {
-		s.sealByAge() // a stream created closed, or closed before a crash
+		// A stream created closed, or closed before a crash, seals first.
+		s.actMu.Lock()
+		s.act = actRunning
+		s.actMu.Unlock()
+		go func() {
+			s.sealByAge()
+			s.loop()
+		}()
+		return
 	}
-	s.loop()
+	s.actMu.Lock()
+	s.act = actParked
+	s.actMu.Unlock()
+	if len(s.mailbox) > 0 {
+		s.wake()
+	}
 }
 
 // wake starts a goroutine for a parked actor; senders call it after

@@ -417,7 +417,7 @@ func (r *Registry) startActor(ctx context.Context, id int64) (*Stream, error) {
 		return nil, err
 	}
 	st := &Stream{id: id, reg: r, log: lg, lg: r.lg, meta: meta, segments: segs,
-		mailbox: make(chan op, 256), done: make(chan struct{}), lastUsed: r.now(),
+		mailbox: make(chan op, mailboxSize), done: make(chan struct{}), lastUsed: r.now(),
 		producers: prods}
 	if wb != nil {
 		st.wb = *wb
@@ -431,7 +431,7 @@ func (r *Registry) startActor(ctx context.Context, id int64) (*Stream, error) {
 			r.rotationNotify(st, g) // resume uploads interrupted by a restart
 		}
 	}
-	go st.run()
+	st.start()
 	return st, nil
 }
 
