@@ -122,8 +122,8 @@ func TestCrashDurabilityManyStreams(t *testing.T) {
 		prodLines += len(lines)
 	}
 	verifySegments(t, srv)
-	t.Logf("crash test, 64 streams: %d SIGKILLs while writing, %d during recovery; %d plain appends acknowledged (%d stored), %d producer appends",
-		rounds, recoveryKills, total, stored, prodLines)
+	Summary(fmt.Sprintf("CRASH 64 streams: kills-writing=%d kills-recovering=%d plain-acknowledged=%d plain-stored=%d producer-appends=%d (every acknowledged append once, in order)",
+		rounds, recoveryKills, total, stored, prodLines))
 }
 
 // killDuringStart starts the server on srv's data directory and SIGKILLs

@@ -116,8 +116,8 @@ func TestCrashDurability(t *testing.T) {
 	for _, a := range plainAcked {
 		total += len(a)
 	}
-	t.Logf("crash test: %d plain appends acknowledged (%d stored), %d producer lines, %d producer retries after restart",
-		total, len(plainLines), len(prodLines), count(retried))
+	Summary(fmt.Sprintf("CRASH one stream: plain-acknowledged=%d plain-stored=%d producer-lines=%d producer-retries-after-restart=%d",
+		total, len(plainLines), len(prodLines), count(retried)))
 }
 
 func count(bs []bool) int {
