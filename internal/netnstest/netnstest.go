@@ -456,9 +456,11 @@ func ipOutput(args ...string) (string, error) {
 }
 
 // notFound reports whether err is `ip` saying the object does not exist
-// (already removed).
+// (already removed). "No such device" is the kernel's answer for a veth
+// end that went between the lookup and the delete: a namespace's deletion
+// destroys the pair's other end asynchronously.
 func notFound(err error) bool {
 	s := err.Error()
 	return strings.Contains(s, "Cannot find device") || strings.Contains(s, "No such file") ||
-		strings.Contains(s, "does not exist")
+		strings.Contains(s, "does not exist") || strings.Contains(s, "No such device")
 }
