@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 )
@@ -176,5 +177,64 @@ func TestGroupCommitInsertsWithConflicts(t *testing.T) {
 	}
 	if got := mustGet(t, c, parent).RefCount; got != forks {
 		t.Errorf("parent's refcount %d, want %d (its stored forks)", got, forks)
+	}
+}
+
+// TestGroupCommitCanceledWriteSharesNoStatement: a creation whose context
+// ends while its group runs fails alone. The group binds each statement
+// to its transaction once, for every write of the group; bound with the
+// ended context, the statement carried that error to the creations after
+// it in the group.
+func TestGroupCommitCanceledWriteSharesNoStatement(t *testing.T) {
+	c, _ := openTemp(t)
+	ctx := context.Background()
+	var ids [2]int64
+	for i := range ids {
+		id, err := c.AllocateID(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = id
+	}
+	queued := func(n int) {
+		t.Helper()
+		for {
+			c.pendMu.Lock()
+			got := len(c.pending)
+			c.pendMu.Unlock()
+			if got == n {
+				return
+			}
+			runtime.Gosched()
+		}
+	}
+	c.wlock <- struct{}{} // a group commit in progress: the next group takes all three
+	canceled, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	wg.Go(func() { errs[0] = c.write(ctx, func(*sql.Tx) error { cancel(); return nil }) })
+	queued(1)
+	wg.Go(func() {
+		errs[1] = c.Insert(canceled, Stream{ID: ids[0], Path: "canceled", ContentType: "text/plain", CreatedAt: t0})
+	})
+	queued(2)
+	wg.Go(func() {
+		errs[2] = c.Insert(ctx, Stream{ID: ids[1], Path: "innocent", ContentType: "text/plain", CreatedAt: t0})
+	})
+	queued(3)
+	<-c.wlock
+	wg.Wait()
+	if errs[0] != nil {
+		t.Errorf("the write that cancels: %v", errs[0])
+	}
+	if !errors.Is(errs[1], context.Canceled) {
+		t.Errorf("the canceled creation = %v, want context.Canceled", errs[1])
+	}
+	if errs[2] != nil {
+		t.Errorf("the creation after the canceled one in its group = %v, want nil", errs[2])
+	}
+	if _, err := c.Get(ctx, "innocent"); err != nil {
+		t.Errorf("Get(innocent): %v", err)
 	}
 }
