@@ -98,45 +98,49 @@ func stressOp(ctx context.Context, reg *sequencer.Registry, rng *rand.Rand, path
 	ct protocol.ContentType, ack func(path, msg string), waitFor time.Duration) error {
 	path := paths[rng.IntN(len(paths))]
 	msg := fmt.Sprintf("w%02d-%04d;", w, i)
-	switch n := rng.IntN(100); {
-	case n < 45: // a plain append
+	acquire := func() (*sequencer.Handle, error) {
 		h, err := reg.Acquire(ctx, path, true)
 		if err != nil {
-			return fmt.Errorf("acquire %s: %w", path, err)
+			return nil, fmt.Errorf("acquire %s: %w", path, err)
+		}
+		return h, nil
+	}
+	appendMsg := func() error {
+		h, err := acquire()
+		if err != nil {
+			return err
 		}
 		defer h.Release()
 		if _, err := h.Append(ctx, &sequencer.AppendRequest{ContentType: ct, Messages: [][]byte{[]byte(msg)}}); err != nil {
 			return fmt.Errorf("append to %s: %w", path, err)
 		}
 		ack(path, msg)
+		return nil
+	}
+	switch n := rng.IntN(100); {
+	case n < 45: // a plain append
+		return appendMsg()
 	case n < 65: // a reader of the snapshot before an append must be woken
 		// The reader holds its handle while it waits, as a long poll
 		// does: the actor cannot be evicted under it.
-		h, err := reg.Acquire(ctx, path, true)
+		h, err := acquire()
 		if err != nil {
-			return fmt.Errorf("acquire %s: %w", path, err)
+			return err
 		}
 		defer h.Release()
-		snap := h.Snapshot()
-		changed := snap.Changed()
-		h2, err := reg.Acquire(ctx, path, true)
-		if err != nil {
-			return fmt.Errorf("acquire %s: %w", path, err)
+		changed := h.Snapshot().Changed()
+		if err := appendMsg(); err != nil {
+			return err
 		}
-		defer h2.Release()
-		if _, err := h2.Append(ctx, &sequencer.AppendRequest{ContentType: ct, Messages: [][]byte{[]byte(msg)}}); err != nil {
-			return fmt.Errorf("append to %s: %w", path, err)
-		}
-		ack(path, msg)
 		select {
 		case <-changed:
 		case <-time.After(waitFor):
 			return fmt.Errorf("%s: a reader of the snapshot before an append was not woken", path)
 		}
 	case n < 85: // reads from a random position while the stream seals and moves
-		h, err := reg.Acquire(ctx, path, true)
+		h, err := acquire()
 		if err != nil {
-			return fmt.Errorf("acquire %s: %w", path, err)
+			return err
 		}
 		defer h.Release()
 		snap := h.Snapshot()
@@ -159,9 +163,9 @@ func stressOp(ctx context.Context, reg *sequencer.Registry, rng *rand.Rand, path
 			return fmt.Errorf("checkpoint: %w", err)
 		}
 	case n < 95: // a write of one stream's hot log
-		h, err := reg.Acquire(ctx, path, true)
+		h, err := acquire()
 		if err != nil {
-			return fmt.Errorf("acquire %s: %w", path, err)
+			return err
 		}
 		defer h.Release()
 		if err := sequencer.FlushHotLog(h); err != nil {
