@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestGroupCommit runs many concurrent writes, every third of which fails
@@ -196,35 +197,16 @@ func TestGroupCommitCanceledWriteSharesNoStatement(t *testing.T) {
 		}
 		ids[i] = id
 	}
-	queued := func(n int) {
-		t.Helper()
-		for {
-			c.pendMu.Lock()
-			got := len(c.pending)
-			c.pendMu.Unlock()
-			if got == n {
-				return
-			}
-			runtime.Gosched()
-		}
-	}
-	c.wlock <- struct{}{} // a group commit in progress: the next group takes all three
 	canceled, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make([]error, 3)
-	var wg sync.WaitGroup
-	wg.Go(func() { errs[0] = c.write(ctx, func(*sql.Tx) error { cancel(); return nil }) })
-	queued(1)
-	wg.Go(func() {
-		errs[1] = c.Insert(canceled, Stream{ID: ids[0], Path: "canceled", ContentType: "text/plain", CreatedAt: t0})
-	})
-	queued(2)
-	wg.Go(func() {
-		errs[2] = c.Insert(ctx, Stream{ID: ids[1], Path: "innocent", ContentType: "text/plain", CreatedAt: t0})
-	})
-	queued(3)
-	<-c.wlock
-	wg.Wait()
+	errs := inOneGroup(t, c,
+		func() error { return c.write(ctx, func(*sql.Tx) error { cancel(); return nil }) },
+		func() error {
+			return c.Insert(canceled, Stream{ID: ids[0], Path: "canceled", ContentType: "text/plain", CreatedAt: t0})
+		},
+		func() error {
+			return c.Insert(ctx, Stream{ID: ids[1], Path: "innocent", ContentType: "text/plain", CreatedAt: t0})
+		})
 	if errs[0] != nil {
 		t.Errorf("the write that cancels: %v", errs[0])
 	}
@@ -237,4 +219,81 @@ func TestGroupCommitCanceledWriteSharesNoStatement(t *testing.T) {
 	if _, err := c.Get(ctx, "innocent"); err != nil {
 		t.Errorf("Get(innocent): %v", err)
 	}
+}
+
+// TestGroupCommitInterruptedWriteFailsAlone: a write whose context ends
+// while its statement runs is interrupted, and SQLite then rolls the
+// group's whole transaction back; the other writes of the group must
+// still succeed, not fail with the lost savepoint.
+func TestGroupCommitInterruptedWriteFailsAlone(t *testing.T) {
+	c, _ := openTemp(t)
+	ctx := context.Background()
+	if _, err := c.db.Exec("CREATE TABLE gc_test (k INTEGER PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	insert := func(k int) func(*sql.Tx) error {
+		return func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, "INSERT INTO gc_test (k) VALUES (?)", k)
+			return err
+		}
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	defer cancel()
+	long := func(tx *sql.Tx) error {
+		// An insert that runs until its context ends.
+		time.AfterFunc(20*time.Millisecond, cancel)
+		_, err := tx.ExecContext(canceled, `INSERT INTO gc_test (k) WITH RECURSIVE n(i) AS
+			(SELECT 100 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000) SELECT i FROM n`)
+		return err
+	}
+	errs := inOneGroup(t, c,
+		func() error { return c.write(ctx, insert(1)) },
+		func() error { return c.write(canceled, long) },
+		func() error { return c.write(ctx, insert(2)) })
+	if errs[0] != nil || errs[2] != nil {
+		t.Errorf("the writes beside the interrupted one: %v, %v; want nil", errs[0], errs[2])
+	}
+	if !errors.Is(errs[1], context.Canceled) {
+		t.Errorf("the interrupted write = %v, want context.Canceled", errs[1])
+	}
+	var keys []int
+	rows, err := c.db.Query("SELECT k FROM gc_test ORDER BY k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k int
+		if err := rows.Scan(&k); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	if fmt.Sprint(keys) != "[1 2]" {
+		t.Errorf("stored %v, want [1 2]", keys)
+	}
+}
+
+// inOneGroup makes calls, each of which queues one write, in order, and
+// has the writes run as one group commit; it returns the calls' outcomes.
+func inOneGroup(t *testing.T, c *Catalog, calls ...func() error) []error {
+	t.Helper()
+	c.wlock <- struct{}{} // a group commit in progress: the next group takes them all
+	errs := make([]error, len(calls))
+	var wg sync.WaitGroup
+	for i, call := range calls {
+		wg.Go(func() { errs[i] = call() })
+		for {
+			c.pendMu.Lock()
+			n := len(c.pending)
+			c.pendMu.Unlock()
+			if n == i+1 {
+				break
+			}
+			runtime.Gosched()
+		}
+	}
+	<-c.wlock
+	wg.Wait()
+	return errs
 }
