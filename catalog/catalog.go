@@ -416,12 +416,43 @@ func (c *Catalog) commitPending() {
 	}
 	results := make([]error, len(live))
 	err := c.runGroup(live, results)
+	if err != nil {
+		err = c.rerunGroup(live, results, err)
+	}
 	for i, r := range live {
 		if results[i] == nil {
 			results[i] = err
 		}
 		r.done <- results[i]
 	}
+}
+
+// rerunGroup runs once more, in a new transaction, the writes of a group
+// that failed with err after some of its writes failed on their own: the
+// failure of a write may have taken the group's transaction with it
+// (SQLite rolls a transaction back whole when a write in it is
+// interrupted, as when its caller's context ends), and the others must
+// not fail for it. Nothing of the group was committed, and a write's fn
+// may run again (PostgreSQL retries them too). It returns the outcome of
+// the writes without their own.
+func (c *Catalog) rerunGroup(group []*writeReq, results []error, err error) error {
+	var rest []*writeReq
+	var at []int
+	for i, r := range group {
+		if results[i] == nil {
+			rest = append(rest, r)
+			at = append(at, i)
+		}
+	}
+	if len(rest) == 0 || len(rest) == len(group) {
+		return err
+	}
+	restResults := make([]error, len(rest))
+	err = c.runGroup(rest, restResults)
+	for j, i := range at {
+		results[i] = restResults[j]
+	}
+	return err
 }
 
 // runGroup runs the writes of a group in one transaction and commits it.

@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestGroupCommit runs many concurrent writes, every third of which fails
@@ -177,4 +179,121 @@ func TestGroupCommitInsertsWithConflicts(t *testing.T) {
 	if got := mustGet(t, c, parent).RefCount; got != forks {
 		t.Errorf("parent's refcount %d, want %d (its stored forks)", got, forks)
 	}
+}
+
+// TestGroupCommitCanceledWriteSharesNoStatement: a creation whose context
+// ends while its group runs fails alone. The group binds each statement
+// to its transaction once, for every write of the group; bound with the
+// ended context, the statement carried that error to the creations after
+// it in the group.
+func TestGroupCommitCanceledWriteSharesNoStatement(t *testing.T) {
+	c, _ := openTemp(t)
+	ctx := context.Background()
+	var ids [2]int64
+	for i := range ids {
+		id, err := c.AllocateID(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = id
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := inOneGroup(t, c,
+		func() error { return c.write(ctx, func(*sql.Tx) error { cancel(); return nil }) },
+		func() error {
+			return c.Insert(canceled, Stream{ID: ids[0], Path: "canceled", ContentType: "text/plain", CreatedAt: t0})
+		},
+		func() error {
+			return c.Insert(ctx, Stream{ID: ids[1], Path: "innocent", ContentType: "text/plain", CreatedAt: t0})
+		})
+	if errs[0] != nil {
+		t.Errorf("the write that cancels: %v", errs[0])
+	}
+	if !errors.Is(errs[1], context.Canceled) {
+		t.Errorf("the canceled creation = %v, want context.Canceled", errs[1])
+	}
+	if errs[2] != nil {
+		t.Errorf("the creation after the canceled one in its group = %v, want nil", errs[2])
+	}
+	if _, err := c.Get(ctx, "innocent"); err != nil {
+		t.Errorf("Get(innocent): %v", err)
+	}
+}
+
+// TestGroupCommitInterruptedWriteFailsAlone: a write whose context ends
+// while its statement runs is interrupted, and SQLite then rolls the
+// group's whole transaction back; the other writes of the group must
+// still succeed, not fail with the lost savepoint.
+func TestGroupCommitInterruptedWriteFailsAlone(t *testing.T) {
+	c, _ := openTemp(t)
+	ctx := context.Background()
+	if _, err := c.db.Exec("CREATE TABLE gc_test (k INTEGER PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	insert := func(k int) func(*sql.Tx) error {
+		return func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, "INSERT INTO gc_test (k) VALUES (?)", k)
+			return err
+		}
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	defer cancel()
+	long := func(tx *sql.Tx) error {
+		// An insert that runs until its context ends.
+		time.AfterFunc(20*time.Millisecond, cancel)
+		_, err := tx.ExecContext(canceled, `INSERT INTO gc_test (k) WITH RECURSIVE n(i) AS
+			(SELECT 100 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000) SELECT i FROM n`)
+		return err
+	}
+	errs := inOneGroup(t, c,
+		func() error { return c.write(ctx, insert(1)) },
+		func() error { return c.write(canceled, long) },
+		func() error { return c.write(ctx, insert(2)) })
+	if errs[0] != nil || errs[2] != nil {
+		t.Errorf("the writes beside the interrupted one: %v, %v; want nil", errs[0], errs[2])
+	}
+	if !errors.Is(errs[1], context.Canceled) {
+		t.Errorf("the interrupted write = %v, want context.Canceled", errs[1])
+	}
+	var keys []int
+	rows, err := c.db.Query("SELECT k FROM gc_test ORDER BY k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k int
+		if err := rows.Scan(&k); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	if fmt.Sprint(keys) != "[1 2]" {
+		t.Errorf("stored %v, want [1 2]", keys)
+	}
+}
+
+// inOneGroup makes calls, each of which queues one write, in order, and
+// has the writes run as one group commit; it returns the calls' outcomes.
+func inOneGroup(t *testing.T, c *Catalog, calls ...func() error) []error {
+	t.Helper()
+	c.wlock <- struct{}{} // a group commit in progress: the next group takes them all
+	errs := make([]error, len(calls))
+	var wg sync.WaitGroup
+	for i, call := range calls {
+		wg.Go(func() { errs[i] = call() })
+		for {
+			c.pendMu.Lock()
+			n := len(c.pending)
+			c.pendMu.Unlock()
+			if n == i+1 {
+				break
+			}
+			runtime.Gosched()
+		}
+	}
+	<-c.wlock
+	wg.Wait()
+	return errs
 }

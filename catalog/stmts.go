@@ -89,7 +89,11 @@ func (c *Catalog) inTx(ctx context.Context, tx *sql.Tx, st *sql.Stmt) *sql.Stmt 
 	}
 	b, ok := c.group.bound[st]
 	if !ok {
-		b = tx.StmtContext(ctx, st)
+		// Bound for every write of the group, so not with this write's
+		// cancellation: bound with an ended context, the statement would
+		// fail the group's later writes with that error. The write's own
+		// context still governs the statement's runs.
+		b = tx.StmtContext(context.WithoutCancel(ctx), st)
 		c.group.bound[st] = b
 	}
 	return b
