@@ -151,14 +151,14 @@ type Catalog struct {
 	// (see Journaled); it changes only while wlock is held.
 	checkpointed atomic.Uint64
 
-	// idLock guards next and limit, the unused part of the reserved id
-	// block. It is a channel so that waiting for it honors the context
-	// while the holder refills the block from the database.
-	idLock      chan struct{}
-	next, limit int64
-	// reserved is limit for readers without idLock (insert): every id
-	// below it is reserved in id_alloc.
-	reserved atomic.Int64
+	// idLock guards next and the changes of limit, the unused part of
+	// the reserved id block. It is a channel so that waiting for it
+	// honors the context while the holder refills the block from the
+	// database. limit is atomic for insert, which reads it without
+	// idLock: every id below it is reserved in id_alloc.
+	idLock chan struct{}
+	next   int64
+	limit  atomic.Int64
 
 	// stmts are the statements every stream request or creation runs,
 	// prepared once (every stream request looks its stream up, every
@@ -582,7 +582,7 @@ func (c *Catalog) AllocateID(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("catalog: allocate id: %w", ctx.Err())
 	}
 	defer func() { <-c.idLock }()
-	if c.next == c.limit {
+	if c.next == c.limit.Load() {
 		var first int64
 		err := c.write(ctx, func(tx *sql.Tx) error {
 			return tx.QueryRowContext(ctx,
@@ -591,8 +591,8 @@ func (c *Catalog) AllocateID(ctx context.Context) (int64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("catalog: allocate id: %w", err)
 		}
-		c.next, c.limit = first, first+idBlock
-		c.reserved.Store(c.limit)
+		c.next = first
+		c.limit.Store(first + idBlock)
 	}
 	id := c.next
 	c.next++
@@ -656,7 +656,7 @@ func (c *Catalog) insert(ctx context.Context, s Stream, jr Journaled) error {
 		// by a later AllocateID. The ids of this process's own blocks
 		// are below it (the reserved range only grows); others, such as
 		// a creation replayed from the commit journal, are looked up.
-		if s.ID >= c.reserved.Load() {
+		if s.ID >= c.limit.Load() {
 			var next int64
 			if err := c.inTx(ctx, tx, c.stmts.idsReserved).QueryRowContext(ctx).Scan(&next); err != nil {
 				return err
