@@ -122,8 +122,10 @@ func TestCrashDurabilityManyStreams(t *testing.T) {
 		prodLines += len(lines)
 	}
 	verifySegments(t, srv)
-	Summary(fmt.Sprintf("CRASH 64 streams: kills-writing=%d kills-recovering=%d plain-acknowledged=%d plain-stored=%d producer-appends=%d (every acknowledged append once, in order)",
-		rounds, recoveryKills, total, stored, prodLines))
+	msg := fmt.Sprintf("CRASH 64 streams: kills-writing=%d kills-recovering=%d plain-acknowledged=%d plain-stored=%d producer-appends=%d (every acknowledged append once, in order)",
+		rounds, recoveryKills, total, stored, prodLines)
+	t.Log(msg)
+	Summary(msg)
 }
 
 // killDuringStart starts the server on srv's data directory and SIGKILLs

@@ -116,8 +116,10 @@ func TestCrashDurability(t *testing.T) {
 	for _, a := range plainAcked {
 		total += len(a)
 	}
-	Summary(fmt.Sprintf("CRASH one stream: plain-acknowledged=%d plain-stored=%d producer-lines=%d producer-retries-after-restart=%d",
-		total, len(plainLines), len(prodLines), count(retried)))
+	msg := fmt.Sprintf("CRASH one stream: plain-acknowledged=%d plain-stored=%d producer-lines=%d producer-retries-after-restart=%d",
+		total, len(plainLines), len(prodLines), count(retried))
+	t.Log(msg)
+	Summary(msg)
 }
 
 func count(bs []bool) int {
